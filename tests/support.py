@@ -1,0 +1,79 @@
+"""Helpers shared by tests: DSNs, a live server in subprocesses, free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from api.lifespan import _init_connection as init_connection
+from chongjun.config import Settings
+
+__all__ = ("dsn_with_database", "free_port", "init_connection", "live_server")
+
+
+def dsn_with_database(dsn: str, database: str) -> str:
+    """The same server, another database; keeps query options such as a socket `host`."""
+    parts = urlsplit(dsn)
+    query = dict(parse_qsl(parts.query))
+    query.pop("dbname", None)
+    query.pop("database", None)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, urlencode(query), parts.fragment))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def live_server(settings: Settings, *, workers: int = 2, extra_env: dict[str, str] | None = None):
+    """`chongjun serve --workers N` as a real subprocess on a free port; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "CHONGJUN_ENV": settings.env,
+        "CHONGJUN_DATA_DIR": str(settings.data_dir),
+        "CHONGJUN_DEVICE_SCAN_RATE": str(settings.device_scan_rate),
+        "CHONGJUN_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chongjun.cli", "serve", "--port", str(port), "--workers", str(workers), "--no-seed"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stderr.read().decode(errors='replace')[-2000:]}")
+            try:
+                if httpx.get(base_url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start in 60 s")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
