@@ -1,0 +1,92 @@
+"""The ledger's guards inside PostgreSQL, driven directly over many connections at once.
+
+These pin invariants 1, 2 and 5 at the layer that enforces them: whatever the HTTP layer or
+Redis does, the database alone never accepts a code twice nor lets a cap be overrun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date
+
+import asyncpg
+import pytest
+
+RECORD = """
+SELECT record_redemption($1, $2, 'cj', $3, $4, $5, 1, 'T1', $6, $7, NULL, NULL, $8, 'free', 0, false,
+                         $9::text[], $10::int[], $11)
+"""
+DAY = date(2026, 11, 27)
+
+
+@pytest.fixture
+async def pool(settings):
+    pool = await asyncpg.create_pool(settings.database_url, min_size=50, max_size=100)
+    yield pool
+    await pool.close()
+
+
+def ids():
+    return {k: uuid.uuid4() for k in ("person", "benefit", "venue", "merchant")}
+
+
+async def record(pool, who, *, jti, keys=(), caps=(), capacity=None, companions=0):
+    return await pool.fetchval(
+        RECORD, uuid.uuid4(), jti, DAY, who["person"], who["benefit"], who["venue"], who["merchant"],
+        companions, list(keys), list(caps), capacity,
+    )
+
+
+async def test_one_code_is_accepted_once_under_concurrency(pool, conn):
+    who = ids()
+    outcomes = await asyncio.gather(*[record(pool, who, jti="same-jti") for _ in range(300)])
+    assert outcomes.count("accepted") == 1
+    assert outcomes.count("replayed") == 299
+    assert await conn.fetchval("SELECT count(*) FROM redemptions WHERE jti = 'same-jti'") == 1
+
+
+async def test_daily_cap_holds_for_many_codes_at_once(pool, conn):
+    who = ids()
+    outcomes = await asyncio.gather(
+        *[record(pool, who, jti=f"code-{i}", keys=["d:2026-11-27", "m:2026-11"], caps=[1, 4]) for i in range(200)]
+    )
+    assert outcomes.count("accepted") == 1
+    assert outcomes.count("quota_exhausted") == 199
+    assert await conn.fetchval("SELECT count(*) FROM redemptions WHERE person_id = $1", who["person"]) == 1
+    # A refused scan consumed nothing: its code is still unused.
+    assert await conn.fetchval("SELECT count(*) FROM consumed_codes") == 1
+    used = await conn.fetch("SELECT period_key, used FROM quota_usage ORDER BY period_key")
+    assert [(r["period_key"], r["used"]) for r in used] == [("d:2026-11-27", 1), ("m:2026-11", 1)]
+
+
+async def test_venue_capacity_counts_companions(pool, conn):
+    venue = uuid.uuid4()
+    people = [dict(ids(), venue=venue) for _ in range(120)]
+    outcomes = await asyncio.gather(
+        *[record(pool, who, jti=f"v-{i}", capacity=50, companions=1) for i, who in enumerate(people)]
+    )
+    assert outcomes.count("accepted") == 25
+    assert outcomes.count("venue_capacity_reached") == 95
+    assert await conn.fetchval("SELECT used FROM venue_day_usage WHERE venue_id = $1", venue) == 50
+    admitted = await conn.fetchval("SELECT sum(1 + companions) FROM redemptions WHERE venue_id = $1", venue)
+    assert admitted == 50
+
+
+async def test_zero_cap_never_accepts(pool):
+    assert await record(pool, ids(), jti="z", keys=["y:2026"], caps=[0]) == "quota_exhausted"
+
+
+async def test_ledger_rows_cannot_be_changed_or_deleted(pool, conn):
+    who = ids()
+    assert await record(pool, who, jti="keep") == "accepted"
+    for statement in (
+        "UPDATE redemptions SET companions = 5",
+        "DELETE FROM redemptions",
+        "TRUNCATE redemptions",
+        "DELETE FROM consumed_codes",
+        "UPDATE consumed_codes SET jti = 'other'",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(statement)
+    assert await conn.fetchval("SELECT count(*) FROM redemptions") == 1
