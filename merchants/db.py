@@ -1,0 +1,397 @@
+"""SQL of the merchants package: one function per query; a missing row returns None."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+__all__ = (
+    "create_device",
+    "create_merchant",
+    "create_venue",
+    "device_state",
+    "get_device",
+    "get_device_for_token",
+    "get_device_identity",
+    "get_merchant",
+    "get_venue",
+    "insert_audit",
+    "list_devices",
+    "list_merchants",
+    "list_public_venues",
+    "list_venues",
+    "merchant_device_ids",
+    "merchant_visible_in_district",
+    "revoke_device",
+    "roll_device_secret",
+    "touch_device_token",
+    "update_merchant",
+    "update_venue",
+    "venue_device_ids",
+)
+
+_MERCHANT_COLUMNS = "id, name, credit_code, district, contact_name, contact_phone, status, created_at, updated_at"
+_VENUE_COLUMNS = """
+    v.id, v.merchant_id, v.name_zh, v.name_en, v.district, v.address,
+    CASE WHEN v.latitude IS NULL THEN NULL
+         ELSE jsonb_build_object('lat', v.latitude, 'lng', v.longitude) END AS location,
+    v.domain, v.opening_hours, v.daily_capacity, v.status, v.created_at, v.updated_at
+"""
+_DEVICE_COLUMNS = "d.id, d.venue_id, d.merchant_id, d.label, d.status, d.created_at, d.revoked_at, d.last_token_at"
+
+
+async def insert_audit(
+    conn: asyncpg.Connection,
+    *,
+    actor_kind: str,
+    actor_id: str,
+    action: str,
+    object_kind: str,
+    object_id: str,
+    district: str | None,
+    detail: dict[str, Any],
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO audit_log (actor_kind, actor_id, action, object_kind, object_id, district, detail)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        """,
+        actor_kind,
+        actor_id,
+        action,
+        object_kind,
+        object_id,
+        district,
+        detail,
+    )
+
+
+# --- merchants ---------------------------------------------------------------------------------
+
+
+async def create_merchant(
+    conn: asyncpg.Connection,
+    *,
+    name: str,
+    credit_code: str,
+    district: str,
+    contact_name: str,
+    contact_phone: str,
+) -> asyncpg.Record | None:
+    """The new merchant, or None when the credit code is taken."""
+    return await conn.fetchrow(
+        f"""
+        INSERT INTO merchants (name, credit_code, district, contact_name, contact_phone)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (credit_code) DO NOTHING
+        RETURNING {_MERCHANT_COLUMNS}
+        """,
+        name,
+        credit_code,
+        district,
+        contact_name,
+        contact_phone,
+    )
+
+
+async def get_merchant(conn: asyncpg.Connection, merchant_id: UUID, *, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT {_MERCHANT_COLUMNS} FROM merchants WHERE id = $1{lock}", merchant_id)
+
+
+async def merchant_visible_in_district(conn: asyncpg.Connection, merchant_id: UUID, district: str) -> bool:
+    """A district sees a merchant it onboarded or one with a venue inside it."""
+    return await conn.fetchval(
+        """
+        SELECT EXISTS (SELECT 1 FROM merchants WHERE id = $1 AND district = $2)
+            OR EXISTS (SELECT 1 FROM venues WHERE merchant_id = $1 AND district = $2)
+        """,
+        merchant_id,
+        district,
+    )
+
+
+async def list_merchants(
+    conn: asyncpg.Connection,
+    *,
+    district: str | None,
+    merchant_id: UUID | None,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    after_at, after_id = after or (None, None)
+    return await conn.fetch(
+        f"""
+        SELECT {_MERCHANT_COLUMNS} FROM merchants m
+        WHERE ($1::text IS NULL OR m.district = $1
+               OR EXISTS (SELECT 1 FROM venues v WHERE v.merchant_id = m.id AND v.district = $1))
+          AND ($2::uuid IS NULL OR m.id = $2)
+          AND ($3::timestamptz IS NULL OR (m.created_at, m.id) > ($3, $4::uuid))
+        ORDER BY m.created_at, m.id
+        LIMIT $5
+        """,
+        district,
+        merchant_id,
+        after_at,
+        after_id,
+        limit,
+    )
+
+
+async def update_merchant(conn: asyncpg.Connection, merchant_id: UUID, changes: dict[str, Any]) -> asyncpg.Record | None:
+    # Column names come from the MerchantUpdate struct's fields, never from the request.
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
+    return await conn.fetchrow(
+        f"UPDATE merchants SET {assignments}, updated_at = now() WHERE id = $1 RETURNING {_MERCHANT_COLUMNS}",
+        merchant_id,
+        *changes.values(),
+    )
+
+
+# --- venues ------------------------------------------------------------------------------------
+
+
+async def create_venue(
+    conn: asyncpg.Connection,
+    *,
+    merchant_id: UUID,
+    name_zh: str,
+    name_en: str | None,
+    district: str,
+    address: str,
+    latitude: float | None,
+    longitude: float | None,
+    domain: str,
+    opening_hours: list[Any],
+    daily_capacity: int | None,
+) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"""
+        WITH v AS (
+            INSERT INTO venues (merchant_id, name_zh, name_en, district, address, latitude, longitude,
+                                domain, opening_hours, daily_capacity)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            RETURNING *
+        )
+        SELECT {_VENUE_COLUMNS} FROM v
+        """,
+        merchant_id,
+        name_zh,
+        name_en,
+        district,
+        address,
+        latitude,
+        longitude,
+        domain,
+        opening_hours,
+        daily_capacity,
+    )
+
+
+async def get_venue(conn: asyncpg.Connection, venue_id: UUID, *, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT {_VENUE_COLUMNS} FROM venues v WHERE v.id = $1{lock}", venue_id)
+
+
+async def list_venues(
+    conn: asyncpg.Connection,
+    *,
+    district: str | None,
+    merchant_id: UUID | None,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    after_at, after_id = after or (None, None)
+    return await conn.fetch(
+        f"""
+        SELECT {_VENUE_COLUMNS} FROM venues v
+        WHERE ($1::text IS NULL OR v.district = $1)
+          AND ($2::uuid IS NULL OR v.merchant_id = $2)
+          AND ($3::timestamptz IS NULL OR (v.created_at, v.id) > ($3, $4::uuid))
+        ORDER BY v.created_at, v.id
+        LIMIT $5
+        """,
+        district,
+        merchant_id,
+        after_at,
+        after_id,
+        limit,
+    )
+
+
+async def update_venue(conn: asyncpg.Connection, venue_id: UUID, changes: dict[str, Any]) -> asyncpg.Record | None:
+    # Column names come from the VenueUpdate struct's fields, never from the request.
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
+    return await conn.fetchrow(
+        f"""
+        WITH v AS (
+            UPDATE venues SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *
+        )
+        SELECT {_VENUE_COLUMNS} FROM v
+        """,
+        venue_id,
+        *changes.values(),
+    )
+
+
+async def list_public_venues(conn: asyncpg.Connection, *, domain: str | None, district: str | None) -> list[asyncpg.Record]:
+    """Open venues of active merchants: the public catalog is small, so it is not paged."""
+    return await conn.fetch(
+        f"""
+        SELECT {_VENUE_COLUMNS}, m.name AS merchant_name
+        FROM venues v JOIN merchants m ON m.id = v.merchant_id
+        WHERE v.status = 'active' AND m.status = 'active'
+          AND ($1::text IS NULL OR v.domain = $1)
+          AND ($2::text IS NULL OR v.district = $2)
+        ORDER BY v.district, v.name_zh, v.id
+        """,
+        domain,
+        district,
+    )
+
+
+# --- devices -----------------------------------------------------------------------------------
+
+
+async def create_device(
+    conn: asyncpg.Connection,
+    *,
+    device_id: UUID,
+    venue_id: UUID,
+    merchant_id: UUID,
+    label: str,
+    secret_hash: bytes,
+    created_by_kind: str,
+    created_by: str,
+) -> asyncpg.Record:
+    return await conn.fetchrow(
+        f"""
+        INSERT INTO devices AS d (id, venue_id, merchant_id, label, secret_hash, created_by_kind, created_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        RETURNING {_DEVICE_COLUMNS}
+        """,
+        device_id,
+        venue_id,
+        merchant_id,
+        label,
+        secret_hash,
+        created_by_kind,
+        created_by,
+    )
+
+
+async def get_device(conn: asyncpg.Connection, device_id: UUID, *, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(
+        f"SELECT {_DEVICE_COLUMNS}, v.district FROM devices d JOIN venues v ON v.id = d.venue_id WHERE d.id = $1{lock}",
+        device_id,
+    )
+
+
+async def list_devices(
+    conn: asyncpg.Connection,
+    *,
+    district: str | None,
+    merchant_id: UUID | None,
+    venue_id: UUID | None,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    after_at, after_id = after or (None, None)
+    return await conn.fetch(
+        f"""
+        SELECT {_DEVICE_COLUMNS} FROM devices d JOIN venues v ON v.id = d.venue_id
+        WHERE ($1::text IS NULL OR v.district = $1)
+          AND ($2::uuid IS NULL OR d.merchant_id = $2)
+          AND ($3::uuid IS NULL OR d.venue_id = $3)
+          AND ($4::timestamptz IS NULL OR (d.created_at, d.id) > ($4, $5::uuid))
+        ORDER BY d.created_at, d.id
+        LIMIT $6
+        """,
+        district,
+        merchant_id,
+        venue_id,
+        after_at,
+        after_id,
+        limit,
+    )
+
+
+async def revoke_device(conn: asyncpg.Connection, device_id: UUID) -> asyncpg.Record | None:
+    """Revoke an active device; None when it was already revoked (or does not exist)."""
+    return await conn.fetchrow(
+        f"""
+        UPDATE devices AS d SET status = 'revoked', revoked_at = now()
+        WHERE d.id = $1 AND d.status = 'active'
+        RETURNING {_DEVICE_COLUMNS}
+        """,
+        device_id,
+    )
+
+
+async def roll_device_secret(conn: asyncpg.Connection, device_id: UUID, secret_hash: bytes) -> asyncpg.Record | None:
+    """New secret for an active device; tokens issued before now stop working."""
+    return await conn.fetchrow(
+        f"""
+        UPDATE devices AS d SET secret_hash = $2, tokens_valid_after = now()
+        WHERE d.id = $1 AND d.status = 'active'
+        RETURNING {_DEVICE_COLUMNS}, d.tokens_valid_after
+        """,
+        device_id,
+        secret_hash,
+    )
+
+
+async def get_device_for_token(conn: asyncpg.Connection, device_id: UUID) -> asyncpg.Record | None:
+    """What issuing a device token needs: the hash and whether device, venue and merchant are active."""
+    return await conn.fetchrow(
+        """
+        SELECT d.id, d.venue_id, d.merchant_id, d.secret_hash,
+               d.status = 'active' AND v.status = 'active' AND m.status = 'active' AS usable
+        FROM devices d JOIN venues v ON v.id = d.venue_id JOIN merchants m ON m.id = d.merchant_id
+        WHERE d.id = $1
+        """,
+        device_id,
+    )
+
+
+async def touch_device_token(conn: asyncpg.Connection, device_id: UUID) -> None:
+    await conn.execute("UPDATE devices SET last_token_at = now() WHERE id = $1", device_id)
+
+
+async def device_state(conn: asyncpg.Connection, device_id: UUID) -> asyncpg.Record | None:
+    """Whether a device may act now, and since when its tokens count (epoch seconds, floored)."""
+    return await conn.fetchrow(
+        """
+        SELECT d.status = 'active' AND v.status = 'active' AND m.status = 'active' AS usable,
+               floor(extract(epoch FROM d.tokens_valid_after))::bigint AS valid_after
+        FROM devices d JOIN venues v ON v.id = d.venue_id JOIN merchants m ON m.id = d.merchant_id
+        WHERE d.id = $1
+        """,
+        device_id,
+    )
+
+
+async def get_device_identity(conn: asyncpg.Connection, device_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        SELECT d.id AS device_id, d.label, d.venue_id, v.name_zh AS venue_name_zh, v.name_en AS venue_name_en,
+               d.merchant_id, m.name AS merchant_name
+        FROM devices d JOIN venues v ON v.id = d.venue_id JOIN merchants m ON m.id = d.merchant_id
+        WHERE d.id = $1
+        """,
+        device_id,
+    )
+
+
+async def merchant_device_ids(conn: asyncpg.Connection, merchant_id: UUID) -> list[UUID]:
+    rows = await conn.fetch("SELECT id FROM devices WHERE merchant_id = $1 AND status = 'active'", merchant_id)
+    return [row["id"] for row in rows]
+
+
+async def venue_device_ids(conn: asyncpg.Connection, venue_id: UUID) -> list[UUID]:
+    rows = await conn.fetch("SELECT id FROM devices WHERE venue_id = $1 AND status = 'active'", venue_id)
+    return [row["id"] for row in rows]

@@ -1,0 +1,574 @@
+"""Rules of the merchants package: who may see and change which merchant, venue and device.
+
+Scope, decided once here (docs/architecture.md repeats it):
+- a city admin (and a city-wide auditor) sees everything; auditors never write;
+- a district admin sees the venues in their district and the merchants that their district onboarded
+  (`merchants.district`) or that have a venue there; they create and change venues only inside their
+  district, and change only merchants their district onboarded;
+- staff see their own merchant's venues and devices only;
+- an object outside the caller's scope answers "not found", so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import io
+import secrets
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+import msgspec
+import qrcode
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from chongjun.errors import Forbidden, Unavailable
+from chongjun.vocabulary import SHANGHAI_DISTRICTS
+from merchants import db, devicegate
+from merchants.creditcode import is_valid_credit_code
+from merchants.errors import (
+    BadDeviceCredentials,
+    DeviceNotFound,
+    DuplicateCreditCode,
+    InvalidCreditCode,
+    InvalidCursor,
+    InvalidDistrict,
+    InvalidOpeningHours,
+    MerchantNotFound,
+    NotActive,
+    NotYours,
+    SetupQrGone,
+    VenueNotFound,
+)
+from merchants.types import (
+    Device,
+    DeviceCreate,
+    DeviceIdentity,
+    Merchant,
+    MerchantCreate,
+    MerchantUpdate,
+    OpeningPeriod,
+    Page,
+    ProvisionedDevice,
+    PublicVenue,
+    Venue,
+    VenueCreate,
+    VenueUpdate,
+)
+
+__all__ = (
+    "Caller",
+    "DeviceCredentials",
+    "authenticate_device",
+    "create_merchant",
+    "create_venue",
+    "decode_cursor",
+    "device_identity",
+    "encode_cursor",
+    "find_venue",
+    "get_device",
+    "get_merchant",
+    "get_venue",
+    "list_devices",
+    "list_merchants",
+    "list_public_venues",
+    "list_venues",
+    "provision_device",
+    "revoke_device",
+    "roll_device_secret",
+    "setup_qr_png",
+    "update_merchant",
+    "update_venue",
+)
+
+SETUP_QR_TTL = 600
+"""Seconds the setup QR of a new (or rolled) device can be fetched, once."""
+
+
+class Caller(Protocol):
+    """What the rules need of `identity.Principal` (kept structural so tests and tools can build one)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def subject(self) -> UUID: ...
+    @property
+    def role(self) -> str | None: ...
+    @property
+    def district(self) -> str | None: ...
+    @property
+    def merchant_id(self) -> UUID | None: ...
+    @property
+    def venue_id(self) -> UUID | None: ...
+
+
+class DeviceCredentials(msgspec.Struct, frozen=True):
+    """A device that proved its secret: what its token will say."""
+
+    device_id: UUID
+    venue_id: UUID
+    merchant_id: UUID
+
+
+# --- paging --------------------------------------------------------------------------------------
+
+
+def encode_cursor(created_at: datetime, row_id: UUID) -> str:
+    raw = msgspec.json.encode([created_at.isoformat(), str(row_id)])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, row_id = msgspec.json.decode(raw, type=tuple[str, str])
+        return datetime.fromisoformat(at), UUID(row_id)
+    except (ValueError, TypeError, binascii.Error, msgspec.DecodeError) as exc:
+        raise InvalidCursor("The cursor is not one this list gave out") from exc
+
+
+def _page(rows: list[asyncpg.Record], kind: type, limit: int) -> Page:
+    items = msgspec.convert(rows[:limit], list[kind])
+    more = len(rows) > limit
+    return Page(items=items, next_cursor=encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if more else None)
+
+
+# --- scope ---------------------------------------------------------------------------------------
+
+
+def _is_admin(caller: Caller) -> bool:
+    return caller.kind == "admin"
+
+
+def _admin_district(caller: Caller) -> str | None:
+    """The district an admin is confined to; None for city-wide admins."""
+    return caller.district if caller.role != "city" else None
+
+
+def _require_admin_writer(caller: Caller) -> None:
+    if caller.kind != "admin" or caller.role not in ("city", "district"):
+        raise Forbidden("Only city and district admins may change merchants and venues")
+
+
+def _require_admin_or_staff(caller: Caller) -> None:
+    if caller.kind not in ("admin", "staff"):
+        raise Forbidden("Only admins and merchant staff may manage devices")
+
+
+def _require_district(code: str) -> None:
+    if code not in SHANGHAI_DISTRICTS:
+        raise InvalidDistrict(f"{code} is not a GB/T 2260 code of a Shanghai district")
+
+
+def _sees_venue(caller: Caller, venue: asyncpg.Record) -> bool:
+    if caller.kind == "admin":
+        district = _admin_district(caller)
+        return district is None or venue["district"] == district
+    if caller.kind == "staff":
+        return caller.merchant_id is not None and venue["merchant_id"] == caller.merchant_id
+    return False
+
+
+async def _visible_venue(conn: asyncpg.Connection, caller: Caller, venue_id: UUID, *, for_update: bool = False) -> asyncpg.Record:
+    venue = await db.get_venue(conn, venue_id, for_update=for_update)
+    if venue is None or not _sees_venue(caller, venue):
+        raise VenueNotFound()
+    return venue
+
+
+async def _visible_merchant(conn: asyncpg.Connection, caller: Caller, merchant_id: UUID, *, for_update: bool = False) -> asyncpg.Record:
+    merchant = await db.get_merchant(conn, merchant_id, for_update=for_update)
+    if merchant is None:
+        raise MerchantNotFound()
+    if caller.kind == "admin":
+        district = _admin_district(caller)
+        if district is None or await db.merchant_visible_in_district(conn, merchant_id, district):
+            return merchant
+    elif caller.kind == "staff" and caller.merchant_id == merchant_id:
+        return merchant
+    raise MerchantNotFound()
+
+
+async def _audit(conn: asyncpg.Connection, caller: Caller, action: str, kind: str, object_id: UUID, district: str | None, **detail: Any) -> None:
+    await db.insert_audit(
+        conn,
+        actor_kind=caller.kind,
+        actor_id=str(caller.subject),
+        action=action,
+        object_kind=kind,
+        object_id=str(object_id),
+        district=district,
+        detail=detail,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A value as it goes into the audit detail (JSON)."""
+    return msgspec.to_builtins(value)
+
+
+# --- merchants -----------------------------------------------------------------------------------
+
+
+async def create_merchant(conn: asyncpg.Connection, caller: Caller, data: MerchantCreate) -> Merchant:
+    _require_admin_writer(caller)
+    _require_district(data.district)
+    district = _admin_district(caller)
+    if district is not None and data.district != district:
+        raise NotYours("A district admin onboards merchants into their own district only")
+    code = data.credit_code.upper()
+    if not is_valid_credit_code(code):
+        raise InvalidCreditCode("The 统一社会信用代码 has a wrong format or check character")
+    row = await db.create_merchant(
+        conn,
+        name=data.name,
+        credit_code=code,
+        district=data.district,
+        contact_name=data.contact_name,
+        contact_phone=data.contact_phone,
+    )
+    if row is None:
+        raise DuplicateCreditCode()
+    merchant = msgspec.convert(row, Merchant)
+    await _audit(conn, caller, "merchant.create", "merchant", merchant.id, merchant.district, name=merchant.name)
+    return merchant
+
+
+async def get_merchant(conn: asyncpg.Connection, caller: Caller, merchant_id: UUID) -> Merchant:
+    return msgspec.convert(await _visible_merchant(conn, caller, merchant_id), Merchant)
+
+
+async def list_merchants(conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None) -> Page[Merchant]:
+    if caller.kind == "admin":
+        district, only = _admin_district(caller), None
+    elif caller.kind == "staff":
+        district, only = None, caller.merchant_id
+    else:
+        raise Forbidden()
+    rows = await db.list_merchants(conn, district=district, merchant_id=only, after=decode_cursor(cursor), limit=limit + 1)
+    return _page(rows, Merchant, limit)
+
+
+async def update_merchant(
+    conn: asyncpg.Connection, redis: aioredis.Redis, caller: Caller, merchant_id: UUID, data: MerchantUpdate
+) -> Merchant:
+    _require_admin_writer(caller)
+    before = await _visible_merchant(conn, caller, merchant_id, for_update=True)
+    district = _admin_district(caller)
+    if district is not None and before["district"] != district:
+        raise NotYours("This merchant is managed by the district that onboarded it")
+    changes = {f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not msgspec.UNSET}
+    if "district" in changes:
+        _require_district(changes["district"])
+        if district is not None and changes["district"] != district:
+            raise NotYours("Only a city admin moves a merchant to another district")
+    if not changes:
+        return msgspec.convert(before, Merchant)
+    row = await db.update_merchant(conn, merchant_id, changes)
+    merchant = msgspec.convert(row, Merchant)
+    if "status" in changes and changes["status"] != before["status"]:
+        devices = await db.merchant_device_ids(conn, merchant_id)
+        if merchant.status == "active":
+            await devicegate.publish_state(redis, devices)
+        else:
+            await devicegate.publish_refused(redis, devices)
+    await _audit(
+        conn, caller, "merchant.update", "merchant", merchant_id, merchant.district,
+        changes=_plain(changes), before={k: _plain(before[k]) for k in changes},
+    )
+    return merchant
+
+
+# --- venues --------------------------------------------------------------------------------------
+
+
+def _check_hours(hours: list[OpeningPeriod]) -> None:
+    for period in hours:
+        if period.closes <= period.opens:
+            raise InvalidOpeningHours(f"closes {period.closes} is not after opens {period.opens} (Asia/Shanghai)")
+        if len(set(period.days)) != len(period.days):
+            raise InvalidOpeningHours("a weekday is listed twice in one period")
+
+
+async def create_venue(conn: asyncpg.Connection, caller: Caller, data: VenueCreate) -> Venue:
+    _require_admin_writer(caller)
+    _require_district(data.district)
+    _check_hours(data.opening_hours)
+    district = _admin_district(caller)
+    if district is not None and data.district != district:
+        raise NotYours("A district admin creates venues in their own district only")
+    merchant = await db.get_merchant(conn, data.merchant_id)
+    if merchant is None:
+        raise MerchantNotFound()
+    if merchant["status"] == "closed":
+        raise NotActive("The merchant is closed")
+    row = await db.create_venue(
+        conn,
+        merchant_id=data.merchant_id,
+        name_zh=data.name_zh,
+        name_en=data.name_en,
+        district=data.district,
+        address=data.address,
+        latitude=data.location.lat if data.location else None,
+        longitude=data.location.lng if data.location else None,
+        domain=data.domain,
+        opening_hours=_plain(data.opening_hours),
+        daily_capacity=data.daily_capacity,
+    )
+    venue = msgspec.convert(row, Venue)
+    await _audit(conn, caller, "venue.create", "venue", venue.id, venue.district, merchant_id=str(venue.merchant_id), name_zh=venue.name_zh)
+    return venue
+
+
+async def find_venue(conn: asyncpg.Connection, venue_id: UUID) -> Venue | None:
+    """A venue by id with no caller scope: for other packages (the scan engine), never for a route."""
+    row = await db.get_venue(conn, venue_id)
+    return None if row is None else msgspec.convert(row, Venue)
+
+
+async def get_venue(conn: asyncpg.Connection, caller: Caller, venue_id: UUID) -> Venue:
+    return msgspec.convert(await _visible_venue(conn, caller, venue_id), Venue)
+
+
+async def list_venues(
+    conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, merchant_id: UUID | None = None
+) -> Page[Venue]:
+    if caller.kind == "admin":
+        district = _admin_district(caller)
+    elif caller.kind == "staff":
+        district, merchant_id = None, caller.merchant_id
+    else:
+        raise Forbidden()
+    rows = await db.list_venues(conn, district=district, merchant_id=merchant_id, after=decode_cursor(cursor), limit=limit + 1)
+    return _page(rows, Venue, limit)
+
+
+async def update_venue(
+    conn: asyncpg.Connection, redis: aioredis.Redis, caller: Caller, venue_id: UUID, data: VenueUpdate
+) -> Venue:
+    _require_admin_writer(caller)
+    before = await _visible_venue(conn, caller, venue_id, for_update=True)
+    changes: dict[str, Any] = {}
+    for field in data.__struct_fields__:
+        value = getattr(data, field)
+        if value is msgspec.UNSET:
+            continue
+        if field == "location":
+            changes["latitude"] = value.lat if value else None
+            changes["longitude"] = value.lng if value else None
+        elif field == "opening_hours":
+            _check_hours(value)
+            changes[field] = _plain(value)
+        else:
+            changes[field] = value
+    if "district" in changes:
+        _require_district(changes["district"])
+        district = _admin_district(caller)
+        if district is not None and changes["district"] != district:
+            raise NotYours("Only a city admin moves a venue to another district")
+    if not changes:
+        return msgspec.convert(before, Venue)
+    venue = msgspec.convert(await db.update_venue(conn, venue_id, changes), Venue)
+    if "status" in changes and changes["status"] != before["status"]:
+        devices = await db.venue_device_ids(conn, venue_id)
+        if venue.status == "active":
+            await devicegate.publish_state(redis, devices)
+        else:
+            await devicegate.publish_refused(redis, devices)
+    await _audit(
+        conn, caller, "venue.update", "venue", venue_id, venue.district,
+        changes=_plain(changes), before_district=before["district"],
+    )
+    return venue
+
+
+async def list_public_venues(conn: asyncpg.Connection, *, domain: str | None, district: str | None) -> list[PublicVenue]:
+    rows = await db.list_public_venues(conn, domain=domain, district=district)
+    return [
+        msgspec.convert({**dict(row), "district_name_zh": SHANGHAI_DISTRICTS.get(row["district"], ("",))[0]}, PublicVenue)
+        for row in rows
+    ]
+
+
+# --- devices -------------------------------------------------------------------------------------
+
+
+def _hash_secret(key: bytes, device_id: UUID, secret: str) -> bytes:
+    # A keyed fast hash is enough: the secret is 256 random bits, so there is nothing to brute-force;
+    # the device id in the input stops a hash from being replayed onto another device's row.
+    return hmac.new(key, device_id.bytes + secret.encode(), hashlib.sha256).digest()
+
+
+def _setup_key(device_id: UUID) -> str:
+    return f"cj:device:{{{device_id}}}:setup"
+
+
+async def _offer_setup(
+    redis: aioredis.Redis, device_id: UUID, secret: str, venue: asyncpg.Record, *, api_base_url: str, audience: str
+) -> tuple[str, int]:
+    """Keep the setup payload (with the secret) for one fetch within SETUP_QR_TTL seconds."""
+    payload = {
+        "kind": "chongjun-device-setup",
+        "v": 1,
+        "api": api_base_url.rstrip("/"),
+        "device_id": str(device_id),
+        "secret": secret,
+        "venue_id": str(venue["id"]),
+        "venue": venue["name_zh"],
+    }
+    try:
+        await redis.set(_setup_key(device_id), msgspec.json.encode(payload), ex=SETUP_QR_TTL)
+    except (OSError, RedisError) as exc:
+        raise Unavailable("The setup code cannot be stored right now; nothing was changed, try again") from exc
+    prefix = "/v1/admin/devices" if audience == "admin" else "/v1/merchant/devices"
+    return f"{prefix}/{device_id}/setup-qr.png", SETUP_QR_TTL
+
+
+async def provision_device(
+    conn: asyncpg.Connection,
+    redis: aioredis.Redis,
+    caller: Caller,
+    data: DeviceCreate,
+    *,
+    hmac_key: bytes,
+    api_base_url: str,
+) -> ProvisionedDevice:
+    _require_admin_or_staff(caller)
+    if caller.kind == "admin":
+        _require_admin_writer(caller)
+    venue = await _visible_venue(conn, caller, data.venue_id)
+    merchant = await db.get_merchant(conn, venue["merchant_id"])
+    if venue["status"] != "active" or merchant is None or merchant["status"] != "active":
+        raise NotActive("Devices are provisioned for active venues of active merchants only")
+    secret = secrets.token_urlsafe(32)
+    device_id = UUID(bytes=secrets.token_bytes(16), version=4)
+    row = await db.create_device(
+        conn,
+        device_id=device_id,
+        venue_id=venue["id"],
+        merchant_id=venue["merchant_id"],
+        label=data.label,
+        secret_hash=_hash_secret(hmac_key, device_id, secret),
+        created_by_kind=caller.kind,
+        created_by=str(caller.subject),
+    )
+    await _audit(conn, caller, "device.provision", "device", device_id, venue["district"], venue_id=str(venue["id"]), label=data.label)
+    url, ttl = await _offer_setup(redis, row["id"], secret, venue, api_base_url=api_base_url, audience=caller.kind)
+    return ProvisionedDevice(device_id=row["id"], secret=secret, setup_qr_url=url, setup_qr_expires_in=ttl)
+
+
+async def _visible_device(conn: asyncpg.Connection, caller: Caller, device_id: UUID, *, for_update: bool = False) -> asyncpg.Record:
+    device = await db.get_device(conn, device_id, for_update=for_update)
+    if device is None or not _sees_venue(caller, device):
+        raise DeviceNotFound()
+    return device
+
+
+async def get_device(conn: asyncpg.Connection, caller: Caller, device_id: UUID) -> Device:
+    return msgspec.convert(await _visible_device(conn, caller, device_id), Device)
+
+
+async def list_devices(
+    conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, venue_id: UUID | None = None
+) -> Page[Device]:
+    if caller.kind == "admin":
+        district, merchant_id = _admin_district(caller), None
+    elif caller.kind == "staff":
+        district, merchant_id = None, caller.merchant_id
+    else:
+        raise Forbidden()
+    rows = await db.list_devices(
+        conn, district=district, merchant_id=merchant_id, venue_id=venue_id, after=decode_cursor(cursor), limit=limit + 1
+    )
+    return _page(rows, Device, limit)
+
+
+async def revoke_device(conn: asyncpg.Connection, redis: aioredis.Redis, caller: Caller, device_id: UUID) -> Device:
+    """Revoke for good; the device's tokens stop working within a second (see merchants.devicegate)."""
+    _require_admin_or_staff(caller)
+    if caller.kind == "admin":
+        _require_admin_writer(caller)
+    device = await _visible_device(conn, caller, device_id, for_update=True)
+    if device["status"] == "revoked":
+        return msgspec.convert(device, Device)  # idempotent: revoking twice is not an error
+    row = await db.revoke_device(conn, device_id)
+    await devicegate.publish_refused(redis, [device_id])
+    try:
+        await redis.delete(_setup_key(device_id))
+    except (OSError, RedisError):
+        pass  # the setup payload expires by itself; its secret no longer works anyway
+    await _audit(conn, caller, "device.revoke", "device", device_id, device["district"], venue_id=str(device["venue_id"]))
+    return msgspec.convert(row, Device)
+
+
+async def roll_device_secret(
+    conn: asyncpg.Connection,
+    redis: aioredis.Redis,
+    caller: Caller,
+    device_id: UUID,
+    *,
+    hmac_key: bytes,
+    api_base_url: str,
+) -> ProvisionedDevice:
+    """A new secret (shown once); the old one and every token issued with it stop working."""
+    _require_admin_or_staff(caller)
+    if caller.kind == "admin":
+        _require_admin_writer(caller)
+    device = await _visible_device(conn, caller, device_id, for_update=True)
+    if device["status"] != "active":
+        raise NotActive("A revoked device cannot be given a new secret; provision a new one")
+    secret = secrets.token_urlsafe(32)
+    row = await db.roll_device_secret(conn, device_id, _hash_secret(hmac_key, device_id, secret))
+    venue = await db.get_venue(conn, device["venue_id"])
+    url, ttl = await _offer_setup(redis, device_id, secret, venue, api_base_url=api_base_url, audience=caller.kind)
+    await devicegate.publish_state(redis, [device_id], valid_after=int(row["tokens_valid_after"].timestamp()))
+    await _audit(conn, caller, "device.roll_secret", "device", device_id, device["district"], venue_id=str(device["venue_id"]))
+    return ProvisionedDevice(device_id=device_id, secret=secret, setup_qr_url=url, setup_qr_expires_in=ttl)
+
+
+async def setup_qr_png(conn: asyncpg.Connection, redis: aioredis.Redis, caller: Caller, device_id: UUID) -> bytes:
+    """The setup QR of a device just provisioned or rolled: served once, to whoever may manage it."""
+    _require_admin_or_staff(caller)
+    await _visible_device(conn, caller, device_id)
+    try:
+        payload = await redis.getdel(_setup_key(device_id))
+    except (OSError, RedisError) as exc:
+        raise Unavailable("The setup code cannot be read right now") from exc
+    if payload is None:
+        raise SetupQrGone("The setup code was already fetched or has expired; roll the secret for a new one")
+    return _png(payload.decode())
+
+
+def _png(text: str) -> bytes:
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=4)
+    code.add_data(text)
+    code.make(fit=True)
+    buffer = io.BytesIO()
+    code.make_image().save(buffer)
+    return buffer.getvalue()
+
+
+async def authenticate_device(conn: asyncpg.Connection, device_id: UUID, secret: str, *, hmac_key: bytes) -> DeviceCredentials:
+    """Check a device's secret; every failure (unknown, wrong, revoked, venue closed) looks the same."""
+    row = await db.get_device_for_token(conn, device_id)
+    presented = _hash_secret(hmac_key, device_id, secret)
+    if row is None or not hmac.compare_digest(presented, bytes(row["secret_hash"])) or not row["usable"]:
+        raise BadDeviceCredentials()
+    await db.touch_device_token(conn, device_id)
+    return DeviceCredentials(device_id=row["id"], venue_id=row["venue_id"], merchant_id=row["merchant_id"])
+
+
+async def device_identity(conn: asyncpg.Connection, caller: Caller) -> DeviceIdentity:
+    if caller.kind != "device":
+        raise Forbidden()
+    row = await db.get_device_identity(conn, caller.subject)
+    if row is None:
+        raise DeviceNotFound()
+    return msgspec.convert(row, DeviceIdentity)
