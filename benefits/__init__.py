@@ -23,6 +23,16 @@ from benefits.evaluation import (
     value_for,
     window_open,
 )
+from benefits.matching import (
+    active_catalog,
+    catalog_changed,
+    forget_person_benefits,
+    match_benefits,
+    my_benefits,
+    person_cache_key,
+    public_benefit,
+    public_catalog,
+)
 from benefits.periods import SHANGHAI, Period, local_date, period_bounds, period_key
 from benefits.rules import Expr, PersonLike, describe, parse_rule
 from benefits.service import (
@@ -84,7 +94,15 @@ __all__ = (
     "VersionConflict",
     "WindowCheck",
     "Windows",
+    "active_catalog",
     "benefits_at_venue",
+    "catalog_changed",
+    "forget_person_benefits",
+    "match_benefits",
+    "my_benefits",
+    "person_cache_key",
+    "public_benefit",
+    "public_catalog",
     "change_status",
     "companions_allowed",
     "create_benefit",

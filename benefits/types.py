@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from benefits.periods import NamedDay, Period
+from merchants import PublicVenue
 from benefits.rules import Always, ClauseResult, Expr
 
 __all__ = (
@@ -36,7 +37,6 @@ __all__ = (
     "Tier",
     "TimeRange",
     "Value",
-    "VenueRef",
     "Voucher",
     "WindowCheck",
     "Windows",
@@ -277,16 +277,6 @@ class QuotaLeft(msgspec.Struct, frozen=True):
 # --- API views --------------------------------------------------------------------------------
 
 
-class VenueRef(msgspec.Struct, frozen=True):
-    id: UUID
-    name_zh: str | None = None
-    name_en: str | None = None
-    district: str | None = None
-    address: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-
-
 class BenefitSummary(msgspec.Struct, frozen=True, kw_only=True):
     """A benefit in the public catalog."""
 
@@ -309,7 +299,7 @@ class BenefitSummary(msgspec.Struct, frozen=True, kw_only=True):
     proof: list[str] = []
     legal_basis: str = ""
     source_url: str | None = None
-    venues: list[VenueRef] = []
+    venues: list[PublicVenue] = []
 
 
 class BenefitView(BenefitVersion, kw_only=True):
@@ -345,7 +335,7 @@ class MatchedBenefit(msgspec.Struct, frozen=True, kw_only=True):
     window_open_now: bool
     window_zh: str
     window_en: str
-    venues: list[VenueRef]
+    venues: list[PublicVenue]
 
 
 class MyBenefits(msgspec.Struct, frozen=True):

@@ -37,10 +37,9 @@ CREATE TRIGGER benefit_versions_append_only BEFORE UPDATE OR DELETE ON benefit_v
 CREATE TRIGGER benefit_versions_no_truncate BEFORE TRUNCATE ON benefit_versions
     FOR EACH STATEMENT EXECUTE FUNCTION refuse_history_change();
 
--- Where a benefit can be used. venue_id gets its foreign key to venues (merchants, 0020) in a
--- later migration of this range, once that table exists on every branch.
+-- Where a benefit can be used (venues belong to merchants, migration 0020).
 CREATE TABLE venue_benefits (
-    venue_id   uuid NOT NULL,
+    venue_id   uuid NOT NULL REFERENCES venues (id),
     benefit_id uuid NOT NULL REFERENCES benefits (id),
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (venue_id, benefit_id)

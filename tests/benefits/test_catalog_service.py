@@ -11,6 +11,7 @@ import pytest
 
 import benefits
 from benefits import Actor, InvalidBenefit, InvalidRule, StatusChange
+from tests.merchants.support import make_merchant, make_venue
 
 ADMIN = Actor("admin", "test-admin")
 
@@ -90,12 +91,14 @@ async def test_a_malformed_rule_names_its_path_and_writes_nothing(conn):
 
 
 async def test_venues_and_the_benefits_at_a_venue(conn):
-    venue = uuid.uuid4()
+    merchant = await make_merchant(conn)
+    venue = (await make_venue(conn, merchant.id)).id
+    other = (await make_venue(conn, merchant.id, name="西馆")).id
     t1 = await benefits.create_benefit(conn, draft("T1"), ADMIN, venue_ids=[venue])
     t2 = await benefits.create_benefit(conn, draft("T2", status="draft"), ADMIN, venue_ids=[venue])
     at_venue = await benefits.benefits_at_venue(conn, venue)
     assert [v.code for v in at_venue] == ["T1"]  # drafts are not usable
-    view = await benefits.set_benefit_venues(conn, t2.benefit_id, [venue, uuid.uuid4()], ADMIN)
+    view = await benefits.set_benefit_venues(conn, t2.benefit_id, [venue, other], ADMIN)
     assert venue in view.venue_ids and len(view.venue_ids) == 2
     assert t1.venue_ids == [venue]
 

@@ -1,0 +1,324 @@
+"""免申即享 matching: every active benefit for one person, with the reason, quota left and venues.
+
+Two caches, both only ever copies of what PostgreSQL holds:
+
+- In process, the active catalog (versions and their venues), reloaded when the catalog
+  generation in Redis (`cj:catalog:gen`, a random token set after every committed catalog
+  write) changes, or after 30 s whatever Redis says.
+- In Redis, each person's answer under `cj:{p:<person_id>}:benefits` (hash-tagged so it lives
+  with the person's other keys on one Redis Cluster slot), msgpack-encoded with the catalog
+  generation and a digest of the person it was computed for. It is used only when both still
+  match and it is the same Shanghai day; it expires at midnight or after 10 minutes; the
+  redemption engine drops it after each redemption or reversal (`forget_person_benefits`).
+
+If Redis is down the answer is computed from PostgreSQL every time: slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Final
+from uuid import UUID
+
+import asyncpg
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+import merchants
+from benefits import db
+from benefits.evaluation import companions_allowed, describe_windows, evaluate, remaining_quota, window_open
+from benefits.periods import SHANGHAI, period_bounds, period_key
+from benefits.rules import PersonLike, describe
+from benefits.service import list_active_benefits
+from benefits.types import BenefitSummary, BenefitVersion, MatchedBenefit, MyBenefits
+
+__all__ = (
+    "CATALOG_GEN_KEY",
+    "CatalogEntry",
+    "active_catalog",
+    "catalog_changed",
+    "forget_person_benefits",
+    "match_benefits",
+    "my_benefits",
+    "person_cache_key",
+    "public_benefit",
+    "public_catalog",
+    "used_counts",
+)
+
+log = logging.getLogger("chongjun.benefits")
+
+CATALOG_GEN_KEY: Final = "cj:catalog:gen"
+_CATALOG_MAX_AGE: Final = 30.0
+_PERSON_TTL: Final = 600
+
+
+def person_cache_key(person_id: UUID) -> str:
+    return f"cj:{{p:{person_id}}}:benefits"
+
+
+def _person_generation_key(person_id: UUID) -> str:
+    return f"cj:{{p:{person_id}}}:benefits:gen"
+
+
+async def forget_person_benefits(redis: aioredis.Redis, person_id: UUID) -> None:
+    """Make the person's cached list stale: call after their quota or their record changed (committed).
+
+    Bumps a per-person generation as well as deleting the entry, so an answer being computed
+    concurrently from the old counts is stored under the old generation and never served.
+    """
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            # A fresh random token, not a counter: after the key expires (it outlives every
+            # entry tagged with it) no later value can equal an old one.
+            pipe.set(_person_generation_key(person_id), uuid.uuid4().hex, ex=2 * _PERSON_TTL)
+            pipe.delete(person_cache_key(person_id))
+            await pipe.execute()
+    except RedisError:
+        log.warning("could not drop the cached benefits of a person; the entry expires by itself")
+
+
+async def catalog_changed(redis: aioredis.Redis) -> None:
+    """Mark every cached list stale: call after a catalog write has committed."""
+    global _catalog
+    _catalog = None
+    try:
+        await redis.set(CATALOG_GEN_KEY, uuid.uuid4().hex)
+    except RedisError:
+        log.warning("could not publish a catalog change; caches catch up within %s s", _PERSON_TTL)
+
+
+class CatalogEntry(msgspec.Struct, frozen=True):
+    version: BenefitVersion
+    venues: list[merchants.PublicVenue]
+
+
+class _Catalog(msgspec.Struct, frozen=True):
+    generation: str | None
+    loaded: float
+    entries: list[CatalogEntry]
+
+
+_catalog: _Catalog | None = None
+
+
+async def _generation(redis: aioredis.Redis) -> str | None:
+    """The catalog generation token; None when Redis does not answer.
+
+    A missing token (first start, or Redis lost its data) is replaced by a fresh random one, so
+    nothing cached under an earlier token can ever match again.
+    """
+    try:
+        value = await redis.get(CATALOG_GEN_KEY)
+        if value is None:
+            await redis.set(CATALOG_GEN_KEY, uuid.uuid4().hex, nx=True)
+            value = await redis.get(CATALOG_GEN_KEY)
+    except RedisError:
+        return None
+    return value.decode() if value else None
+
+
+async def active_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, *, generation: str | None = None) -> list[CatalogEntry]:
+    """The active benefits with their open venues, cached in process per catalog generation."""
+    global _catalog
+    if generation is None:
+        generation = await _generation(redis)
+    cached = _catalog
+    if (
+        cached is not None
+        and generation is not None
+        and cached.generation == generation
+        and time.monotonic() - cached.loaded < _CATALOG_MAX_AGE
+    ):
+        return cached.entries
+    versions = await list_active_benefits(conn)
+    links = await db.list_venue_links(conn, [v.benefit_id for v in versions])
+    venues = {v.id: v for v in await merchants.list_public_venues(conn, domain=None, district=None)}
+    by_benefit: dict[UUID, list[merchants.PublicVenue]] = {}
+    for row in links:
+        venue = venues.get(row["venue_id"])
+        if venue is not None:
+            by_benefit.setdefault(row["benefit_id"], []).append(venue)
+    entries = [CatalogEntry(v, by_benefit.get(v.benefit_id, [])) for v in versions]
+    _catalog = _Catalog(generation, time.monotonic(), entries)
+    return entries
+
+
+def _summary(entry: CatalogEntry) -> BenefitSummary:
+    v = entry.version
+    zh, en = describe(v.rule)
+    return BenefitSummary(
+        id=v.benefit_id,
+        code=v.code,
+        version=v.version,
+        name_zh=v.name_zh,
+        name_en=v.name_en,
+        domain=v.domain,
+        value=v.value,
+        tiers=v.tiers,
+        rule=v.rule,
+        rule_summary_zh=zh,
+        rule_summary_en=en,
+        companions=v.companions,
+        caps=v.caps,
+        windows=v.windows,
+        exclusions=list(v.exclusions),
+        reservation_required=v.reservation_required,
+        proof=list(v.proof),
+        legal_basis=v.legal_basis,
+        source_url=v.source_url,
+        venues=entry.venues,
+    )
+
+
+async def public_catalog(conn: asyncpg.Connection, redis: aioredis.Redis) -> list[BenefitSummary]:
+    """The whole active catalog, code order, each with its rule summary and venues."""
+    return [_summary(entry) for entry in await active_catalog(conn, redis)]
+
+
+async def public_benefit(conn: asyncpg.Connection, redis: aioredis.Redis, benefit_id: UUID) -> BenefitSummary | None:
+    """One active benefit of the public catalog, or None."""
+    for entry in await active_catalog(conn, redis):
+        if entry.version.benefit_id == benefit_id:
+            return _summary(entry)
+    return None
+
+
+# --- one person -----------------------------------------------------------------------------------
+
+
+def _person_digest(person: PersonLike) -> str:
+    facts = (
+        sorted(person.categories),
+        person.disability_grade,
+        person.disability_cause,
+        person.card_kind,
+        person.card_status,
+        person.card_province,
+        person.district,
+        person.birth_date,
+    )
+    return hashlib.blake2b(msgspec.msgpack.encode(facts), digest_size=16).hexdigest()
+
+
+async def used_counts(
+    conn: asyncpg.Connection, person_id: UUID, versions: Sequence[BenefitVersion], at: datetime
+) -> dict[UUID, dict[str, int]]:
+    """The person's counted redemptions per benefit in the buckets `at` falls in (`quota_usage`)."""
+    keys = sorted({period_key(cap.period, at) for v in versions for cap in v.caps})
+    if not keys:
+        return {}
+    out: dict[UUID, dict[str, int]] = {}
+    for row in await db.quota_usage_for_person(conn, person_id, keys):
+        out.setdefault(row["benefit_id"], {})[row["period_key"]] = row["used"]
+    return out
+
+
+def match_benefits(
+    person: PersonLike,
+    person_id: UUID,
+    catalog: Sequence[CatalogEntry],
+    used: dict[UUID, dict[str, int]],
+    at: datetime,
+) -> MyBenefits:
+    """Every benefit of the catalog for this person: pure, so it is the same wherever it runs."""
+    items = []
+    for entry in catalog:
+        version = entry.version
+        decision = evaluate(version, person, at)
+        quota = remaining_quota(version, used.get(version.benefit_id, {}), at)
+        window = window_open(version, at)
+        window_zh, window_en = describe_windows(version.windows)
+        items.append(
+            MatchedBenefit(
+                id=version.benefit_id,
+                code=version.code,
+                version=version.version,
+                name_zh=version.name_zh,
+                name_en=version.name_en,
+                domain=version.domain,
+                eligible=decision.eligible,
+                clause=decision.clause,
+                reason_zh=decision.message_zh,
+                reason_en=decision.message_en,
+                value=decision.value,
+                companions_allowed=companions_allowed(version, person, at) if decision.eligible else 0,
+                quota=quota,
+                remaining=min(q.remaining for q in quota) if quota else None,
+                window_open_now=window.open,
+                window_zh=window_zh or "不限",
+                window_en=window_en or "any time",
+                venues=entry.venues,
+            )
+        )
+    return MyBenefits(person_id=person_id, evaluated_at=at, items=items)
+
+
+class _Cached(msgspec.Struct, frozen=True, array_like=True):
+    # array_like: a compact internal cache record, never an API payload.
+    generation: str
+    person_generation: str
+    person: str
+    day: str
+    answer: MyBenefits
+
+
+_decoder = msgspec.msgpack.Decoder(_Cached)
+_encoder = msgspec.msgpack.Encoder()
+
+
+async def my_benefits(
+    conn: asyncpg.Connection,
+    redis: aioredis.Redis,
+    person: PersonLike,
+    person_id: UUID,
+    *,
+    at: datetime | None = None,
+) -> MyBenefits:
+    """What `GET /v1/me/benefits` answers for this person, from the Redis cache when still valid."""
+    now = at or datetime.now(SHANGHAI)
+    day = period_key("day", now)
+    digest = _person_digest(person)
+    key = person_cache_key(person_id)
+    generation: str | None = None
+    person_generation = "0"
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.get(CATALOG_GEN_KEY)
+            pipe.get(_person_generation_key(person_id))
+            pipe.get(key)
+            raw_generation, raw_person_generation, raw_entry = await pipe.execute()
+        generation = raw_generation.decode() if raw_generation else await _generation(redis)
+        person_generation = raw_person_generation.decode() if raw_person_generation else "0"
+    except RedisError:
+        raw_entry = None
+    if raw_entry is not None and generation is not None:
+        try:
+            cached = _decoder.decode(raw_entry)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            cached = None
+        if (
+            cached
+            and cached.generation == generation
+            and cached.person_generation == person_generation
+            and cached.person == digest
+            and cached.day == day
+        ):
+            return cached.answer
+    catalog = await active_catalog(conn, redis, generation=generation)
+    used = await used_counts(conn, person_id, [e.version for e in catalog], now)
+    answer = match_benefits(person, person_id, catalog, used, now)
+    if generation is not None:
+        midnight = period_bounds("day", now)[1]
+        ttl = max(1, min(_PERSON_TTL, int((midnight - now) / timedelta(seconds=1))))
+        try:
+            await redis.set(key, _encoder.encode(_Cached(generation, person_generation, digest, day, answer)), ex=ttl)
+        except RedisError:
+            log.warning("could not cache a person's benefits")
+    return answer
