@@ -92,6 +92,34 @@ def serve(host: str, port: int, workers: int, seed: bool) -> None:
         embedded.stop()
 
 
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Seed the demo catalog, venues, merchants, devices, people and accounts (idempotent)."""
+    from chongjun.runtime import resolve_settings
+
+    settings, embedded = resolve_settings()
+    try:
+        asyncio.run(_migrate(settings))
+        click.echo(asyncio.run(_seed_demo(settings)))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _seed_demo(settings) -> str:
+    from api.lifespan import connect_redis
+    from chongjun.demo import seed_demo as seed
+    from chongjun.runtime import open_connection
+
+    conn = await open_connection(settings)
+    redis = connect_redis(settings)
+    try:
+        return await seed(conn, redis, settings)
+    finally:
+        await redis.aclose()
+        await conn.close()
+
+
 def _prepare_metrics_dir(settings, workers: int) -> None:
     """With several workers, Prometheus metrics are pooled in files so /metrics shows them all."""
     import os
