@@ -5,14 +5,19 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
-from api.deps import provide_conn, provide_redis, provide_settings
+from api.auth import auth_middleware, keyring_lifespan
+from api.codes import CodeController, JwksController
+from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
 from api.errors import exception_handlers
+from api.guards import provide_principal
 from api.lifespan import resources
 from api.logs import RequestIdMiddleware
 from api.public import HealthController, MetricsController
+from api.sessions import SessionController
 from chongjun.config import Settings, load_settings
 
 __all__ = ("create_app",)
@@ -20,7 +25,7 @@ __all__ = ("create_app",)
 
 def route_handlers() -> list:
     """Every controller of the service; the authorization matrix test walks this list."""
-    return [HealthController, MetricsController]
+    return [HealthController, MetricsController, JwksController, SessionController, CodeController]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -32,14 +37,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
     prometheus = PrometheusConfig(app_name="chongjun", prefix="chongjun", group_path=True, exclude=["/metrics"])
     app = Litestar(
         route_handlers=route_handlers(),
-        lifespan=[resources],
+        lifespan=[resources, keyring_lifespan],
         dependencies={
             "conn": Provide(provide_conn),
             "redis": Provide(provide_redis, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
+            "plain_conn": Provide(provide_plain_conn),
+            "keyring": Provide(provide_keyring, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
-        middleware=[prometheus.middleware],
+        middleware=[prometheus.middleware, auth_middleware],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="chongjun",
@@ -47,6 +55,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="崇军魔方 backend: identity, 免申即享 matching and exactly-once redemption.",
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+            security=[{"bearer": []}],
         ),
         logging_config=None,  # api.logs configures JSON logging; Litestar must not replace it
         debug=False,

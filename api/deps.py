@@ -9,8 +9,9 @@ import redis.asyncio as aioredis
 from litestar.datastructures import State
 
 from chongjun.config import Settings
+from identity import KeyRing
 
-__all__ = ("provide_conn", "provide_redis", "provide_settings")
+__all__ = ("provide_conn", "provide_keyring", "provide_plain_conn", "provide_redis", "provide_settings")
 
 
 async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
@@ -30,3 +31,14 @@ def provide_redis(state: State) -> aioredis.Redis:
 
 def provide_settings(state: State) -> Settings:
     return state.settings
+
+
+async def provide_plain_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
+    """A connection with no surrounding transaction, for services that must commit part of their
+    work even when they then refuse the request (e.g. revoking a reused refresh-token family)."""
+    async with state.pool.acquire() as conn:
+        yield conn
+
+
+def provide_keyring(state: State) -> KeyRing:
+    return state.keyring

@@ -144,5 +144,94 @@ def _seed_demo_if_empty(settings) -> None:
         click.echo(summary, err=True)
 
 
+async def _with_connection(settings, work):
+    from chongjun.runtime import open_connection
+
+    conn = await open_connection(settings)
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+@main.command("create-admin")
+@click.option("--username", required=True)
+@click.option("--role", required=True, type=click.Choice(["city", "district", "auditor"]))
+@click.option("--district", default=None, help="GB/T 2260 district code; required for --role district")
+@click.option("--totp/--no-totp", default=False, show_default=True, help="require a TOTP code at login")
+def create_admin(username: str, role: str, district: str | None, totp: bool) -> None:
+    """Create an admin account; the password is read from stdin (one line, never an argument)."""
+    import msgspec
+
+    from chongjun.runtime import resolve_settings
+    from identity import InvalidAccount, NewAccount, SecretStore, create_account
+    from identity.errors import AccountExists
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        new = msgspec.convert(
+            {"kind": "admin", "username": username, "password": password, "role": role, "district": district,
+             "with_totp": totp},
+            NewAccount,
+        )
+    except msgspec.ValidationError as exc:
+        raise click.UsageError(f"invalid account: {exc}") from None
+    settings, _ = resolve_settings()
+    asyncio.run(_migrate(settings))
+    secrets = SecretStore.from_settings(settings)
+    try:
+        account, uri = asyncio.run(_with_connection(settings, lambda conn: create_account(conn, new, secrets=secrets)))
+    except (InvalidAccount, AccountExists) as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"created {account.kind} {account.username} ({account.role}) id={account.id}")
+    if uri:
+        click.echo(f"TOTP (add to an authenticator app, shown once): {uri}")
+
+
+@main.group()
+def keys() -> None:
+    """Our signing keys: list, rotate, remove."""
+
+
+@keys.command("rotate")
+@click.option("--alg", default="EdDSA", show_default=True, type=click.Choice(["EdDSA", "ES256"]))
+def keys_rotate(alg: str) -> None:
+    """next → active, active → retired, and a new next key. Workers pick it up within 30 s."""
+    from chongjun.runtime import resolve_settings
+    from identity import SecretStore, rotate_keys
+
+    settings, _ = resolve_settings()
+    asyncio.run(_migrate(settings))
+    secrets = SecretStore.from_settings(settings)
+    result = asyncio.run(_with_connection(settings, lambda conn: rotate_keys(conn, secrets, alg=alg)))
+    for state in ("active", "next", "retired"):
+        if state in result:
+            click.echo(f"{state}: {result[state]}")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key with its state and dates."""
+    from chongjun.runtime import resolve_settings
+    from identity import list_keys
+
+    settings, _ = resolve_settings()
+    for row in asyncio.run(_with_connection(settings, list_keys)):
+        click.echo(f"{row['kid']}  {row['alg']:<5}  {row['state']:<7}  created {row['created_at']:%Y-%m-%d %H:%M}")
+
+
+@keys.command("remove")
+@click.argument("kid")
+def keys_remove(kid: str) -> None:
+    """Withdraw a retired key: everything it signed stops verifying within 30 s."""
+    from chongjun.runtime import resolve_settings
+    from identity import remove_key
+
+    settings, _ = resolve_settings()
+    if not asyncio.run(_with_connection(settings, lambda conn: remove_key(conn, kid))):
+        raise click.ClickException(f"{kid} is not a retired key")
+    click.echo(f"removed {kid}")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,48 @@
+"""The veteran's 崇军码 and its QR images, and our public keys for offline verifiers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, Parameter
+from litestar.status_codes import HTTP_201_CREATED
+
+import identity
+from api.guards import requires_veteran
+from identity import CodeRequest, IssuedCode, KeyRing, Principal
+
+
+class CodeController(Controller):
+    path = "/v1/me/codes"
+    tags = ["veteran"]
+    guards = [requires_veteran]
+
+    @post("/", operation_id="IssueCode", status_code=HTTP_201_CREATED, summary="A fresh 崇军码 (60 s; refresh at 30 s)")
+    async def issue(
+        self,
+        principal: NamedDependency[Principal],
+        redis: NamedDependency[aioredis.Redis],
+        data: JSONBody[CodeRequest | None] = None,
+    ) -> IssuedCode:
+        return await identity.issue_code(redis, principal.subject, benefit_id=data.benefit_id if data else None)
+
+    @get("/{image:str}", operation_id="GetCodeImage", summary="QR of one's own live code: {jti}.png or {jti}.svg")
+    async def image(
+        self,
+        principal: NamedDependency[Principal],
+        redis: NamedDependency[aioredis.Redis],
+        image: Annotated[FromPath[str], Parameter(max_length=40)],
+    ) -> Response[bytes]:
+        body, media_type = await identity.code_image_file(redis, principal.subject, image)
+        return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
+
+
+class JwksController(Controller):
+    tags = ["public"]
+
+    @get("/.well-known/jwks.json", operation_id="Jwks", summary="Our public signing keys (next, active, retired)")
+    async def jwks(self, keyring: NamedDependency[KeyRing]) -> Response[dict]:
+        return Response(keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,63 @@
+"""Guards: which kind of caller may use a route. Ownership of objects is checked in services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from identity import NotAuthenticated, Principal, WrongPrincipal
+
+__all__ = (
+    "provide_principal",
+    "requires_admin",
+    "requires_admin_role",
+    "requires_device",
+    "requires_device_or_staff",
+    "requires_staff",
+    "requires_veteran",
+)
+
+Guard = Callable[[ASGIConnection, BaseRouteHandler], None]
+
+
+def _principal(connection: ASGIConnection) -> Principal:
+    user = connection.scope.get("user")
+    if not isinstance(user, Principal):
+        raise NotAuthenticated()
+    return user
+
+
+def _requires(*kinds: str) -> Guard:
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if _principal(connection).kind not in kinds:
+            raise WrongPrincipal()
+
+    guard.__name__ = "requires_" + "_or_".join(kinds)
+    return guard
+
+
+requires_veteran = _requires("veteran")
+requires_staff = _requires("staff")
+requires_admin = _requires("admin")
+requires_device = _requires("device")
+requires_device_or_staff = _requires("device", "staff")
+
+
+def requires_admin_role(*roles: str) -> Guard:
+    """An admin whose role is one of `roles` (city | district | auditor)."""
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        principal = _principal(connection)
+        if principal.kind != "admin" or principal.role not in roles:
+            raise WrongPrincipal()
+
+    guard.__name__ = "requires_admin_role_" + "_".join(roles)
+    return guard
+
+
+def provide_principal(request: Request) -> Principal:
+    """The `principal` dependency: the authenticated caller (401 if there is none)."""
+    return _principal(request)

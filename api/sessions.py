@@ -1,0 +1,44 @@
+"""Staff/admin login, refresh and logout (the veteran login is in the people controllers)."""
+
+from __future__ import annotations
+
+import asyncpg
+import redis.asyncio as aioredis
+from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+
+import identity
+from identity import KeyRing, LogoutRequest, RefreshRequest, SessionTokens, StaffLogin
+
+
+class SessionController(Controller):
+    path = "/v1/auth"
+    tags = ["auth"]
+    opt = {"exclude_from_auth": True}
+
+    @post("/staff", operation_id="StaffLogin", status_code=HTTP_200_OK, summary="Staff or admin login")
+    async def staff_login(
+        self,
+        request: Request,
+        data: JSONBody[StaffLogin],
+        conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        keyring: NamedDependency[KeyRing],
+    ) -> SessionTokens:
+        client = request.client.host if request.client else "unknown"
+        return await identity.staff_login(conn, redis, data, client=client, keyring=keyring)
+
+    @post("/refresh", operation_id="RefreshSession", status_code=HTTP_200_OK, summary="Rotate a refresh token")
+    async def refresh(
+        self,
+        data: JSONBody[RefreshRequest],
+        plain_conn: NamedDependency[asyncpg.Connection],
+        keyring: NamedDependency[KeyRing],
+    ) -> SessionTokens:
+        return await identity.refresh_session(plain_conn, data.refresh_token, keyring=keyring)
+
+    @post("/logout", operation_id="Logout", status_code=HTTP_204_NO_CONTENT, summary="Revoke a refresh token family")
+    async def logout(self, data: JSONBody[LogoutRequest], conn: NamedDependency[asyncpg.Connection]) -> None:
+        await identity.revoke_session(conn, data.refresh_token)

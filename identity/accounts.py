@@ -1,0 +1,273 @@
+"""Staff and admin accounts: argon2id passwords, optional TOTP, throttled logins.
+
+Every way a login can fail (unknown user, wrong password, missing or wrong TOTP, disabled
+account) is the same InvalidCredentials, and an unknown user still costs one argon2 verify, so
+neither the answer nor its timing tells whether a username exists.
+
+Throttling counts failures in Redis per username and per client address over a 15-minute
+window; past the limit a login answers 429 with Retry-After, even with the right password.
+If Redis is unreachable the counters fall back to this process's memory: throttling degrades
+to per-worker, and a login never depends on PostgreSQL for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from uuid import UUID
+
+import asyncpg
+import msgspec
+import redis.asyncio as aioredis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from identity import db
+from identity.errors import AccountExists, InvalidAccount, InvalidCredentials, LoginThrottled
+from identity.keys import KeyRing, current_keyring
+from identity.secrets import SecretStore
+from identity.sessions import issue_session
+from identity.totp import new_totp_secret, provisioning_uri, verify_totp
+from identity.types import AccountRecord, NewAccount, Principal, SessionTokens, StaffLogin
+
+__all__ = (
+    "CLIENT_FAILURE_LIMIT",
+    "THROTTLE_WINDOW_SECONDS",
+    "USER_FAILURE_LIMIT",
+    "authenticate_account",
+    "create_account",
+    "set_account_disabled",
+    "staff_login",
+)
+
+log = logging.getLogger("chongjun.identity.accounts")
+
+TOTP_SECRET = "account-totp-key"
+USER_FAILURE_LIMIT = 5
+CLIENT_FAILURE_LIMIT = 30
+THROTTLE_WINDOW_SECONDS = 15 * 60
+ADMIN_ROLES = ("city", "district", "auditor")
+
+# argon2id with the library's RFC 9106 "low memory" profile (64 MiB, t=3, p=4).
+_hasher = PasswordHasher()
+_dummy_hash: str | None = None
+
+
+def _record(row: asyncpg.Record) -> AccountRecord:
+    return AccountRecord(
+        id=row["id"],
+        kind=row["kind"],
+        username=row["username"],
+        role=row["role"],
+        district=row["district"],
+        merchant_id=row["merchant_id"],
+        totp_enabled=row["totp_secret_enc"] is not None,
+        disabled=row["disabled_at"] is not None,
+        created_at=row["created_at"],
+    )
+
+
+def _check(new: NewAccount) -> None:
+    if new.kind == "admin":
+        if new.role not in ADMIN_ROLES:
+            raise InvalidAccount("an admin's role is city, district or auditor")
+        if (new.role == "district") != (new.district is not None):
+            raise InvalidAccount("a district admin needs a district; other admins have none")
+        if new.merchant_id is not None:
+            raise InvalidAccount("an admin belongs to no merchant")
+    elif new.merchant_id is None:
+        raise InvalidAccount("a staff account needs a merchant_id")
+
+
+async def create_account(
+    conn: asyncpg.Connection, new: NewAccount, *, secrets: SecretStore | None = None
+) -> tuple[AccountRecord, str | None]:
+    """Create a staff or admin account; returns it and, with `with_totp`, the otpauth:// URI.
+
+    The URI holds the TOTP secret: show it once to the account holder and never log it.
+    """
+    new = msgspec.structs.replace(new, username=new.username.strip().lower())
+    _check(new)
+    password_hash = await asyncio.to_thread(_hasher.hash, new.password)
+    row = await db.create_account(
+        conn,
+        kind=new.kind,
+        username=new.username,
+        password_hash=password_hash,
+        role=new.role,
+        district=new.district,
+        merchant_id=new.merchant_id,
+    )
+    if row is None:
+        raise AccountExists()
+    uri = None
+    if new.with_totp:
+        store = secrets or current_keyring().secrets
+        key = store.versioned(TOTP_SECRET)
+        secret = new_totp_secret()
+        nonce = os.urandom(12)
+        sealed = nonce + AESGCM(key.current).encrypt(nonce, secret, row["id"].bytes)
+        await db.set_account_totp(conn, row["id"], secret_enc=sealed, key_version=key.current_version)
+        uri = provisioning_uri(secret, new.username)
+        row = await db.get_account(conn, row["id"])
+    return _record(row), uri
+
+
+async def set_account_disabled(conn: asyncpg.Connection, account_id: UUID, *, disabled: bool) -> bool:
+    """Disable or re-enable an account; disabling also revokes its refresh tokens."""
+    from identity.sessions import revoke_subject_sessions
+
+    found = await db.set_account_disabled(conn, account_id, disabled=disabled)
+    if found and disabled:
+        await revoke_subject_sessions(conn, account_id)
+    return found
+
+
+def _principal(row: asyncpg.Record) -> Principal:
+    if row["kind"] == "admin":
+        return Principal(kind="admin", subject=row["id"], role=row["role"], district=row["district"])
+    return Principal(kind="staff", subject=row["id"], role=row["role"], merchant_id=row["merchant_id"])
+
+
+async def _password_matches(password_hash: str | None, password: str) -> bool:
+    global _dummy_hash
+    if password_hash is None:
+        # Spend the same work on an unknown user as on a known one.
+        if _dummy_hash is None:
+            _dummy_hash = await asyncio.to_thread(_hasher.hash, os.urandom(16).hex())
+        password_hash = _dummy_hash
+        password = password + "\x00unknown"
+    try:
+        return await asyncio.to_thread(_hasher.verify, password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def authenticate_account(
+    conn: asyncpg.Connection,
+    redis: aioredis.Redis,
+    login: StaffLogin,
+    *,
+    client: str,
+    secrets: SecretStore | None = None,
+    now: float | None = None,
+) -> Principal:
+    """The principal of a correct login; InvalidCredentials or LoginThrottled otherwise."""
+    at = time.time() if now is None else now
+    username = login.username.strip().lower()
+    counters = _Counters(redis, username, client)
+    await counters.refuse_if_throttled()
+    row = await db.get_account_by_username(conn, username)
+    ok = await _password_matches(row["password_hash"] if row else None, login.password)
+    step = None
+    if ok and row["totp_secret_enc"] is not None:
+        store = secrets or current_keyring().secrets
+        key = store.versioned(TOTP_SECRET).get(row["totp_key_version"])
+        sealed = row["totp_secret_enc"]
+        secret = AESGCM(key).decrypt(sealed[:12], sealed[12:], row["id"].bytes)
+        step = verify_totp(secret, login.totp, at) if login.totp else None
+        ok = step is not None
+    if ok and row["disabled_at"] is not None:
+        ok = False
+    # A TOTP step is good for one login only (RFC 6238 §5.2): the update refuses an old step.
+    if ok and not await db.record_login(conn, row["id"], totp_step=step):
+        ok = False
+    if not ok:
+        await counters.failed()
+        log.info("login refused", extra={"fields": {"client": client, "known_user": row is not None}})
+        raise InvalidCredentials()
+    if row["password_hash"] and _hasher.check_needs_rehash(row["password_hash"]):
+        await db.set_account_password(conn, row["id"], await asyncio.to_thread(_hasher.hash, login.password))
+    await counters.succeeded()
+    return _principal(row)
+
+
+async def staff_login(
+    conn: asyncpg.Connection,
+    redis: aioredis.Redis,
+    login: StaffLogin,
+    *,
+    client: str,
+    keyring: KeyRing | None = None,
+    now: float | None = None,
+) -> SessionTokens:
+    """`POST /v1/auth/staff`: check the credentials and open a session (staff or admin token)."""
+    ring = current_keyring(keyring)
+    principal = await authenticate_account(conn, redis, login, client=client, secrets=ring.secrets, now=now)
+    return await issue_session(conn, principal, keyring=ring, now=now)
+
+
+class _Counters:
+    """Failure counters per username and per client, in Redis with an in-process fallback."""
+
+    def __init__(self, redis: aioredis.Redis, username: str, client: str) -> None:
+        # Hashed: usernames (and typos of passwords typed into the username box) stay out of Redis.
+        self.user_key = "cj:login:fail:user:" + hashlib.sha256(username.encode()).hexdigest()[:32]
+        self.client_key = "cj:login:fail:client:" + hashlib.sha256(client.encode()).hexdigest()[:32]
+        self.redis = redis
+        self.limits = {self.user_key: USER_FAILURE_LIMIT, self.client_key: CLIENT_FAILURE_LIMIT}
+
+    async def refuse_if_throttled(self) -> None:
+        counts = {key: _local.get(key) for key in self.limits}
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in self.limits:
+                    pipe.get(key).ttl(key)
+                replies = await pipe.execute()
+            for index, key in enumerate(self.limits):
+                shared = (int(replies[2 * index] or 0), int(replies[2 * index + 1]))
+                counts[key] = max(counts[key], shared)  # whichever saw more failures
+        except aioredis.RedisError:
+            pass
+        waits = [max(ttl, 1) for key, (count, ttl) in counts.items() if count >= self.limits[key]]
+        if waits:
+            raise LoginThrottled(retry_after=max(waits))
+
+    async def failed(self) -> None:
+        try:
+            # No MULTI: the two keys may live in different Redis Cluster slots. SET NX starts the
+            # window once; INCR counts inside it (works on Redis 6, unlike EXPIRE NX).
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in self.limits:
+                    pipe.set(key, 0, ex=THROTTLE_WINDOW_SECONDS, nx=True).incr(key)
+                await pipe.execute()
+        except aioredis.RedisError:
+            for key in self.limits:
+                _local.incr(key)
+
+    async def succeeded(self) -> None:
+        try:
+            await self.redis.delete(self.user_key)
+        except aioredis.RedisError:
+            pass
+        _local.clear(self.user_key)
+
+
+class _LocalCounters:
+    """Fixed-window counters in process memory, used only while Redis is unreachable."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[int, float]] = {}
+
+    def get(self, key: str) -> tuple[int, int]:
+        count, until = self._entries.get(key, (0, 0.0))
+        left = int(until - time.monotonic())
+        return (count, left) if left > 0 else (0, -2)
+
+    def incr(self, key: str) -> None:
+        count, left = self.get(key)
+        until = time.monotonic() + (left if left > 0 else THROTTLE_WINDOW_SECONDS)
+        self._entries[key] = (count + 1, until)
+        if len(self._entries) > 100_000:  # bounded: drop the oldest half
+            for stale in sorted(self._entries, key=lambda k: self._entries[k][1])[:50_000]:
+                del self._entries[stale]
+
+    def clear(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
+_local = _LocalCounters()

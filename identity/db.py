@@ -1,0 +1,212 @@
+"""SQL of the identity package: explicit columns, `$n` parameters, one function per query."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+# --- signing keys -----------------------------------------------------------------------------
+
+_KEY_COLUMNS = "kid, alg, state, public_jwk, private_enc, kek_version"
+
+
+async def list_signing_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {_KEY_COLUMNS} FROM signing_keys WHERE state <> 'removed' ORDER BY created_at, kid"
+    )
+
+
+async def list_all_signing_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT kid, alg, state, created_at, activated_at, retired_at, removed_at FROM signing_keys"
+        " ORDER BY created_at, kid"
+    )
+
+
+async def create_signing_key(
+    conn: asyncpg.Connection,
+    *,
+    kid: str,
+    alg: str,
+    state: str,
+    public_jwk: dict[str, Any],
+    private_enc: bytes,
+    kek_version: int,
+) -> None:
+    await conn.execute(
+        "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_enc, kek_version, activated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $3 = 'active' THEN now() END)",
+        kid,
+        alg,
+        state,
+        public_jwk,
+        private_enc,
+        kek_version,
+    )
+
+
+async def get_signing_key_kid(conn: asyncpg.Connection, *, state: str) -> str | None:
+    return await conn.fetchval("SELECT kid FROM signing_keys WHERE state = $1", state)
+
+
+async def retire_active_key(conn: asyncpg.Connection) -> str | None:
+    return await conn.fetchval(
+        "UPDATE signing_keys SET state = 'retired', retired_at = now() WHERE state = 'active' RETURNING kid"
+    )
+
+
+async def activate_next_key(conn: asyncpg.Connection) -> str | None:
+    return await conn.fetchval(
+        "UPDATE signing_keys SET state = 'active', activated_at = now() WHERE state = 'next' RETURNING kid"
+    )
+
+
+async def remove_retired_key(conn: asyncpg.Connection, kid: str) -> str | None:
+    return await conn.fetchval(
+        "UPDATE signing_keys SET state = 'removed', removed_at = now(), private_enc = ''::bytea"
+        " WHERE kid = $1 AND state = 'retired' RETURNING kid",
+        kid,
+    )
+
+
+async def lock_signing_keys(conn: asyncpg.Connection) -> None:
+    """Serialise key creation and rotation across workers for the rest of the transaction."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('chongjun.signing_keys'))")
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+_ACCOUNT_COLUMNS = (
+    "id, kind, username, password_hash, role, district, merchant_id, totp_secret_enc, totp_key_version,"
+    " totp_last_step, disabled_at, created_at"
+)
+
+
+async def create_account(
+    conn: asyncpg.Connection,
+    *,
+    kind: str,
+    username: str,
+    password_hash: str,
+    role: str | None,
+    district: str | None,
+    merchant_id: UUID | None,
+) -> asyncpg.Record | None:
+    """The new row, or None when the username is taken."""
+    return await conn.fetchrow(
+        "INSERT INTO accounts (kind, username, password_hash, role, district, merchant_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING"
+        f" RETURNING {_ACCOUNT_COLUMNS}",
+        kind,
+        username,
+        password_hash,
+        role,
+        district,
+        merchant_id,
+    )
+
+
+async def get_account_by_username(conn: asyncpg.Connection, username: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE username = $1", username)
+
+
+async def get_account(conn: asyncpg.Connection, account_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = $1", account_id)
+
+
+async def set_account_totp(conn: asyncpg.Connection, account_id: UUID, *, secret_enc: bytes, key_version: int) -> None:
+    await conn.execute(
+        "UPDATE accounts SET totp_secret_enc = $2, totp_key_version = $3, totp_last_step = NULL WHERE id = $1",
+        account_id,
+        secret_enc,
+        key_version,
+    )
+
+
+async def record_login(conn: asyncpg.Connection, account_id: UUID, *, totp_step: int | None) -> bool:
+    """Stamp a successful login; with TOTP, only if this step is newer than the last one used."""
+    row = await conn.fetchval(
+        "UPDATE accounts SET last_login_at = now(), totp_last_step = COALESCE($2, totp_last_step)"
+        " WHERE id = $1 AND ($2::bigint IS NULL OR totp_last_step IS NULL OR totp_last_step < $2)"
+        " RETURNING id",
+        account_id,
+        totp_step,
+    )
+    return row is not None
+
+
+async def set_account_password(conn: asyncpg.Connection, account_id: UUID, password_hash: str) -> None:
+    await conn.execute("UPDATE accounts SET password_hash = $2 WHERE id = $1", account_id, password_hash)
+
+
+async def set_account_disabled(conn: asyncpg.Connection, account_id: UUID, *, disabled: bool) -> bool:
+    row = await conn.fetchval(
+        "UPDATE accounts SET disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, now()) END"
+        " WHERE id = $1 RETURNING id",
+        account_id,
+        disabled,
+    )
+    return row is not None
+
+
+# --- refresh tokens ---------------------------------------------------------------------------
+
+
+async def create_refresh_token(
+    conn: asyncpg.Connection,
+    *,
+    token_hash: bytes,
+    family_id: UUID,
+    subject: UUID,
+    principal: dict[str, Any],
+    issued_at: datetime,
+    expires_at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, family_id, subject, principal, issued_at, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        token_hash,
+        family_id,
+        subject,
+        principal,
+        issued_at,
+        expires_at,
+    )
+
+
+async def lock_refresh_token(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT token_hash, family_id, subject, principal, issued_at, expires_at, rotated_at, revoked_at"
+        " FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        token_hash,
+    )
+
+
+async def mark_refresh_token_rotated(conn: asyncpg.Connection, token_hash: bytes, at: datetime) -> None:
+    await conn.execute("UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1", token_hash, at)
+
+
+async def revoke_refresh_family(conn: asyncpg.Connection, family_id: UUID, at: datetime) -> int:
+    result = await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL", family_id, at
+    )
+    return int(result.split()[-1])
+
+
+async def revoke_refresh_subject(conn: asyncpg.Connection, subject: UUID, at: datetime) -> int:
+    result = await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL", subject, at
+    )
+    return int(result.split()[-1])
+
+
+async def get_refresh_family(conn: asyncpg.Connection, token_hash: bytes) -> UUID | None:
+    return await conn.fetchval("SELECT family_id FROM refresh_tokens WHERE token_hash = $1", token_hash)
+
+
+async def delete_expired_refresh_tokens(conn: asyncpg.Connection, before: datetime) -> int:
+    result = await conn.execute("DELETE FROM refresh_tokens WHERE expires_at < $1", before)
+    return int(result.split()[-1])

@@ -1,0 +1,97 @@
+"""Errors of the identity package, each with a stable `type` slug."""
+
+from __future__ import annotations
+
+from chongjun.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
+
+__all__ = (
+    "AccountExists",
+    "CodeNotFound",
+    "ExpiredCode",
+    "InvalidAccount",
+    "InvalidCode",
+    "InvalidCredentials",
+    "InvalidRefreshToken",
+    "InvalidToken",
+    "LoginThrottled",
+    "NotAuthenticated",
+    "WrongPrincipal",
+)
+
+
+class InvalidToken(Unauthenticated):
+    """Any token or code that did not verify: forged, tampered, unknown key, wrong type, garbage.
+
+    One class and one `type` for all of them, so a caller cannot tell which check failed (no
+    forgery oracle); the reason goes to the server log only.
+    """
+
+    type = "invalid-token"
+    title = "Invalid or expired credentials"
+
+    def __init__(self, detail: str | None = None, **extensions) -> None:
+        # The detail is always the generic one: callers pass the reason for logs via `reason`.
+        self.reason = detail or "invalid"
+        super().__init__(self.title, **extensions)
+
+
+class InvalidCode(InvalidToken):
+    """A scanned code (崇军码 or 随申码) that did not verify; externally the same as InvalidToken."""
+
+
+class ExpiredCode(InvalidCode):
+    """A genuine code past `exp` + leeway. Only raised after the signature held, so it is no oracle.
+
+    The redemption engine turns it into the `expired` reason code; code that only catches
+    InvalidCode still treats it as invalid (it is a subclass).
+    """
+
+    type = "expired-code"
+    title = "The code has expired"
+
+
+class InvalidRefreshToken(InvalidToken):
+    """Unknown, expired, revoked or reused refresh token: one answer for all."""
+
+
+class NotAuthenticated(Unauthenticated):
+    """A protected route was called without a bearer token."""
+
+    type = "unauthenticated"
+    title = "Authentication required"
+
+
+class WrongPrincipal(Forbidden):
+    """A valid token of another kind (e.g. a staff token on a veteran route)."""
+
+    type = "forbidden"
+    title = "Not allowed for this caller"
+
+
+class InvalidCredentials(Unauthenticated):
+    """Unknown user, wrong password, wrong or missing TOTP, disabled account: one answer for all."""
+
+    type = "invalid-credentials"
+    title = "Invalid username or password"
+
+
+class LoginThrottled(RateLimited):
+    type = "login-throttled"
+    title = "Too many failed logins; try again later"
+
+
+class AccountExists(Conflict):
+    type = "account-exists"
+    title = "An account with this username exists"
+
+
+class InvalidAccount(Invalid):
+    type = "invalid-account"
+    title = "The account data is not valid"
+
+
+class CodeNotFound(NotFound):
+    """No live code with this jti for this holder (expired, never issued, or someone else's)."""
+
+    type = "code-not-found"
+    title = "No such code"

@@ -1,0 +1,292 @@
+"""Our signing keys: a KeyRing shared by every worker through PostgreSQL, cached in memory.
+
+- Algorithms: Ed25519 (`EdDSA`) is primary, ES256 is the second algorithm (the DCC hedge: both
+  implemented, either can be rotated in). The algorithm is pinned per `kid`: the verifier takes
+  `algorithms=[record.alg]` from our record, never from the token.
+- `kid` is the first 16 characters of the RFC 7638 JWK thumbprint (96 bits).
+- States: `next` (published, not signing) → `active` (signing, exactly one) → `retired`
+  (published, still verifies) → `removed` (gone from the ring: everything it signed dies).
+- Private keys are sealed with AES-256-GCM under the versioned KEK `signing-kek` from the secret
+  store (AAD = kid), so the database alone cannot sign.
+- Each process loads the ring at start and reloads it in the background (api/auth.py), so the
+  hot path (verifying a token or a 崇军码) never touches the database or Redis.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm
+
+from chongjun.errors import Unavailable
+from identity import db
+from identity.secrets import SecretStore
+
+__all__ = (
+    "ALGORITHMS",
+    "KeyRecord",
+    "KeyRing",
+    "KeysUnavailable",
+    "current_keyring",
+    "ensure_signing_keys",
+    "install_keyring",
+    "jwk_thumbprint",
+    "list_keys",
+    "remove_key",
+    "rotate_keys",
+    "uninstall_keyring",
+)
+
+Algorithm = Literal["EdDSA", "ES256"]
+ALGORITHMS: tuple[Algorithm, ...] = ("EdDSA", "ES256")
+KEK_SECRET = "signing-kek"
+SUBJECT_SECRET = "code-subject-key"
+KID_LENGTH = 16
+
+
+class KeysUnavailable(Unavailable):
+    """No active signing key is loaded (database unreachable at start, or keys never created)."""
+
+    type = "keys-unavailable"
+    title = "Signing keys are not available"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    kid: str
+    alg: Algorithm
+    state: str
+    public_key: Ed25519PublicKey | ec.EllipticCurvePublicKey
+    private_key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey | None
+    public_jwk: Mapping[str, str]
+
+
+def jwk_thumbprint(jwk: Mapping[str, str]) -> str:
+    """RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace."""
+    required = ("crv", "kty", "x") if jwk["kty"] == "OKP" else ("crv", "kty", "x", "y")
+    canonical = json.dumps({name: jwk[name] for name in required}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def _public_jwk(public_key) -> dict[str, str]:
+    if isinstance(public_key, Ed25519PublicKey):
+        full = OKPAlgorithm.to_jwk(public_key, as_dict=True)
+    else:
+        full = ECAlgorithm.to_jwk(public_key, as_dict=True)
+    return {name: full[name] for name in ("kty", "crv", "x", "y") if name in full}
+
+
+def _generate(alg: Algorithm):
+    if alg == "EdDSA":
+        return Ed25519PrivateKey.generate()
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise ValueError(f"unsupported algorithm {alg!r}")
+
+
+def _check_key_type(alg: str, public_key) -> None:
+    # PyJWT's EdDSA also accepts Ed448 keys; pin the curve ourselves (RFC 9864 reasoning).
+    if alg == "EdDSA" and isinstance(public_key, Ed25519PublicKey):
+        return
+    if alg == "ES256" and isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(
+        public_key.curve, ec.SECP256R1
+    ):
+        return
+    raise ValueError(f"key type {type(public_key).__name__} does not match alg {alg}")
+
+
+def _load_public(alg: str, jwk: Mapping[str, str]):
+    text = json.dumps({**jwk})
+    key = OKPAlgorithm.from_jwk(text) if alg == "EdDSA" else ECAlgorithm.from_jwk(text)
+    _check_key_type(alg, key)
+    return key
+
+
+class KeyRing:
+    """An in-memory snapshot of the signing keys plus the secrets derived for 崇军码.
+
+    `load()` swaps the whole snapshot at once, so a concurrent reader sees either the old or the
+    new ring, never a mix.
+    """
+
+    def __init__(self, secrets: SecretStore) -> None:
+        self.secrets = secrets
+        self._keys: dict[str, KeyRecord] = {}
+        self._active: KeyRecord | None = None
+        self.loaded_at: float | None = None
+        self._subject_key: bytes | None = None
+
+    @property
+    def keys(self) -> Mapping[str, KeyRecord]:
+        return self._keys
+
+    def get(self, kid: str) -> KeyRecord | None:
+        return self._keys.get(kid)
+
+    @property
+    def active(self) -> KeyRecord:
+        if self._active is None or self._active.private_key is None:
+            raise KeysUnavailable("no active signing key is loaded")
+        return self._active
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._active is not None
+
+    async def load(self, conn: asyncpg.Connection) -> None:
+        rows = await db.list_signing_keys(conn)
+        kek = self.secrets.versioned(KEK_SECRET)
+        keys: dict[str, KeyRecord] = {}
+        active = None
+        for row in rows:
+            public_jwk = dict(row["public_jwk"])
+            public_key = _load_public(row["alg"], public_jwk)
+            private_key = None
+            if row["state"] in ("active", "next"):
+                private_key = _open_private(kek.get(row["kek_version"]), row["kid"], row["private_enc"])
+                if _public_jwk(private_key.public_key()) != _public_jwk(public_key):
+                    raise ValueError(f"signing key {row['kid']}: private key does not match its public key")
+            record = KeyRecord(row["kid"], row["alg"], row["state"], public_key, private_key, public_jwk)
+            keys[record.kid] = record
+            if record.state == "active":
+                active = record
+        self._keys, self._active = keys, active
+        self.loaded_at = time.monotonic()
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """Every published key (next, active, retired) as an RFC 7517 JWK Set."""
+        order = {"active": 0, "next": 1, "retired": 2}
+        records = sorted(self._keys.values(), key=lambda r: (order.get(r.state, 3), r.kid))
+        return {"keys": [{**r.public_jwk, "kid": r.kid, "alg": r.alg, "use": "sig"} for r in records]}
+
+    @property
+    def subject_key(self) -> bytes:
+        """AES-256 key for 崇军码 subject pseudonyms, derived per audience (see identity/codes.py)."""
+        if self._subject_key is None:
+            self._subject_key = HKDF(SHA256(), 32, salt=None, info=b"cjmf-merchant subject v1").derive(
+                self.secrets.get(SUBJECT_SECRET)
+            )
+        return self._subject_key
+
+    def subject_cipher(self) -> Cipher:
+        # One AES block is a keyed permutation: a stable, reversible pseudonym without storage.
+        return Cipher(algorithms.AES(self.subject_key), modes.ECB())
+
+
+def _seal_private(kek: bytes, kid: str, private_key) -> bytes:
+    der = private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    nonce = os.urandom(12)
+    return nonce + AESGCM(kek).encrypt(nonce, der, kid.encode())
+
+
+def _open_private(kek: bytes, kid: str, sealed: bytes):
+    der = AESGCM(kek).decrypt(sealed[:12], sealed[12:], kid.encode())
+    return serialization.load_der_private_key(der, password=None)
+
+
+async def _create_key(conn: asyncpg.Connection, secrets: SecretStore, *, alg: Algorithm, state: str) -> str:
+    private_key = _generate(alg)
+    public_jwk = _public_jwk(private_key.public_key())
+    kid = jwk_thumbprint(public_jwk)[:KID_LENGTH]
+    kek = secrets.versioned(KEK_SECRET)
+    await db.create_signing_key(
+        conn,
+        kid=kid,
+        alg=alg,
+        state=state,
+        public_jwk=public_jwk,
+        private_enc=_seal_private(kek.current, kid, private_key),
+        kek_version=kek.current_version,
+    )
+    return kid
+
+
+async def ensure_signing_keys(conn: asyncpg.Connection, secrets: SecretStore, *, create: bool) -> str | None:
+    """Make sure an active key exists; with `create` (dev) make one (and a next one) if none.
+
+    Runs under a transaction-scoped advisory lock, so two workers starting together create one
+    key between them. Returns the active kid, or None when there is none and `create` is off.
+    """
+    async with conn.transaction():
+        await db.lock_signing_keys(conn)
+        active = await db.get_signing_key_kid(conn, state="active")
+        if active is None and create:
+            active = await _create_key(conn, secrets, alg="EdDSA", state="active")
+            if await db.get_signing_key_kid(conn, state="next") is None:
+                await _create_key(conn, secrets, alg="EdDSA", state="next")
+        return active
+
+
+async def rotate_keys(conn: asyncpg.Connection, secrets: SecretStore, *, alg: Algorithm = "EdDSA") -> dict[str, str]:
+    """next → active, active → retired, and a new next key with `alg`.
+
+    With no next key (a fresh database), a new key is activated directly. Returns the kids by state.
+    """
+    if alg not in ALGORITHMS:
+        raise ValueError(f"unsupported algorithm {alg!r}")
+    async with conn.transaction():
+        await db.lock_signing_keys(conn)
+        retired = await db.retire_active_key(conn)
+        active = await db.activate_next_key(conn)
+        if active is None:
+            active = await _create_key(conn, secrets, alg=alg, state="active")
+        upcoming = await _create_key(conn, secrets, alg=alg, state="next")
+    result = {"active": active, "next": upcoming}
+    if retired:
+        result["retired"] = retired
+    return result
+
+
+async def list_keys(conn: asyncpg.Connection) -> list[dict[str, object]]:
+    """Every key ever made, with its state and dates (operator view; no key material)."""
+    return [dict(row) for row in await db.list_all_signing_keys(conn)]
+
+
+async def remove_key(conn: asyncpg.Connection, kid: str) -> bool:
+    """Withdraw a retired key: every token and code it signed stops verifying at the next reload."""
+    async with conn.transaction():
+        await db.lock_signing_keys(conn)
+        return await db.remove_retired_key(conn, kid) is not None
+
+
+# The process-wide ring: one per process (one database), installed by the app's lifespan, so the
+# scan pipeline can call `resolve_scan_code(raw, redis=...)` without threading it through.
+_installed: KeyRing | None = None
+
+
+def install_keyring(ring: KeyRing) -> None:
+    global _installed
+    _installed = ring
+
+
+def uninstall_keyring(ring: KeyRing) -> None:
+    global _installed
+    if _installed is ring:
+        _installed = None
+
+
+def current_keyring(ring: KeyRing | None = None) -> KeyRing:
+    """`ring` if given, else the installed one; raises KeysUnavailable when there is none."""
+    if ring is not None:
+        return ring
+    if _installed is None:
+        raise KeysUnavailable("no key ring is installed in this process")
+    return _installed
+

@@ -1,0 +1,128 @@
+"""Sessions: a short access JWT plus an opaque, rotating refresh token stored hashed in PostgreSQL.
+
+A refresh token is used once: refreshing marks it rotated and issues a successor in the same
+family. Presenting a rotated token again means it was copied, so the whole family is revoked
+(RFC 9700 §4.14.2) and every holder must log in again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import msgspec
+
+from identity import db
+from identity.errors import InvalidRefreshToken
+from identity.keys import KeyRing, current_keyring
+from identity.tokens import issue_access_token
+from identity.types import Principal, SessionTokens
+
+__all__ = (
+    "ACCESS_TTL_SECONDS",
+    "REFRESH_TTL",
+    "issue_session",
+    "refresh_session",
+    "revoke_session",
+    "revoke_subject_sessions",
+)
+
+ACCESS_TTL_SECONDS = 15 * 60
+REFRESH_TTL: dict[str, timedelta] = {
+    "veteran": timedelta(days=30),
+    "staff": timedelta(hours=12),
+    "admin": timedelta(hours=8),
+    "device": timedelta(days=1),
+}
+_REFRESH_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def _hash(raw: str) -> bytes:
+    # 256 random bits need no salt or slow hash; SHA-256 keeps the database useless to a thief.
+    return hashlib.sha256(raw.encode()).digest()
+
+
+def _new_refresh_token() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+
+
+def _now(now: float | None) -> datetime:
+    return datetime.fromtimestamp(time.time() if now is None else now, UTC)
+
+
+async def _issue(
+    conn: asyncpg.Connection, principal: Principal, family_id: uuid.UUID, ring: KeyRing, now: float | None
+) -> SessionTokens:
+    issued = _now(now)
+    raw = _new_refresh_token()
+    await db.create_refresh_token(
+        conn,
+        token_hash=_hash(raw),
+        family_id=family_id,
+        subject=principal.subject,
+        principal=msgspec.to_builtins(principal),
+        issued_at=issued,
+        expires_at=issued + REFRESH_TTL[principal.kind],
+    )
+    access = issue_access_token(principal, ttl_seconds=ACCESS_TTL_SECONDS, keyring=ring, now=issued.timestamp())
+    return SessionTokens(access_token=access, refresh_token=raw, expires_in=ACCESS_TTL_SECONDS)
+
+
+async def issue_session(
+    conn: asyncpg.Connection, principal: Principal, *, keyring: KeyRing | None = None, now: float | None = None
+) -> SessionTokens:
+    """A new session (new refresh family) for an authenticated principal."""
+    return await _issue(conn, principal, uuid.uuid4(), current_keyring(keyring), now)
+
+
+async def refresh_session(
+    conn: asyncpg.Connection, raw: str, *, keyring: KeyRing | None = None, now: float | None = None
+) -> SessionTokens:
+    """Rotate a refresh token into a new session; InvalidRefreshToken for anything else.
+
+    `conn` must not be inside a transaction: when reuse is detected the family revocation is
+    committed before the error is raised (a rolled-back revocation would protect nobody).
+    """
+    ring = current_keyring(keyring)
+    if not isinstance(raw, str) or not _REFRESH_FORMAT.fullmatch(raw):
+        raise InvalidRefreshToken("malformed refresh token")
+    at = _now(now)
+    async with conn.transaction():
+        row = await db.lock_refresh_token(conn, _hash(raw))
+        if row is None or row["revoked_at"] is not None or row["expires_at"] <= at:
+            raise InvalidRefreshToken("unknown, revoked or expired refresh token")
+        principal = msgspec.convert(row["principal"], Principal)
+        if row["rotated_at"] is None and await _still_allowed(conn, principal):
+            await db.mark_refresh_token_rotated(conn, row["token_hash"], at)
+            return await _issue(conn, principal, row["family_id"], ring, now)
+        await db.revoke_refresh_family(conn, row["family_id"], at)
+    # Committed above: the revocation stands even though this request fails.
+    raise InvalidRefreshToken("refresh token reused or account disabled; family revoked")
+
+
+async def _still_allowed(conn: asyncpg.Connection, principal: Principal) -> bool:
+    """Accounts can be disabled between refreshes; people and devices are checked by their owners."""
+    if principal.kind not in ("staff", "admin"):
+        return True
+    account = await db.get_account(conn, principal.subject)
+    return account is not None and account["disabled_at"] is None
+
+
+async def revoke_session(conn: asyncpg.Connection, raw: str, *, now: float | None = None) -> None:
+    """Logout: revoke the family of this refresh token. Unknown tokens are ignored (no oracle)."""
+    if not isinstance(raw, str) or not _REFRESH_FORMAT.fullmatch(raw):
+        return
+    family = await db.get_refresh_family(conn, _hash(raw))
+    if family is not None:
+        await db.revoke_refresh_family(conn, family, _now(now))
+
+
+async def revoke_subject_sessions(conn: asyncpg.Connection, subject: uuid.UUID, *, now: float | None = None) -> int:
+    """Revoke every refresh token of a person, account or device (e.g. when it is disabled)."""
+    return await db.revoke_refresh_subject(conn, subject, _now(now))

@@ -1,0 +1,134 @@
+"""Shapes of the identity package: records are frozen, inputs forbid unknown fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+__all__ = (
+    "AccountRecord",
+    "CodeRequest",
+    "IssuedCode",
+    "LogoutRequest",
+    "NewAccount",
+    "Principal",
+    "PrincipalKind",
+    "RefreshRequest",
+    "ScannedHolder",
+    "SessionTokens",
+    "StaffLogin",
+    "VerifiedCode",
+)
+
+PrincipalKind = Literal["veteran", "staff", "admin", "device"]
+AdminRole = Literal["city", "district", "auditor"]
+
+
+class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Request bodies: an unknown field is a client bug, so it is refused rather than ignored."""
+
+
+class Record(msgspec.Struct, frozen=True, kw_only=True):
+    """Values handed around inside the process: frozen so nobody edits a shared one."""
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling; set on `request.user` by `api/auth.py` (see docs/architecture.md)."""
+
+    kind: PrincipalKind
+    subject: UUID
+    """person id, account id or device id"""
+    role: str | None = None
+    """admin: city | district | auditor; staff: merchant role"""
+    district: str | None = None
+    """district admins: their district"""
+    merchant_id: UUID | None = None
+    """staff and devices"""
+    venue_id: UUID | None = None
+    """devices"""
+
+
+class SessionTokens(Record):
+    access_token: str
+    refresh_token: str | None
+    expires_in: int
+    token_type: Literal["Bearer"] = "Bearer"
+
+
+class RefreshRequest(Input):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class LogoutRequest(Input):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class StaffLogin(Input):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    totp: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")] | None = None
+
+
+class NewAccount(Input):
+    """What `create_account` needs; the merchants package creates staff with it."""
+
+    kind: Literal["staff", "admin"]
+    username: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._@-]{1,63}$")]
+    password: Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
+    role: str | None = None
+    district: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")] | None = None
+    merchant_id: UUID | None = None
+    with_totp: bool = False
+
+
+class AccountRecord(Record):
+    id: UUID
+    kind: Literal["staff", "admin"]
+    username: str
+    role: str | None
+    district: str | None
+    merchant_id: UUID | None
+    totp_enabled: bool
+    disabled: bool
+    created_at: datetime
+
+
+class CodeRequest(Input):
+    benefit_id: UUID | None = None
+
+
+class IssuedCode(Record):
+    """A fresh 崇军码 as the holder's app receives it."""
+
+    code: str
+    jti: str
+    expires_at: datetime
+    refresh_after: datetime
+    png_url: str
+    svg_url: str
+
+
+class VerifiedCode(Record):
+    """A 崇军码 whose signature and claims held; `person_id` is recovered from the pseudonym."""
+
+    person_id: UUID
+    jti: str
+    kid: str
+    issued_at: datetime
+    expires_at: datetime
+    benefit_id: UUID | None = None
+    """the benefit the holder picked when showing the code, if any"""
+
+
+class ScannedHolder(Record):
+    """What the redemption pipeline learns from any scanned code (崇军码 or 随申码)."""
+
+    person_id: UUID
+    jti: str
+    expires_at: datetime
+    source: Literal["cj_code", "suishen"]
+    benefit_id: UUID | None = None
+    """a 崇军码 shown for one benefit carries it; None otherwise"""

@@ -1,0 +1,134 @@
+"""崇军码: issue, QR images (decoded with zxing), owner-only access, scan resolution."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+import identity
+from identity import ExpiredCode, InvalidCode
+from identity.codes import MAX_CODE_LENGTH, subject_for
+from tests.tokens import auth_headers, device, staff, veteran
+
+
+async def _issue(client, app, person, **body):
+    response = await client.post("/v1/me/codes", json=body, headers=auth_headers(app, veteran(person)))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _decode_png(data: bytes) -> str:
+    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(data)))
+    assert len(results) == 1
+    return results[0].text
+
+
+async def test_issued_code_shape(client, app):
+    person = uuid.uuid4()
+    body = await _issue(client, app, person)
+    assert set(body) == {"code", "jti", "expires_at", "refresh_after", "png_url", "svg_url"}
+    code = body["code"]
+    assert code.startswith("CJ1:") and len(code) < MAX_CODE_LENGTH
+    assert str(person) not in code
+    import jwt
+
+    header = jwt.get_unverified_header(code[4:])
+    claims = jwt.decode(code[4:], options={"verify_signature": False})
+    assert header == {"alg": "EdDSA", "kid": app.state.keyring.active.kid, "typ": "cj-code+jwt"}
+    assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti"}
+    assert claims["exp"] - claims["iat"] == 60 and claims["aud"] == "cjmf-merchant"
+    assert claims["jti"] == body["jti"] and len(claims["jti"]) == 22  # 128 bits
+    assert claims["sub"] != str(person) and len(claims["sub"]) == 22
+    verified = identity.verify_code(code, keyring=app.state.keyring)
+    assert verified.person_id == person and verified.jti == body["jti"]
+
+
+async def test_pseudonym_is_stable_per_person_and_distinct_between_people(keyring):
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert subject_for(keyring, a) == subject_for(keyring, a)
+    assert subject_for(keyring, a) != subject_for(keyring, b)
+
+
+async def test_png_decodes_to_exactly_the_code(client, app):
+    person = uuid.uuid4()
+    body = await _issue(client, app, person)
+    png = await client.get(body["png_url"], headers=auth_headers(app, veteran(person)))
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.headers["cache-control"] == "no-store"
+    assert _decode_png(png.content) == body["code"]
+    svg = await client.get(body["svg_url"], headers=auth_headers(app, veteran(person)))
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert svg.content.lstrip().startswith(b"<?xml") and b"<svg" in svg.content
+
+
+async def test_only_the_owner_gets_the_image(client, app):
+    person = uuid.uuid4()
+    body = await _issue(client, app, person)
+    for principal in (veteran(), staff()):
+        response = await client.get(body["png_url"], headers=auth_headers(app, principal))
+        assert response.status_code in (403, 404)
+    assert (await client.get(body["png_url"])).status_code == 401
+    other = await client.get(body["png_url"], headers=auth_headers(app, veteran()))
+    assert other.status_code == 404 and other.json()["type"] == "urn:chongjun:problem:code-not-found"
+
+
+@pytest.mark.parametrize("name", ["nosuchjtinosuchjtinosu.png", "x.gif", "..%2F..%2Fetc.png", "a" * 41, "plain"])
+async def test_unknown_or_odd_image_names_are_4xx(client, app, name):
+    response = await client.get(f"/v1/me/codes/{name}", headers=auth_headers(app, veteran()))
+    assert 400 <= response.status_code < 500
+
+
+async def test_image_is_gone_when_the_code_expires(client, app, redis):
+    person = uuid.uuid4()
+    body = await _issue(client, app, person)
+    key = f"cj:code:{{{person}}}:{body['jti']}"
+    assert 60 < await redis.ttl(key) <= 90
+    await redis.delete(key)  # what the TTL does after 90 s
+    response = await client.get(body["png_url"], headers=auth_headers(app, veteran(person)))
+    assert response.status_code == 404
+
+
+async def test_code_for_a_benefit_carries_it(client, app, redis):
+    person, benefit = uuid.uuid4(), uuid.uuid4()
+    body = await _issue(client, app, person, benefit_id=str(benefit))
+    holder = await identity.resolve_scan_code(body["code"], redis=redis)
+    assert holder.benefit_id == benefit and holder.person_id == person and holder.source == "cj_code"
+
+
+async def test_codes_are_for_veterans_only(client, app):
+    for principal in (staff(), device()):
+        response = await client.post("/v1/me/codes", json={}, headers=auth_headers(app, principal))
+        assert response.status_code == 403
+    bad = await client.post("/v1/me/codes", json={"benefit_id": "nope"}, headers=auth_headers(app, veteran()))
+    assert bad.status_code == 400
+
+
+async def test_resolve_scan_code(keyring, redis):
+    person = uuid.uuid4()
+    now = time.time()
+    issued = await identity.issue_code(redis, person, now=now)
+    holder = await identity.resolve_scan_code(issued.code, redis=redis, now=now + 10)
+    assert (holder.person_id, holder.jti, holder.expires_at) == (person, issued.jti, issued.expires_at)
+    with pytest.raises(ExpiredCode):
+        await identity.resolve_scan_code(issued.code, redis=redis, now=now + 91)
+    for raw in ("SSM1:whatever", "", "x" * 5000, None, 42, issued.code[:-3]):
+        with pytest.raises(InvalidCode):
+            await identity.resolve_scan_code(raw, redis=redis)
+
+
+async def test_verify_is_cheap(keyring, redis):
+    """The scan hot path is pure CPU over the in-memory ring; measure its rate on this machine."""
+    codes = [(await identity.issue_code(redis, uuid.uuid4())).code for _ in range(50)]
+    rounds = 40
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for code in codes:
+            identity.verify_code(code)
+    rate = rounds * len(codes) / (time.perf_counter() - started)
+    print(f"verify_code: {rate:.0f}/s on one core")
+    assert rate > 1000

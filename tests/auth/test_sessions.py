@@ -1,0 +1,106 @@
+"""Sessions: access + rotating refresh tokens; reuse of a rotated token revokes the family."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import identity
+from identity import InvalidRefreshToken
+from tests.tokens import admin, auth_headers, veteran
+
+
+async def test_issue_session_gives_a_15_minute_access_token(conn, keyring):
+    principal = veteran()
+    session = await identity.issue_session(conn, principal)
+    assert session.expires_in == 900 and session.token_type == "Bearer"
+    assert identity.verify_access_token(session.access_token) == principal
+    stored = await conn.fetch("SELECT token_hash, subject FROM refresh_tokens")
+    assert len(stored) == 1 and stored[0]["subject"] == principal.subject
+    assert session.refresh_token.encode() not in bytes(stored[0]["token_hash"])
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(conn, keyring):
+    principal = veteran()
+    first = await identity.issue_session(conn, principal)
+    second = await identity.refresh_session(conn, first.refresh_token)
+    assert second.refresh_token != first.refresh_token
+    assert identity.verify_access_token(second.access_token) == principal
+    third = await identity.refresh_session(conn, second.refresh_token)
+    # The stolen copy of the first token comes back: everything in the family dies.
+    with pytest.raises(InvalidRefreshToken):
+        await identity.refresh_session(conn, first.refresh_token)
+    with pytest.raises(InvalidRefreshToken):
+        await identity.refresh_session(conn, third.refresh_token)
+    assert await conn.fetchval("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL") == 0
+
+
+async def test_refresh_of_an_account_that_does_not_exist_fails(conn, keyring):
+    session = await identity.issue_session(conn, admin())
+    with pytest.raises(InvalidRefreshToken):
+        await identity.refresh_session(conn, session.refresh_token)
+
+
+async def test_other_sessions_survive_a_family_revocation(conn, keyring):
+    principal = veteran()
+    phone = await identity.issue_session(conn, principal)
+    tablet = await identity.issue_session(conn, principal)
+    rotated = await identity.refresh_session(conn, phone.refresh_token)
+    with pytest.raises(InvalidRefreshToken):
+        await identity.refresh_session(conn, phone.refresh_token)
+    with pytest.raises(InvalidRefreshToken):
+        await identity.refresh_session(conn, rotated.refresh_token)
+    assert await identity.refresh_session(conn, tablet.refresh_token)
+
+
+async def test_expired_unknown_and_malformed_refresh_tokens(conn, keyring):
+    session = await identity.issue_session(conn, veteran(), now=1_000_000_000)
+    for raw in (session.refresh_token, "A" * 43, "short", "", "é" * 43):
+        with pytest.raises(InvalidRefreshToken):
+            await identity.refresh_session(conn, raw)
+
+
+async def test_logout_revokes_and_ignores_unknown_tokens(conn, keyring):
+    session = await identity.issue_session(conn, veteran())
+    await identity.revoke_session(conn, "B" * 43)
+    await identity.revoke_session(conn, session.refresh_token)
+    with pytest.raises(InvalidRefreshToken):
+        await identity.refresh_session(conn, session.refresh_token)
+
+
+async def test_refresh_and_logout_over_http(client, app, conn):
+    principal = veteran()
+    session = await identity.issue_session(conn, principal, keyring=app.state.keyring)
+    response = await client.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert identity.verify_access_token(body["access_token"], keyring=app.state.keyring) == principal
+
+    # Reuse over HTTP: 401, and the revocation was committed although the request failed.
+    reuse = await client.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token})
+    assert reuse.status_code == 401
+    assert reuse.json()["type"] == "urn:chongjun:problem:invalid-token"
+    again = await client.post("/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+    assert again.status_code == 401
+
+    fresh = await identity.issue_session(conn, principal, keyring=app.state.keyring)
+    assert (await client.post("/v1/auth/logout", json={"refresh_token": fresh.refresh_token})).status_code == 204
+    after = await client.post("/v1/auth/refresh", json={"refresh_token": fresh.refresh_token})
+    assert after.status_code == 401
+
+
+async def test_refresh_ignores_a_stale_bearer_and_rejects_bad_bodies(client, app):
+    headers = {"Authorization": "Bearer garbage"}
+    response = await client.post("/v1/auth/refresh", json={"refresh_token": "C" * 43}, headers=headers)
+    assert response.status_code == 401
+    assert (await client.post("/v1/auth/refresh", json={"refresh_token": "x", "extra": 1})).status_code == 400
+    assert (await client.post("/v1/auth/refresh", content=b"{")).status_code == 400
+
+
+async def test_access_token_from_a_session_works_on_a_route(client, app, conn):
+    session = await identity.issue_session(conn, veteran(uuid.uuid4()), keyring=app.state.keyring)
+    response = await client.post("/v1/me/codes", json={}, headers={"Authorization": f"Bearer {session.access_token}"})
+    assert response.status_code == 201
+    assert auth_headers(app, veteran())
