@@ -164,8 +164,7 @@ def create_admin(username: str, role: str, district: str | None, totp: bool) -> 
     import msgspec
 
     from chongjun.runtime import resolve_settings
-    from identity import InvalidAccount, NewAccount, SecretStore, create_account
-    from identity.errors import AccountExists
+    from identity import AccountExists, InvalidAccount, NewAccount, SecretStore, create_account
 
     password = sys.stdin.readline().rstrip("\r\n")
     try:

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from qrcode.image.pil import PilImage
 from qrcode.image.svg import SvgPathImage
 
-from identity.errors import CodeNotFound, ExpiredCode, InvalidCode, InvalidToken
+from identity.errors import CodeNotFound, CodeStoreUnavailable, ExpiredCode, InvalidCode, InvalidToken
 from identity.keys import KeyRing, current_keyring
 from identity.tokens import CODE, LEEWAY_SECONDS, _Expired, new_jti, sign, verify_with_key
 from identity.types import IssuedCode, VerifiedCode
@@ -94,7 +94,10 @@ async def issue_code(
     if benefit_id is not None:
         claims["bid"] = str(benefit_id)
     code = CODE_PREFIX + sign(ring, CODE, claims, ttl_seconds=CODE_TTL_SECONDS, now=issued)
-    await redis.set(_redis_key(person_id, jti), code, ex=CODE_TTL_SECONDS + LEEWAY_SECONDS)
+    try:
+        await redis.set(_redis_key(person_id, jti), code, ex=CODE_TTL_SECONDS + LEEWAY_SECONDS)
+    except aioredis.RedisError:
+        raise CodeStoreUnavailable() from None
     return IssuedCode(
         code=code,
         jti=jti,
@@ -148,7 +151,10 @@ async def code_image(redis: aioredis.Redis, person_id: UUID, jti: str, fmt: Lite
     """The QR image of a live code of `person_id`; CodeNotFound for any other jti (no enumeration)."""
     if not _JTI.fullmatch(jti):
         raise CodeNotFound()
-    code = await redis.get(_redis_key(person_id, jti))
+    try:
+        code = await redis.get(_redis_key(person_id, jti))
+    except aioredis.RedisError:
+        raise CodeStoreUnavailable() from None
     if code is None:
         raise CodeNotFound()
     return render_qr(code.decode() if isinstance(code, bytes) else code, fmt)

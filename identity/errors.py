@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from chongjun.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
+from chongjun.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated, Unavailable
 
 __all__ = (
     "AccountExists",
     "CodeNotFound",
+    "CodeStoreUnavailable",
     "ExpiredCode",
     "InvalidAccount",
     "InvalidCode",
@@ -95,3 +96,10 @@ class CodeNotFound(NotFound):
 
     type = "code-not-found"
     title = "No such code"
+
+
+class CodeStoreUnavailable(Unavailable):
+    """Redis, which keeps issued codes for their QR images, does not answer."""
+
+    type = "code-store-unavailable"
+    title = "Codes cannot be issued right now"

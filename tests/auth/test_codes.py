@@ -132,3 +132,21 @@ async def test_verify_is_cheap(keyring, redis):
     rate = rounds * len(codes) / (time.perf_counter() - started)
     print(f"verify_code: {rate:.0f}/s on one core")
     assert rate > 1000
+
+
+async def test_post_without_a_body_is_fine(client, app):
+    response = await client.post("/v1/me/codes", headers=auth_headers(app, veteran()))
+    assert response.status_code == 201, response.text
+
+
+async def test_redis_down_is_503_not_500(keyring):
+    import redis.asyncio as aioredis
+
+    dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    try:
+        with pytest.raises(identity.CodeStoreUnavailable):
+            await identity.issue_code(dead, uuid.uuid4())
+        with pytest.raises(identity.CodeStoreUnavailable):
+            await identity.code_image(dead, uuid.uuid4(), "A" * 22, "png")
+    finally:
+        await dead.aclose()
