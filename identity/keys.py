@@ -44,6 +44,7 @@ __all__ = (
     "KeysUnavailable",
     "current_keyring",
     "ensure_signing_keys",
+    "generate_key",
     "install_keyring",
     "jwk_thumbprint",
     "list_keys",
@@ -152,7 +153,6 @@ class KeyRing:
         rows = await db.list_signing_keys(conn)
         kek = self.secrets.versioned(KEK_SECRET)
         keys: dict[str, KeyRecord] = {}
-        active = None
         for row in rows:
             public_jwk = dict(row["public_jwk"])
             public_key = _load_public(row["alg"], public_jwk)
@@ -161,11 +161,16 @@ class KeyRing:
                 private_key = _open_private(kek.get(row["kek_version"]), row["kid"], row["private_enc"])
                 if _public_jwk(private_key.public_key()) != _public_jwk(public_key):
                     raise ValueError(f"signing key {row['kid']}: private key does not match its public key")
-            record = KeyRecord(row["kid"], row["alg"], row["state"], public_key, private_key, public_jwk)
-            keys[record.kid] = record
-            if record.state == "active":
-                active = record
-        self._keys, self._active = keys, active
+            keys[row["kid"]] = KeyRecord(row["kid"], row["alg"], row["state"], public_key, private_key, public_jwk)
+        self.use(keys.values())
+
+    def use(self, records) -> None:
+        """Swap in a new set of KeyRecords at once (what `load` does; tests build rings with it)."""
+        keys = {record.kid: record for record in records}
+        active = [record for record in keys.values() if record.state == "active"]
+        if len(active) > 1:
+            raise ValueError("a key ring has at most one active key")
+        self._keys, self._active = keys, (active[0] if active else None)
         self.loaded_at = time.monotonic()
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
@@ -201,10 +206,17 @@ def _open_private(kek: bytes, kid: str, sealed: bytes):
     return serialization.load_der_private_key(der, password=None)
 
 
-async def _create_key(conn: asyncpg.Connection, secrets: SecretStore, *, alg: Algorithm, state: str) -> str:
+def generate_key(alg: Algorithm, state: str = "active") -> KeyRecord:
+    """A new key pair as a KeyRecord (not stored anywhere yet)."""
     private_key = _generate(alg)
     public_jwk = _public_jwk(private_key.public_key())
     kid = jwk_thumbprint(public_jwk)[:KID_LENGTH]
+    return KeyRecord(kid, alg, state, private_key.public_key(), private_key, public_jwk)
+
+
+async def _create_key(conn: asyncpg.Connection, secrets: SecretStore, *, alg: Algorithm, state: str) -> str:
+    record = generate_key(alg, state)
+    private_key, public_jwk, kid = record.private_key, dict(record.public_jwk), record.kid
     kek = secrets.versioned(KEK_SECRET)
     await db.create_signing_key(
         conn,

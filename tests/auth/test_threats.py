@@ -27,6 +27,12 @@ from tests.tokens import auth_headers, staff, veteran
 NOW = 1_800_000_000  # a fixed clock for every time-dependent check
 
 
+@pytest.fixture(scope="module")
+def keyring(memory_keyring):
+    """Pure crypto: the in-memory ring (no database per case keeps ~100 cases fast)."""
+    return memory_keyring
+
+
 def _our_signed(ring, header_typ: str, payload: dict) -> str:
     """Signed with OUR active key, but with claims we choose (to test claim checks, not signatures)."""
     active = ring.active
