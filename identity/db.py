@@ -206,7 +206,3 @@ async def revoke_refresh_subject(conn: asyncpg.Connection, subject: UUID, at: da
 async def get_refresh_family(conn: asyncpg.Connection, token_hash: bytes) -> UUID | None:
     return await conn.fetchval("SELECT family_id FROM refresh_tokens WHERE token_hash = $1", token_hash)
 
-
-async def delete_expired_refresh_tokens(conn: asyncpg.Connection, before: datetime) -> int:
-    result = await conn.execute("DELETE FROM refresh_tokens WHERE expires_at < $1", before)
-    return int(result.split()[-1])
