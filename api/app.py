@@ -10,6 +10,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from api.auth import auth_middleware, keyring_lifespan
+from api.benefits import PublicBenefitController
 from api.codes import CodeController, JwksController
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
 from api.errors import exception_handlers
@@ -25,7 +26,14 @@ __all__ = ("create_app",)
 
 def route_handlers() -> list:
     """Every controller of the service; the authorization matrix test walks this list."""
-    return [HealthController, MetricsController, JwksController, SessionController, CodeController]
+    return [
+        HealthController,
+        MetricsController,
+        JwksController,
+        SessionController,
+        CodeController,
+        PublicBenefitController,
+    ]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

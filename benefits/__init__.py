@@ -32,6 +32,7 @@ from benefits.matching import (
     person_cache_key,
     public_benefit,
     public_catalog,
+    require_public_benefit,
 )
 from benefits.periods import SHANGHAI, Period, local_date, period_bounds, period_key
 from benefits.rules import Expr, PersonLike, describe, parse_rule
@@ -125,6 +126,7 @@ __all__ = (
     "period_key",
     "remaining_quota",
     "replace_benefit",
+    "require_public_benefit",
     "set_benefit_venues",
     "value_for",
     "window_open",

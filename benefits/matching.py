@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 import merchants
 from benefits import db
+from benefits.errors import BenefitNotFound
 from benefits.evaluation import companions_allowed, describe_windows, evaluate, remaining_quota, window_open
 from benefits.periods import SHANGHAI, period_bounds, period_key
 from benefits.rules import PersonLike, describe
@@ -49,6 +50,7 @@ __all__ = (
     "person_cache_key",
     "public_benefit",
     "public_catalog",
+    "require_public_benefit",
     "used_counts",
 )
 
@@ -188,6 +190,14 @@ async def public_benefit(conn: asyncpg.Connection, redis: aioredis.Redis, benefi
         if entry.version.benefit_id == benefit_id:
             return _summary(entry)
     return None
+
+
+async def require_public_benefit(conn: asyncpg.Connection, redis: aioredis.Redis, benefit_id: UUID) -> BenefitSummary:
+    """`public_benefit`, or BenefitNotFound (404) for an unknown or inactive benefit."""
+    found = await public_benefit(conn, redis, benefit_id)
+    if found is None:
+        raise BenefitNotFound(f"no active benefit {benefit_id}")
+    return found
 
 
 # --- one person -----------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ class OnDays(_Node, tag="on_days"):
 
 class FamilyRelation(_Node, tag="family_relation"):
     relations: _items(Relation)
-    of: list[CategoryCode] = []
+    of: list[CategoryCode] = msgspec.field(default_factory=list)
 
 
 Expr = Union[

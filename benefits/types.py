@@ -157,18 +157,18 @@ class TimeRange(_Spec):
 
     start: HourMinute = msgspec.field(name="from")
     end: HourMinute = msgspec.field(name="to")
-    weekdays: list[Weekday] = []
+    weekdays: list[Weekday] = msgspec.field(default_factory=list)
 
 
 class Windows(_Spec):
     """When the benefit can be used (Asia/Shanghai). An empty list does not restrict; every
     non-empty list must match: date ranges, yearly ranges or named days, weekdays, hours."""
 
-    date_ranges: list[DateRange] = []
-    yearly: list[YearlyRange] = []
-    named_days: list[NamedDay] = []
-    weekdays: list[Weekday] = []
-    hours: list[TimeRange] = []
+    date_ranges: list[DateRange] = msgspec.field(default_factory=list)
+    yearly: list[YearlyRange] = msgspec.field(default_factory=list)
+    named_days: list[NamedDay] = msgspec.field(default_factory=list)
+    weekdays: list[Weekday] = msgspec.field(default_factory=list)
+    hours: list[TimeRange] = msgspec.field(default_factory=list)
 
 
 # --- the benefit definition (one version) -----------------------------------------------------
@@ -185,16 +185,16 @@ class BenefitSpec(_Spec, kw_only=True):
     domain: Domain
     value: Value
     rule: Expr
-    tiers: Annotated[list[Tier], msgspec.Meta(max_length=10)] = []
-    companions: Companions = Companions()
-    caps: Annotated[list[Cap], msgspec.Meta(max_length=4)] = []
+    tiers: Annotated[list[Tier], msgspec.Meta(max_length=10)] = msgspec.field(default_factory=list)
+    companions: Companions = msgspec.field(default_factory=Companions)
+    caps: Annotated[list[Cap], msgspec.Meta(max_length=4)] = msgspec.field(default_factory=list)
     venue_daily_capacity: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
     """People (holders and companions) admitted per venue and Shanghai day under this benefit."""
-    windows: Windows = Windows()
-    exclusions: list[Exclusion] = []
+    windows: Windows = msgspec.field(default_factory=Windows)
+    exclusions: list[Exclusion] = msgspec.field(default_factory=list)
     limits_note_zh: Text = ""
     limits_note_en: Text = ""
-    proof: list[Proof] = []
+    proof: list[Proof] = msgspec.field(default_factory=list)
     reservation_required: bool = False
     legal_basis: Text = ""
     source_url: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
@@ -287,25 +287,25 @@ class BenefitSummary(msgspec.Struct, frozen=True, kw_only=True):
     name_en: str
     domain: Domain
     value: Value
-    tiers: list[Tier] = []
-    rule: Expr = Always()
+    tiers: list[Tier] = msgspec.field(default_factory=list)
+    rule: Expr = msgspec.field(default_factory=Always)
     rule_summary_zh: str
     rule_summary_en: str
-    companions: Companions = Companions()
-    caps: list[Cap] = []
-    windows: Windows = Windows()
-    exclusions: list[str] = []
+    companions: Companions = msgspec.field(default_factory=Companions)
+    caps: list[Cap] = msgspec.field(default_factory=list)
+    windows: Windows = msgspec.field(default_factory=Windows)
+    exclusions: list[str] = msgspec.field(default_factory=list)
     reservation_required: bool = False
-    proof: list[str] = []
+    proof: list[str] = msgspec.field(default_factory=list)
     legal_basis: str = ""
     source_url: str | None = None
-    venues: list[PublicVenue] = []
+    venues: list[PublicVenue] = msgspec.field(default_factory=list)
 
 
 class BenefitView(BenefitVersion, kw_only=True):
     """A benefit as the admin console sees it: the current version and its venues."""
 
-    venue_ids: list[UUID] = []
+    venue_ids: list[UUID] = msgspec.field(default_factory=list)
     updated_at: datetime | None = None
 
 
