@@ -26,6 +26,7 @@ class BenefitCatalog(msgspec.Struct, frozen=True):
 class PublicBenefitController(Controller):
     path = "/v1/benefits"
     tags = ["benefits"]
+    opt = {"exclude_from_auth": True}  # public: a stale token sent here must not turn it into a 401
 
     @get("", operation_id="ListBenefits", summary="The active benefit catalog with rule summaries and venues")
     async def list_benefits(

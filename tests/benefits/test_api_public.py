@@ -31,3 +31,8 @@ async def test_the_catalog_lists_every_reference_item(client, conn, redis, setti
 async def test_the_schema_documents_the_catalog(client):
     schema = (await client.get("/schema/openapi.json")).json()
     assert "/v1/benefits" in schema["paths"] and "/v1/benefits/{benefit_id}" in schema["paths"]
+
+
+async def test_a_stale_token_does_not_close_the_public_catalog(client):
+    response = await client.get("/v1/benefits", headers={"Authorization": "Bearer not.a.token"})
+    assert response.status_code == 200 and response.json() == {"items": []}
