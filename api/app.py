@@ -10,7 +10,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from api.auth import auth_middleware, keyring_lifespan
-from api.benefits import PublicBenefitController
+from api.benefits import AdminBenefitController, PublicBenefitController
 from api.codes import CodeController, JwksController
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
 from api.errors import exception_handlers
@@ -33,6 +33,7 @@ def route_handlers() -> list:
         SessionController,
         CodeController,
         PublicBenefitController,
+        AdminBenefitController,
     ]
 
 

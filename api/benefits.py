@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Annotated
 from uuid import UUID
 
 import asyncpg
 import msgspec
 import redis.asyncio as aioredis
-from litestar import Controller, get
+from litestar import Controller, Response, get, patch, post, put
+from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, RawBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 import benefits
-from benefits.types import BenefitSummary
+from api.guards import requires_admin, requires_admin_role
+from benefits.types import BenefitPage, BenefitStatus, BenefitSummary, Domain
+from identity import Principal
 
-__all__ = ("BenefitCatalog", "PublicBenefitController")
+__all__ = ("AdminBenefitController", "BenefitCatalog", "PublicBenefitController")
 
 
 class BenefitCatalog(msgspec.Struct, frozen=True):
@@ -42,3 +49,190 @@ class PublicBenefitController(Controller):
         redis: NamedDependency[aioredis.Redis],
     ) -> BenefitSummary:
         return await benefits.require_public_benefit(conn, redis, benefit_id)
+
+
+# --- admin -----------------------------------------------------------------------------------------
+
+_EXAMPLE_DRAFT = {
+    "code": "T1",
+    "name_zh": "残疾军人免费乘坐本市公交、电车",
+    "name_en": "Free city bus and trolleybus for disabled servicemen",
+    "domain": "transit",
+    "value": {"kind": "free"},
+    "rule": {
+        "op": "all",
+        "all": [
+            {"op": "has_category", "category": "DISABLED_SERVICEMAN"},
+            {"op": "disability_grade", "min": 1, "max": 10},
+        ],
+    },
+    "companions": {"max": 1, "rule": {"op": "disability_grade", "min": 1, "max": 4}},
+    "caps": [{"period": "day", "max": 4}],
+    "windows": {"weekdays": [1, 2, 3, 4, 5], "hours": [{"from": "06:00", "to": "22:00"}]},
+    "status": "draft",
+}
+
+
+def _json_body(description: str) -> type[Operation]:
+    """Document the raw JSON body these routes validate themselves (422 naming each bad node)."""
+
+    @dataclass
+    class JsonBodyOperation(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                required=True,
+                description=description,
+                content={
+                    "application/json": OpenAPIMediaType(
+                        schema=Schema(type=OpenAPIType.OBJECT),
+                        examples={"T1": Example(summary="a benefit", value=_EXAMPLE_DRAFT)},
+                    )
+                },
+            )
+
+    return JsonBodyOperation
+
+
+_DRAFT_BODY = _json_body(
+    "A BenefitDraft: the fields of BenefitView without benefit_id/version/created_at, plus `status` "
+    "(draft | active) and `venue_ids`. `rule` is the rule language of benefits/rules.py. A bad node "
+    "answers 422 `invalid-rule` / `invalid-benefit` with `errors: [{path, message}]`."
+)
+_SPEC_BODY = _json_body("A whole BenefitSpec (PUT replaces the definition; status and venues stay).")
+_PATCH_BODY = _json_body("Some top-level fields of a BenefitSpec; the others keep their current value.")
+
+
+def _actor(principal: Principal) -> benefits.Actor:
+    return benefits.Actor(principal.kind, str(principal.subject))
+
+
+def _changed(view: benefits.BenefitView, redis: aioredis.Redis, status_code: int = 200) -> Response[benefits.BenefitView]:
+    # The catalog generation moves after the response, i.e. after the transaction committed, so
+    # no reader can cache the old catalog under the new generation.
+    return Response(view, status_code=status_code, background=BackgroundTask(benefits.catalog_changed, redis))
+
+
+class AdminBenefitController(Controller):
+    """Benefits are city-wide: every admin role reads them, only city admins change them."""
+
+    path = "/v1/admin/benefits"
+    tags = ["admin"]
+    guards = [requires_admin]
+
+    @get("", operation_id="AdminListBenefits", summary="Every benefit, any status, paged")
+    async def list_benefits(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        limit: FromQuery[Annotated[int, Parameter(ge=1, le=200)]] = 50,
+        cursor: FromQuery[Annotated[str | None, Parameter(max_length=200)]] = None,
+        status: FromQuery[BenefitStatus | None] = None,
+        domain: FromQuery[Domain | None] = None,
+    ) -> BenefitPage:
+        return await benefits.list_benefits_page(conn, limit=limit, cursor=cursor, status=status, domain=domain)
+
+    @post(
+        "",
+        operation_id="AdminCreateBenefit",
+        summary="A new benefit at version 1",
+        guards=[requires_admin_role("city")],
+        operation_class=_DRAFT_BODY,
+        status_code=HTTP_201_CREATED,
+    )
+    async def create_benefit(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        principal: NamedDependency[Principal],
+        body: RawBody,  # decoded by benefits, so every error names its JSON path
+    ) -> Response[benefits.BenefitView]:
+        view = await benefits.create_benefit_json(conn, body, _actor(principal))
+        return _changed(view, redis, HTTP_201_CREATED)
+
+    @get("/{benefit_id:uuid}", operation_id="AdminGetBenefit", summary="A benefit's version in force and its venues")
+    async def get_benefit(
+        self, conn: NamedDependency[asyncpg.Connection], benefit_id: FromPath[UUID]
+    ) -> benefits.BenefitView:
+        return await benefits.get_benefit_view(conn, benefit_id)
+
+    @get(
+        "/{benefit_id:uuid}/versions/{version:int}",
+        operation_id="AdminGetBenefitVersion",
+        summary="Any version of a benefit, as the ledger recorded it",
+    )
+    async def get_version(
+        self, conn: NamedDependency[asyncpg.Connection], benefit_id: FromPath[UUID], version: FromPath[int]
+    ) -> benefits.BenefitVersion:
+        return await benefits.get_version_or_404(conn, benefit_id, version)
+
+    @put(
+        "/{benefit_id:uuid}",
+        operation_id="AdminReplaceBenefit",
+        summary="A new version with this definition",
+        guards=[requires_admin_role("city")],
+        operation_class=_SPEC_BODY,
+    )
+    async def replace_benefit(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        principal: NamedDependency[Principal],
+        body: RawBody,  # decoded by benefits, so every error names its JSON path
+        benefit_id: FromPath[UUID],
+        expected_version: FromQuery[int | None] = None,
+    ) -> Response[benefits.BenefitView]:
+        view = await benefits.replace_benefit_json(conn, benefit_id, body, _actor(principal), expected_version=expected_version)
+        return _changed(view, redis)
+
+    @patch(
+        "/{benefit_id:uuid}",
+        operation_id="AdminPatchBenefit",
+        summary="A new version with some fields changed",
+        guards=[requires_admin_role("city")],
+        operation_class=_PATCH_BODY,
+    )
+    async def patch_benefit(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        principal: NamedDependency[Principal],
+        body: RawBody,  # decoded by benefits, so every error names its JSON path
+        benefit_id: FromPath[UUID],
+        expected_version: FromQuery[int | None] = None,
+    ) -> Response[benefits.BenefitView]:
+        view = await benefits.patch_benefit(conn, benefit_id, body, _actor(principal), expected_version=expected_version)
+        return _changed(view, redis)
+
+    @post(
+        "/{benefit_id:uuid}/status",
+        operation_id="AdminChangeBenefitStatus",
+        summary="Activate, pause or retire (a new version)",
+        guards=[requires_admin_role("city")],
+        status_code=HTTP_200_OK,
+    )
+    async def change_status(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        principal: NamedDependency[Principal],
+        benefit_id: FromPath[UUID],
+        data: JSONBody[benefits.StatusChange],
+    ) -> Response[benefits.BenefitView]:
+        view = await benefits.change_status(conn, benefit_id, data, _actor(principal))
+        return _changed(view, redis)
+
+    @put(
+        "/{benefit_id:uuid}/venues",
+        operation_id="AdminSetBenefitVenues",
+        summary="Where the benefit can be used",
+        guards=[requires_admin_role("city")],
+    )
+    async def set_venues(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        principal: NamedDependency[Principal],
+        benefit_id: FromPath[UUID],
+        data: JSONBody[benefits.VenueList],
+    ) -> Response[benefits.BenefitView]:
+        view = await benefits.set_benefit_venues(conn, benefit_id, data.venue_ids, _actor(principal))
+        return _changed(view, redis)

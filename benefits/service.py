@@ -38,6 +38,9 @@ __all__ = (
     "benefits_at_venue",
     "change_status",
     "create_benefit",
+    "create_benefit_json",
+    "get_version_or_404",
+    "replace_benefit_json",
     "decode_draft",
     "decode_spec",
     "get_benefit",
@@ -264,7 +267,9 @@ async def list_benefits_page(
 
 def _spec_json(spec: BenefitSpec) -> dict[str, Any]:
     data = msgspec.to_builtins(spec)
-    data.pop("status", None)  # a draft's status lives on the version row, not in the definition
+    # A draft's status lives on the version row and its venues in venue_benefits, not in the definition.
+    data.pop("status", None)
+    data.pop("venue_ids", None)
     return data
 
 
@@ -302,8 +307,9 @@ async def create_benefit(
             actor_id=actor.id,
             note="created",
         )
+        venue_ids = venue_ids if venue_ids is not None else draft.venue_ids
         if venue_ids:
-            await db.insert_venue_links(conn, benefit_id, venue_ids)
+            await _link_venues(conn, benefit_id, venue_ids)
         await _audit(conn, actor, "benefit.create", benefit_id, code=draft.code, version=1, status=draft.status)
     return await get_benefit_view(conn, benefit_id)
 
@@ -413,6 +419,33 @@ async def change_status(
     )
 
 
+async def _link_venues(conn: asyncpg.Connection, benefit_id: UUID, venue_ids: list[UUID]) -> None:
+    try:
+        async with conn.transaction():
+            await db.insert_venue_links(conn, benefit_id, sorted(set(venue_ids)))
+    except asyncpg.ForeignKeyViolationError:
+        raise InvalidBenefit([RuleProblem("$.venue_ids", "names a venue that does not exist")]) from None
+
+
+async def create_benefit_json(conn: asyncpg.Connection, raw: bytes, actor: Actor) -> BenefitView:
+    """`create_benefit` from a request body (422 naming the bad node's path)."""
+    return await create_benefit(conn, decode_draft(raw), actor)
+
+
+async def replace_benefit_json(
+    conn: asyncpg.Connection, benefit_id: UUID, raw: bytes, actor: Actor, *, expected_version: int | None = None
+) -> BenefitView:
+    """`replace_benefit` from a request body (PUT: the whole definition)."""
+    return await replace_benefit(conn, benefit_id, decode_spec(raw), actor, expected_version=expected_version)
+
+
+async def get_version_or_404(conn: asyncpg.Connection, benefit_id: UUID, version: int) -> BenefitVersion:
+    found = await get_version(conn, benefit_id, version)
+    if found is None:
+        raise BenefitNotFound(f"no version {version} of benefit {benefit_id}")
+    return found
+
+
 async def set_benefit_venues(
     conn: asyncpg.Connection, benefit_id: UUID, venue_ids: list[UUID], actor: Actor
 ) -> BenefitView:
@@ -423,6 +456,6 @@ async def set_benefit_venues(
             raise BenefitNotFound(f"no benefit {benefit_id}")
         await db.delete_venue_links(conn, benefit_id)
         if venue_ids:
-            await db.insert_venue_links(conn, benefit_id, sorted(set(venue_ids)))
+            await _link_venues(conn, benefit_id, venue_ids)
         await _audit(conn, actor, "benefit.venues", benefit_id, venue_ids=[str(v) for v in sorted(set(venue_ids))])
     return await get_benefit_view(conn, benefit_id)

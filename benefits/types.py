@@ -20,6 +20,7 @@ __all__ = (
     "BenefitSummary",
     "BenefitVersion",
     "BenefitView",
+    "VenueList",
     "Cap",
     "Companions",
     "DateRange",
@@ -202,9 +203,14 @@ class BenefitSpec(_Spec, kw_only=True):
 
 
 class BenefitDraft(BenefitSpec, kw_only=True):
-    """A new benefit: its definition and the status it starts in."""
+    """A new benefit: its definition, the status it starts in and where it can be used."""
 
     status: Literal["draft", "active"] = "draft"
+    venue_ids: Annotated[list[UUID], msgspec.Meta(max_length=1000)] = msgspec.field(default_factory=list)
+
+
+class VenueList(_Spec):
+    venue_ids: Annotated[list[UUID], msgspec.Meta(max_length=1000)]
 
 
 class StatusChange(_Spec):
