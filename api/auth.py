@@ -103,7 +103,7 @@ async def keyring_lifespan(app: Litestar) -> AsyncIterator[None]:
     app.state.keyring = ring
     try:
         await _load(app, ring)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("key ring not loaded at start (%s); retrying in the background", type(exc).__name__)
     identity.install_keyring(ring)
     task = asyncio.create_task(_keep_fresh(app, ring))

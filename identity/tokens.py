@@ -23,7 +23,7 @@ from uuid import UUID
 import jwt
 
 from identity.errors import InvalidToken
-from identity.keys import KeyRing, KeyRecord, current_keyring
+from identity.keys import KeyRecord, KeyRing, current_keyring
 from identity.types import Principal
 
 __all__ = (

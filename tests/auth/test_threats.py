@@ -15,7 +15,9 @@ import uuid
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 import identity
 from identity import ExpiredCode, InvalidCode, InvalidToken, Principal
