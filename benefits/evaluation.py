@@ -35,6 +35,7 @@ __all__ = (
     "remaining_quota",
     "value_for",
     "window_open",
+    "window_text",
 )
 
 _CACHE_SIZE: Final = 4096
@@ -45,7 +46,7 @@ _WEEKDAYS_EN: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 class Compiled:
     """The compiled rules of one version: eligibility, tiers and the companion rule."""
 
-    __slots__ = ("companions", "rule", "tiers")
+    __slots__ = ("companions", "rule", "tiers", "window_text")
 
     def __init__(self, spec: BenefitSpec) -> None:
         self.rule: CompiledRule = compile_rule(spec.rule, "$.rule")
@@ -55,6 +56,7 @@ class Compiled:
         self.companions = (
             compile_rule(spec.companions.rule, "$.companions.rule") if spec.companions.rule is not None else None
         )
+        self.window_text: tuple[str, str] = describe_windows(spec.windows)
 
 
 _compiled: OrderedDict[tuple[UUID, int], Compiled] = OrderedDict()
@@ -191,6 +193,11 @@ def describe_windows(windows: Windows) -> tuple[str, str]:
             )
         )
     return "；".join(zh), "; ".join(en)
+
+
+def window_text(version: BenefitVersion) -> tuple[str, str]:
+    """`describe_windows` of the version, computed once per version."""
+    return compiled(version).window_text
 
 
 def window_open(version: BenefitVersion | BenefitSpec, at: datetime) -> WindowCheck:

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 import merchants
 from benefits import db
 from benefits.errors import BenefitNotFound
-from benefits.evaluation import companions_allowed, describe_windows, evaluate, remaining_quota, window_open
+from benefits.evaluation import companions_allowed, evaluate, remaining_quota, window_open, window_text
 from benefits.periods import SHANGHAI, period_bounds, period_key
 from benefits.rules import PersonLike, describe
 from benefits.service import list_active_benefits
@@ -244,7 +244,7 @@ def match_benefits(
         decision = evaluate(version, person, at)
         quota = remaining_quota(version, used.get(version.benefit_id, {}), at)
         window = window_open(version, at)
-        window_zh, window_en = describe_windows(version.windows)
+        window_zh, window_en = window_text(version)
         items.append(
             MatchedBenefit(
                 id=version.benefit_id,

@@ -120,6 +120,30 @@ async def _seed_demo(settings) -> str:
         await conn.close()
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks against the configured (or embedded) servers, in scratch databases."""
+
+
+@bench.command("matching")
+@click.option("--iterations", default=2000, show_default=True, type=click.IntRange(10, 1_000_000))
+def bench_matching(iterations: int) -> None:
+    """免申即享 matching latency: one person against 50 active benefits (p50/p95/p99)."""
+    from chongjun.bench_matching import run_matching_bench
+    from chongjun.runtime import resolve_settings
+
+    settings, embedded = resolve_settings()
+    try:
+        results = asyncio.run(run_matching_bench(settings, iterations=iterations, echo=click.echo))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    click.echo(f"matching, one person x 50 active benefits, {iterations} requests per case (ms):")
+    for case, (p50, p95, p99) in results.items():
+        click.echo(f"  {case:<5} p50 {p50:6.2f}  p95 {p95:6.2f}  p99 {p99:6.2f}")
+    click.echo(f"reproduce: ./dev bench matching --iterations {iterations}")
+
+
 def _prepare_metrics_dir(settings, workers: int) -> None:
     """With several workers, Prometheus metrics are pooled in files so /metrics shows them all."""
     import os

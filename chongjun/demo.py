@@ -155,11 +155,59 @@ async def _seed_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, setting
     return lines
 
 
+# Dev-only demo credentials (printed in the summary; the seed refuses to run in production).
+_ACCOUNTS = (
+    ("admin", "demo-admin", "demo-admin-password", "city", None),
+    ("admin", "demo-xuhui-admin", "demo-xuhui-password", "district", "310104"),
+    ("admin", "demo-auditor", "demo-auditor-password", "auditor", None),
+    ("staff", "demo-staff", "demo-staff-password", "manager", None),
+)
+
+
+async def _demo_merchant_id(conn: asyncpg.Connection) -> UUID | None:
+    """The demo merchant: the operator of C1's venue (中共一大纪念馆)."""
+    c1 = await benefits.get_benefit_by_code(conn, "C1")
+    view = await benefits.get_benefit_view(conn, c1.benefit_id) if c1 else None
+    if not view or not view.venue_ids:
+        return None
+    venue = await merchants.find_venue(conn, view.venue_ids[0])
+    return venue.merchant_id if venue else None
+
+
+async def _seed_accounts(conn: asyncpg.Connection, settings: Settings) -> list[str]:
+    from identity import AccountExists, NewAccount, SecretStore, create_account
+
+    merchant_id = await _demo_merchant_id(conn)
+    secrets = SecretStore.from_settings(settings)
+    lines = []
+    for kind, username, password, role, district in _ACCOUNTS:
+        new = NewAccount(
+            kind=kind,
+            username=username,
+            password=password,
+            role=role,
+            district=district,
+            merchant_id=merchant_id if kind == "staff" else None,
+        )
+        try:
+            async with conn.transaction():
+                await create_account(conn, new, secrets=secrets)
+        except AccountExists:
+            continue
+        where = f" district {district}" if district else (" of the demo merchant" if kind == "staff" else "")
+        lines.append(f"{kind} ({role}{where}): username={username} password={password}")
+    return lines
+
+
 async def seed_demo(conn: asyncpg.Connection, redis: aioredis.Redis, settings: Settings) -> str:
     """Seed every part that is missing; the summary of what was written (and its credentials)."""
+    if settings.is_production:
+        raise RuntimeError("seed-demo writes well-known demo credentials; it does not run in production")
     lines = ["chongjun demo data"]
     catalog = await _seed_catalog(conn, redis, settings)
     lines += catalog if catalog is not None else ["catalog: already present, unchanged"]
+    accounts = await _seed_accounts(conn, settings)
+    lines += accounts or ["accounts: already present, unchanged"]
     return "\n".join(lines)
 
 

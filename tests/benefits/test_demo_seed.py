@@ -25,17 +25,19 @@ def test_the_catalog_file_holds_every_reference_item_and_district():
 async def test_seed_is_complete_and_idempotent(conn, redis, settings):
     summary = await seed_demo(conn, redis, settings)
     assert "41 benefits" in summary and "device_id=" in summary
+    assert "username=demo-admin password=demo-admin-password" in summary and "username=demo-staff" in summary
     counts = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM benefits) b, (SELECT count(*) FROM benefit_versions) v,"
         " (SELECT count(*) FROM venues) ve, (SELECT count(*) FROM venue_benefits) vb, (SELECT count(*) FROM devices) d,"
-        " (SELECT count(*) FROM audit_log) a"
+        " (SELECT count(*) FROM audit_log) a, (SELECT count(*) FROM accounts) acc"
     )
+    assert counts["acc"] == 4
     again = await seed_demo(conn, redis, settings)
     assert "already present" in again
     assert await conn.fetchrow(
         "SELECT (SELECT count(*) FROM benefits) b, (SELECT count(*) FROM benefit_versions) v,"
         " (SELECT count(*) FROM venues) ve, (SELECT count(*) FROM venue_benefits) vb, (SELECT count(*) FROM devices) d,"
-        " (SELECT count(*) FROM audit_log) a"
+        " (SELECT count(*) FROM audit_log) a, (SELECT count(*) FROM accounts) acc"
     ) == counts
     active = await benefits.list_active_benefits(conn)
     assert sorted(v.code for v in active) == sorted(CODES)

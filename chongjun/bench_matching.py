@@ -1,0 +1,118 @@
+"""`chongjun bench matching`: the latency of 免申即享 matching for one person against 50 benefits.
+
+Runs against the configured (or embedded) PostgreSQL and Redis, in a scratch database that is
+dropped afterwards: the 41 reference benefits plus 9 more (50 active), their venues, a person
+with quota already used. It times `benefits.my_benefits` — what `GET /v1/me/benefits` runs
+after authentication and loading the person — in two cases:
+
+- cold: the person's cached answer was just invalidated (as after a redemption), so the list is
+  computed: catalog from the process cache, the person's quota rows from PostgreSQL, 50 rules
+  evaluated, the answer written to Redis;
+- warm: the cached answer is valid and served from Redis.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from datetime import date, datetime
+
+import asyncpg
+import msgspec
+
+import benefits
+from chongjun.config import Settings
+
+__all__ = ("BenchPerson", "run_matching_bench")
+
+
+class BenchPerson(msgspec.Struct, frozen=True, kw_only=True):
+    """Shaped like identity.Person (what the rules read)."""
+
+    id: uuid.UUID
+    name_masked: str = "王*"
+    categories: frozenset[str]
+    disability_grade: int | None = None
+    disability_cause: str | None = None
+    card_kind: str = "VETERAN_CARD"
+    card_status: str = "ACTIVE"
+    card_province: str = "310000"
+    district: str | None = "310104"
+    birth_date: date | None = date(1968, 3, 9)
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return cuts[49], cuts[94], cuts[98]
+
+
+async def run_matching_bench(settings: Settings, *, iterations: int, echo) -> dict[str, tuple[float, float, float]]:
+    """Build the scratch database, time both cases, drop it; returns {case: (p50, p95, p99)} in ms."""
+    from api.lifespan import _init_connection, connect_redis
+    from chongjun.demo import DEMO_ACTOR, seed_demo
+    from migrations import apply_migrations
+
+    name = "cj_bench_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(settings.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    redis = connect_redis(settings)
+    people = [BenchPerson(id=uuid.uuid4(), categories=frozenset({"DEMOBILIZED_SOLDIER"})),
+              BenchPerson(id=uuid.uuid4(), categories=frozenset({"VETERAN", "DISABLED_SERVICEMAN"}),
+                          disability_grade=2, disability_cause="WAR")]
+    try:
+        conn = await asyncpg.connect(_dsn_with_database(settings.database_url, name))
+        try:
+            await _init_connection(conn)
+            await apply_migrations(conn)
+            bench_settings = msgspec.structs.replace(settings, database_url=_dsn_with_database(settings.database_url, name))
+            await seed_demo(conn, redis, bench_settings)
+            c12 = await benefits.get_benefit_by_code(conn, "C12")
+            venues = [row["venue_id"] for row in await conn.fetch(
+                "SELECT venue_id FROM venue_benefits WHERE benefit_id = $1", c12.benefit_id)]
+            for i in range(1, 10):
+                spec = msgspec.to_builtins(c12.spec()) | {"code": f"X{i}", "status": "active"}
+                await benefits.create_benefit(conn, benefits.decode_draft(spec), DEMO_ACTOR, venue_ids=venues)
+            await benefits.catalog_changed(redis)
+            active = await benefits.list_active_benefits(conn)
+            echo(f"scratch database {name}: {len(active)} active benefits")
+            for person in people:
+                for version in active[:10]:
+                    for cap in version.caps:
+                        await conn.execute(
+                            "INSERT INTO quota_usage (person_id, benefit_id, period_key, used) VALUES ($1, $2, $3, 1)"
+                            " ON CONFLICT DO NOTHING",
+                            person.id, version.benefit_id, benefits.period_key(cap.period, datetime.now(benefits.SHANGHAI)),
+                        )
+            results: dict[str, list[float]] = {"cold": [], "warm": []}
+            for person in people:  # warm up the process caches (versions, compiled rules)
+                await benefits.my_benefits(conn, redis, person, person.id)
+            for i in range(iterations):
+                person = people[i % len(people)]
+                await benefits.forget_person_benefits(redis, person.id)
+                started = time.perf_counter()
+                answer = await benefits.my_benefits(conn, redis, person, person.id)
+                results["cold"].append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                again = await benefits.my_benefits(conn, redis, person, person.id)
+                results["warm"].append((time.perf_counter() - started) * 1000)
+                assert len(answer.items) == len(again.items) == len(active)
+        finally:
+            await conn.close()
+    finally:
+        for person in people:
+            await redis.delete(benefits.person_cache_key(person.id), benefits.person_cache_key(person.id) + ":gen")
+        await redis.aclose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    return {case: _percentiles(samples) for case, samples in results.items()}
+
+
+def _dsn_with_database(dsn: str, database: str) -> str:
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    query = dict(parse_qsl(parts.query))
+    query.pop("dbname", None)
+    query.pop("database", None)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, urlencode(query), parts.fragment))
