@@ -9,7 +9,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
-from api.auth import auth_middleware, keyring_lifespan
+from api.auth import PRINCIPAL_CHECKS, auth_middleware, keyring_lifespan
 from api.benefits import AdminBenefitController, PublicBenefitController
 from api.codes import CodeController, JwksController
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
@@ -17,6 +17,17 @@ from api.errors import exception_handlers
 from api.guards import provide_principal
 from api.lifespan import resources
 from api.logs import RequestIdMiddleware
+from api.merchants import (
+    AdminDeviceController,
+    AdminMerchantController,
+    AdminStaffController,
+    AdminVenueController,
+    DeviceController,
+    MerchantDeviceController,
+    MerchantPortalController,
+    PublicVenueController,
+    device_principal_check,
+)
 from api.public import HealthController, MetricsController
 from api.sessions import SessionController
 from chongjun.config import Settings, load_settings
@@ -34,7 +45,19 @@ def route_handlers() -> list:
         CodeController,
         PublicBenefitController,
         AdminBenefitController,
+        AdminMerchantController,
+        AdminVenueController,
+        AdminDeviceController,
+        AdminStaffController,
+        MerchantPortalController,
+        MerchantDeviceController,
+        DeviceController,
+        PublicVenueController,
     ]
+
+
+# A revoked device's unexpired token is refused within a second (merchants.devicegate).
+PRINCIPAL_CHECKS["device"] = device_principal_check
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -11,7 +11,9 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
 import identity
+import merchants
 from api.guards import requires_veteran
+from chongjun.config import Settings
 from identity import CodeRequest, IssuedCode, KeyRing, Principal
 
 
@@ -43,6 +45,9 @@ class CodeController(Controller):
 class JwksController(Controller):
     tags = ["public"]
 
-    @get("/.well-known/jwks.json", operation_id="Jwks", summary="Our public signing keys (next, active, retired)")
-    async def jwks(self, keyring: NamedDependency[KeyRing]) -> Response[dict]:
-        return Response(keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    @get("/.well-known/jwks.json", operation_id="Jwks", summary="Our public keys: token keys (next, active, retired) and the statement seal")
+    async def jwks(self, keyring: NamedDependency[KeyRing], settings: NamedDependency[Settings]) -> Response[dict]:
+        jwks = keyring.jwks()
+        # The e-seal of settlement statements (kid "seal-..."): see merchants/seal.py.
+        jwks["keys"].append(merchants.seal_key(settings).public_jwk)
+        return Response(jwks, headers={"Cache-Control": "public, max-age=300"})

@@ -22,6 +22,7 @@ from merchants.service import (
     get_device,
     get_merchant,
     get_venue,
+    issue_device_token,
     list_devices,
     list_merchants,
     list_public_venues,
@@ -32,6 +33,16 @@ from merchants.service import (
     setup_qr_png,
     update_merchant,
     update_venue,
+)
+from merchants.staff import (
+    CreatedStaff,
+    StaffAccount,
+    StaffCreate,
+    StaffUpdate,
+    create_staff,
+    get_staff,
+    list_staff,
+    update_staff,
 )
 from merchants.types import (
     Device,
@@ -51,6 +62,15 @@ from merchants.types import (
 )
 
 __all__ = (
+    "issue_device_token",
+    "update_staff",
+    "list_staff",
+    "get_staff",
+    "create_staff",
+    "StaffUpdate",
+    "StaffCreate",
+    "StaffAccount",
+    "CreatedStaff",
     "BadDeviceCredentials",
     "Caller",
     "Device",

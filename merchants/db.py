@@ -17,6 +17,7 @@ __all__ = (
     "get_device_for_token",
     "get_device_identity",
     "get_merchant",
+    "get_staff",
     "get_venue",
     "insert_audit",
     "ledger_totals",
@@ -25,12 +26,14 @@ __all__ = (
     "list_devices",
     "list_merchants",
     "list_public_venues",
+    "list_staff",
     "list_venues",
     "merchant_device_ids",
     "merchant_visible_in_district",
     "rejected_totals",
     "revoke_device",
     "roll_device_secret",
+    "set_staff_role",
     "touch_device_token",
     "update_merchant",
     "update_venue",
@@ -245,7 +248,10 @@ async def list_public_venues(conn: asyncpg.Connection, *, domain: str | None, di
     """Open venues of active merchants: the public catalog is small, so it is not paged."""
     return await conn.fetch(
         f"""
-        SELECT {_VENUE_COLUMNS}, m.name AS merchant_name
+        SELECT {_VENUE_COLUMNS}, m.name AS merchant_name,
+               -- The catalog's link (migration 0030): codes of the active benefits offered here.
+               array(SELECT b.code FROM venue_benefits vb JOIN benefits b ON b.id = vb.benefit_id
+                     WHERE vb.venue_id = v.id AND b.status = 'active' ORDER BY b.code) AS benefit_codes
         FROM venues v JOIN merchants m ON m.id = v.merchant_id
         WHERE v.status = 'active' AND m.status = 'active'
           AND ($1::text IS NULL OR v.domain = $1)
@@ -504,3 +510,47 @@ async def rejected_totals(conn: asyncpg.Connection, *, venue_ids: list[UUID], da
         venue_ids,
         day,
     )
+
+
+# --- staff accounts (identity's `accounts` table, staff rows only) -------------------------------
+
+_STAFF_COLUMNS = """
+    a.id, a.merchant_id, a.username, a.role, a.totp_secret_enc IS NOT NULL AS totp_enabled,
+    a.disabled_at IS NOT NULL AS disabled, a.created_at
+"""
+
+
+async def get_staff(conn: asyncpg.Connection, account_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_STAFF_COLUMNS} FROM accounts a WHERE a.id = $1 AND a.kind = 'staff'", account_id)
+
+
+async def list_staff(
+    conn: asyncpg.Connection,
+    *,
+    district: str | None,
+    merchant_id: UUID | None,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    after_at, after_id = after or (None, None)
+    return await conn.fetch(
+        f"""
+        SELECT {_STAFF_COLUMNS} FROM accounts a JOIN merchants m ON m.id = a.merchant_id
+        WHERE a.kind = 'staff'
+          AND ($1::text IS NULL OR m.district = $1
+               OR EXISTS (SELECT 1 FROM venues v WHERE v.merchant_id = m.id AND v.district = $1))
+          AND ($2::uuid IS NULL OR a.merchant_id = $2)
+          AND ($3::timestamptz IS NULL OR (a.created_at, a.id) > ($3, $4::uuid))
+        ORDER BY a.created_at, a.id
+        LIMIT $5
+        """,
+        district,
+        merchant_id,
+        after_at,
+        after_id,
+        limit,
+    )
+
+
+async def set_staff_role(conn: asyncpg.Connection, account_id: UUID, role: str) -> None:
+    await conn.execute("UPDATE accounts SET role = $2 WHERE id = $1 AND kind = 'staff'", account_id, role)

@@ -27,6 +27,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from chongjun.errors import Unavailable
 from merchants import db
 from merchants.errors import DeviceRevoked
 
@@ -64,8 +65,12 @@ def forget_local(device_ids: Iterable[UUID] | None = None) -> None:
 
 
 async def _from_postgres(pool: asyncpg.Pool, device_id: UUID) -> str:
-    async with pool.acquire() as conn:
-        row = await db.device_state(conn, device_id)
+    try:
+        async with pool.acquire() as conn:
+            row = await db.device_state(conn, device_id)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Neither Redis nor PostgreSQL can say: refuse (503), never wave the device through.
+        raise Unavailable("The device's status cannot be checked right now") from exc
     if row is None or not row["usable"]:
         return _REFUSED
     return f"a:{row['valid_after']}"

@@ -17,6 +17,7 @@ __all__ = (
     "NotActive",
     "NotYours",
     "SetupQrGone",
+    "StaffNotFound",
     "VenueNotFound",
     "DeviceNotFound",
 )
@@ -35,6 +36,11 @@ class VenueNotFound(NotFound):
 class DeviceNotFound(NotFound):
     type = "device-not-found"
     title = "Device not found"
+
+
+class StaffNotFound(NotFound):
+    type = "staff-not-found"
+    title = "Staff account not found"
 
 
 class SetupQrGone(NotFound):

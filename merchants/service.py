@@ -27,6 +27,7 @@ import qrcode
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+import identity
 from chongjun.errors import Forbidden, Unavailable
 from chongjun.vocabulary import SHANGHAI_DISTRICTS
 from merchants import db, devicegate
@@ -49,6 +50,8 @@ from merchants.types import (
     Device,
     DeviceCreate,
     DeviceIdentity,
+    DeviceToken,
+    DeviceTokenRequest,
     Merchant,
     MerchantCreate,
     MerchantUpdate,
@@ -74,6 +77,7 @@ __all__ = (
     "get_device",
     "get_merchant",
     "get_venue",
+    "issue_device_token",
     "list_devices",
     "list_merchants",
     "list_public_venues",
@@ -86,6 +90,8 @@ __all__ = (
     "update_venue",
 )
 
+DEVICE_TOKEN_TTL = 600
+"""Seconds a device token lives; revocation does not wait for it (see merchants.devicegate)."""
 SETUP_QR_TTL = 600
 """Seconds the setup QR of a new (or rolled) device can be fetched, once."""
 
@@ -563,6 +569,16 @@ async def authenticate_device(conn: asyncpg.Connection, device_id: UUID, secret:
         raise BadDeviceCredentials()
     await db.touch_device_token(conn, device_id)
     return DeviceCredentials(device_id=row["id"], venue_id=row["venue_id"], merchant_id=row["merchant_id"])
+
+
+async def issue_device_token(conn: asyncpg.Connection, data: DeviceTokenRequest, *, hmac_key: bytes) -> DeviceToken:
+    """`POST /v1/devices/token`: a short-lived device JWT naming the device, its merchant and venue."""
+    creds = await authenticate_device(conn, data.device_id, data.secret, hmac_key=hmac_key)
+    principal = identity.Principal(
+        kind="device", subject=creds.device_id, merchant_id=creds.merchant_id, venue_id=creds.venue_id
+    )
+    token = identity.issue_access_token(principal, ttl_seconds=DEVICE_TOKEN_TTL)
+    return DeviceToken(access_token=token, expires_in=DEVICE_TOKEN_TTL)
 
 
 async def device_identity(conn: asyncpg.Connection, caller: Caller) -> DeviceIdentity:

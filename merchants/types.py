@@ -163,6 +163,8 @@ class PublicVenue(Record):
     location: Location | None
     domain: Domain
     opening_hours: list[OpeningPeriod]
+    benefit_codes: list[str]
+    """Active benefits offered here (`GET /v1/benefits` has the details)."""
 
 
 class DeviceCreate(Input):

@@ -1,0 +1,405 @@
+"""Routes of the merchants package: admin CRUD, the merchant back office, scanner devices, venues.
+
+Guards say which kind of caller may enter; which objects they may touch is decided in
+`merchants` with the principal passed in (a foreign object answers 404).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+import redis.asyncio as aioredis
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+import merchants
+from api.guards import requires_admin, requires_admin_role, requires_device, requires_staff
+from chongjun.config import Settings
+from identity import Principal
+from merchants import reports
+from merchants.types import (
+    DailyReport,
+    Device,
+    DeviceCreate,
+    DeviceIdentity,
+    DeviceToken,
+    DeviceTokenRequest,
+    Domain,
+    Merchant,
+    MerchantCreate,
+    MerchantUpdate,
+    Page,
+    ProvisionedDevice,
+    PublicVenue,
+    RedemptionEntry,
+    SealedStatement,
+    Venue,
+    VenueCreate,
+    VenueUpdate,
+)
+from merchants.staff import CreatedStaff, StaffAccount, StaffCreate, StaffUpdate
+
+__all__ = (
+    "AdminDeviceController",
+    "AdminMerchantController",
+    "AdminStaffController",
+    "AdminVenueController",
+    "DeviceController",
+    "MerchantPortalController",
+    "PublicVenueController",
+    "device_principal_check",
+)
+
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size (1-100)")]
+Cursor = Annotated[str | None, QueryParameter(max_length=200, description="`next_cursor` of the previous page")]
+District = Annotated[str | None, QueryParameter(pattern=r"^31[0-9]{4}$", description="GB/T 2260 district code")]
+Month = Annotated[str, PathParameter(pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM (Asia/Shanghai)")]
+PNG = "image/png"
+CSV = "text/csv; charset=utf-8"
+
+_writers = [requires_admin_role("city", "district")]
+
+
+async def device_principal_check(principal: Principal, state: Any) -> bool:
+    """Registered in `api.auth.PRINCIPAL_CHECKS["device"]`: a revoked device's token dies at once."""
+    try:
+        await merchants.check_device(principal.subject, issued_at=None, pool=state.pool, redis=state.redis)
+    except merchants.DeviceRevoked:
+        return False
+    return True
+
+
+def _device_key(settings: NamedDependency[Settings]) -> bytes:
+    return merchants.device_hmac_key(settings)
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        value = msgspec.json.encode(value).decode()
+    # Spreadsheet formula injection: a cell starting with = + - @ is text, not a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    # A BOM so that Excel, which the venues use, opens UTF-8 Chinese text correctly.
+    return ("\ufeff" + buffer.getvalue()).encode()
+
+
+def _fields(kind: type) -> list[str]:
+    return list(kind.__struct_fields__)
+
+
+def _report_rows(venues: list[Any], **fixed: Any) -> list[dict[str, Any]]:
+    rows = []
+    for venue in msgspec.to_builtins(venues):
+        for line in venue["lines"]:
+            rows.append({**fixed, "venue_id": venue["venue_id"], "venue_name_zh": venue["venue_name_zh"], **line})
+    return rows
+
+
+_LINE_COLUMNS = ["venue_id", "venue_name_zh", "benefit_id", "benefit_code", "redemptions", "reversals", "net_count", "net_admitted", "net_value_fen"]
+
+
+def negotiated(request: Request, value: Any) -> Response:
+    """JSON by default; CSV when the client's Accept header prefers text/csv."""
+    if request.accept.best_match(["application/json", "text/csv"], default="application/json") != "text/csv":
+        return Response(value)
+    if isinstance(value, Page):
+        kind = type(value.items[0]) if value.items else None
+        columns = _fields(kind) if kind else ["id"]
+        headers = {"X-Next-Cursor": value.next_cursor} if value.next_cursor else None
+        return Response(_csv(msgspec.to_builtins(value.items), columns), media_type=CSV, headers=headers)
+    if isinstance(value, DailyReport):
+        rows = _report_rows(value.venues, date=value.date.isoformat())
+        return Response(_csv(rows, ["date", *_LINE_COLUMNS]), media_type=CSV)
+    if isinstance(value, SealedStatement):
+        # The CSV is a convenience copy; the sealed JSON is the settlement document.
+        rows = _report_rows(value.statement.venues, month=value.statement.month)
+        headers = {"X-Statement-Id": value.statement.statement_id}
+        return Response(_csv(rows, ["month", *_LINE_COLUMNS]), media_type=CSV, headers=headers)
+    return Response(value)
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url)
+
+
+# --- admin ---------------------------------------------------------------------------------------
+
+
+class AdminMerchantController(Controller):
+    path = "/v1/admin/merchants"
+    tags = ["admin: merchants"]
+    guards = [requires_admin]
+
+    @get("/", operation_id="AdminListMerchants", summary="Merchants in the admin's scope (paged; CSV with Accept: text/csv)")
+    async def list_merchants(
+        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        limit: Limit = 50, cursor: Cursor = None,
+    ) -> Response[Page[Merchant]]:
+        return negotiated(request, await merchants.list_merchants(conn, principal, limit=limit, cursor=cursor))
+
+    @post("/", operation_id="AdminCreateMerchant", guards=_writers, status_code=HTTP_201_CREATED, summary="Onboard a merchant")
+    async def create_merchant(
+        self, data: JSONBody[MerchantCreate], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+    ) -> Merchant:
+        return await merchants.create_merchant(conn, principal, data)
+
+    @get("/{merchant_id:uuid}", operation_id="AdminGetMerchant", summary="One merchant")
+    async def get_merchant(
+        self, merchant_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+    ) -> Merchant:
+        return await merchants.get_merchant(conn, principal, merchant_id)
+
+    @patch("/{merchant_id:uuid}", operation_id="AdminUpdateMerchant", guards=_writers, summary="Change a merchant (suspending refuses its devices)")
+    async def update_merchant(
+        self, merchant_id: FromPath[UUID], data: JSONBody[MerchantUpdate], conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis], principal: NamedDependency[Principal],
+    ) -> Merchant:
+        return await merchants.update_merchant(conn, redis, principal, merchant_id, data)
+
+
+class AdminVenueController(Controller):
+    path = "/v1/admin/venues"
+    tags = ["admin: merchants"]
+    guards = [requires_admin]
+
+    @get("/", operation_id="AdminListVenues", summary="Venues in the admin's scope (paged; CSV with Accept: text/csv)")
+    async def list_venues(
+        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        limit: Limit = 50, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
+    ) -> Response[Page[Venue]]:
+        page = await merchants.list_venues(conn, principal, limit=limit, cursor=cursor, merchant_id=merchant_id)
+        return negotiated(request, page)
+
+    @post("/", operation_id="AdminCreateVenue", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a venue")
+    async def create_venue(
+        self, data: JSONBody[VenueCreate], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+    ) -> Venue:
+        return await merchants.create_venue(conn, principal, data)
+
+    @get("/{venue_id:uuid}", operation_id="AdminGetVenue", summary="One venue")
+    async def get_venue(
+        self, venue_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+    ) -> Venue:
+        return await merchants.get_venue(conn, principal, venue_id)
+
+    @patch("/{venue_id:uuid}", operation_id="AdminUpdateVenue", guards=_writers, summary="Change a venue (closing it refuses its devices)")
+    async def update_venue(
+        self, venue_id: FromPath[UUID], data: JSONBody[VenueUpdate], conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis], principal: NamedDependency[Principal],
+    ) -> Venue:
+        return await merchants.update_venue(conn, redis, principal, venue_id, data)
+
+
+def _audience_id(name: str):
+    """An operation id per mounting: AdminListDevices under /v1/admin, MerchantListDevices under /v1/merchant."""
+
+    def create(_handler: Any, _method: Any, components: list[Any]) -> str:
+        audience = "Admin" if "admin" in components else "Merchant"
+        return audience + name
+
+    return create
+
+
+class _DeviceRoutes(Controller):
+    """Device management shared by admins and staff; the service scopes it to the caller."""
+
+    dependencies = {"device_key": Provide(_device_key, sync_to_thread=False)}
+
+    @get("/", operation_id=_audience_id("ListDevices"), summary="Devices in the caller's scope (paged; CSV with Accept: text/csv)")
+    async def list_devices(
+        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        limit: Limit = 50, cursor: Cursor = None, venue_id: FromQuery[UUID | None] = None,
+    ) -> Response[Page[Device]]:
+        page = await merchants.list_devices(conn, principal, limit=limit, cursor=cursor, venue_id=venue_id)
+        return negotiated(request, page)
+
+    @post("/", status_code=HTTP_201_CREATED, operation_id=_audience_id("ProvisionDevice"), summary="Provision a scanner for a venue: the secret is shown once")
+    async def provision(
+        self, request: Request, data: JSONBody[DeviceCreate], conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis], principal: NamedDependency[Principal], device_key: NamedDependency[bytes],
+    ) -> ProvisionedDevice:
+        return await merchants.provision_device(conn, redis, principal, data, hmac_key=device_key, api_base_url=_base_url(request))
+
+    @get("/{device_id:uuid}", operation_id=_audience_id("GetDevice"), summary="One device")
+    async def get_device(
+        self, device_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+    ) -> Device:
+        return await merchants.get_device(conn, principal, device_id)
+
+    @post("/{device_id:uuid}/revoke", status_code=HTTP_200_OK, operation_id=_audience_id("RevokeDevice"), summary="Revoke a device: its tokens stop within a second")
+    async def revoke(
+        self, device_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], redis: NamedDependency[aioredis.Redis],
+        principal: NamedDependency[Principal],
+    ) -> Device:
+        return await merchants.revoke_device(conn, redis, principal, device_id)
+
+    @post("/{device_id:uuid}/secret", status_code=HTTP_200_OK, operation_id=_audience_id("RollDeviceSecret"), summary="Roll a device's secret: the new one is shown once")
+    async def roll(
+        self, request: Request, device_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis], principal: NamedDependency[Principal], device_key: NamedDependency[bytes],
+    ) -> ProvisionedDevice:
+        return await merchants.roll_device_secret(
+            conn, redis, principal, device_id, hmac_key=device_key, api_base_url=_base_url(request)
+        )
+
+    @get("/{device_id:uuid}/setup-qr.png", media_type=PNG, operation_id=_audience_id("GetDeviceSetupQr"), summary="The setup QR of a new or rolled device: served once, within 10 minutes")
+    async def setup_qr(
+        self, device_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], redis: NamedDependency[aioredis.Redis],
+        principal: NamedDependency[Principal],
+    ) -> Response[bytes]:
+        png = await merchants.setup_qr_png(conn, redis, principal, device_id)
+        return Response(png, media_type=PNG, headers={"Cache-Control": "no-store"})
+
+
+class AdminDeviceController(_DeviceRoutes):
+    path = "/v1/admin/devices"
+    tags = ["admin: merchants"]
+    guards = [requires_admin]
+
+
+class AdminStaffController(Controller):
+    path = "/v1/admin/staff"
+    tags = ["admin: merchants"]
+    guards = [requires_admin]
+
+    @get("/", operation_id="AdminListStaff", summary="Staff accounts in the admin's scope (paged)")
+    async def list_staff(
+        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        limit: Limit = 50, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
+    ) -> Response[Page[StaffAccount]]:
+        page = await merchants.list_staff(conn, principal, limit=limit, cursor=cursor, merchant_id=merchant_id)
+        return negotiated(request, page)
+
+    @post("/", operation_id="AdminCreateStaff", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a staff account for a merchant")
+    async def create_staff(
+        self, data: JSONBody[StaffCreate], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+    ) -> CreatedStaff:
+        return await merchants.create_staff(conn, principal, data)
+
+    @get("/{account_id:uuid}", operation_id="AdminGetStaff", summary="One staff account")
+    async def get_staff(
+        self, account_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+    ) -> StaffAccount:
+        return await merchants.get_staff(conn, principal, account_id)
+
+    @patch("/{account_id:uuid}", operation_id="AdminUpdateStaff", guards=_writers, summary="Change a staff account's role or disable it")
+    async def update_staff(
+        self, account_id: FromPath[UUID], data: JSONBody[StaffUpdate], conn: NamedDependency[asyncpg.Connection],
+        principal: NamedDependency[Principal],
+    ) -> StaffAccount:
+        return await merchants.update_staff(conn, principal, account_id, data)
+
+
+# --- merchant back office ------------------------------------------------------------------------
+
+
+class MerchantDeviceController(_DeviceRoutes):
+    path = "/v1/merchant/devices"
+    tags = ["merchant"]
+    guards = [requires_staff]
+
+
+class MerchantPortalController(Controller):
+    path = "/v1/merchant"
+    tags = ["merchant"]
+    guards = [requires_staff]
+
+    @get("/venues", operation_id="MerchantListVenues", summary="The merchant's venues (paged)")
+    async def list_venues(
+        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        limit: Limit = 50, cursor: Cursor = None,
+    ) -> Response[Page[Venue]]:
+        return negotiated(request, await merchants.list_venues(conn, principal, limit=limit, cursor=cursor))
+
+    @get("/venues/{venue_id:uuid}", operation_id="MerchantGetVenue", summary="One of the merchant's venues")
+    async def get_venue(
+        self, venue_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+    ) -> Venue:
+        return await merchants.get_venue(conn, principal, venue_id)
+
+    @get("/redemptions", operation_id="MerchantListRedemptions", summary="Scans at the merchant's venues, newest first (paged; CSV)")
+    async def list_redemptions(
+        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        limit: Limit = 50, cursor: Cursor = None, date_from: FromQuery[date | None] = None, date_to: FromQuery[date | None] = None,
+        venue_id: FromQuery[UUID | None] = None, benefit_id: FromQuery[UUID | None] = None,
+        result: Annotated[str | None, QueryParameter(pattern="^(accepted|reversed|rejected)$")] = None,
+    ) -> Response[Page[RedemptionEntry]]:
+        page = await reports.list_redemptions(
+            conn, principal, limit=limit, cursor=cursor, day_from=date_from, day_to=date_to,
+            venue_id=venue_id, benefit_id=benefit_id, result=result,
+        )
+        return negotiated(request, page)
+
+    @get("/reports/daily", operation_id="MerchantDailyReport", summary="One service day per venue and benefit (CSV with Accept: text/csv)")
+    async def daily_report(
+        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        day: Annotated[date, QueryParameter(name="date", description="Service day, Asia/Shanghai")],
+    ) -> Response[DailyReport]:
+        return negotiated(request, await reports.daily_report(conn, principal, day))
+
+    @get("/statements/{month:str}", operation_id="MerchantMonthlyStatement", summary="Monthly settlement statement per venue, sealed (Ed25519 detached JWS)")
+    async def statement(
+        self, request: Request, month: Month, conn: NamedDependency[asyncpg.Connection],
+        principal: NamedDependency[Principal], settings: NamedDependency[Settings], venue_id: FromQuery[UUID | None] = None,
+    ) -> Response[SealedStatement]:
+        sealed = await reports.monthly_statement(
+            conn, principal, month, key=merchants.seal_key(settings), venue_id=venue_id,
+            jwks_url=_base_url(request).rstrip("/") + "/.well-known/jwks.json",
+            reversal_window_seconds=settings.reversal_window_seconds,
+        )
+        return negotiated(request, sealed)
+
+
+# --- devices and the public ----------------------------------------------------------------------
+
+
+class DeviceController(Controller):
+    path = "/v1/devices"
+    tags = ["devices"]
+
+    @post(
+        "/token", operation_id="DeviceToken", status_code=HTTP_200_OK, opt={"exclude_from_auth": True},
+        summary="Exchange a device's id and secret for a short-lived device token",
+    )
+    async def token(
+        self, data: JSONBody[DeviceTokenRequest], conn: NamedDependency[asyncpg.Connection], settings: NamedDependency[Settings]
+    ) -> DeviceToken:
+        return await merchants.issue_device_token(conn, data, hmac_key=merchants.device_hmac_key(settings))
+
+    @get("/me", operation_id="DeviceMe", guards=[requires_device], summary="The calling device, its venue and merchant")
+    async def me(self, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]) -> DeviceIdentity:
+        return await merchants.device_identity(conn, principal)
+
+
+class PublicVenueController(Controller):
+    path = "/v1/venues"
+    tags = ["public"]
+    opt = {"exclude_from_auth": True}
+
+    @get("/", operation_id="ListPublicVenues", summary="Open venues of active merchants, by domain and district (unpaged)")
+    async def list_venues(
+        self, conn: NamedDependency[asyncpg.Connection], domain: FromQuery[Domain | None] = None, district: District = None
+    ) -> list[PublicVenue]:
+        return await merchants.list_public_venues(conn, domain=domain, district=district)
+
+

@@ -1,0 +1,124 @@
+"""Staff accounts of a merchant, managed by admins on top of `identity.create_account`.
+
+The `accounts` table is identity's (migration 0010); this module only reads staff rows and
+changes their merchant role, always inside the caller's scope (the merchant's onboarding district
+for district admins).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+import identity
+from chongjun.errors import Forbidden
+from merchants import db
+from merchants.errors import MerchantNotFound, NotActive, NotYours, StaffNotFound
+from merchants.service import Caller, _admin_district, _audit, _page, _require_admin_writer, _visible_merchant, decode_cursor
+from merchants.types import Input, Page, Record
+
+__all__ = ("CreatedStaff", "StaffAccount", "StaffCreate", "StaffRole", "StaffUpdate", "create_staff", "get_staff", "list_staff", "update_staff")
+
+StaffRole = Literal["manager", "clerk"]
+
+
+class StaffCreate(Input):
+    merchant_id: UUID
+    username: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._@-]{1,63}$", examples=["museum.gate1"])]
+    password: Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
+    role: StaffRole = "clerk"
+    with_totp: bool = False
+
+
+class StaffUpdate(Input):
+    role: StaffRole | msgspec.UnsetType = msgspec.UNSET
+    disabled: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class StaffAccount(Record):
+    id: UUID
+    merchant_id: UUID
+    username: str
+    role: str | None
+    totp_enabled: bool
+    disabled: bool
+    created_at: datetime
+
+
+class CreatedStaff(Record):
+    account: StaffAccount
+    totp_uri: str | None
+    """otpauth:// URI with the TOTP secret: shown once, for the account holder's authenticator."""
+
+
+async def _managed_merchant(conn: asyncpg.Connection, caller: Caller, merchant_id: UUID) -> asyncpg.Record:
+    merchant = await _visible_merchant(conn, caller, merchant_id)
+    district = _admin_district(caller)
+    if district is not None and merchant["district"] != district:
+        raise NotYours("Staff of a merchant are managed by the district that onboarded it")
+    return merchant
+
+
+async def create_staff(conn: asyncpg.Connection, caller: Caller, data: StaffCreate) -> CreatedStaff:
+    _require_admin_writer(caller)
+    merchant = await _managed_merchant(conn, caller, data.merchant_id)
+    if merchant["status"] == "closed":
+        raise NotActive("The merchant is closed")
+    record, uri = await identity.create_account(
+        conn,
+        identity.NewAccount(
+            kind="staff", username=data.username, password=data.password, role=data.role,
+            merchant_id=data.merchant_id, with_totp=data.with_totp,
+        ),
+    )
+    account = msgspec.convert(await db.get_staff(conn, record.id), StaffAccount)
+    await _audit(conn, caller, "staff.create", "account", account.id, merchant["district"], merchant_id=str(data.merchant_id), username=account.username, role=data.role)
+    return CreatedStaff(account=account, totp_uri=uri)
+
+
+async def _visible_staff(conn: asyncpg.Connection, caller: Caller, account_id: UUID) -> asyncpg.Record:
+    row = await db.get_staff(conn, account_id)
+    if row is None:
+        raise StaffNotFound()
+    try:
+        await _visible_merchant(conn, caller, row["merchant_id"])
+    except MerchantNotFound:
+        raise StaffNotFound() from None
+    return row
+
+
+async def get_staff(conn: asyncpg.Connection, caller: Caller, account_id: UUID) -> StaffAccount:
+    if caller.kind != "admin":
+        raise Forbidden()
+    return msgspec.convert(await _visible_staff(conn, caller, account_id), StaffAccount)
+
+
+async def list_staff(
+    conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, merchant_id: UUID | None = None
+) -> Page[StaffAccount]:
+    if caller.kind != "admin":
+        raise Forbidden()
+    rows = await db.list_staff(
+        conn, district=_admin_district(caller), merchant_id=merchant_id, after=decode_cursor(cursor), limit=limit + 1
+    )
+    return _page(rows, StaffAccount, limit)
+
+
+async def update_staff(conn: asyncpg.Connection, caller: Caller, account_id: UUID, data: StaffUpdate) -> StaffAccount:
+    _require_admin_writer(caller)
+    row = await _visible_staff(conn, caller, account_id)
+    merchant = await _managed_merchant(conn, caller, row["merchant_id"])
+    changes = {}
+    if data.role is not msgspec.UNSET and data.role != row["role"]:
+        await db.set_staff_role(conn, account_id, data.role)
+        changes["role"] = data.role
+    if data.disabled is not msgspec.UNSET and data.disabled != row["disabled"]:
+        await identity.set_account_disabled(conn, account_id, disabled=data.disabled)
+        changes["disabled"] = data.disabled
+    if changes:
+        await _audit(conn, caller, "staff.update", "account", account_id, merchant["district"], changes=changes)
+    return msgspec.convert(await db.get_staff(conn, account_id), StaffAccount)

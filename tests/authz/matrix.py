@@ -1,0 +1,126 @@
+"""The expectation table of the authorization matrix: who may succeed on which route.
+
+HOW TO EXTEND (every engineer adding a route must): add one `EXPECT` entry per method and path
+template exactly as Litestar prints it (`"GET /v1/admin/venues/{venue_id:uuid}"`), naming the
+roles that may get a 2xx when they aim at the *victim* objects of `tests/authz/world.py`. Give a
+`body` (and `query`) that would be valid for an entitled caller, so a refusal proves the scope
+check and not the validator. A new path parameter needs an entry in `PATH_PARAMS` pointing at
+a victim object (add the object to `World` if it is new). Set `public=True` only for answers
+that may show the victim's ids to anyone (the public catalog).
+
+Roles: anonymous, veteran (A, the victim's own records), other_veteran, other_device,
+other_staff, other_district_admin, city_admin. A foreign role that is allowed (e.g. a district
+admin listing their own district) must not see any victim id in the answer: the test checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tests.authz.world import ROLES, World
+
+__all__ = ("ADMIN_ROLES", "EXPECT", "PATH_PARAMS", "Expect", "route_key")
+
+EVERYONE = frozenset(ROLES)
+NOBODY: frozenset[str] = frozenset()
+CITY = frozenset({"city_admin"})
+ADMINS = frozenset({"city_admin", "other_district_admin"})
+ADMIN_ROLES = ADMINS
+STAFF = frozenset({"other_staff"})
+DEVICE = frozenset({"other_device"})
+
+
+@dataclass(frozen=True)
+class Expect:
+    allow: frozenset[str]
+    body: Callable[[World], Any] | None = None
+    query: Callable[[World], dict[str, str]] | None = None
+    public: bool = False
+
+
+def route_key(method: str, path: str) -> str:
+    return f"{method} {path}"
+
+
+PATH_PARAMS: dict[str, Callable[[World], str]] = {
+    "merchant_id": lambda w: str(w.merchant_id),
+    "venue_id": lambda w: str(w.venue_id),
+    "device_id": lambda w: str(w.device_id),
+    "account_id": lambda w: str(w.staff_id),
+    "redemption_id": lambda w: str(w.redemption_id),
+    "month": lambda w: w.service_day.strftime("%Y-%m"),
+    "image": lambda w: w.extra["code_jti"] + ".png",
+    "path": lambda w: "openapi.yaml",
+}
+
+
+def _merchant_body(w: World) -> dict:
+    from tests.merchants.support import credit_code
+
+    return {"name": "新商户", "credit_code": credit_code("310115"), "district": "310115", "contact_name": "李", "contact_phone": "021-1234567"}
+
+
+def _venue_body(w: World) -> dict:
+    return {"merchant_id": str(w.merchant_id), "name_zh": "新馆", "district": "310115", "address": "某路 2 号", "domain": "culture"}
+
+
+def _staff_body(w: World) -> dict:
+    import uuid
+
+    return {"merchant_id": str(w.merchant_id), "username": f"new{uuid.uuid4().hex[:8]}", "password": "correct horse battery"}
+
+
+EXPECT: dict[str, Expect] = {
+    # --- operations and public documents -------------------------------------------------------
+    "GET /health": Expect(EVERYONE),
+    "GET /ready": Expect(EVERYONE),
+    "GET /metrics": Expect(EVERYONE),
+    "GET /schema": Expect(EVERYONE, public=True),
+    "GET /schema/openapi.json": Expect(EVERYONE, public=True),
+    "GET /schema/scalar": Expect(EVERYONE, public=True),
+    "GET /schema/{path:str}": Expect(EVERYONE, public=True),
+    "GET /.well-known/jwks.json": Expect(EVERYONE),
+    # --- auth and the veteran's codes ----------------------------------------------------------
+    "POST /v1/auth/staff": Expect(NOBODY, body=lambda w: {"username": "nobody", "password": "wrong password"}),
+    "POST /v1/auth/refresh": Expect(NOBODY, body=lambda w: {"refresh_token": "not-a-refresh-token"}),
+    "POST /v1/auth/logout": Expect(EVERYONE, body=lambda w: {"refresh_token": "not-a-refresh-token"}),  # no oracle: always 204
+    "POST /v1/me/codes": Expect(frozenset({"veteran", "other_veteran"}), body=lambda w: {}),  # one's own code
+    "GET /v1/me/codes/{image:str}": Expect(frozenset({"veteran"})),
+    # --- merchants: admin ----------------------------------------------------------------------
+    "GET /v1/admin/merchants": Expect(ADMINS),
+    "POST /v1/admin/merchants": Expect(CITY, body=_merchant_body),
+    "GET /v1/admin/merchants/{merchant_id:uuid}": Expect(CITY),
+    "PATCH /v1/admin/merchants/{merchant_id:uuid}": Expect(CITY, body=lambda w: {"contact_name": "改"}),
+    "GET /v1/admin/venues": Expect(ADMINS),
+    "POST /v1/admin/venues": Expect(CITY, body=_venue_body),
+    "GET /v1/admin/venues/{venue_id:uuid}": Expect(CITY),
+    "PATCH /v1/admin/venues/{venue_id:uuid}": Expect(CITY, body=lambda w: {"address": "某路 3 号"}),
+    "GET /v1/admin/devices": Expect(ADMINS),
+    "POST /v1/admin/devices": Expect(CITY, body=lambda w: {"venue_id": str(w.venue_id), "label": "新闸机"}),
+    "GET /v1/admin/devices/{device_id:uuid}": Expect(CITY),
+    "POST /v1/admin/devices/{device_id:uuid}/revoke": Expect(CITY),
+    "POST /v1/admin/devices/{device_id:uuid}/secret": Expect(CITY),
+    "GET /v1/admin/devices/{device_id:uuid}/setup-qr.png": Expect(CITY),
+    "GET /v1/admin/staff": Expect(ADMINS),
+    "POST /v1/admin/staff": Expect(CITY, body=_staff_body),
+    "GET /v1/admin/staff/{account_id:uuid}": Expect(CITY),
+    "PATCH /v1/admin/staff/{account_id:uuid}": Expect(CITY, body=lambda w: {"role": "clerk"}),
+    # --- merchants: the back office (other_staff may use it for their own merchant only) -------
+    "GET /v1/merchant/venues": Expect(STAFF),
+    "GET /v1/merchant/venues/{venue_id:uuid}": Expect(NOBODY),
+    "GET /v1/merchant/devices": Expect(STAFF),
+    "POST /v1/merchant/devices": Expect(NOBODY, body=lambda w: {"venue_id": str(w.venue_id), "label": "新闸机"}),
+    "GET /v1/merchant/devices/{device_id:uuid}": Expect(NOBODY),
+    "POST /v1/merchant/devices/{device_id:uuid}/revoke": Expect(NOBODY),
+    "POST /v1/merchant/devices/{device_id:uuid}/secret": Expect(NOBODY),
+    "GET /v1/merchant/devices/{device_id:uuid}/setup-qr.png": Expect(NOBODY),
+    "GET /v1/merchant/redemptions": Expect(NOBODY, query=lambda w: {"venue_id": str(w.venue_id)}),
+    "GET /v1/merchant/reports/daily": Expect(STAFF, query=lambda w: {"date": w.service_day.isoformat()}),
+    "GET /v1/merchant/statements/{month:str}": Expect(NOBODY, query=lambda w: {"venue_id": str(w.venue_id)}),
+    # --- devices and the public catalog --------------------------------------------------------
+    "POST /v1/devices/token": Expect(NOBODY, body=lambda w: {"device_id": str(w.device_id), "secret": "not-the-secret"}),
+    "GET /v1/devices/me": Expect(DEVICE),
+    "GET /v1/venues": Expect(EVERYONE, public=True),
+}

@@ -1,0 +1,84 @@
+"""Authorization matrix: every route of the app × every role → no success that is not expected.
+
+The routes come from the app's own route table, so a route added without an entry in
+`tests/authz/matrix.py::EXPECT` fails here, as does a path parameter with no victim object.
+"""
+
+from __future__ import annotations
+
+import time
+
+from litestar.routes import HTTPRoute
+
+from tests.authz.matrix import ADMIN_ROLES, EXPECT, PATH_PARAMS, Expect, route_key
+from tests.authz.world import ROLES, build_world
+
+_SKIPPED_METHODS = {"OPTIONS", "HEAD"}
+
+
+def app_routes(app) -> list[tuple[str, HTTPRoute]]:
+    keys = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for method in sorted(route.methods - _SKIPPED_METHODS):
+            keys.append((route_key(method, route.path), route))
+    return keys
+
+
+def test_every_route_has_an_expectation(app):
+    keys = {key for key, _ in app_routes(app)}
+    missing = sorted(keys - EXPECT.keys())
+    assert not missing, "routes without an entry in tests/authz/matrix.py EXPECT:\n" + "\n".join(missing)
+    stale = sorted(EXPECT.keys() - keys)
+    assert not stale, "EXPECT entries for routes the app does not have:\n" + "\n".join(stale)
+    unknown = sorted({p for _, r in app_routes(app) for p in r.path_parameters} - PATH_PARAMS.keys())
+    assert not unknown, f"path parameters with no victim object in PATH_PARAMS: {unknown}"
+
+
+def test_admin_routes_admit_admins_only():
+    """Device, veteran and staff tokens never reach admin routes (and the table cannot say otherwise)."""
+    for key, expect in EXPECT.items():
+        if key.split(" ", 1)[1].startswith("/v1/admin"):
+            assert expect.allow <= ADMIN_ROLES, key
+
+
+def _path(route: HTTPRoute, world) -> str:
+    path = route.path
+    for name, definition in route.path_parameters.items():
+        path = path.replace("{" + definition.full + "}", PATH_PARAMS[name](world))
+    return path
+
+
+async def test_no_unexpected_success(app, client, conn, redis):
+    world = await build_world(conn, redis)
+    victim_ids = world.victim_ids()
+    unexpected: list[str] = []
+    cells = 0
+    started = time.perf_counter()
+    # Refused roles first: the allowed ones may change the world (revoke, roll, disable).
+    ordered = sorted(ROLES, key=lambda role: role in ("city_admin", "veteran"))
+    for role in ordered:
+        headers = world.headers(app, role)
+        for key, route in app_routes(app):
+            expect: Expect = EXPECT[key]
+            method = key.split(" ", 1)[0]
+            request = {"headers": headers}
+            if expect.query:
+                request["params"] = expect.query(world)
+            if method in ("POST", "PUT", "PATCH"):
+                request["json"] = expect.body(world) if expect.body else {}
+            response = await client.request(method, _path(route, world), **request)
+            cells += 1
+            ok = 200 <= response.status_code < 400
+            if response.status_code >= 500:
+                unexpected.append(f"{role:22} {key} -> {response.status_code} (server error)")
+            elif ok and role not in expect.allow:
+                unexpected.append(f"{role:22} {key} -> {response.status_code} (not in allow)")
+            elif ok and role not in ("city_admin", "veteran") and not expect.public:
+                leaked = [i for i in victim_ids if i in response.text]
+                if leaked:
+                    unexpected.append(f"{role:22} {key} -> {response.status_code} shows victim ids {leaked}")
+    elapsed = time.perf_counter() - started
+    assert not unexpected, f"{len(unexpected)} unexpected of {cells} cells:\n" + "\n".join(unexpected)
+    assert cells >= len(ROLES) * 10 and elapsed < 60
