@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import identity
+from tests.merchants.support import make_merchant
 from identity import AccountExists, InvalidAccount, InvalidCredentials, LoginThrottled, NewAccount, StaffLogin
 from identity.accounts import USER_FAILURE_LIMIT, authenticate_account
 from identity.totp import STEP_SECONDS, totp_at
@@ -29,7 +30,7 @@ async def test_create_admin_and_staff(conn, keyring):
     assert account.kind == "admin" and account.role == "city" and uri is None
     stored = await conn.fetchval("SELECT password_hash FROM accounts WHERE id = $1", account.id)
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
-    merchant = uuid.uuid4()
+    merchant = (await make_merchant(conn)).id  # accounts.merchant_id references merchants (0021)
     clerk, _ = await identity.create_account(
         conn, _new(kind="staff", username="clerk@venue", role="cashier", merchant_id=str(merchant))
     )
@@ -64,7 +65,7 @@ async def _login(client, username="city.admin", password=PASSWORD, **extra):
 
 async def test_admin_and_staff_login_over_http(client, app, conn):
     district, _ = await identity.create_account(conn, _new(username="xuhui", role="district", district="310104"))
-    merchant = uuid.uuid4()
+    merchant = (await make_merchant(conn)).id  # accounts.merchant_id references merchants (0021)
     clerk, _ = await identity.create_account(
         conn, _new(kind="staff", username="clerk", role="cashier", merchant_id=str(merchant))
     )
