@@ -60,8 +60,15 @@ async def guarded(memory_keyring):
         dependencies={"principal": Provide(guards.provide_principal, sync_to_thread=False)},
     )
     app.state.keyring = memory_keyring
-    async with AsyncTestClient(app=app) as client:
-        yield client
+    # The app's real device check (merchants) needs PostgreSQL and Redis, which this bare app has
+    # not: the guards are tested alone, and the hook test below installs its own check.
+    saved = PRINCIPAL_CHECKS.pop("device", None)
+    try:
+        async with AsyncTestClient(app=app) as client:
+            yield client
+    finally:
+        if saved is not None:
+            PRINCIPAL_CHECKS["device"] = saved
 
 
 async def test_guard_matrix(guarded, memory_keyring):
