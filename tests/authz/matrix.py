@@ -53,7 +53,15 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "month": lambda w: w.service_day.strftime("%Y-%m"),
     "image": lambda w: w.extra["code_jti"] + ".png",
     "path": lambda w: "openapi.yaml",
+    "benefit_id": lambda w: str(w.benefit_id),
+    "version": lambda w: "1",
 }
+
+
+def _draft() -> dict:
+    from tests.authz.world import BENEFIT_DRAFT
+
+    return dict(BENEFIT_DRAFT)
 
 
 def _merchant_body(w: World) -> dict:
@@ -88,6 +96,18 @@ EXPECT: dict[str, Expect] = {
     "POST /v1/auth/logout": Expect(EVERYONE, body=lambda w: {"refresh_token": "not-a-refresh-token"}),  # no oracle: always 204
     "POST /v1/me/codes": Expect(frozenset({"veteran", "other_veteran"}), body=lambda w: {}),  # one's own code
     "GET /v1/me/codes/{image:str}": Expect(frozenset({"veteran"})),
+    # --- benefits catalog: city admins write, every admin reads, everyone sees the active catalog -
+    "GET /v1/benefits": Expect(EVERYONE, public=True),
+    "GET /v1/benefits/{benefit_id:uuid}": Expect(EVERYONE, public=True),
+    # Benefits are city-wide; their venue ids are the public catalog's (GET /v1/venues), not a leak.
+    "GET /v1/admin/benefits": Expect(ADMINS, public=True),
+    "POST /v1/admin/benefits": Expect(CITY, body=lambda w: {**_draft(), "code": "C99"}),
+    "GET /v1/admin/benefits/{benefit_id:uuid}": Expect(ADMINS, public=True),
+    "GET /v1/admin/benefits/{benefit_id:uuid}/versions/{version:int}": Expect(ADMINS),
+    "PUT /v1/admin/benefits/{benefit_id:uuid}": Expect(CITY, body=lambda w: _draft()),
+    "PATCH /v1/admin/benefits/{benefit_id:uuid}": Expect(CITY, body=lambda w: {"name_en": "Free bus"}),
+    "POST /v1/admin/benefits/{benefit_id:uuid}/status": Expect(CITY, body=lambda w: {"status": "paused"}),
+    "PUT /v1/admin/benefits/{benefit_id:uuid}/venues": Expect(CITY, body=lambda w: {"venue_ids": [str(w.venue_id)]}),
     # --- merchants: admin ----------------------------------------------------------------------
     "GET /v1/admin/merchants": Expect(ADMINS),
     "POST /v1/admin/merchants": Expect(CITY, body=_merchant_body),

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import msgspec
 
+import benefits
 import identity
 import merchants
 from identity import Principal
@@ -55,6 +56,7 @@ class World:
     city_admin_id: UUID
     other_admin_id: UUID
     service_day: date
+    benefit_id: UUID
     extra: dict[str, Any] = field(default_factory=dict)
     """Room for other packages' objects (codes, ratings, people) keyed by name."""
 
@@ -78,6 +80,17 @@ class World:
     def headers(self, app, role: str) -> dict[str, str]:
         principal = self.principal(role)
         return {} if principal is None else tokens.auth_headers(app, principal)
+
+
+BENEFIT_DRAFT = {
+    "code": "T1",
+    "name_zh": "残疾军人免费乘坐本市公交、电车",
+    "name_en": "Free city bus for disabled servicemen",
+    "domain": "transit",
+    "value": {"kind": "free"},
+    "rule": {"op": "has_category", "category": "DISABLED_SERVICEMAN"},
+    "status": "active",
+}
 
 
 async def _account(conn, **fields) -> UUID:
@@ -113,6 +126,9 @@ async def build_world(conn, redis) -> World:
 
     m, v, d, s = await merchant_venue_device(VICTIM_DISTRICT, "受害")
     m2, v2, d2, s2 = await merchant_venue_device(OTHER_DISTRICT, "别家")
+    benefit = await benefits.create_benefit(
+        conn, benefits.decode_draft(BENEFIT_DRAFT), benefits.Actor(kind="system", id="authz-matrix"), venue_ids=[v.id]
+    )
     person_id = uuid.uuid4()
     day = date(2026, 11, 3)
     redemption_id = uuid.uuid4()
@@ -122,7 +138,7 @@ async def build_world(conn, redis) -> World:
                                  venue_id, merchant_id, device_id, jti, code_source, value_kind, value_fen)
         VALUES ($1, 'redemption', $2, $3, $4, $5, 1, 'T1', $6, $7, $8, $9, 'cj', 'free_entry', 3000)
         """,
-        redemption_id, datetime(2026, 11, 3, 2, tzinfo=timezone.utc), day, person_id, uuid.uuid4(), v.id, m.id,
+        redemption_id, datetime(2026, 11, 3, 2, tzinfo=timezone.utc), day, person_id, benefit.benefit_id, v.id, m.id,
         d.device_id, uuid.uuid4().hex,
     )
     code = await identity.issue_code(redis, person_id)
@@ -130,7 +146,7 @@ async def build_world(conn, redis) -> World:
         merchant_id=m.id, venue_id=v.id, device_id=d.device_id, device_secret=d.secret, staff_id=s,
         person_id=person_id, redemption_id=redemption_id,
         other_merchant_id=m2.id, other_venue_id=v2.id, other_device_id=d2.device_id, other_staff_id=s2,
-        city_admin_id=city_admin_id, other_admin_id=other_admin_id, service_day=day,
+        city_admin_id=city_admin_id, other_admin_id=other_admin_id, service_day=day, benefit_id=benefit.benefit_id,
     )
     world.extra["code_jti"] = code.jti
     return world
