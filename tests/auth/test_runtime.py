@@ -131,3 +131,29 @@ async def test_refused_tokens_are_not_logged(client, app, caplog):
     assert response.status_code == 401
     assert tampered not in caplog.text and token[:40] not in caplog.text
     assert any("bearer token refused" in r.getMessage() for r in caplog.records)
+
+
+def test_staff_login_refresh_and_reuse_across_real_workers(settings):
+    """create-admin → login → refresh → replay of the old refresh token, over real HTTP on 2 workers."""
+
+    from tests.auth.test_accounts import PASSWORD, _cli
+
+    with live_server(settings, workers=2) as base_url:
+        done = _cli(settings, "create-admin", "--username", "ops", "--role", "auditor", stdin=PASSWORD + "\n")
+        assert done.returncode == 0, done.stderr
+        with httpx.Client(base_url=base_url, timeout=15) as http:
+            login = http.post("/v1/auth/staff", json={"username": "ops", "password": PASSWORD})
+            assert login.status_code == 200, login.text
+            first = login.json()["refresh_token"]
+            # Each call may land on either worker: the family state is in PostgreSQL, not in a process.
+            second = http.post("/v1/auth/refresh", json={"refresh_token": first})
+            assert second.status_code == 200, second.text
+            replay = http.post("/v1/auth/refresh", json={"refresh_token": first})
+            assert replay.status_code == 401
+            assert replay.json()["type"] == "urn:chongjun:problem:invalid-token"
+            revoked = http.post("/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]})
+            assert revoked.status_code == 401
+            wrong = [http.post("/v1/auth/staff", json={"username": "ops", "password": "nope nope"}) for _ in range(5)]
+            assert {r.status_code for r in wrong} == {401}
+            throttled = http.post("/v1/auth/staff", json={"username": "ops", "password": PASSWORD})
+            assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
