@@ -30,7 +30,7 @@ from identity import db
 from identity.errors import AccountExists, InvalidAccount, InvalidCredentials, LoginThrottled
 from identity.keys import KeyRing, current_keyring
 from identity.secrets import SecretStore
-from identity.sessions import issue_session
+from identity.sessions import account_principal, issue_session
 from identity.totp import new_totp_secret, provisioning_uri, verify_totp
 from identity.types import AccountRecord, NewAccount, Principal, SessionTokens, StaffLogin
 
@@ -127,12 +127,6 @@ async def set_account_disabled(conn: asyncpg.Connection, account_id: UUID, *, di
     return found
 
 
-def _principal(row: asyncpg.Record) -> Principal:
-    if row["kind"] == "admin":
-        return Principal(kind="admin", subject=row["id"], role=row["role"], district=row["district"])
-    return Principal(kind="staff", subject=row["id"], role=row["role"], merchant_id=row["merchant_id"])
-
-
 async def _password_matches(password_hash: str | None, password: str) -> bool:
     global _dummy_hash
     if password_hash is None:
@@ -183,7 +177,7 @@ async def authenticate_account(
     if row["password_hash"] and _hasher.check_needs_rehash(row["password_hash"]):
         await db.set_account_password(conn, row["id"], await asyncio.to_thread(_hasher.hash, login.password))
     await counters.succeeded()
-    return _principal(row)
+    return account_principal(row)
 
 
 async def staff_login(

@@ -97,8 +97,8 @@ async def refresh_session(
         row = await db.lock_refresh_token(conn, _hash(raw))
         if row is None or row["revoked_at"] is not None or row["expires_at"] <= at:
             raise InvalidRefreshToken("unknown, revoked or expired refresh token")
-        principal = msgspec.convert(row["principal"], Principal)
-        if row["rotated_at"] is None and await _still_allowed(conn, principal):
+        principal = await _current_principal(conn, msgspec.convert(row["principal"], Principal))
+        if row["rotated_at"] is None and principal is not None:
             await db.mark_refresh_token_rotated(conn, row["token_hash"], at)
             return await _issue(conn, principal, row["family_id"], ring, now)
         await db.revoke_refresh_family(conn, row["family_id"], at)
@@ -106,12 +106,26 @@ async def refresh_session(
     raise InvalidRefreshToken("refresh token reused or account disabled; family revoked")
 
 
-async def _still_allowed(conn: asyncpg.Connection, principal: Principal) -> bool:
-    """Accounts can be disabled between refreshes; people and devices are checked by their owners."""
-    if principal.kind not in ("staff", "admin"):
-        return True
-    account = await db.get_account(conn, principal.subject)
-    return account is not None and account["disabled_at"] is None
+async def _current_principal(conn: asyncpg.Connection, issued: Principal) -> Principal | None:
+    """The principal as it is now, or None if it may no longer have a session.
+
+    Staff and admins are re-read from their account, so a disabled account loses its session
+    and a changed role or district takes effect at the next refresh, not after the family
+    expires. People and devices are checked by their owners (api.auth.PRINCIPAL_CHECKS).
+    """
+    if issued.kind not in ("staff", "admin"):
+        return issued
+    account = await db.get_account(conn, issued.subject)
+    if account is None or account["disabled_at"] is not None or account["kind"] != issued.kind:
+        return None
+    return account_principal(account)
+
+
+def account_principal(account: asyncpg.Record) -> Principal:
+    """The Principal of a staff or admin account row."""
+    if account["kind"] == "admin":
+        return Principal(kind="admin", subject=account["id"], role=account["role"], district=account["district"])
+    return Principal(kind="staff", subject=account["id"], role=account["role"], merchant_id=account["merchant_id"])
 
 
 async def revoke_session(conn: asyncpg.Connection, raw: str, *, now: float | None = None) -> None:

@@ -100,6 +100,16 @@ async def test_disabled_account_cannot_log_in_or_refresh(client, conn, keyring):
     assert response.status_code == 401
 
 
+async def test_a_role_change_takes_effect_at_the_next_refresh(client, app, conn):
+    account, _ = await identity.create_account(conn, _new())
+    session = (await _login(client)).json()
+    await conn.execute("UPDATE accounts SET role = 'district', district = '310115' WHERE id = $1", account.id)
+    refreshed = await client.post("/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.text
+    principal = identity.verify_access_token(refreshed.json()["access_token"], keyring=app.state.keyring)
+    assert (principal.role, principal.district) == ("district", "310115")
+
+
 async def test_totp_is_required_once_enabled_and_single_use(conn, redis, keyring):
     account, uri = await identity.create_account(conn, _new(with_totp=True))
     assert uri.startswith("otpauth://totp/") and "secret=" in uri
