@@ -8,6 +8,7 @@ transaction and skipped when it is already there, so running it twice changes no
 
 from __future__ import annotations
 
+from datetime import date
 from importlib import resources
 from typing import Any
 from uuid import UUID
@@ -19,6 +20,14 @@ import redis.asyncio as aioredis
 import benefits
 import merchants
 from chongjun.config import Settings
+from chongjun.vocabulary import (
+    CATEGORIES,
+    DISABILITY_CAUSES,
+    SHANGHAI_DISTRICTS,
+    SHANGHAI_PROVINCE,
+    SURVIVOR_CATEGORIES,
+    VETERAN_SUBKINDS,
+)
 
 __all__ = ("DEMO_ACTOR", "load_reference_catalog", "seed_demo", "seed_demo_if_empty")
 
@@ -199,6 +208,102 @@ async def _seed_accounts(conn: asyncpg.Connection, settings: Settings) -> list[s
     return lines
 
 
+# --- people ---------------------------------------------------------------------------------------
+
+_PEOPLE_SEED = 2026
+_PEOPLE_TODAY = date(2026, 11, 27)  # fixed, so the same rows are generated every run
+_SYNTHETIC_PEOPLE = 1900
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def _id_number(region: str, born: date, serial: int) -> str:
+    """A well-formed GB 11643 citizen number (ISO 7064 MOD 11-2 check) for a fictitious person."""
+    first17 = f"{region}{born:%Y%m%d}{serial:03d}"
+    return first17 + _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+
+
+def _row(region: str, born: date, serial: int, name: str, categories: str, **fields: str) -> dict[str, str]:
+    card_kind = fields.get("card_kind") or (
+        "SURVIVOR_CARD" if categories.split("|")[0] in SURVIVOR_CATEGORIES
+        else "NONE" if categories in ("ACTIVE_SERVICE", "SERVICE_FAMILY", "FIREFIGHTER") else "VETERAN_CARD"
+    )
+    return {
+        "id_number": _id_number(region, born, serial),
+        "name": name,
+        "categories": categories,
+        "disability_grade": fields.get("disability_grade", ""),
+        "disability_cause": fields.get("disability_cause", ""),
+        "card_kind": card_kind,
+        "card_status": fields.get("card_status", "ACTIVE"),
+        "card_province": fields.get("card_province", SHANGHAI_PROVINCE),
+        "district": fields.get("district", region if region in SHANGHAI_DISTRICTS else "310101"),
+        "birth_date": born.isoformat(),
+    }
+
+
+# The people the summary names, with ready `suishen issue` lines (fictitious ID numbers).
+_NAMED_PEOPLE = (
+    ("grade-2 disabled serviceman (因战)", _row("310104", date(1968, 3, 9), 101, "张建国", "VETERAN|DISABLED_SERVICEMAN",
+                                                  disability_grade="2", disability_cause="WAR")),
+    ("plain veteran", _row("310115", date(1975, 6, 18), 102, "李伟", "VETERAN")),
+    ("martyr's family (烈士遗属)", _row("310110", date(1958, 9, 30), 103, "王秀英", "MARTYR_FAMILY")),
+    ("active service member", _row("310106", date(1998, 8, 1), 104, "陈强", "ACTIVE_SERVICE")),
+    ("veteran with a Jiangsu card (L16)", _row("320102", date(1970, 1, 15), 105, "赵军", "VETERAN",
+                                               card_province="320000", district="310101")),
+)
+
+
+def _coverage_rows() -> list[dict[str, str]]:
+    """Every category, every disability grade and cause, every district, at least once."""
+    rows = [row for _, row in _NAMED_PEOPLE]
+    serial = 200
+    districts = list(SHANGHAI_DISTRICTS)
+    for i, category in enumerate(sorted(CATEGORIES)):
+        categories = category if category not in VETERAN_SUBKINDS else f"VETERAN|{category}"
+        extra = {"disability_grade": "5", "disability_cause": "DUTY"} if category == "DISABLED_SERVICEMAN" else {}
+        born = date(1990, 1, 1) if category in ("ACTIVE_SERVICE", "FIREFIGHTER") else date(1950 + i, 2, 2)
+        rows.append(_row(districts[i % 16], born, serial, "演示" + "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午"[i], categories, **extra))
+        serial += 1
+    for grade in range(1, 11):
+        for j, cause in enumerate(sorted(DISABILITY_CAUSES)):
+            rows.append(
+                _row(districts[(grade * 3 + j) % 16], date(1960, grade, 10 + j), serial, "演示残疾", "VETERAN|DISABLED_SERVICEMAN",
+                     disability_grade=str(grade), disability_cause=cause)
+            )
+            serial += 1
+    for district in districts:
+        rows.append(_row(district, date(1972, 5, 5), serial, "演示老兵", "VETERAN"))
+        serial += 1
+    return rows
+
+
+async def _seed_people(conn: asyncpg.Connection, settings: Settings) -> list[str]:
+    try:
+        from identity import import_roster, pii_vault, synthetic_roster, synthetic_roster_csv
+    except ImportError:  # the people registry is not part of this build yet
+        return ["people: the identity roster import is not available in this build"]
+    done = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = 'people.import' AND actor_id = 'seed-demo')"
+    )
+    if done:
+        return ["people: already present, unchanged"]
+    rows = _coverage_rows() + list(synthetic_roster(_SYNTHETIC_PEOPLE, seed=_PEOPLE_SEED, today=_PEOPLE_TODAY))
+    report = await import_roster(
+        conn,
+        pii_vault(settings),
+        synthetic_roster_csv(0, rows=rows),
+        valid_only=True,
+        actor_kind="system",
+        actor_id="seed-demo",
+        today=_PEOPLE_TODAY,
+    )
+    lines = [f"people: {report.inserted} imported ({report.rejected} refused) covering every category, grade and district"]
+    for label, row in _NAMED_PEOPLE:
+        lines.append(f"  {label}: chongjun suishen issue --id-number {row['id_number']}")
+    return lines
+
+
 async def seed_demo(conn: asyncpg.Connection, redis: aioredis.Redis, settings: Settings) -> str:
     """Seed every part that is missing; the summary of what was written (and its credentials)."""
     if settings.is_production:
@@ -208,6 +313,7 @@ async def seed_demo(conn: asyncpg.Connection, redis: aioredis.Redis, settings: S
     lines += catalog if catalog is not None else ["catalog: already present, unchanged"]
     accounts = await _seed_accounts(conn, settings)
     lines += accounts or ["accounts: already present, unchanged"]
+    lines += await _seed_people(conn, settings)
     return "\n".join(lines)
 
 

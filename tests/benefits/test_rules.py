@@ -349,3 +349,31 @@ def test_arbitrary_json_never_crashes_the_parser(value):
         parse_rule(value, path="$.rule")
     except InvalidRule as refused:
         assert refused.problems[0].path.startswith("$.rule")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 50) | st.text(max_size=6),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+    max_leaves=8,
+)
+_DRAFT_FIELDS = ["code", "name_zh", "domain", "value", "rule", "tiers", "companions", "caps", "windows", "status", "venue_ids"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_DRAFT_FIELDS), json_values)
+def test_a_benefit_with_any_field_broken_is_refused_with_a_path(field, value):
+    from benefits import InvalidBenefit, decode_draft
+
+    body = {
+        "code": "T1",
+        "name_zh": "测试",
+        "name_en": "test",
+        "domain": "transit",
+        "value": {"kind": "free"},
+        "rule": {"op": "always"},
+        field: value,
+    }
+    try:
+        decode_draft(msgspec.json.encode(body))
+    except InvalidBenefit as refused:
+        assert refused.problems[0].path.startswith("$")
