@@ -203,7 +203,7 @@ async def _seed_accounts(conn: asyncpg.Connection, settings: Settings) -> list[s
                 await create_account(conn, new, secrets=secrets)
         except AccountExists:
             continue
-        where = f" district {district}" if district else (" of the demo merchant" if kind == "staff" else "")
+        where = f" {district}" if district else (" of the demo merchant" if kind == "staff" else "")
         lines.append(f"{kind} ({role}{where}): username={username} password={password}")
     return lines
 
