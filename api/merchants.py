@@ -142,6 +142,14 @@ def _base_url(request: Request) -> str:
     return str(request.base_url)
 
 
+async def _statement(request: Request, conn, principal, settings: Settings, month: str, venue_id, merchant_id) -> SealedStatement:
+    return await reports.monthly_statement(
+        conn, principal, month, key=merchants.seal_key(settings), venue_id=venue_id, merchant_id=merchant_id,
+        jwks_url=_base_url(request).rstrip("/") + "/.well-known/jwks.json",
+        reversal_window_seconds=settings.reversal_window_seconds,
+    )
+
+
 # --- admin ---------------------------------------------------------------------------------------
 
 
@@ -168,6 +176,16 @@ class AdminMerchantController(Controller):
         self, merchant_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
     ) -> Merchant:
         return await merchants.get_merchant(conn, principal, merchant_id)
+
+    @get(
+        "/{merchant_id:uuid}/statements/{month:str}", operation_id="AdminMerchantStatement",
+        summary="A merchant's sealed monthly statement (district admins: its venues in their district)",
+    )
+    async def statement(
+        self, request: Request, merchant_id: FromPath[UUID], month: Month, conn: NamedDependency[asyncpg.Connection],
+        principal: NamedDependency[Principal], settings: NamedDependency[Settings], venue_id: FromQuery[UUID | None] = None,
+    ) -> Response[SealedStatement]:
+        return negotiated(request, await _statement(request, conn, principal, settings, month, venue_id, merchant_id))
 
     @patch("/{merchant_id:uuid}", operation_id="AdminUpdateMerchant", guards=_writers, summary="Change a merchant (suspending refuses its devices)")
     async def update_merchant(
@@ -362,12 +380,7 @@ class MerchantPortalController(Controller):
         self, request: Request, month: Month, conn: NamedDependency[asyncpg.Connection],
         principal: NamedDependency[Principal], settings: NamedDependency[Settings], venue_id: FromQuery[UUID | None] = None,
     ) -> Response[SealedStatement]:
-        sealed = await reports.monthly_statement(
-            conn, principal, month, key=merchants.seal_key(settings), venue_id=venue_id,
-            jwks_url=_base_url(request).rstrip("/") + "/.well-known/jwks.json",
-            reversal_window_seconds=settings.reversal_window_seconds,
-        )
-        return negotiated(request, sealed)
+        return negotiated(request, await _statement(request, conn, principal, settings, month, venue_id, None))
 
 
 # --- devices and the public ----------------------------------------------------------------------

@@ -15,12 +15,13 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import msgspec
 
+import benefits
 from chongjun.errors import Forbidden
 from merchants import db
 from merchants.errors import InvalidPeriod, MerchantNotFound, VenueNotFound
 from merchants.keys import SealKey
 from merchants.seal import CANONICALIZATION, seal
-from merchants.service import Caller, decode_cursor, encode_cursor
+from merchants.service import Caller, _admin_district, _visible_merchant, decode_cursor, encode_cursor
 from merchants.types import (
     BenefitLine,
     DailyReport,
@@ -86,13 +87,18 @@ async def list_redemptions(
     return Page(items=items, next_cursor=encode_cursor(last["at"], last["id"]) if last else None)
 
 
-def _lines(rows: list[asyncpg.Record]) -> dict[UUID, list[BenefitLine]]:
+async def _lines(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> dict[UUID, list[BenefitLine]]:
+    names: dict[UUID, str | None] = {}
+    for benefit_id in {row["benefit_id"] for row in rows}:
+        version = await benefits.get_benefit(conn, benefit_id)  # cached per version in process
+        names[benefit_id] = version.name_zh if version is not None else None
     by_venue: dict[UUID, list[BenefitLine]] = {}
     for row in rows:
         by_venue.setdefault(row["venue_id"], []).append(
             BenefitLine(
                 benefit_id=row["benefit_id"],
                 benefit_code=row["benefit_code"],
+                benefit_name_zh=names[row["benefit_id"]],
                 redemptions=row["redemptions"],
                 reversals=row["reversals"],
                 net_count=row["redemptions"] - row["reversals"],
@@ -108,7 +114,7 @@ async def daily_report(conn: asyncpg.Connection, caller: Caller, day: date) -> D
     merchant_id = _merchant_of(caller)
     venues = await db.list_merchant_venues(conn, merchant_id)
     ids = [v["id"] for v in venues]
-    lines = _lines(await db.ledger_totals(conn, venue_ids=ids, day_from=day, day_to=day))
+    lines = await _lines(conn, await db.ledger_totals(conn, venue_ids=ids, day_from=day, day_to=day))
     rejected: dict[UUID, dict[str, int]] = {}
     for row in await db.rejected_totals(conn, venue_ids=ids, day=day):
         rejected.setdefault(row["venue_id"], {})[row["reason"]] = row["n"]
@@ -145,10 +151,20 @@ async def monthly_statement(
     jwks_url: str,
     reversal_window_seconds: int,
     venue_id: UUID | None = None,
+    merchant_id: UUID | None = None,
     now: datetime | None = None,
 ) -> SealedStatement:
-    """The month's settlement statement, per venue, sealed with the bureau's key."""
-    merchant_id = _merchant_of(caller)
+    """The month's settlement statement, per venue, sealed with the bureau's key.
+
+    Staff get their own merchant's; admins name the merchant, and a district admin's statement
+    holds only the merchant's venues in their district.
+    """
+    district = None
+    if caller.kind == "admin" and merchant_id is not None:
+        await _visible_merchant(conn, caller, merchant_id)
+        district = _admin_district(caller)
+    else:
+        merchant_id = _merchant_of(caller)
     start, end = parse_month(month)
     now = now or datetime.now(timezone.utc)
     if start > now.astimezone(SHANGHAI).date():
@@ -157,8 +173,14 @@ async def monthly_statement(
     if merchant is None:
         raise MerchantNotFound()
     await _own_venue(conn, merchant_id, venue_id)
-    venues = [v for v in await db.list_merchant_venues(conn, merchant_id) if venue_id is None or v["id"] == venue_id]
-    lines = _lines(await db.ledger_totals(conn, venue_ids=[v["id"] for v in venues], day_from=start, day_to=end))
+    venues = [
+        v
+        for v in await db.list_merchant_venues(conn, merchant_id)
+        if (venue_id is None or v["id"] == venue_id) and (district is None or v["district"] == district)
+    ]
+    if venue_id is not None and not venues:
+        raise VenueNotFound()
+    lines = await _lines(conn, await db.ledger_totals(conn, venue_ids=[v["id"] for v in venues], day_from=start, day_to=end))
     sections = [
         VenueStatement(
             venue_id=v["id"],
@@ -171,7 +193,11 @@ async def monthly_statement(
         for v in venues
     ]
     closes = datetime.combine(end + timedelta(days=1), datetime.min.time(), SHANGHAI)
-    statement_id = f"CJ-ST-{start:%Y%m}-{merchant_id.hex[:12]}" + (f"-{venue_id.hex[:12]}" if venue_id else "")
+    statement_id = (
+        f"CJ-ST-{start:%Y%m}-{merchant_id.hex[:12]}"
+        + (f"-{venue_id.hex[:12]}" if venue_id else "")
+        + (f"-D{district}" if district else "")
+    )
     statement = Statement(
         statement_id=statement_id,
         issuer=ISSUER,

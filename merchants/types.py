@@ -247,6 +247,8 @@ class BenefitLine(Record):
 
     benefit_id: UUID
     benefit_code: str
+    benefit_name_zh: str | None
+    """The benefit's name in the catalog now (the code is what the ledger recorded)."""
     redemptions: int
     reversals: int
     net_count: int

@@ -112,6 +112,7 @@ EXPECT: dict[str, Expect] = {
     "GET /v1/admin/merchants": Expect(ADMINS),
     "POST /v1/admin/merchants": Expect(CITY, body=_merchant_body),
     "GET /v1/admin/merchants/{merchant_id:uuid}": Expect(CITY),
+    "GET /v1/admin/merchants/{merchant_id:uuid}/statements/{month:str}": Expect(CITY),
     "PATCH /v1/admin/merchants/{merchant_id:uuid}": Expect(CITY, body=lambda w: {"contact_name": "改"}),
     "GET /v1/admin/venues": Expect(ADMINS),
     "POST /v1/admin/venues": Expect(CITY, body=_venue_body),

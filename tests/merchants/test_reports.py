@@ -172,3 +172,25 @@ async def test_statement_period_rules(conn, world):
     )
     assert running.statement.final is False and [v.venue_id for v in running.statement.venues] == [east.id]
     assert running.statement.period_end == date(2026, 11, 30)
+
+
+async def test_admins_get_statements_in_their_scope(conn, world):
+    from tests.merchants.support import city_admin, district_admin, make_venue
+
+    mine, east, *_ = world
+    xuhui_venue = await make_venue(conn, mine.id, district="310104", name="徐汇分馆")
+    await redeem(conn, east, T1, "T1", day=date(2026, 10, 5), value_fen=3000)
+    await redeem(conn, xuhui_venue, T1, "T1", day=date(2026, 10, 6), value_fen=1000)
+    now = datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
+    kwargs = {"key": KEY, "jwks_url": "x", "reversal_window_seconds": 0, "now": now, "merchant_id": mine.id}
+    whole = await reports.monthly_statement(conn, city_admin(), "2026-10", **kwargs)
+    assert whole.statement.net_value_fen == 4000 and len(whole.statement.venues) == 3
+    xuhui = await reports.monthly_statement(conn, district_admin("310104"), "2026-10", **kwargs)
+    assert [v.venue_id for v in xuhui.statement.venues] == [xuhui_venue.id] and xuhui.statement.net_value_fen == 1000
+    assert verify_sealed(msgspec.json.decode(msgspec.json.encode(xuhui)), JWKS)
+    with pytest.raises(VenueNotFound):
+        await reports.monthly_statement(conn, district_admin("310104"), "2026-10", venue_id=east.id, **kwargs)
+    from merchants.errors import MerchantNotFound
+
+    with pytest.raises(MerchantNotFound):
+        await reports.monthly_statement(conn, district_admin("310151"), "2026-10", **kwargs)
