@@ -115,7 +115,7 @@ def _report_rows(venues: list[Any], **fixed: Any) -> list[dict[str, Any]]:
     return rows
 
 
-_LINE_COLUMNS = ["venue_id", "venue_name_zh", "benefit_id", "benefit_code", "redemptions", "reversals", "net_count", "net_admitted", "net_value_fen"]
+_LINE_COLUMNS = ["venue_id", "venue_name_zh", "benefit_id", "benefit_code", "benefit_name_zh", "redemptions", "reversals", "net_count", "net_admitted", "net_value_fen"]
 
 
 def negotiated(request: Request, value: Any) -> Response:
