@@ -33,6 +33,7 @@ from benefits.matching import (
     public_benefit,
     public_catalog,
     require_public_benefit,
+    settle_cache_writes,
 )
 from benefits.periods import SHANGHAI, Period, local_date, period_bounds, period_key
 from benefits.rules import Expr, PersonLike, describe, parse_rule
@@ -136,6 +137,7 @@ __all__ = (
     "replace_benefit_json",
     "require_public_benefit",
     "set_benefit_venues",
+    "settle_cache_writes",
     "value_for",
     "window_open",
 )

@@ -16,6 +16,7 @@ If Redis is down the answer is computed from PostgreSQL every time: slower, neve
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -51,6 +52,7 @@ __all__ = (
     "public_benefit",
     "public_catalog",
     "require_public_benefit",
+    "settle_cache_writes",
     "used_counts",
 )
 
@@ -327,8 +329,26 @@ async def my_benefits(
     if generation is not None:
         midnight = period_bounds("day", now)[1]
         ttl = max(1, min(_PERSON_TTL, int((midnight - now) / timedelta(seconds=1))))
-        try:
-            await redis.set(key, _encoder.encode(_Cached(generation, person_generation, digest, day, answer)), ex=ttl)
-        except RedisError:
-            log.warning("could not cache a person's benefits")
+        entry = _encoder.encode(_Cached(generation, person_generation, digest, day, answer))
+        # Written after the answer is returned: the request does not wait for the cache. A write
+        # that lands after an invalidation is harmless, it carries the generations read above.
+        task = asyncio.get_running_loop().create_task(_store(redis, key, entry, ttl))
+        _pending_writes.add(task)
+        task.add_done_callback(_pending_writes.discard)
     return answer
+
+
+_pending_writes: set[asyncio.Task] = set()
+
+
+async def settle_cache_writes() -> None:
+    """Wait for the cache writes started by `my_benefits` (tests, benchmarks, shutdown)."""
+    while _pending_writes:
+        await asyncio.gather(*list(_pending_writes), return_exceptions=True)
+
+
+async def _store(redis: aioredis.Redis, key: str, entry: bytes, ttl: int) -> None:
+    try:
+        await redis.set(key, entry, ex=ttl)
+    except RedisError:
+        log.warning("could not cache a person's benefits")

@@ -129,6 +129,8 @@ def bench() -> None:
 @click.option("--iterations", default=2000, show_default=True, type=click.IntRange(10, 1_000_000))
 def bench_matching(iterations: int) -> None:
     """免申即享 matching latency: one person against 50 active benefits (p50/p95/p99)."""
+    import os
+
     from chongjun.bench_matching import run_matching_bench
     from chongjun.runtime import resolve_settings
 
@@ -140,7 +142,8 @@ def bench_matching(iterations: int) -> None:
             embedded.stop()
     click.echo(f"matching, one person x 50 active benefits, {iterations} requests per case (ms):")
     for case, (p50, p95, p99) in results.items():
-        click.echo(f"  {case:<5} p50 {p50:6.2f}  p95 {p95:6.2f}  p99 {p99:6.2f}")
+        click.echo(f"  {case:<9} p50 {p50:6.2f}  p95 {p95:6.2f}  p99 {p99:6.2f}")
+    click.echo(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     click.echo(f"reproduce: ./dev bench matching --iterations {iterations}")
 
 

@@ -52,6 +52,7 @@ async def test_the_cache_follows_quota_person_and_catalog(conn, redis):
     _, t1, c12 = await _world(conn)
     veteran = person("VETERAN")
     first = await benefits.my_benefits(conn, redis, veteran, veteran.id, at=AT)
+    await benefits.settle_cache_writes()
     assert await redis.exists(benefits.person_cache_key(veteran.id))
 
     # A redemption counted in the ledger, then the engine drops the cached list.
