@@ -27,6 +27,7 @@ from api.merchants import (
     MerchantPortalController,
     PublicVenueController,
     device_principal_check,
+    merchant_keys,
 )
 from api.public import HealthController, MetricsController
 from api.sessions import SessionController
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     prometheus = PrometheusConfig(app_name="chongjun", prefix="chongjun", group_path=True, exclude=["/metrics"])
     app = Litestar(
         route_handlers=route_handlers(),
-        lifespan=[resources, keyring_lifespan],
+        lifespan=[resources, keyring_lifespan, merchant_keys],
         dependencies={
             "conn": Provide(provide_conn),
             "redis": Provide(provide_redis, sync_to_thread=False),

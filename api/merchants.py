@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
@@ -15,7 +17,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 import redis.asyncio as aioredis
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Litestar, Request, Response, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -56,6 +58,7 @@ __all__ = (
     "MerchantPortalController",
     "PublicVenueController",
     "device_principal_check",
+    "merchant_keys",
 )
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size (1-100)")]
@@ -75,6 +78,13 @@ async def device_principal_check(principal: Principal, state: Any) -> bool:
     except merchants.DeviceRevoked:
         return False
     return True
+
+
+@asynccontextmanager
+async def merchant_keys(app: Litestar) -> AsyncIterator[None]:
+    """Read the device-secret and e-seal keys at start: production without them does not start."""
+    merchants.require_keys(app.state.settings)
+    yield
 
 
 def _device_key(settings: NamedDependency[Settings]) -> bytes:

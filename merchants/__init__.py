@@ -10,7 +10,7 @@ from merchants.errors import (
     NotYours,
     VenueNotFound,
 )
-from merchants.keys import device_hmac_key, seal_key
+from merchants.keys import device_hmac_key, require_keys, seal_key
 from merchants.service import (
     Caller,
     DeviceCredentials,
@@ -62,6 +62,7 @@ from merchants.types import (
 )
 
 __all__ = (
+    "require_keys",
     "issue_device_token",
     "update_staff",
     "list_staff",

@@ -1,61 +1,51 @@
-"""Server-held keys of the merchants package: the device-secret HMAC key and the e-seal key.
+"""Server-held keys of the merchants package, read through identity's SecretStore.
 
-In dev a missing key file is created (0600, atomically, so concurrent workers agree on one key);
-in production a missing file is an error: keys are provisioned, never invented at start.
+- `device-secret-hmac-key`: the key of the keyed hash under which device secrets are stored.
+- `statement-seal-key`: 32+ random bytes from which the bureau's Ed25519 e-seal is derived
+  (HKDF-SHA256), so it is provisioned like every other secret (a base64 file, or
+  `CHONGJUN_SECRET_STATEMENT_SEAL_KEY`). Its public half is published in the JWKS.
+
+In dev a missing secret is created on first use; in production it is a startup error
+(`require_keys`, run by the app's lifespan).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import secrets
 from functools import cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from chongjun.config import Settings
+from identity import SecretStore
 
-__all__ = ("SealKey", "device_hmac_key", "seal_key")
+__all__ = ("DEVICE_HMAC_SECRET", "SEAL_SECRET", "SealKey", "device_hmac_key", "require_keys", "seal_key")
 
-DEVICE_HMAC_FILE = "device-secret-hmac.key"
-SEAL_KEY_FILE = "statement-seal-ed25519.pem"
+DEVICE_HMAC_SECRET = "device-secret-hmac-key"
+SEAL_SECRET = "statement-seal-key"
 
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _read_or_create(path: Path, make: callable, *, production: bool) -> bytes:
-    if path.exists():
-        return path.read_bytes()
-    if production:
-        raise RuntimeError(f"key file {path.name} is missing from the secrets directory")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(make())
-    try:
-        # link() fails if another process got there first: everyone then reads the winner's key.
-        os.link(staging, path)
-    except FileExistsError:
-        pass
-    finally:
-        staging.unlink()
-    return path.read_bytes()
-
-
 @cache
-def _device_hmac_key(directory: Path, production: bool) -> bytes:
-    return _read_or_create(directory / DEVICE_HMAC_FILE, lambda: secrets.token_bytes(32), production=production)
+def _store(directory: Path, production: bool) -> SecretStore:
+    return SecretStore(directory, production=production)
+
+
+def _secrets(settings: Settings) -> SecretStore:
+    return _store(settings.resolved_secrets_dir.resolve(), settings.is_production)
 
 
 def device_hmac_key(settings: Settings) -> bytes:
     """The key of the keyed hash under which device secrets are stored."""
-    return _device_hmac_key(settings.resolved_secrets_dir.resolve(), settings.is_production)
+    return _secrets(settings).get(DEVICE_HMAC_SECRET)
 
 
 class SealKey:
@@ -75,18 +65,16 @@ class SealKey:
 
 
 @cache
-def _seal_key(directory: Path, production: bool) -> SealKey:
-    def make() -> bytes:
-        return Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-
-    pem = _read_or_create(directory / SEAL_KEY_FILE, make, production=production)
-    key = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise RuntimeError(f"{SEAL_KEY_FILE} is not an Ed25519 private key")
-    return SealKey(key)
+def _seal_from(secret: bytes) -> SealKey:
+    seed = HKDF(SHA256(), 32, salt=None, info=b"chongjun statement seal v1").derive(secret)
+    return SealKey(Ed25519PrivateKey.from_private_bytes(seed))
 
 
 def seal_key(settings: Settings) -> SealKey:
-    return _seal_key(settings.resolved_secrets_dir.resolve(), settings.is_production)
+    return _seal_from(_secrets(settings).get(SEAL_SECRET))
+
+
+def require_keys(settings: Settings) -> None:
+    """Read both secrets now, so that production without them does not start (MissingSecret)."""
+    device_hmac_key(settings)
+    seal_key(settings)

@@ -193,3 +193,23 @@ async def test_setup_qr_decodes_to_the_configuration(conn, redis):
         "venue_id": str(venue.id),
         "venue": "南京路站",
     }
+
+
+def test_keys_come_from_the_secret_store_and_production_never_invents_them(settings, tmp_path):
+    import base64
+
+    from identity import MissingSecret
+    from merchants.keys import DEVICE_HMAC_SECRET, SEAL_SECRET, require_keys, seal_key
+
+    production = msgspec.structs.replace(settings, env="production", secrets_dir=tmp_path)
+    with pytest.raises(MissingSecret):
+        require_keys(production)
+    for name in (DEVICE_HMAC_SECRET, SEAL_SECRET):
+        (tmp_path / name).write_text(base64.b64encode(bytes(range(32))).decode())
+    require_keys(production)
+    # The seal is derived from the provisioned secret: the same file gives the same published key.
+    other = msgspec.structs.replace(production, secrets_dir=tmp_path / "copy")
+    (tmp_path / "copy").mkdir()
+    for name in (DEVICE_HMAC_SECRET, SEAL_SECRET):
+        (tmp_path / "copy" / name).write_text((tmp_path / name).read_text())
+    assert seal_key(production).public_jwk == seal_key(other).public_jwk
