@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import click
@@ -257,6 +258,107 @@ def keys_remove(kid: str) -> None:
     if not asyncio.run(_with_connection(settings, lambda conn: remove_key(conn, kid))):
         raise click.ClickException(f"{kid} is not a retired key")
     click.echo(f"removed {kid}")
+class _Phases:
+    """A rich progress bar per import phase (validate, seal, write), fed by the importer's callback."""
+
+    LABELS = {"validate": "validating lines", "seal": "sealing PII", "write": "writing to PostgreSQL"}
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(self.LABELS.get(phase, phase), total=total)
+        self.progress.update(self.tasks[phase], completed=done, total=max(total, done))
+
+
+def _progress_bar():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        transient=False,
+    )
+
+
+def _print_report(report, console) -> None:
+    from rich.table import Table
+
+    if report.errors:
+        table = Table(title="invalid lines (ID numbers masked)")
+        for column in ("line", "field", "ID number", "problem"):
+            table.add_column(column)
+        for error in report.errors:
+            table.add_row(str(error.line), error.field, error.id_masked or "", error.message)
+        console.print(table)
+        if report.errors_truncated:
+            console.print(f"... and more: {report.rejected} invalid line(s) in all")
+    console.print(
+        f"lines {report.lines}, valid {report.valid}, rejected {report.rejected}; "
+        f"inserted {report.inserted}, updated {report.updated}, unchanged {report.unchanged}"
+        + (f" in {report.seconds:.2f} s" if report.imported else "; nothing was imported")
+    )
+
+
+@main.command("import-roster")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--valid-only", is_flag=True, help="import the valid lines and report the others (default: all or nothing)")
+def import_roster_command(file: str, valid_only: bool) -> None:
+    """Import the bureau's roster CSV (an idempotent upsert keyed by the blind index of the ID number)."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from chongjun.runtime import open_connection, resolve_settings
+    from identity.people import RosterRejected, import_roster, pii_vault
+
+    settings, _ = resolve_settings()
+    console = Console(stderr=True)
+    data = Path(file).read_bytes()
+
+    async def run():
+        vault = pii_vault(settings)
+        conn = await open_connection(settings)
+        try:
+            with _progress_bar() as bar:
+                return await import_roster(conn, vault, data, valid_only=valid_only, progress=_Phases(bar))
+        finally:
+            await conn.close()
+
+    try:
+        report = asyncio.run(run())
+    except RosterRejected as exc:
+        _print_report(exc.report, console)
+        sys.exit(1)
+    _print_report(report, console)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks: each prints its figure and the command that reproduces it."""
+
+
+@bench.command("import")
+@click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1, 5_000_000))
+@click.option("--seed", default=2026, show_default=True, type=int)
+def bench_import_command(rows: int, seed: int) -> None:
+    """Import a synthetic roster of ROWS people into a scratch database; print rows/s."""
+    import platform
+
+    from chongjun.bench import bench_import
+    from chongjun.runtime import resolve_settings
+
+    settings, _ = resolve_settings()
+    with _progress_bar() as bar:
+        result = asyncio.run(bench_import(settings, rows=rows, seed=seed, progress=_Phases(bar)))
+    click.echo(
+        f"roster import: {result.rows} rows in {result.import_seconds:.2f} s = {result.rows_per_second} rows/s "
+        f"(inserted {result.inserted}); re-import (idempotent, {result.unchanged_on_reimport} unchanged) "
+        f"{result.reimport_seconds:.2f} s; generating the CSV took {result.generate_seconds:.2f} s"
+    )
+    click.echo(f"machine: {os.cpu_count()} CPU(s), Python {platform.python_version()}")
+    click.echo(f"reproduce: chongjun bench import --rows {rows} --seed {seed}")
 
 
 if __name__ == "__main__":

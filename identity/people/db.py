@@ -1,0 +1,190 @@
+"""SQL of the people registry: one function per query; a missing row returns None."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+__all__ = (
+    "STAGE_COLUMNS",
+    "count_people",
+    "create_stage",
+    "existing_by_hmac",
+    "find_person_id_by_hmac",
+    "get_person_row",
+    "get_profile_row",
+    "insert_audit",
+    "insert_relation",
+    "list_relations",
+    "lock_roster",
+    "stage_rows",
+    "upsert_from_stage",
+)
+
+_PERSON_COLUMNS = """
+    id, name_masked, categories, disability_grade, disability_cause, card_kind, card_status,
+    card_province, district, birth_date
+"""
+
+# Imports take this transaction-scoped advisory lock: one roster import at a time, so the row
+# ids chosen for new people (and bound into their sealed blobs) cannot race another import.
+_ROSTER_LOCK = 0x63_6A_72_6F_73_74  # "cjrost"
+
+STAGE_COLUMNS = (
+    "id",
+    "id_hmac",
+    "id_sealed",
+    "name_sealed",
+    "seal_version",
+    "id_masked",
+    "name_masked",
+    "categories",
+    "disability_grade",
+    "disability_cause",
+    "card_kind",
+    "card_status",
+    "card_province",
+    "district",
+    "birth_date",
+)
+
+
+async def get_person_row(conn: asyncpg.Connection, person_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_PERSON_COLUMNS} FROM people WHERE id = $1", person_id)
+
+
+async def get_profile_row(conn: asyncpg.Connection, person_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_PERSON_COLUMNS}, id_masked FROM people WHERE id = $1", person_id)
+
+
+async def find_person_id_by_hmac(conn: asyncpg.Connection, id_hmac: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, card_status FROM people WHERE id_hmac = $1", id_hmac)
+
+
+async def count_people(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM people")
+
+
+async def lock_roster(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _ROSTER_LOCK)
+
+
+async def existing_by_hmac(conn: asyncpg.Connection, hmacs: Sequence[bytes]) -> list[asyncpg.Record]:
+    """The rows already enrolled among `hmacs`: their id and blobs (an unchanged value keeps its blob)."""
+    return await conn.fetch(
+        "SELECT id, id_hmac, id_sealed, name_sealed, seal_version FROM people WHERE id_hmac = ANY($1::bytea[])", list(hmacs)
+    )
+
+
+async def create_stage(conn: asyncpg.Connection) -> None:
+    # Dropped at commit (or rollback): the stage never outlives the import's transaction.
+    await conn.execute(
+        """
+        CREATE TEMP TABLE roster_stage (LIKE people INCLUDING DEFAULTS) ON COMMIT DROP;
+        ALTER TABLE roster_stage DROP COLUMN source, DROP COLUMN created_at, DROP COLUMN updated_at;
+        """
+    )
+
+
+async def stage_rows(conn: asyncpg.Connection, records: Iterable[tuple[Any, ...]]) -> None:
+    await conn.copy_records_to_table("roster_stage", records=records, columns=STAGE_COLUMNS)
+
+
+async def upsert_from_stage(conn: asyncpg.Connection) -> tuple[int, int]:
+    """Insert new people and update changed ones; (inserted, updated). Unchanged rows are left alone."""
+    row = await conn.fetchrow(
+        """
+        WITH written AS (
+            INSERT INTO people (id, id_hmac, id_sealed, name_sealed, seal_version, id_masked, name_masked,
+                                categories, disability_grade, disability_cause, card_kind, card_status,
+                                card_province, district, birth_date)
+            SELECT id, id_hmac, id_sealed, name_sealed, seal_version, id_masked, name_masked,
+                   categories, disability_grade, disability_cause, card_kind, card_status,
+                   card_province, district, birth_date
+            FROM roster_stage
+            ON CONFLICT (id_hmac) DO UPDATE SET
+                name_sealed = EXCLUDED.name_sealed,
+                id_sealed = EXCLUDED.id_sealed,
+                seal_version = EXCLUDED.seal_version,
+                name_masked = EXCLUDED.name_masked,
+                categories = EXCLUDED.categories,
+                disability_grade = EXCLUDED.disability_grade,
+                disability_cause = EXCLUDED.disability_cause,
+                card_kind = EXCLUDED.card_kind,
+                card_status = EXCLUDED.card_status,
+                card_province = EXCLUDED.card_province,
+                district = EXCLUDED.district,
+                birth_date = EXCLUDED.birth_date,
+                updated_at = now()
+            WHERE (people.id_sealed, people.name_sealed, people.seal_version, people.name_masked, people.categories,
+                   people.disability_grade, people.disability_cause, people.card_kind, people.card_status,
+                   people.card_province, people.district, people.birth_date)
+                  IS DISTINCT FROM
+                  (EXCLUDED.id_sealed, EXCLUDED.name_sealed, EXCLUDED.seal_version, EXCLUDED.name_masked, EXCLUDED.categories,
+                   EXCLUDED.disability_grade, EXCLUDED.disability_cause, EXCLUDED.card_kind, EXCLUDED.card_status,
+                   EXCLUDED.card_province, EXCLUDED.district, EXCLUDED.birth_date)
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated
+        FROM written
+        """
+    )
+    return row["inserted"], row["updated"]
+
+
+async def insert_audit(
+    conn: asyncpg.Connection, *, actor_kind: str, actor_id: str, action: str, object_kind: str,
+    object_id: str, district: str | None, detail: dict[str, Any],
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO audit_log (actor_kind, actor_id, action, object_kind, object_id, district, detail)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        """,
+        actor_kind,
+        actor_id,
+        action,
+        object_kind,
+        object_id,
+        district,
+        detail,
+    )
+
+
+async def insert_relation(
+    conn: asyncpg.Connection,
+    *,
+    person_id: UUID,
+    relation: str,
+    member_status: str,
+    member_person_id: UUID | None,
+    member_name_masked: str | None,
+    since: date | None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO person_relations (person_id, relation, member_status, member_person_id, member_name_masked, since)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT DO NOTHING
+        """,
+        person_id,
+        relation,
+        member_status,
+        member_person_id,
+        member_name_masked,
+        since,
+    )
+
+
+async def list_relations(conn: asyncpg.Connection, person_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT relation, member_status, member_person_id, member_name_masked, since
+        FROM person_relations WHERE person_id = $1 ORDER BY created_at, id
+        """,
+        person_id,
+    )

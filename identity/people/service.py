@@ -1,0 +1,120 @@
+"""Rules of the people registry: who a person is to the rules, and what they see of themselves."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from uuid import UUID
+
+import asyncpg
+
+from chongjun.config import Settings
+from chongjun.vocabulary import CARD_KINDS, CARD_STATUSES, CATEGORIES, SHANGHAI_DISTRICTS
+from identity.people import db
+from identity.people.errors import CardSuspended, NotEnrolled, PersonNotFound
+from identity.people.types import CategoryView, Person, PersonProfile, Relation
+from identity.pii import PiiVault
+
+__all__ = (
+    "REFUSED_CARD_STATUSES",
+    "add_relation",
+    "enrolled_person_id",
+    "get_person",
+    "get_profile",
+    "list_relations",
+    "pii_vault",
+)
+
+REFUSED_CARD_STATUSES = frozenset({"SUSPENDED", "REVOKED"})
+"""A card in one of these states gets no session and no benefit (card-suspended)."""
+
+
+@cache
+def _vault(secrets_dir: Path, production: bool) -> PiiVault:
+    from identity.secrets import SecretStore
+
+    return PiiVault.from_secrets(SecretStore(secrets_dir, production=production))
+
+
+def pii_vault(settings: Settings) -> PiiVault:
+    """The process's vault for these settings (secrets read once; production never invents them)."""
+    return _vault(settings.resolved_secrets_dir.resolve(), settings.is_production)
+
+
+def _person(row: asyncpg.Record) -> Person:
+    return Person(
+        id=row["id"],
+        name_masked=row["name_masked"],
+        categories=frozenset(row["categories"]),
+        disability_grade=row["disability_grade"],
+        disability_cause=row["disability_cause"],
+        card_kind=row["card_kind"],
+        card_status=row["card_status"],
+        card_province=row["card_province"],
+        district=row["district"],
+        birth_date=row["birth_date"],
+    )
+
+
+async def get_person(conn: asyncpg.Connection, person_id: UUID) -> Person | None:
+    row = await db.get_person_row(conn, person_id)
+    return None if row is None else _person(row)
+
+
+async def enrolled_person_id(conn: asyncpg.Connection, id_hmac: bytes, *, refuse_suspended: bool = True) -> UUID:
+    """The person behind a blind index: NotEnrolled if none, CardSuspended if their card is."""
+    row = await db.find_person_id_by_hmac(conn, id_hmac)
+    if row is None:
+        raise NotEnrolled()
+    if refuse_suspended and row["card_status"] in REFUSED_CARD_STATUSES:
+        raise CardSuspended()
+    return row["id"]
+
+
+async def get_profile(conn: asyncpg.Connection, person_id: UUID) -> PersonProfile:
+    """What `GET /v1/me` shows: masked and minimised (no ID number, full name or birth date)."""
+    row = await db.get_profile_row(conn, person_id)
+    if row is None:
+        raise PersonNotFound()
+    return PersonProfile(
+        id=row["id"],
+        name_masked=row["name_masked"],
+        id_number_masked=row["id_masked"],
+        categories=tuple(
+            CategoryView(code=code, label_zh=CATEGORIES[code][0], label_en=CATEGORIES[code][1])
+            for code in row["categories"]
+            if code in CATEGORIES
+        ),
+        district=row["district"],
+        district_name=SHANGHAI_DISTRICTS[row["district"]][0] if row["district"] in SHANGHAI_DISTRICTS else None,
+        card_kind=row["card_kind"],
+        card_kind_label=CARD_KINDS[row["card_kind"]][0],
+        card_status=row["card_status"],
+        card_status_label=CARD_STATUSES[row["card_status"]][0],
+        card_province=row["card_province"],
+    )
+
+
+async def add_relation(conn: asyncpg.Connection, person_id: UUID, relation: Relation) -> None:
+    await db.insert_relation(
+        conn,
+        person_id=person_id,
+        relation=relation.relation,
+        member_status=relation.member_status,
+        member_person_id=relation.member_person_id,
+        member_name_masked=relation.member_name_masked,
+        since=relation.since,
+    )
+
+
+async def list_relations(conn: asyncpg.Connection, person_id: UUID) -> list[Relation]:
+    return [
+        Relation(
+            relation=row["relation"],
+            member_status=row["member_status"],
+            member_person_id=row["member_person_id"],
+            member_name_masked=row["member_name_masked"],
+            since=row["since"],
+        )
+        for row in await db.list_relations(conn, person_id)
+    ]

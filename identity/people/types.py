@@ -1,0 +1,144 @@
+"""Shapes of the people registry: records are frozen, inputs forbid unknown fields."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+__all__ = (
+    "CategoryView",
+    "ImportReport",
+    "LineError",
+    "MemberStatus",
+    "Person",
+    "PersonProfile",
+    "Relation",
+    "RelationKind",
+    "RosterRow",
+    "SuishenLogin",
+    "SuishenSession",
+)
+
+RelationKind = Literal["SPOUSE", "PARENT", "CHILD", "SIBLING_DEPENDENT", "PARENT_IN_LAW"]
+MemberStatus = Literal["MARTYR", "DUTY_DEATH", "ILLNESS_DEATH", "ACTIVE"]
+
+
+class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A request body: an unknown field is refused, never silently ignored."""
+
+
+class Record(msgspec.Struct, frozen=True, kw_only=True):
+    """A value handed around or answered: frozen so nothing edits a shared one."""
+
+
+class Person(msgspec.Struct, frozen=True):
+    """The person the rules see (docs/architecture.md). No ID number, full name or cipher text."""
+
+    id: UUID
+    name_masked: str
+    """张*, 欧阳**"""
+    categories: frozenset[str]
+    """codes of chongjun.vocabulary.CATEGORIES"""
+    disability_grade: int | None
+    """1 (most severe) .. 10"""
+    disability_cause: str | None
+    """WAR | DUTY | ILLNESS"""
+    card_kind: str
+    """VETERAN_CARD | SURVIVOR_CARD | NONE"""
+    card_status: str
+    """ACTIVE | SUSPENDED | REVOKED | REPLACED"""
+    card_province: str
+    """GB/T 2260 province, 310000 = Shanghai"""
+    district: str | None
+    """GB/T 2260 district code"""
+    birth_date: date | None
+
+
+class Relation(Record):
+    """A family tie that makes a person one of the 三属 (MARTYR, DUTY_DEATH, ILLNESS_DEATH) or a 军属 (ACTIVE)."""
+
+    relation: RelationKind
+    member_status: MemberStatus
+    member_person_id: UUID | None = None
+    member_name_masked: str | None = None
+    since: date | None = None
+
+
+class RosterRow(Record):
+    """One validated roster line, ID number already normalised; lives only inside an import."""
+
+    line: int
+    id_number: str
+    name: str
+    categories: tuple[str, ...]
+    disability_grade: int | None
+    disability_cause: str | None
+    card_kind: str
+    card_status: str
+    card_province: str
+    district: str | None
+    birth_date: date | None
+
+
+class LineError(Record):
+    line: int
+    """1-based line number in the file (the header is line 1)"""
+    field: str
+    message: str
+    id_masked: str | None = None
+    """the line's ID number, masked (`310***********1234`), to help find the line"""
+
+
+class ImportReport(Record):
+    """What an import did, line by line for what it refused. Never an ID number in clear."""
+
+    imported: bool
+    """True when the valid lines were written"""
+    lines: int
+    """data lines read (header excluded)"""
+    valid: int
+    rejected: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: tuple[LineError, ...] = ()
+    errors_truncated: bool = False
+    """more lines were invalid than `errors` lists"""
+    seconds: float = 0.0
+
+
+class CategoryView(Record):
+    code: str
+    label_zh: str
+    label_en: str
+
+
+class PersonProfile(Record):
+    """`GET /v1/me`: what the veteran sees of themselves, masked and minimised."""
+
+    id: UUID
+    name_masked: str
+    id_number_masked: str
+    categories: tuple[CategoryView, ...]
+    district: str | None
+    district_name: str | None
+    card_kind: str
+    card_kind_label: str
+    card_status: str
+    card_status_label: str
+    card_province: str
+
+
+class SuishenLogin(Input):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=4096, examples=["SSM1:eyJhbGciOiJFZERTQSJ9..."])]
+
+
+class SuishenSession(Record):
+    access_token: str
+    refresh_token: str | None
+    token_type: str
+    expires_in: int
+    person: PersonProfile

@@ -1,0 +1,178 @@
+"""Roster import against the real PostgreSQL: validation report, all-or-nothing, idempotent upsert."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+import identity.people as people
+from identity.pii import PiiVault, mask_id_number
+from identity.people import ROSTER_COLUMNS, RosterRejected, import_roster, synthetic_roster, synthetic_roster_csv
+
+HEADER = ",".join(ROSTER_COLUMNS)
+
+
+@pytest.fixture
+def vault() -> PiiVault:
+    return PiiVault(index_key=os.urandom(32), seal_keys={1: os.urandom(32)})
+
+
+def roster(*lines: str) -> str:
+    return "\n".join((HEADER, *lines)) + "\n"
+
+
+GOOD = "310101199001011234,张三丰,VETERAN|COMBAT_VETERAN,,,VETERAN_CARD,ACTIVE,310000,310101,1990-01-01"
+DISABLED = "11010519491231002X,欧阳娜娜,VETERAN|DISABLED_SERVICEMAN,3,因战,VETERAN_CARD,ACTIVE,310000,浦东新区,"
+
+
+async def test_import_writes_people_with_sealed_pii(conn, vault):
+    report = await import_roster(conn, vault, roster(GOOD, DISABLED))
+    assert report.imported and report.lines == 2 and report.valid == 2 and report.inserted == 2
+    assert report.rejected == 0 and report.errors == ()
+    row = await conn.fetchrow("SELECT * FROM people WHERE id_hmac = $1", vault.index_of("11010519491231002X"))
+    assert row["name_masked"] == "欧阳**" and row["id_masked"] == "110***********002X"
+    assert row["district"] == "310115" and row["disability_cause"] == "WAR" and row["disability_grade"] == 3
+    assert str(row["birth_date"]) == "1949-12-31"  # taken from the ID number when the column is empty
+    assert vault.open(row["id_sealed"], table="people", column="id_number", row=row["id"]) == "11010519491231002X"
+    assert vault.open(row["name_sealed"], table="people", column="name", row=row["id"]) == "欧阳娜娜"
+    person = await people.get_person(conn, row["id"])
+    assert person.categories == frozenset({"VETERAN", "DISABLED_SERVICEMAN"})
+    assert person.name_masked == "欧阳**" and person.card_status == "ACTIVE"
+    assert await people.get_person(conn, uuid.uuid4()) is None
+    audit = await conn.fetchrow("SELECT actor_kind, action, detail FROM audit_log WHERE action = 'people.import'")
+    assert audit["detail"]["inserted"] == 2
+
+
+async def test_one_bad_line_rejects_the_whole_file_with_a_masked_report(conn, vault):
+    bad_checksum = "310101199001011235,李四,VETERAN,,,VETERAN_CARD,ACTIVE,310000,310101,"
+    unknown_category = "310104198503077777,王五,PIRATE,,,VETERAN_CARD,ACTIVE,310000,310104,"
+    short = "310104198503077777,王五"
+    with pytest.raises(RosterRejected) as caught:
+        await import_roster(conn, vault, roster(GOOD, bad_checksum, unknown_category, short))
+    report = caught.value.report
+    assert not report.imported and report.lines == 4 and report.valid == 1 and report.rejected == 3
+    by_line = {error.line: error for error in report.errors}
+    assert by_line[3].field == "id_number" and by_line[3].id_masked == "310***********1235"
+    assert by_line[4].field == "categories"
+    assert by_line[5].field == "line"
+    text = repr(report)
+    for number in ("310101199001011235", "310104198503077777", "310101199001011234"):
+        assert number not in text
+    assert await conn.fetchval("SELECT count(*) FROM people") == 0
+    assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
+
+
+async def test_valid_only_imports_the_good_lines_and_reports_the_rest(conn, vault):
+    bad = "310101199001011235,李四,VETERAN,,,VETERAN_CARD,ACTIVE,310000,310101,"
+    report = await import_roster(conn, vault, roster(GOOD, bad), valid_only=True)
+    assert report.imported and report.inserted == 1 and report.rejected == 1
+    assert [error.line for error in report.errors] == [3]
+    assert await conn.fetchval("SELECT count(*) FROM people") == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("310101199001011234,,VETERAN,,,VETERAN_CARD,ACTIVE,310000,310101,", "name"),
+        ("310101199001011234,张3,VETERAN,,,VETERAN_CARD,ACTIVE,310000,310101,", "name"),
+        ("310101199001011234,张三,,,,VETERAN_CARD,ACTIVE,310000,310101,", "categories"),
+        ("310101199001011234,张三,DISABLED_SERVICEMAN,11,WAR,VETERAN_CARD,ACTIVE,310000,310101,", "disability_grade"),
+        ("310101199001011234,张三,DISABLED_SERVICEMAN,,,VETERAN_CARD,ACTIVE,310000,310101,", "disability_grade"),
+        ("310101199001011234,张三,DISABLED_SERVICEMAN,2,FALL,VETERAN_CARD,ACTIVE,310000,310101,", "disability_cause"),
+        ("310101199001011234,张三,VETERAN,2,WAR,VETERAN_CARD,ACTIVE,310000,310101,", "disability_grade"),
+        ("310101199001011234,张三,VETERAN,,,GOLD_CARD,ACTIVE,310000,310101,", "card_kind"),
+        ("310101199001011234,张三,VETERAN,,,VETERAN_CARD,LOST,310000,310101,", "card_status"),
+        ("310101199001011234,张三,VETERAN,,,VETERAN_CARD,ACTIVE,310101,310101,", "card_province"),
+        ("310101199001011234,张三,VETERAN,,,VETERAN_CARD,ACTIVE,310000,火星区,", "district"),
+        ("310101199001011234,张三,VETERAN,,,VETERAN_CARD,ACTIVE,310000,310101,1990-13-01", "birth_date"),
+        ("310101199001011234,张三,VETERAN,,,VETERAN_CARD,ACTIVE,310000,310101,1991-01-01", "birth_date"),
+        (",张三,VETERAN,,,VETERAN_CARD,ACTIVE,310000,310101,", "id_number"),
+    ],
+)
+def test_each_field_is_validated(line, field):
+    rows, errors, lines, rejected, _ = people.parse_roster(roster(line))
+    assert rows == [] and lines == 1 and rejected == 1
+    assert field in {error.field for error in errors}
+    assert all(error.line == 2 for error in errors)
+    assert "310101199001011234" not in repr(errors)
+
+
+def test_header_must_match_and_duplicates_are_reported():
+    _, errors, _, _, _ = people.parse_roster("id,name\n1,2\n")
+    assert errors[0].line == 1 and errors[0].field == "header"
+    rows, errors, _, _, _ = people.parse_roster(roster(GOOD, GOOD.replace("张三丰", "张三")))
+    assert len(rows) == 1 and errors[0].line == 3 and "line 2" in errors[0].message
+
+
+def test_utf8_bom_and_gb18030_files_are_read():
+    text = roster(GOOD)
+    assert people.decode_roster(b"\xef\xbb\xbf" + text.encode()) == text
+    assert people.decode_roster(text.encode("gb18030")) == text
+    rows, errors, _, _, _ = people.parse_roster(people.decode_roster(b"\xef\xbb\xbf" + text.encode()))
+    assert len(rows) == 1 and not errors
+
+
+async def test_reimport_is_idempotent_and_updates_in_place(conn, vault):
+    text = synthetic_roster_csv(300, seed=7)
+    first = await import_roster(conn, vault, text)
+    assert first.inserted == 300
+    before = await conn.fetch("SELECT id, id_sealed, name_sealed, updated_at FROM people ORDER BY id")
+    again = await import_roster(conn, vault, text)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 300)
+    after = await conn.fetch("SELECT id, id_sealed, name_sealed, updated_at FROM people ORDER BY id")
+    assert before == after  # byte-identical: no blob resealed, no row touched
+
+    rows = list(synthetic_roster(300, seed=7))
+    rows[0] = {**rows[0], "card_status": "SUSPENDED"}
+    rows[1] = {**rows[1], "name": "改名字"}
+    changed = await import_roster(conn, vault, synthetic_roster_csv(0, rows=rows))
+    assert (changed.inserted, changed.updated, changed.unchanged) == (0, 2, 298)
+    assert await conn.fetchval("SELECT count(*) FROM people") == 300
+    renamed = await conn.fetchrow("SELECT id, name_sealed, name_masked FROM people WHERE id_hmac = $1",
+                                  vault.index_of(rows[1]["id_number"]))
+    assert renamed["name_masked"] == "改**"
+    assert vault.open(renamed["name_sealed"], table="people", column="name", row=renamed["id"]) == "改名字"
+
+
+async def test_rotated_seal_key_reseals_on_the_next_import(conn):
+    index, old_key, new_key = os.urandom(32), os.urandom(32), os.urandom(32)
+    text = synthetic_roster_csv(20, seed=3)
+    await import_roster(conn, PiiVault(index_key=index, seal_keys={1: old_key}), text)
+    rotated = PiiVault(index_key=index, seal_keys={1: old_key, 2: new_key})
+    report = await import_roster(conn, rotated, text)
+    assert (report.inserted, report.updated) == (0, 20)
+    rows = await conn.fetch("SELECT id, id_sealed, name_sealed, seal_version FROM people")
+    assert {row["seal_version"] for row in rows} == {2}
+    only_new = PiiVault(index_key=index, seal_keys={2: new_key})
+    for row in rows:
+        assert PiiVault.version_of(row["id_sealed"]) == PiiVault.version_of(row["name_sealed"]) == 2
+        only_new.open(row["id_sealed"], table="people", column="id_number", row=row["id"])
+
+
+async def test_blob_moved_to_another_row_in_the_database_does_not_open(conn, vault):
+    await import_roster(conn, vault, roster(GOOD, DISABLED))
+    a, b = await conn.fetch("SELECT id, id_sealed FROM people ORDER BY id")
+    await conn.execute("UPDATE people SET id_sealed = $1 WHERE id = $2", a["id_sealed"], b["id"])
+    moved = await conn.fetchval("SELECT id_sealed FROM people WHERE id = $1", b["id"])
+    with pytest.raises(people.SealBroken):
+        vault.open(moved, table="people", column="id_number", row=b["id"])
+
+
+async def test_synthetic_roster_is_deterministic_and_valid(conn, vault):
+    assert synthetic_roster_csv(50, seed=1) == synthetic_roster_csv(50, seed=1)
+    assert synthetic_roster_csv(50, seed=1) != synthetic_roster_csv(50, seed=2)
+    rows, errors, lines, _, _ = people.parse_roster(synthetic_roster_csv(2000, seed=11))
+    assert not errors and len(rows) == lines == 2000
+    assert mask_id_number(rows[0].id_number) != rows[0].id_number
+
+
+async def test_relations_record_three_survivor_and_service_family_ties(conn, vault):
+    await import_roster(conn, vault, roster(GOOD, DISABLED))
+    a, b = [row["id"] for row in await conn.fetch("SELECT id FROM people ORDER BY id")]
+    tie = people.Relation(relation="SPOUSE", member_status="MARTYR", member_person_id=b, member_name_masked="欧阳**")
+    await people.add_relation(conn, a, tie)
+    await people.add_relation(conn, a, tie)  # idempotent
+    assert await people.list_relations(conn, a) == [tie]
+    assert await people.list_relations(conn, b) == []
