@@ -1,0 +1,98 @@
+"""随申码 at login and at the gate: verify with the city provider, then find the person by blind index."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from chongjun.errors import Unavailable
+from identity.city import CityProviders, current_city_providers
+from identity.errors import ExpiredCode, InvalidCode
+from identity.people.service import enrolled_person_id, get_profile
+from identity.people.types import SuishenSession
+
+__all__ = ("LoginReplayUnavailable", "resolve_suishen_scan", "suishen_login")
+
+log = logging.getLogger("chongjun.identity")
+
+_REPLAY_LEEWAY_SECONDS = 30
+
+
+class LoginReplayUnavailable(Unavailable):
+    """Redis (the login replay window) is down: refuse rather than let a code be used twice."""
+
+    type = "unavailable"
+    title = "Service unavailable"
+
+
+def _replay_key(jti: str) -> str:
+    return "cj:ssm:login:" + hashlib.sha256(jti.encode()).hexdigest()[:32]
+
+
+async def suishen_login(
+    conn: asyncpg.Connection,
+    redis: aioredis.Redis,
+    code: str,
+    *,
+    providers: CityProviders | None = None,
+    keyring=None,
+    now: float | None = None,
+) -> SuishenSession:
+    """A veteran session for a 随申码.
+
+    Every bad code (forged, tampered, garbage, expired, replayed) is the one InvalidCode 401, so
+    the answers cannot be told apart; the reason goes to the log. A genuine code of someone not
+    in the roster is NotEnrolled (403); a suspended or revoked card is CardSuspended (403).
+    """
+    from identity import Principal, issue_session  # the session half of identity (auth engineer's)
+
+    try:
+        holder = await current_city_providers(providers).verify(code, now=now)
+    except ExpiredCode:
+        log.info("suishen login refused", extra={"fields": {"reason": "expired"}})
+        raise InvalidCode("expired") from None
+    except InvalidCode as exc:
+        log.info("suishen login refused", extra={"fields": {"reason": exc.reason}})
+        raise
+    clock = time.time() if now is None else now
+    ttl = max(int(holder.expires_at.timestamp() - clock) + _REPLAY_LEEWAY_SECONDS, 1)
+    try:
+        first = await redis.set(_replay_key(holder.jti), b"1", nx=True, ex=ttl)
+    except (RedisError, OSError) as exc:
+        log.warning("suishen login replay check failed", extra={"fields": {"error": type(exc).__name__}})
+        raise LoginReplayUnavailable() from None
+    if not first:
+        log.info("suishen login refused", extra={"fields": {"reason": "replayed"}})
+        raise InvalidCode("replayed")
+    person_id = await enrolled_person_id(conn, holder.id_hmac)
+    tokens = await issue_session(conn, Principal(kind="veteran", subject=person_id), keyring=keyring)
+    return SuishenSession(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        token_type=tokens.token_type,
+        expires_in=tokens.expires_in,
+        person=await get_profile(conn, person_id),
+    )
+
+
+async def resolve_suishen_scan(
+    raw: str, *, conn: asyncpg.Connection, providers: CityProviders | None = None, now: float | None = None
+):
+    """The `SSM1:` / platform branch of `identity.resolve_scan_code`.
+
+    InvalidCode / ExpiredCode as for any code, NotEnrolled when the citizen is not in the roster.
+    A suspended card is not refused here: the redemption engine answers `card_suspended` from the
+    person's record. Single use of the jti is the ledger's (consumed_codes), not ours.
+    """
+    from identity.types import ScannedHolder
+
+    holder = await current_city_providers(providers).verify(raw, now=now)
+    person_id = await enrolled_person_id(conn, holder.id_hmac, refuse_suspended=False)
+    return ScannedHolder(
+        person_id=person_id, jti="ssm:" + holder.jti, expires_at=holder.expires_at, source="suishen"
+    )
