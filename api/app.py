@@ -29,6 +29,7 @@ from api.merchants import (
     device_principal_check,
     merchant_keys,
 )
+from api.people import DevCityController, MeController, RosterController, SuishenLoginController, people_lifespan
 from api.public import HealthController, MetricsController
 from api.sessions import SessionController
 from chongjun.config import Settings, load_settings
@@ -36,9 +37,12 @@ from chongjun.config import Settings, load_settings
 __all__ = ("create_app",)
 
 
-def route_handlers() -> list:
-    """Every controller of the service; the authorization matrix test walks this list."""
-    return [
+def route_handlers(settings: Settings | None = None) -> list:
+    """Every controller of the service; the authorization matrix test walks this list.
+
+    The simulated city platform's routes exist only outside production.
+    """
+    handlers = [
         HealthController,
         MetricsController,
         JwksController,
@@ -54,7 +58,13 @@ def route_handlers() -> list:
         MerchantDeviceController,
         DeviceController,
         PublicVenueController,
+        SuishenLoginController,
+        MeController,
+        RosterController,
     ]
+    if settings is None or not settings.is_production:
+        handlers.append(DevCityController)
+    return handlers
 
 
 # A revoked device's unexpired token is refused within a second (merchants.devicegate).
@@ -69,8 +79,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
     prometheus = PrometheusConfig(app_name="chongjun", prefix="chongjun", group_path=True, exclude=["/metrics"])
     app = Litestar(
-        route_handlers=route_handlers(),
-        lifespan=[resources, keyring_lifespan, merchant_keys],
+        route_handlers=route_handlers(settings),
+        lifespan=[resources, keyring_lifespan, merchant_keys, people_lifespan],
         dependencies={
             "conn": Provide(provide_conn),
             "redis": Provide(provide_redis, sync_to_thread=False),

@@ -258,6 +258,8 @@ def keys_remove(kid: str) -> None:
     if not asyncio.run(_with_connection(settings, lambda conn: remove_key(conn, kid))):
         raise click.ClickException(f"{kid} is not a retired key")
     click.echo(f"removed {kid}")
+
+
 class _Phases:
     """A rich progress bar per import phase (validate, seal, write), fed by the importer's callback."""
 
@@ -359,6 +361,50 @@ def bench_import_command(rows: int, seed: int) -> None:
     )
     click.echo(f"machine: {os.cpu_count()} CPU(s), Python {platform.python_version()}")
     click.echo(f"reproduce: chongjun bench import --rows {rows} --seed {seed}")
+
+
+@main.group()
+def suishen() -> None:
+    """The simulated city platform (dev only)."""
+
+
+@suishen.command("issue")
+@click.option("--id-number", "id_number", required=True, help="the citizen's resident ID number (GB 11643)")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--ttl", default=60, show_default=True, type=click.IntRange(1, 3600), help="seconds each code lives")
+def suishen_issue(id_number: str, count: int, ttl: int) -> None:
+    """Print COUNT fresh 随申码 for a citizen, one a line (refused when CHONGJUN_ENV=production)."""
+    from chongjun.config import load_settings
+    from identity.city import DevCityIssuer, DevIssuerRefused
+    from identity.pii import InvalidIdNumber
+
+    if load_settings().is_production:
+        click.echo(f"error: {DevIssuerRefused()}", err=True)
+        sys.exit(2)
+    from chongjun.runtime import open_connection, resolve_settings
+    from identity.people import masked_name_of, pii_vault
+
+    settings, _ = resolve_settings()
+    vault = pii_vault(settings)
+    try:
+        id_hmac = vault.index_of(id_number)
+    except InvalidIdNumber as exc:
+        click.echo(f"error: {exc.detail}", err=True)  # never echo the number itself
+        sys.exit(2)
+
+    async def lookup() -> str | None:
+        conn = await open_connection(settings)
+        try:
+            return await masked_name_of(conn, id_hmac)
+        finally:
+            await conn.close()
+
+    name_masked = asyncio.run(lookup())
+    if name_masked is None:
+        click.echo("note: this ID number is not in the roster; logging in with these codes answers 403", err=True)
+    issuer = DevCityIssuer(settings, vault)
+    for _ in range(count):
+        click.echo(issuer.issue(id_number, name_masked=name_masked, ttl_seconds=ttl))
 
 
 if __name__ == "__main__":

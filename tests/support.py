@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -34,8 +35,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings, *, workers: int = 2, extra_env: dict[str, str] | None = None):
-    """`chongjun serve --workers N` as a real subprocess on a free port; yields its base URL."""
+def live_server(
+    settings: Settings, *, workers: int = 2, extra_env: dict[str, str] | None = None, log_file: Path | None = None
+):
+    """`chongjun serve --workers N` as a real subprocess on a free port; yields its base URL.
+
+    With `log_file`, the server's stderr (its JSON log lines) is written there for the test to read.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -48,11 +54,12 @@ def live_server(settings: Settings, *, workers: int = 2, extra_env: dict[str, st
         **(extra_env or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log_handle = open(log_file, "wb") if log_file is not None else None  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [sys.executable, "-m", "chongjun.cli", "serve", "--port", str(port), "--workers", str(workers), "--no-seed"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_handle or subprocess.PIPE,
         start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{port}"
@@ -60,7 +67,8 @@ def live_server(settings: Settings, *, workers: int = 2, extra_env: dict[str, st
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode(errors='replace')[-2000:]}")
+                output = log_file.read_bytes() if log_file is not None else process.stderr.read()
+                raise RuntimeError(f"server exited: {output.decode(errors='replace')[-2000:]}")
             try:
                 if httpx.get(base_url + "/health", timeout=1).status_code == 200:
                     break
@@ -77,3 +85,5 @@ def live_server(settings: Settings, *, workers: int = 2, extra_env: dict[str, st
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if log_handle is not None:
+            log_handle.close()

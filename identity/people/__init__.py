@@ -23,6 +23,7 @@ from identity.people.service import (
     get_person,
     get_profile,
     list_relations,
+    masked_name_of,
     pii_vault,
 )
 from identity.people.types import (
@@ -62,6 +63,7 @@ __all__ = (
     "get_profile",
     "import_roster",
     "list_relations",
+    "masked_name_of",
     "parse_roster",
     "pii_vault",
     "synthetic_roster",

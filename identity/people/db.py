@@ -21,6 +21,7 @@ __all__ = (
     "insert_relation",
     "list_relations",
     "lock_roster",
+    "name_masked_by_hmac",
     "stage_rows",
     "upsert_from_stage",
 )
@@ -65,6 +66,10 @@ async def find_person_id_by_hmac(conn: asyncpg.Connection, id_hmac: bytes) -> as
     return await conn.fetchrow("SELECT id, card_status FROM people WHERE id_hmac = $1", id_hmac)
 
 
+async def name_masked_by_hmac(conn: asyncpg.Connection, id_hmac: bytes) -> str | None:
+    return await conn.fetchval("SELECT name_masked FROM people WHERE id_hmac = $1", id_hmac)
+
+
 async def count_people(conn: asyncpg.Connection) -> int:
     return await conn.fetchval("SELECT count(*) FROM people")
 
@@ -94,9 +99,13 @@ async def stage_rows(conn: asyncpg.Connection, records: Iterable[tuple[Any, ...]
     await conn.copy_records_to_table("roster_stage", records=records, columns=STAGE_COLUMNS)
 
 
-async def upsert_from_stage(conn: asyncpg.Connection) -> tuple[int, int]:
-    """Insert new people and update changed ones; (inserted, updated). Unchanged rows are left alone."""
-    row = await conn.fetchrow(
+async def upsert_from_stage(conn: asyncpg.Connection) -> asyncpg.Record:
+    """Insert new people and update changed ones: (inserted, updated, refused_ids).
+
+    Unchanged rows are left alone; `refused_ids` are the updated people whose card is now
+    suspended or revoked (their sessions must end).
+    """
+    return await conn.fetchrow(
         """
         WITH written AS (
             INSERT INTO people (id, id_hmac, id_sealed, name_sealed, seal_version, id_masked, name_masked,
@@ -127,13 +136,15 @@ async def upsert_from_stage(conn: asyncpg.Connection) -> tuple[int, int]:
                   (EXCLUDED.id_sealed, EXCLUDED.name_sealed, EXCLUDED.seal_version, EXCLUDED.name_masked, EXCLUDED.categories,
                    EXCLUDED.disability_grade, EXCLUDED.disability_cause, EXCLUDED.card_kind, EXCLUDED.card_status,
                    EXCLUDED.card_province, EXCLUDED.district, EXCLUDED.birth_date)
-            RETURNING (xmax = 0) AS inserted
+            RETURNING id, (xmax = 0) AS inserted, card_status
         )
-        SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated
+        SELECT count(*) FILTER (WHERE inserted) AS inserted,
+               count(*) FILTER (WHERE NOT inserted) AS updated,
+               coalesce(array_agg(id) FILTER (WHERE NOT inserted AND card_status IN ('SUSPENDED', 'REVOKED')),
+                        '{}') AS refused_ids
         FROM written
         """
     )
-    return row["inserted"], row["updated"]
 
 
 async def insert_audit(

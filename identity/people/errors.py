@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from chongjun.errors import Forbidden, Invalid, NotFound
 from identity.pii import InvalidIdNumber, SealBroken
 
@@ -44,4 +46,7 @@ class RosterRejected(Invalid):
 
     def __init__(self, report, detail: str | None = None) -> None:
         self.report = report
-        super().__init__(detail or f"{report.rejected} invalid line(s); nothing was imported")
+        super().__init__(
+            detail or f"{report.rejected} invalid line(s); nothing was imported",
+            report=msgspec.to_builtins(report),
+        )

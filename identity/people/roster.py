@@ -328,7 +328,14 @@ async def import_roster(
             if progress:
                 progress("write", 0, len(rows))
             await db.stage_rows(conn, records)
-            inserted, updated = await db.upsert_from_stage(conn)
+            written = await db.upsert_from_stage(conn)
+            inserted, updated = written["inserted"], written["updated"]
+            if written["refused_ids"]:
+                # A card just suspended or revoked ends the holder's sessions (refresh tokens).
+                from identity.sessions import revoke_subject_sessions
+
+                for person_id in written["refused_ids"]:
+                    await revoke_subject_sessions(conn, person_id)
             if progress:
                 progress("write", len(rows), len(rows))
         report = ImportReport(

@@ -22,6 +22,7 @@ __all__ = (
     "get_person",
     "get_profile",
     "list_relations",
+    "masked_name_of",
     "pii_vault",
 )
 
@@ -69,6 +70,11 @@ async def enrolled_person_id(conn: asyncpg.Connection, id_hmac: bytes, *, refuse
     if refuse_suspended and row["card_status"] in REFUSED_CARD_STATUSES:
         raise CardSuspended()
     return row["id"]
+
+
+async def masked_name_of(conn: asyncpg.Connection, id_hmac: bytes) -> str | None:
+    """The masked name of the enrolled person with this blind index (None if not enrolled)."""
+    return await db.name_masked_by_hmac(conn, id_hmac)
 
 
 async def get_profile(conn: asyncpg.Connection, person_id: UUID) -> PersonProfile:

@@ -133,7 +133,8 @@ class PersonProfile(Record):
 
 
 class SuishenLogin(Input):
-    code: Annotated[str, msgspec.Meta(min_length=1, max_length=4096, examples=["SSM1:eyJhbGciOiJFZERTQSJ9..."])]
+    # No length limit here: an oversized code is a bad code (the uniform 401), not a schema error.
+    code: Annotated[str, msgspec.Meta(examples=["SSM1:eyJhbGciOiJFZERTQSJ9..."])]
 
 
 class SuishenSession(Record):

@@ -1,0 +1,158 @@
+"""Veterans and the roster: 随申码 login, the veteran's own profile, roster import, the dev city JWKS."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from litestar import Controller, Litestar, Request, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import FromQuery, JSONBody, RawBody
+from litestar.status_codes import HTTP_200_OK, HTTP_415_UNSUPPORTED_MEDIA_TYPE
+
+import identity
+from api.guards import requires_admin_role, requires_veteran
+from identity import CityProviders, ImportReport, KeyRing, PersonProfile, PiiVault, Principal, SuishenLogin, SuishenSession
+
+__all__ = (
+    "DevCityController",
+    "MeController",
+    "RosterController",
+    "SuishenLoginController",
+    "people_lifespan",
+)
+
+log = logging.getLogger("chongjun.people")
+
+ROSTER_MAX_BYTES = 64 * 1024 * 1024
+"""A roster of 500,000 people is about 40 MiB of CSV; the rest of the API keeps its 1 MiB cap."""
+
+
+@asynccontextmanager
+async def people_lifespan(app: Litestar) -> AsyncIterator[None]:
+    """The PII vault and the city providers of this worker (secrets read once, at start)."""
+    settings = app.state.settings
+    vault = identity.pii_vault(settings)
+    providers = CityProviders.from_settings(settings, vault)
+    if settings.is_production and providers.platform is None:
+        log.error("CHONGJUN_CITY_PLATFORM_URL is not set: every 随申码 will be refused")
+    app.state.pii_vault = vault
+    app.state.city = providers
+    identity.install_city_providers(providers)
+    try:
+        yield
+    finally:
+        identity.uninstall_city_providers(providers)
+        await providers.aclose()
+
+
+def provide_city(state: State) -> CityProviders:
+    return state.city
+
+
+def provide_pii_vault(state: State) -> PiiVault:
+    return state.pii_vault
+
+
+class SuishenLoginController(Controller):
+    path = "/v1/auth"
+    tags = ["auth"]
+    opt = {"exclude_from_auth": True}
+    dependencies = {"city": Provide(provide_city, sync_to_thread=False)}
+
+    @post(
+        "/suishen",
+        operation_id="SuishenLogin",
+        status_code=HTTP_200_OK,
+        summary="Log in with a 随申码",
+        description="Verifies the code with the city platform (the simulator in dev) and opens a veteran session. "
+        "Every bad code gets the same 401; a citizen not in the roster gets 403 not-enrolled, a suspended card "
+        "403 card-suspended.",
+    )
+    async def login(
+        self,
+        data: JSONBody[SuishenLogin],
+        conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        keyring: NamedDependency[KeyRing],
+        city: NamedDependency[CityProviders],
+    ) -> SuishenSession:
+        return await identity.suishen_login(conn, redis, data.code, providers=city, keyring=keyring)
+
+
+class MeController(Controller):
+    path = "/v1/me"
+    tags = ["veteran"]
+    guards = [requires_veteran]
+
+    @get("", operation_id="GetMe", summary="My profile (masked)")
+    async def me(self, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]) -> PersonProfile:
+        return await identity.get_profile(conn, principal.subject)
+
+
+@dataclass
+class CsvUploadOperation(Operation):
+    """The roster is a raw text/csv body, which Litestar cannot infer from a `body: bytes` parameter."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={"text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))},
+            required=True,
+            description="the roster CSV (UTF-8, with or without BOM, or GB 18030), header first",
+        )
+
+
+class RosterController(Controller):
+    path = "/v1/admin/people"
+    tags = ["admin"]
+    guards = [requires_admin_role("city")]
+    dependencies = {"pii_vault": Provide(provide_pii_vault, sync_to_thread=False)}
+
+    @post(
+        "/import",
+        operation_id="ImportRoster",
+        status_code=HTTP_200_OK,
+        request_max_body_size=ROSTER_MAX_BYTES,
+        operation_class=CsvUploadOperation,
+        summary="Import the roster (text/csv)",
+        description="Columns: id_number,name,categories,disability_grade,disability_cause,card_kind,card_status,"
+        "card_province,district,birth_date. All or nothing unless valid_only=true; an invalid file answers 422 "
+        "roster-rejected with the line-numbered report. Re-importing is an idempotent upsert.",
+    )
+    async def import_roster(
+        self,
+        request: Request[Any, Any, Any],
+        body: RawBody,
+        conn: NamedDependency[asyncpg.Connection],
+        pii_vault: NamedDependency[PiiVault],
+        principal: NamedDependency[Principal],
+        valid_only: FromQuery[bool] = False,
+    ) -> ImportReport:
+        if request.content_type[0] not in ("text/csv", "application/csv", "text/plain"):
+            raise HTTPException(status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="send the roster as text/csv")
+        return await identity.import_roster(
+            conn, pii_vault, body, valid_only=valid_only, actor_kind="admin", actor_id=str(principal.subject)
+        )
+
+
+class DevCityController(Controller):
+    """The simulated city platform's public keys; registered only outside production."""
+
+    path = "/dev-city"
+    tags = ["dev"]
+    opt = {"exclude_from_auth": True}
+    dependencies = {"city": Provide(provide_city, sync_to_thread=False)}
+
+    @get("/.well-known/jwks.json", operation_id="DevCityJwks", summary="Keys of the simulated city platform (dev)")
+    async def jwks(self, city: NamedDependency[CityProviders]) -> dict[str, Any]:
+        if city.dev is None:
+            raise HTTPException(status_code=404, detail="Not found")
+        return city.dev.jwks()
