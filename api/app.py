@@ -12,6 +12,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from api.auth import PRINCIPAL_CHECKS, auth_middleware, keyring_lifespan
 from api.benefits import AdminBenefitController, PublicBenefitController
 from api.codes import CodeController, JwksController
+from api.drain import DrainBodyMiddleware
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
 from api.errors import exception_handlers
 from api.guards import provide_principal
@@ -108,5 +109,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.state.settings = settings
     # Outside the router, so 404/405 answers get a request id and an access log line too.
-    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    app.asgi_handler = RequestIdMiddleware(DrainBodyMiddleware(app.asgi_handler))
     return app

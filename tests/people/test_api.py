@@ -270,8 +270,10 @@ def test_login_over_real_http_with_logs_free_of_pii(settings, tmp_path):
         assert malformed.headers["content-type"].startswith("application/problem+json")
         assert malformed.json()["type"] == PROBLEM_TYPE_PREFIX + "malformed-json"
         big = b'{"code": "' + b"A" * (1024 * 1024 + 10) + b'"}'
-        too_big = http.post("/v1/auth/suishen", content=big, headers={"content-type": "application/json"})
-        assert too_big.status_code == 413 and too_big.json()["type"] == PROBLEM_TYPE_PREFIX + "body-too-large"
+        # Repeated: without draining the refused body about 1 in 100 of these was lost to a TCP reset.
+        for _ in range(30):
+            too_big = http.post("/v1/auth/suishen", content=big, headers={"content-type": "application/json"})
+            assert too_big.status_code == 413 and too_big.json()["type"] == PROBLEM_TYPE_PREFIX + "body-too-large"
         garbage = http.post("/v1/auth/suishen", json={"code": "SSM1:garbage"})
         assert garbage.status_code == 401 and garbage.json()["type"] == INVALID
 
