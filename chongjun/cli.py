@@ -336,11 +336,6 @@ def import_roster_command(file: str, valid_only: bool) -> None:
     _print_report(report, console)
 
 
-@main.group()
-def bench() -> None:
-    """Benchmarks: each prints its figure and the command that reproduces it."""
-
-
 @bench.command("import")
 @click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1, 5_000_000))
 @click.option("--seed", default=2026, show_default=True, type=int)
