@@ -96,6 +96,12 @@ EXPECT: dict[str, Expect] = {
     "POST /v1/auth/logout": Expect(EVERYONE, body=lambda w: {"refresh_token": "not-a-refresh-token"}),  # no oracle: always 204
     "POST /v1/me/codes": Expect(frozenset({"veteran", "other_veteran"}), body=lambda w: {}),  # one's own code
     "GET /v1/me/codes/{image:str}": Expect(frozenset({"veteran"})),
+    # --- people: 随申码 login, one's own profile, the roster, the simulated city platform -------
+    "POST /v1/auth/suishen": Expect(NOBODY, body=lambda w: {"code": "SSM1:not.a.code"}),
+    "GET /v1/me": Expect(frozenset({"veteran", "other_veteran"})),  # one's own profile only
+    # The roster is a text/csv body: the JSON the matrix sends is refused (415) after the guard.
+    "POST /v1/admin/people/import": Expect(CITY),
+    "GET /dev-city/.well-known/jwks.json": Expect(EVERYONE),
     # --- benefits catalog: city admins write, every admin reads, everyone sees the active catalog -
     "GET /v1/benefits": Expect(EVERYONE, public=True),
     "GET /v1/benefits/{benefit_id:uuid}": Expect(EVERYONE, public=True),
