@@ -10,7 +10,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from api.auth import PRINCIPAL_CHECKS, auth_middleware, keyring_lifespan
-from api.benefits import AdminBenefitController, PublicBenefitController
+from api.benefits import AdminBenefitController, MyBenefitsController, PublicBenefitController
 from api.codes import CodeController, JwksController
 from api.drain import DrainBodyMiddleware
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
@@ -51,6 +51,7 @@ def route_handlers(settings: Settings | None = None) -> list:
         CodeController,
         PublicBenefitController,
         AdminBenefitController,
+        MyBenefitsController,
         AdminMerchantController,
         AdminVenueController,
         AdminDeviceController,

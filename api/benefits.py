@@ -17,11 +17,11 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter, RawBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 import benefits
-from api.guards import requires_admin, requires_admin_role
-from benefits.types import BenefitPage, BenefitStatus, BenefitSummary, Domain
+from api.guards import requires_admin, requires_admin_role, requires_veteran
+from benefits.types import BenefitPage, BenefitStatus, BenefitSummary, Domain, MyBenefits
 from identity import Principal
 
-__all__ = ("AdminBenefitController", "BenefitCatalog", "PublicBenefitController")
+__all__ = ("AdminBenefitController", "BenefitCatalog", "MyBenefitsController", "PublicBenefitController")
 
 
 class BenefitCatalog(msgspec.Struct, frozen=True):
@@ -49,6 +49,25 @@ class PublicBenefitController(Controller):
         redis: NamedDependency[aioredis.Redis],
     ) -> BenefitSummary:
         return await benefits.require_public_benefit(conn, redis, benefit_id)
+
+
+class MyBenefitsController(Controller):
+    path = "/v1/me/benefits"
+    tags = ["veteran"]
+    guards = [requires_veteran]
+
+    @get(
+        "",
+        operation_id="ListMyBenefits",
+        summary="免申即享: every active benefit for me, eligible or not and why, quota left, where",
+    )
+    async def list_mine(
+        self,
+        conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        principal: NamedDependency[Principal],
+    ) -> MyBenefits:
+        return await benefits.my_benefits_of(conn, redis, principal.subject)
 
 
 # --- admin -----------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+import identity
 import merchants
 from benefits import db
 from benefits.errors import BenefitNotFound
@@ -48,6 +49,7 @@ __all__ = (
     "forget_person_benefits",
     "match_benefits",
     "my_benefits",
+    "my_benefits_of",
     "person_cache_key",
     "public_benefit",
     "public_catalog",
@@ -283,6 +285,14 @@ class _Cached(msgspec.Struct, frozen=True, array_like=True):
 
 _decoder = msgspec.msgpack.Decoder(_Cached)
 _encoder = msgspec.msgpack.Encoder()
+
+
+async def my_benefits_of(conn: asyncpg.Connection, redis: aioredis.Redis, person_id: UUID) -> MyBenefits:
+    """`GET /v1/me/benefits` for an authenticated veteran: loads the person from identity."""
+    person = await identity.get_person(conn, person_id)
+    if person is None:
+        raise identity.PersonNotFound()
+    return await my_benefits(conn, redis, person, person.id)
 
 
 async def my_benefits(

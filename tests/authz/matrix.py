@@ -99,6 +99,7 @@ EXPECT: dict[str, Expect] = {
     # --- people: 随申码 login, one's own profile, the roster, the simulated city platform -------
     "POST /v1/auth/suishen": Expect(NOBODY, body=lambda w: {"code": "SSM1:not.a.code"}),
     "GET /v1/me": Expect(frozenset({"veteran", "other_veteran"})),  # one's own profile only
+    "GET /v1/me/benefits": Expect(frozenset({"veteran", "other_veteran"})),  # one's own list only
     # The roster is a text/csv body: the JSON the matrix sends is refused (415) after the guard.
     "POST /v1/admin/people/import": Expect(CITY),
     "GET /dev-city/.well-known/jwks.json": Expect(EVERYONE),
