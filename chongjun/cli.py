@@ -276,11 +276,13 @@ class _Phases:
 
 
 def _progress_bar():
+    """On stderr, so stdout carries only results (a pipe gets no bar characters)."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
         TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        transient=False,
+        console=Console(stderr=True), transient=False,
     )
 
 
@@ -316,7 +318,7 @@ def import_roster_command(file: str, valid_only: bool) -> None:
     from identity.people import RosterRejected, import_roster, pii_vault
 
     settings, _ = resolve_settings()
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     data = Path(file).read_bytes()
 
     async def run():

@@ -304,3 +304,33 @@ async def test_suspending_a_card_by_reimport_ends_the_sessions(client, app):
     assert refreshed.status_code == 401
     again = await client.post("/v1/auth/suishen", json={"code": dev_issuer(app).issue(ENROLLED)})
     assert again.status_code == 403 and again.json()["type"] == PROBLEM_TYPE_PREFIX + "card-suspended"
+
+
+def test_import_roster_cli(settings, tmp_path):
+    good = tmp_path / "roster.csv"
+    good.write_text(ROSTER + synthetic_roster_csv(300, seed=5).split("\n", 1)[1], encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "chongjun.cli", "import-roster", str(good)],
+        env=cli_env(settings), capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "inserted 302" in run.stderr and "writing to PostgreSQL" in run.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "chongjun.cli", "import-roster", str(good)],
+        env=cli_env(settings), capture_output=True, text=True, timeout=120,
+    )
+    assert again.returncode == 0 and "unchanged 302" in again.stderr
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(ROSTER + f"{STRANGER[:-1]}9,王五,VETERAN,,,VETERAN_CARD,ACTIVE,310000,310104,\n", encoding="gb18030")
+    refused = subprocess.run(
+        [sys.executable, "-m", "chongjun.cli", "import-roster", str(bad)],
+        env=cli_env(settings), capture_output=True, text=True, timeout=120,
+    )
+    assert refused.returncode == 1 and "nothing was imported" in refused.stderr
+    assert "310***********7779" in refused.stderr and STRANGER[:-1] not in refused.stderr + refused.stdout
+    partial = subprocess.run(
+        [sys.executable, "-m", "chongjun.cli", "import-roster", "--valid-only", str(bad)],
+        env=cli_env(settings), capture_output=True, text=True, timeout=120,
+    )
+    assert partial.returncode == 0 and "rejected 1" in partial.stderr
