@@ -15,7 +15,7 @@ import pytest
 
 RECORD = """
 SELECT record_redemption($1, $2, 'cj', $3, $4, $5, 1, 'T1', $6, $7, NULL, NULL, $8, 'free', 0, false,
-                         $9::text[], $10::int[], $11)
+                         $9::text[], $10::int[], $11, NULL, NULL, NULL, NULL)
 """
 DAY = date(2026, 11, 27)
 
@@ -83,10 +83,11 @@ async def test_ledger_rows_cannot_be_changed_or_deleted(pool, conn):
     for statement in (
         "UPDATE redemptions SET companions = 5",
         "DELETE FROM redemptions",
-        "TRUNCATE redemptions",
         "DELETE FROM consumed_codes",
         "UPDATE consumed_codes SET jti = 'other'",
     ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute(statement)
+    with pytest.raises((asyncpg.InsufficientPrivilegeError, asyncpg.FeatureNotSupportedError)):
+        await conn.execute("TRUNCATE redemptions")
     assert await conn.fetchval("SELECT count(*) FROM redemptions") == 1

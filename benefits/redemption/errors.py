@@ -1,0 +1,50 @@
+"""Errors of the redemption engine (HTTP mapping lives in api/errors.py by category)."""
+
+from __future__ import annotations
+
+from chongjun.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
+
+__all__ = (
+    "AlreadyReversed",
+    "IdempotencyKeyInFlight",
+    "IdempotencyKeyReused",
+    "RedemptionNotFound",
+    "ReversalWindowClosed",
+    "ScanRateLimited",
+    "VenueNotAllowed",
+)
+
+
+class VenueNotAllowed(Forbidden):
+    type = "venue-not-allowed"
+    title = "This caller may not act for that venue"
+
+
+class IdempotencyKeyReused(Invalid):
+    type = "idempotency-key-reused"
+    title = "Idempotency-Key was already used with another request body"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    type = "idempotency-key-in-flight"
+    title = "A request with this Idempotency-Key is still being processed"
+
+
+class ScanRateLimited(RateLimited):
+    type = "scan-rate-limited"
+    title = "Too many scans from this device"
+
+
+class RedemptionNotFound(NotFound):
+    type = "redemption-not-found"
+    title = "No such redemption"
+
+
+class AlreadyReversed(Conflict):
+    type = "already-reversed"
+    title = "This redemption was already reversed"
+
+
+class ReversalWindowClosed(Conflict):
+    type = "reversal-window-closed"
+    title = "The reversal window for this redemption has closed"
