@@ -9,6 +9,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
+from api.scans import ScanController
 from api.auth import PRINCIPAL_CHECKS, auth_middleware, keyring_lifespan
 from api.benefits import AdminBenefitController, MyBenefitsController, PublicBenefitController
 from api.codes import CodeController, JwksController
@@ -63,6 +64,7 @@ def route_handlers(settings: Settings | None = None) -> list:
         SuishenLoginController,
         MeController,
         RosterController,
+        ScanController,
     ]
     if settings is None or not settings.is_production:
         handlers.append(DevCityController)

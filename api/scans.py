@@ -1,0 +1,62 @@
+"""Scanning at the gate and reversing a scan: devices and merchant staff."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import asyncpg
+import redis.asyncio as aioredis
+from litestar import Controller, Response, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, JSONBody
+
+from api.guards import requires_device_or_staff
+from benefits import redemption
+from benefits.redemption import ReversalRequest, ReversalResult, ScanDecision, ScanRequest
+from chongjun.config import Settings
+from identity import Principal
+
+__all__ = ("ScanController",)
+
+
+class ScanController(Controller):
+    path = "/v1/scans"
+    tags = ["scanning"]
+    guards = [requires_device_or_staff]
+
+    @post(
+        "/",
+        operation_id="Scan",
+        status_code=200,
+        summary="Decide a scanned 崇军码 or 随申码: accepted only after the ledger row is committed",
+        responses={200: None},
+    )
+    async def scan(
+        self,
+        principal: NamedDependency[Principal],
+        plain_conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        settings: NamedDependency[Settings],
+        data: JSONBody[ScanRequest],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
+    ) -> Response[ScanDecision]:
+        # Each write of a scan is one atomic statement, so it needs no request transaction.
+        answer = await redemption.scan(
+            plain_conn, redis, principal, data, idempotency_key=idempotency_key, scan_rate=settings.device_scan_rate
+        )
+        return Response(answer, media_type="application/json")
+
+    @post("/{redemption_id:uuid}/reversal", operation_id="ReverseScan", status_code=200, summary="Reverse an accepted scan within the window")
+    async def reverse(
+        self,
+        principal: NamedDependency[Principal],
+        conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        settings: NamedDependency[Settings],
+        redemption_id: FromPath[UUID],
+        data: JSONBody[ReversalRequest],
+    ) -> ReversalResult:
+        return await redemption.reverse(
+            conn, redis, principal, redemption_id, data.reason, window_seconds=settings.reversal_window_seconds
+        )

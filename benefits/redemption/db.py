@@ -1,0 +1,116 @@
+"""SQL of the redemption engine: the ledger, the idempotency records and the reversal."""
+
+from __future__ import annotations
+
+from datetime import date
+from uuid import UUID
+
+import asyncpg
+
+__all__ = (
+    "get_redemption",
+    "get_stored_answer",
+    "give_back_quota",
+    "insert_reversal",
+    "list_person_redemptions",
+    "record_redemption",
+    "record_rejection",
+)
+
+_RECORD = """
+SELECT record_redemption($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                         $17::text[], $18::int[], $19, $20, $21, $22, $23)
+"""
+
+
+async def record_redemption(conn: asyncpg.Connection, *args) -> str:
+    """Run the one-statement accept path; returns its outcome (see migration 0041)."""
+    return await conn.fetchval(_RECORD, *args)
+
+
+# One statement, so the refusal and its stored answer commit together or not at all.
+_REJECT = """
+WITH refused AS (
+    INSERT INTO rejected_scans (id, service_day, reason, venue_id, merchant_id, device_id, staff_id, person_id, benefit_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+)
+INSERT INTO idempotency_keys (caller, key, fingerprint, status, response)
+SELECT $10, $11, $12, 200, $13 WHERE $11::text IS NOT NULL
+ON CONFLICT (caller, key) DO NOTHING
+RETURNING 1
+"""
+
+
+async def record_rejection(conn: asyncpg.Connection, *args) -> bool:
+    """Record a refused scan; False when an Idempotency-Key answer was stored first by another."""
+    stored = await conn.fetchval(_REJECT, *args)
+    return stored is not None or args[10] is None
+
+
+async def get_stored_answer(conn: asyncpg.Connection, *, caller: str, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT fingerprint, status, response FROM idempotency_keys WHERE caller = $1 AND key = $2", caller, key
+    )
+
+
+async def get_redemption(conn: asyncpg.Connection, redemption_id: UUID, *, for_update: bool = False) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        SELECT r.id, r.at, r.service_day, r.person_id, r.benefit_id, r.benefit_version, r.benefit_code,
+               r.venue_id, r.merchant_id, r.companions, r.value_kind, r.value_fen, r.period_keys,
+               EXISTS (SELECT 1 FROM redemptions x WHERE x.reverses = r.id) AS reversed
+        FROM redemptions r WHERE r.id = $1 AND r.kind = 'redemption'
+        """,
+        redemption_id,
+    )
+
+
+async def insert_reversal(
+    conn: asyncpg.Connection, *, reversal_id: UUID, original: asyncpg.Record, service_day: date,
+    device_id: UUID | None, staff_id: UUID | None, reason: str,
+) -> asyncpg.Record | None:
+    """The reversal event; None if the redemption was already reversed (UNIQUE reverses)."""
+    return await conn.fetchrow(
+        """
+        INSERT INTO redemptions (id, kind, reverses, service_day, person_id, benefit_id, benefit_version,
+                                 benefit_code, venue_id, merchant_id, device_id, staff_id, companions,
+                                 value_kind, value_fen, period_keys, reason)
+        VALUES ($1, 'reversal', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+        ON CONFLICT (reverses) DO NOTHING
+        RETURNING id, at
+        """,
+        reversal_id, original["id"], service_day, original["person_id"], original["benefit_id"],
+        original["benefit_version"], original["benefit_code"], original["venue_id"], original["merchant_id"],
+        device_id, staff_id, original["companions"], original["value_kind"], original["value_fen"],
+        original["period_keys"], reason,
+    )
+
+
+async def give_back_quota(conn: asyncpg.Connection, original: asyncpg.Record) -> None:
+    """A reversal returns what its redemption took: the person's cap buckets and the venue's day."""
+    await conn.execute(
+        """
+        UPDATE quota_usage SET used = used - 1
+        WHERE person_id = $1 AND benefit_id = $2 AND period_key = ANY($3::text[]) AND used > 0
+        """,
+        original["person_id"], original["benefit_id"], original["period_keys"],
+    )
+    await conn.execute(
+        "UPDATE venue_day_usage SET used = greatest(used - $3, 0) WHERE venue_id = $1 AND service_day = $2",
+        original["venue_id"], original["service_day"], 1 + original["companions"],
+    )
+
+
+async def list_person_redemptions(
+    conn: asyncpg.Connection, person_id: UUID, *, limit: int, before_seq: int | None
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT r.seq, r.id, r.kind, r.at, r.service_day, r.benefit_id, r.benefit_code, r.venue_id, r.companions,
+               r.reverses, EXISTS (SELECT 1 FROM redemptions x WHERE x.reverses = r.id) AS reversed
+        FROM redemptions r
+        WHERE r.person_id = $1 AND ($2::bigint IS NULL OR r.seq < $2)
+        ORDER BY r.seq DESC LIMIT $3
+        """,
+        person_id, before_seq, limit,
+    )
