@@ -105,7 +105,13 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
     return problem(500, "internal-error", "Internal error", "The server could not finish the request")
 
 
+def too_deep_handler(_: Request, exc: RecursionError) -> Response:
+    # msgspec decodes JSON recursively: a body of thousands of nested brackets ends here.
+    return problem(400, "malformed-json", "Bad request", "The request body is nested too deeply")
+
+
 exception_handlers = {
+    RecursionError: too_deep_handler,
     domain.DomainError: domain_error_handler,
     HTTPException: http_exception_handler,
     Exception: internal_error_handler,

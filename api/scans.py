@@ -30,7 +30,6 @@ class ScanController(Controller):
         operation_id="Scan",
         status_code=200,
         summary="Decide a scanned 崇军码 or 随申码: accepted only after the ledger row is committed",
-        responses={200: None},
     )
     async def scan(
         self,

@@ -150,5 +150,8 @@ EXPECT: dict[str, Expect] = {
     # --- devices and the public catalog --------------------------------------------------------
     "POST /v1/devices/token": Expect(NOBODY, body=lambda w: {"device_id": str(w.device_id), "secret": "not-the-secret"}),
     "GET /v1/devices/me": Expect(DEVICE),
+    # Scanning for the victim's venue: only that venue's devices and its merchant's staff may.
+    "POST /v1/scans": Expect(NOBODY, body=lambda w: {"code": "CJ1:x", "venue_id": str(w.venue_id)}),
+    "POST /v1/scans/{redemption_id:uuid}/reversal": Expect(NOBODY, body=lambda w: {"reason": "误扫"}),
     "GET /v1/venues": Expect(EVERYONE, public=True),
 }

@@ -114,6 +114,12 @@ async def test_wrong_types_are_400_with_the_field(echo_client):
     assert body["request_id"]
 
 
+async def test_deeply_nested_body_is_400_not_500(echo_client):
+    nested = b"[" * 100_000 + b"]" * 100_000
+    response = await echo_client.post("/echo", content=nested, headers={"content-type": "application/json"})
+    assert_problem(response, 400, "malformed-json")
+
+
 async def test_oversized_body_is_413(echo_client):
     big = b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'", "times": 1}'
     response = await echo_client.post("/echo", content=big, headers={"content-type": "application/json"})
