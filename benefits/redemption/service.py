@@ -22,8 +22,16 @@ from redis.exceptions import RedisError
 
 import identity
 import merchants
-from benefits import companions_allowed, evaluate, forget_person_benefits, get_benefit, local_date, period_key
-from benefits import benefits_at_venue, window_open
+from benefits import (
+    benefits_at_venue,
+    companions_allowed,
+    evaluate,
+    forget_person_benefits,
+    get_benefit,
+    local_date,
+    period_key,
+    window_open,
+)
 from benefits.redemption import db
 from benefits.redemption.errors import (
     AlreadyReversed,
@@ -37,7 +45,7 @@ from benefits.redemption.errors import (
 from benefits.redemption.reasons import MESSAGES
 from benefits.redemption.types import BenefitRef, Holder, ReversalResult, ScanDecision, ScanRequest
 from chongjun.errors import BadRequest
-from chongjun.vocabulary import CATEGORIES, SURVIVOR_CATEGORIES, VETERAN_SUBKINDS
+from chongjun.vocabulary import CATEGORIES, VETERAN_SUBKINDS
 
 __all__ = ("reverse", "scan")
 
@@ -168,13 +176,12 @@ async def scan(
         request=request, venue=venue, caller=caller, device_id=device_id, staff_id=staff_id,
         key=idempotency_key, fingerprint=fingerprint, today=today,
     )
-    answer = await _decide(conn, redis, context, now)
-    return answer
+    return await _decide(conn, redis, context, now)
 
 
 class _ScanContext(msgspec.Struct):
     request: ScanRequest
-    venue: object
+    venue: merchants.Venue
     caller: str
     device_id: UUID | None
     staff_id: UUID | None
