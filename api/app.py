@@ -33,6 +33,7 @@ from api.merchants import (
 )
 from api.people import DevCityController, MeController, RosterController, SuishenLoginController, people_lifespan
 from api.public import HealthController, MetricsController
+from api.ratings import AdminRatingController, MyRedemptionController
 from api.sessions import SessionController
 from chongjun.config import Settings, load_settings
 
@@ -63,6 +64,8 @@ def route_handlers(settings: Settings | None = None) -> list:
         PublicVenueController,
         SuishenLoginController,
         MeController,
+        MyRedemptionController,
+        AdminRatingController,
         RosterController,
         ScanController,
     ]

@@ -55,6 +55,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "path": lambda w: "openapi.yaml",
     "benefit_id": lambda w: str(w.benefit_id),
     "version": lambda w: "1",
+    "case_id": lambda w: str(w.extra["rating_case_id"]),
 }
 
 
@@ -100,6 +101,13 @@ EXPECT: dict[str, Expect] = {
     "POST /v1/auth/suishen": Expect(NOBODY, body=lambda w: {"code": "SSM1:not.a.code"}),
     "GET /v1/me": Expect(frozenset({"veteran", "other_veteran"})),  # one's own profile only
     "GET /v1/me/benefits": Expect(frozenset({"veteran", "other_veteran"})),  # one's own list only
+    # --- 好差评: one's own history and ratings; the admins' queue of 差评 cases -------------------
+    "GET /v1/me/redemptions": Expect(frozenset({"veteran", "other_veteran"})),  # one's own history only
+    "GET /v1/me/redemptions/{redemption_id:uuid}": Expect(frozenset({"veteran"})),
+    # Veteran A rated R when the world was built, so even A gets 409 here: nobody else may get past 404.
+    "POST /v1/me/redemptions/{redemption_id:uuid}/rating": Expect(frozenset({"veteran"}), body=lambda w: {"stars": 5, "comment": "好"}),
+    "GET /v1/admin/ratings": Expect(ADMINS, query=lambda w: {"status": "open"}),  # a district admin: their district's only
+    "POST /v1/admin/ratings/{case_id:uuid}/reply": Expect(CITY, body=lambda w: {"reply": "已约谈场馆整改"}),
     # The roster is a text/csv body: the JSON the matrix sends is refused (415) after the guard.
     "POST /v1/admin/people/import": Expect(CITY),
     "GET /dev-city/.well-known/jwks.json": Expect(EVERYONE),

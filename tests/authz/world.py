@@ -20,6 +20,7 @@ from uuid import UUID
 import msgspec
 
 import benefits
+import benefits.ratings
 import identity
 import merchants
 from identity import Principal
@@ -62,7 +63,8 @@ class World:
 
     def victim_ids(self) -> list[str]:
         """Ids whose appearance in an answer to a foreign caller is a leak."""
-        return [str(i) for i in (self.merchant_id, self.venue_id, self.device_id, self.staff_id, self.person_id, self.redemption_id)]
+        ids = (self.merchant_id, self.venue_id, self.device_id, self.staff_id, self.person_id, self.redemption_id)
+        return [str(i) for i in ids] + [str(self.extra[k]) for k in ("rating_case_id",) if k in self.extra]
 
     def principal(self, role: str) -> Principal | None:
         return {
@@ -149,4 +151,9 @@ async def build_world(conn, redis) -> World:
         city_admin_id=city_admin_id, other_admin_id=other_admin_id, service_day=day, benefit_id=benefit.benefit_id,
     )
     world.extra["code_jti"] = code.jti
+    # A 差评 of R by A: an open case in the victim's district (310115).
+    await benefits.ratings.rate_redemption(conn, person_id, redemption_id, benefits.ratings.RatingCreate(stars=1, comment="排队太久"))
+    world.extra["rating_case_id"] = await conn.fetchval(
+        "SELECT c.id FROM rating_cases c JOIN ratings g ON g.id = c.rating_id WHERE g.redemption_id = $1", redemption_id
+    )
     return world

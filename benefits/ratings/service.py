@@ -1,0 +1,176 @@
+"""Rules of 好差评: a holder reads and rates only their own visits; admins answer 差评 in scope.
+
+Scope, decided here:
+- a veteran sees only the ledger events whose `person_id` is theirs; another's event and an
+  unknown id get the same 404, so ids cannot be probed;
+- only a visit (`kind = redemption`) is rated, once (the UNIQUE key on `redemption_id` decides
+  races); a visit that its venue reversed may still be rated (the holder may well complain
+  about it); a reversal row itself answers 409 `not-rateable`;
+- a rating of `LOW_STARS` or fewer opens a case for the venue's district in the same transaction;
+- city admins and auditors see every case, a district admin only their district's; city admins
+  and district admins (their district only) answer a case, which closes it; another district's
+  case answers 404 like an unknown one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from uuid import UUID
+
+import asyncpg
+
+import merchants
+from benefits.ratings import db
+from benefits.ratings.errors import (
+    AlreadyRated,
+    CaseAlreadyClosed,
+    CaseNotFound,
+    EmptyReply,
+    NotRateable,
+    RedemptionNotFound,
+)
+from benefits.ratings.types import (
+    LOW_STARS,
+    BenefitBrief,
+    CaseStatus,
+    MyRedemption,
+    Rating,
+    RatingCase,
+    RatingCreate,
+    VenueBrief,
+)
+from chongjun.errors import Forbidden
+from identity import Principal
+from merchants import Page
+
+__all__ = ("answer_case", "get_my_redemption", "list_cases", "list_my_redemptions", "rate_redemption")
+
+
+def _rating(row: asyncpg.Record) -> Rating | None:
+    if row["rating_id"] is None:
+        return None
+    return Rating(
+        redemption_id=row["id"], stars=row["stars"], comment=row["comment"], at=row["rated_at"],
+        case_status=row["case_status"], reply=row["reply"], replied_at=row["closed_at"],
+    )
+
+
+def _event(row: asyncpg.Record) -> MyRedemption:
+    return MyRedemption(
+        id=row["id"], kind=row["kind"], at=row["at"], service_day=row["service_day"],
+        benefit=BenefitBrief(id=row["benefit_id"], code=row["benefit_code"], name_zh=row["benefit_name_zh"]),
+        venue=VenueBrief(id=row["venue_id"], name_zh=row["venue_name_zh"]),
+        companions=row["companions"], reversed=row["reversed"], reverses=row["reverses"], rating=_rating(row),
+    )
+
+
+def _case(row: asyncpg.Record) -> RatingCase:
+    return RatingCase(
+        id=row["id"], status=row["status"], district=row["district"], stars=row["stars"],
+        comment=row["comment"], at=row["rated_at"], redemption_id=row["redemption_id"],
+        service_day=row["service_day"], benefit_code=row["benefit_code"],
+        venue=VenueBrief(id=row["venue_id"], name_zh=row["venue_name_zh"]), merchant_id=row["merchant_id"],
+        reply=row["reply"], replied_by=row["replied_by"], closed_at=row["closed_at"],
+    )
+
+
+# --- the holder ----------------------------------------------------------------------------------
+
+
+async def list_my_redemptions(
+    conn: asyncpg.Connection, person_id: UUID, *, limit: int, cursor: str | None
+) -> Page[MyRedemption]:
+    """The person's own ledger events, newest first, with their ratings."""
+    before = merchants.decode_cursor(cursor)
+    rows = await db.list_person_events(conn, person_id, before=before, limit=limit + 1)
+    last = rows[limit - 1] if len(rows) > limit else None
+    return Page(
+        items=[_event(row) for row in rows[:limit]],
+        next_cursor=merchants.encode_cursor(last["at"], last["id"]) if last else None,
+    )
+
+
+async def get_my_redemption(conn: asyncpg.Connection, person_id: UUID, redemption_id: UUID) -> MyRedemption:
+    row = await db.get_person_event(conn, person_id, redemption_id)
+    if row is None:
+        raise RedemptionNotFound()
+    return _event(row)
+
+
+async def rate_redemption(
+    conn: asyncpg.Connection, person_id: UUID, redemption_id: UUID, data: RatingCreate
+) -> Rating:
+    """Rate one of the person's own visits; a 差评 opens a case in the same transaction."""
+    comment = (data.comment or "").strip() or None
+    async with conn.transaction():
+        event = await db.get_person_event(conn, person_id, redemption_id)
+        if event is None:
+            raise RedemptionNotFound()
+        if event["kind"] != "redemption":
+            raise NotRateable()
+        rating = await db.insert_rating(
+            conn, rating_id=uuid.uuid4(), redemption_id=redemption_id, person_id=person_id,
+            venue_id=event["venue_id"], merchant_id=event["merchant_id"], stars=data.stars, comment=comment,
+        )
+        if rating is None:
+            raise AlreadyRated()
+        case_status: CaseStatus | None = None
+        if data.stars <= LOW_STARS:
+            await db.insert_case(
+                conn, case_id=uuid.uuid4(), rating_id=rating["id"], district=event["district"]
+            )
+            case_status = "open"
+    return Rating(
+        redemption_id=redemption_id, stars=data.stars, comment=comment, at=rating["created_at"],
+        case_status=case_status,
+    )
+
+
+# --- admins --------------------------------------------------------------------------------------
+
+
+def _district_of(caller: Principal) -> str | None:
+    """The district an admin is confined to; None for city admins and (city-wide) auditors."""
+    if caller.kind != "admin" or caller.role not in ("city", "district", "auditor"):
+        raise Forbidden("The ratings queue is for admins")
+    if caller.role != "district":
+        return None
+    if not caller.district:
+        raise Forbidden("A district admin without a district sees no cases")
+    return caller.district
+
+
+async def list_cases(
+    conn: asyncpg.Connection, caller: Principal, *, status: CaseStatus, limit: int, cursor: str | None
+) -> Page[RatingCase]:
+    """Open cases oldest first (the queue), closed ones most recently answered first."""
+    district, after = _district_of(caller), merchants.decode_cursor(cursor)
+    rows = await db.list_cases(conn, status=status, district=district, after=after, limit=limit + 1)
+    last = rows[limit - 1] if len(rows) > limit else None
+    return Page(
+        items=[_case(row) for row in rows[:limit]],
+        next_cursor=merchants.encode_cursor(last["sort_at"], last["id"]) if last else None,
+    )
+
+
+async def answer_case(conn: asyncpg.Connection, caller: Principal, case_id: UUID, reply: str) -> RatingCase:
+    """Store the reply and close the case (city admins; district admins in their district)."""
+    district = _district_of(caller)
+    if caller.role == "auditor":
+        raise Forbidden("Auditors read the ratings queue; they do not answer cases")
+    text = reply.strip()
+    if not text:
+        raise EmptyReply()
+    async with conn.transaction():
+        if not await db.close_case(conn, case_id, reply=text, replied_by=caller.subject, district=district):
+            row = await db.get_case(conn, case_id)
+            if row is None or (district is not None and row["district"] != district):
+                raise CaseNotFound()
+            raise CaseAlreadyClosed()
+        case = _case(await db.get_case(conn, case_id))
+        await db.insert_audit(
+            conn, actor_kind=caller.kind, actor_id=str(caller.subject), action="rating_case.reply",
+            object_id=str(case.id), district=case.district,
+            detail={"redemption_id": str(case.redemption_id), "stars": case.stars, "reply": text},
+        )
+    return case
