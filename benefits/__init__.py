@@ -33,6 +33,7 @@ from benefits.matching import (
     person_cache_key,
     public_benefit,
     public_catalog,
+    queue_forget_person_benefits,
     require_public_benefit,
     settle_cache_writes,
 )
@@ -112,6 +113,7 @@ __all__ = (
     "person_cache_key",
     "public_benefit",
     "public_catalog",
+    "queue_forget_person_benefits",
     "change_status",
     "companions_allowed",
     "create_benefit",

@@ -53,6 +53,7 @@ __all__ = (
     "person_cache_key",
     "public_benefit",
     "public_catalog",
+    "queue_forget_person_benefits",
     "require_public_benefit",
     "settle_cache_writes",
     "used_counts",
@@ -73,6 +74,14 @@ def _person_generation_key(person_id: UUID) -> str:
     return f"cj:{{p:{person_id}}}:benefits:gen"
 
 
+def queue_forget_person_benefits(pipe, person_id: UUID) -> None:
+    """Add `forget_person_benefits`'s commands to the caller's pipeline (one round trip for both)."""
+    # A fresh random token, not a counter: after the key expires (it outlives every entry
+    # tagged with it) no later value can equal an old one.
+    pipe.set(_person_generation_key(person_id), uuid.uuid4().hex, ex=2 * _PERSON_TTL)
+    pipe.delete(person_cache_key(person_id))
+
+
 async def forget_person_benefits(redis: aioredis.Redis, person_id: UUID) -> None:
     """Make the person's cached list stale: call after their quota or their record changed (committed).
 
@@ -81,10 +90,7 @@ async def forget_person_benefits(redis: aioredis.Redis, person_id: UUID) -> None
     """
     try:
         async with redis.pipeline(transaction=False) as pipe:
-            # A fresh random token, not a counter: after the key expires (it outlives every
-            # entry tagged with it) no later value can equal an old one.
-            pipe.set(_person_generation_key(person_id), uuid.uuid4().hex, ex=2 * _PERSON_TTL)
-            pipe.delete(person_cache_key(person_id))
+            queue_forget_person_benefits(pipe, person_id)
             await pipe.execute()
     except RedisError:
         log.warning("could not drop the cached benefits of a person; the entry expires by itself")

@@ -338,6 +338,64 @@ def import_roster_command(file: str, valid_only: bool) -> None:
     _print_report(report, console)
 
 
+@bench.command("scans")
+@click.option("--url", default=None, help="a running server; without it the bench starts `serve --workers N` itself")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="for the started server")
+@click.option("--scans", default=20_000, show_default=True, type=click.IntRange(100, 1_000_000))
+@click.option("--warmup", default=2_000, show_default=True, type=click.IntRange(0, 100_000))
+@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--devices", default=4, show_default=True, type=click.IntRange(1, 256))
+@click.option("--admin-user", default="demo-admin", show_default=True)
+@click.option("--admin-password", default="demo-admin-password", show_default=True)
+@click.option("--seed", default=2026, show_default=True, type=int, help="of the synthetic roster")
+def bench_scans(url, workers, scans, warmup, concurrency, devices, admin_user, admin_password, seed) -> None:
+    """Accepted scans/s and p50/p95/p99 of POST /v1/scans over real HTTP, one fresh 随申码 per scan."""
+    import platform
+
+    from chongjun.bench_scans import run_scan_bench
+    from chongjun.config import load_settings
+
+    settings = load_settings()
+    if settings.is_production:
+        click.echo("error: the scan bench mints simulated 随申码 and is refused in production", err=True)
+        sys.exit(2)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is in requirements.lock
+        runner = asyncio.run
+    result = runner(
+        run_scan_bench(
+            settings, url=url, workers=workers, scans=scans, warmup=warmup, concurrency=concurrency,
+            devices=devices, admin=(admin_user, admin_password), seed=seed, echo=click.echo,
+        )
+    )
+    click.echo(
+        f"scans: {result.accepted} accepted of {result.scans} in {result.seconds:.2f} s = "
+        f"{result.accepted_per_second:.0f} accepted scans/s at {result.concurrency} connections, {result.devices} devices"
+    )
+    click.echo(
+        f"latency ms: p50 {result.p50_ms:.2f}  p95 {result.p95_ms:.2f}  p99 {result.p99_ms:.2f}  max {result.max_ms:.2f}"
+    )
+    click.echo(f"errors (anything but accepted): {result.errors}  outcomes: {result.outcomes}")
+    if result.worker_peak_rss_mb:
+        rss = ", ".join(f"pid {pid}: {mb:.0f} MB" for pid, mb in result.worker_peak_rss_mb.items())
+        click.echo(f"peak resident memory of the server's processes: {rss}")
+    if result.server_cpu_ms_per_scan is not None:
+        click.echo(f"server CPU (its Python processes, not PostgreSQL or Redis): {result.server_cpu_ms_per_scan:.2f} ms per scan")
+    click.echo(f"setup (not timed): {result.setup_seconds:.1f} s")
+    click.echo(
+        f"machine: {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    target = f"--url {url} " if url else f"--workers {workers} "
+    click.echo(
+        f"reproduce: ./dev bench scans {target}--scans {scans} --warmup {warmup} "
+        f"--concurrency {concurrency} --devices {devices} --seed {seed}"
+    )
+
+
 @bench.command("import")
 @click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1, 5_000_000))
 @click.option("--seed", default=2026, show_default=True, type=int)

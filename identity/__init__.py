@@ -66,7 +66,7 @@ from identity.people import (
     synthetic_roster_csv,
 )
 from identity.pii import PiiVault, is_valid_id_number, mask_id_number, mask_name, normalise_id_number
-from identity.scan import resolve_scan_code
+from identity.scan import resolve_scan_code, scanned_person, verify_scan_code
 from identity.secrets import MissingSecret, SecretStore, VersionedSecret
 from identity.sessions import issue_session, refresh_session, revoke_session, revoke_subject_sessions
 from identity.suishen import suishen_login
@@ -83,6 +83,7 @@ from identity.types import (
     SessionTokens,
     StaffLogin,
     VerifiedCode,
+    VerifiedScan,
 )
 
 __all__ = (
@@ -153,6 +154,7 @@ __all__ = (
     "SessionTokens",
     "StaffLogin",
     "VerifiedCode",
+    "VerifiedScan",
     "VersionedSecret",
     "WrongPrincipal",
     "authenticate_account",
@@ -170,6 +172,8 @@ __all__ = (
     "remove_key",
     "render_qr",
     "resolve_scan_code",
+    "scanned_person",
+    "verify_scan_code",
     "revoke_session",
     "revoke_subject_sessions",
     "rotate_keys",

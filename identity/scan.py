@@ -14,28 +14,20 @@ import redis.asyncio as aioredis
 from identity.city import current_city_providers
 from identity.codes import CODE_PREFIX, verify_code
 from identity.errors import InvalidCode
-from identity.suishen import resolve_suishen_scan
-from identity.types import ScannedHolder
+from identity.people import Person
+from identity.people.service import enrolled_person_id, get_person, get_person_by_index
+from identity.types import ScannedHolder, VerifiedScan
 
-__all__ = ("MAX_SCAN_LENGTH", "resolve_scan_code")
+__all__ = ("MAX_SCAN_LENGTH", "resolve_scan_code", "scanned_person", "verify_scan_code")
 
 MAX_SCAN_LENGTH = 4096
 """Longest raw scan any branch accepts; each branch applies its own tighter cap."""
 
 
-async def resolve_scan_code(
-    raw: object,
-    *,
-    redis: aioredis.Redis,
-    conn: asyncpg.Connection | None = None,
-    now: datetime | float | None = None,
-) -> ScannedHolder:
-    """The holder behind a scanned code; InvalidCode (forged, unknown) or ExpiredCode.
-
-    A 随申码 (`SSM1:` from the dev simulator, anything else from the city platform when one is
-    configured) needs `conn`, to find the citizen in the roster by the blind index of their ID
-    number: NotEnrolled when they are not there. CityPlatformUnavailable (503) when the platform
-    fails: the scan is refused, never accepted on a guess.
+async def verify_scan_code(raw: object, *, now: datetime | float | None = None) -> VerifiedScan:
+    """Check a scanned code's signature and time, without any database: InvalidCode (forged,
+    unknown prefix) or ExpiredCode. A 随申码 from the city platform (not the dev simulator) is
+    verified by the platform: CityPlatformUnavailable (503) when it fails, never a guess.
 
     `now` (a datetime or a POSIX timestamp) replaces the clock in tests. Single use of the `jti`
     is not checked here: the redemption ledger enforces it in PostgreSQL (`consumed_codes`).
@@ -45,16 +37,46 @@ async def resolve_scan_code(
     clock = now.timestamp() if isinstance(now, datetime) else now
     if raw.startswith(CODE_PREFIX):
         verified = verify_code(raw, now=clock)
-        return ScannedHolder(
-            person_id=verified.person_id,
-            jti=verified.jti,
-            expires_at=verified.expires_at,
-            source="cj_code",
-            benefit_id=verified.benefit_id,
+        return VerifiedScan(
+            jti=verified.jti, expires_at=verified.expires_at, source="cj_code",
+            person_id=verified.person_id, benefit_id=verified.benefit_id,
         )
     providers = current_city_providers()
     if providers.provider_for(raw) is None:
         raise InvalidCode("unknown code prefix")
-    if conn is None:
-        raise TypeError("resolve_scan_code needs `conn` to resolve a 随申码")
-    return await resolve_suishen_scan(raw, conn=conn, providers=providers, now=clock)
+    citizen = await providers.verify(raw, now=clock)
+    # Prefixed: a 随申码's jti lives in the city's namespace, not ours.
+    return VerifiedScan(jti="ssm:" + citizen.jti, expires_at=citizen.expires_at, source="suishen", id_hmac=citizen.id_hmac)
+
+
+async def scanned_person(conn: asyncpg.Connection, scan: VerifiedScan) -> Person | None:
+    """The enrolled person behind a verified scan, in one query; None when not in the roster.
+
+    A suspended card is returned like any other: the redemption engine answers `card_suspended`.
+    """
+    if scan.person_id is not None:
+        return await get_person(conn, scan.person_id)
+    return await get_person_by_index(conn, scan.id_hmac)
+
+
+async def resolve_scan_code(
+    raw: object,
+    *,
+    redis: aioredis.Redis,
+    conn: asyncpg.Connection | None = None,
+    now: datetime | float | None = None,
+) -> ScannedHolder:
+    """The holder behind a scanned code: `verify_scan_code`, then for a 随申码 the roster lookup
+    by the blind index of the ID number (NotEnrolled when the citizen is not there; `conn` is
+    needed for that). The scan pipeline itself uses the two halves, to fit a Redis round trip in
+    between.
+    """
+    scan = await verify_scan_code(raw, now=now)
+    person_id = scan.person_id
+    if person_id is None:
+        if conn is None:
+            raise TypeError("resolve_scan_code needs `conn` to resolve a 随申码")
+        person_id = await enrolled_person_id(conn, scan.id_hmac, refuse_suspended=False)
+    return ScannedHolder(
+        person_id=person_id, jti=scan.jti, expires_at=scan.expires_at, source=scan.source, benefit_id=scan.benefit_id
+    )

@@ -1,4 +1,6 @@
-"""随申码 at login and at the gate: verify with the city provider, then find the person by blind index."""
+"""随申码 at login: verify with the city provider, refuse a replay, find the person by blind index.
+
+At the gate the same verification runs in `identity.scan.verify_scan_code`."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from identity.errors import ExpiredCode, InvalidCode
 from identity.people.service import enrolled_person_id, get_profile
 from identity.people.types import SuishenSession
 
-__all__ = ("LoginReplayUnavailable", "resolve_suishen_scan", "suishen_login")
+__all__ = ("LoginReplayUnavailable", "suishen_login")
 
 log = logging.getLogger("chongjun.identity")
 
@@ -77,22 +79,4 @@ async def suishen_login(
         token_type=tokens.token_type,
         expires_in=tokens.expires_in,
         person=await get_profile(conn, person_id),
-    )
-
-
-async def resolve_suishen_scan(
-    raw: str, *, conn: asyncpg.Connection, providers: CityProviders | None = None, now: float | None = None
-):
-    """The `SSM1:` / platform branch of `identity.resolve_scan_code`.
-
-    InvalidCode / ExpiredCode as for any code, NotEnrolled when the citizen is not in the roster.
-    A suspended card is not refused here: the redemption engine answers `card_suspended` from the
-    person's record. Single use of the jti is the ledger's (consumed_codes), not ours.
-    """
-    from identity.types import ScannedHolder
-
-    holder = await current_city_providers(providers).verify(raw, now=now)
-    person_id = await enrolled_person_id(conn, holder.id_hmac, refuse_suspended=False)
-    return ScannedHolder(
-        person_id=person_id, jti="ssm:" + holder.jti, expires_at=holder.expires_at, source="suishen"
     )

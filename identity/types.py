@@ -123,6 +123,21 @@ class VerifiedCode(Record):
     """the benefit the holder picked when showing the code, if any"""
 
 
+class VerifiedScan(Record):
+    """A scanned code whose signature and time held, before anyone looked the holder up.
+
+    Exactly one of `person_id` (a 崇军码 names its holder) and `id_hmac` (a 随申码 names a
+    citizen by the blind index of their ID number) is set.
+    """
+
+    jti: str
+    expires_at: datetime
+    source: Literal["cj_code", "suishen"]
+    person_id: UUID | None = None
+    id_hmac: bytes | None = None
+    benefit_id: UUID | None = None
+
+
 class ScannedHolder(Record):
     """What the redemption pipeline learns from any scanned code (崇军码 or 随申码)."""
 

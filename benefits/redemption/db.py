@@ -28,23 +28,28 @@ async def record_redemption(conn: asyncpg.Connection, *args) -> str:
     return await conn.fetchval(_RECORD, *args)
 
 
-# One statement, so the refusal and its stored answer commit together or not at all.
+# One statement, so the refusal and its stored answer commit together or not at all. With an
+# Idempotency-Key, the refusal is only recorded when this request's answer is the one stored: a
+# retry whose key was answered already adds nothing to the ledger of refusals.
 _REJECT = """
-WITH refused AS (
+WITH answer AS (
+    INSERT INTO idempotency_keys (caller, key, fingerprint, status, response)
+    SELECT $10, $11, $12, 200, $13 WHERE $11::text IS NOT NULL
+    ON CONFLICT (caller, key) DO NOTHING
+    RETURNING 1
+), refused AS (
     INSERT INTO rejected_scans (id, service_day, reason, venue_id, merchant_id, device_id, staff_id, person_id, benefit_id)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+    WHERE $11::text IS NULL OR EXISTS (SELECT 1 FROM answer)
+    RETURNING 1
 )
-INSERT INTO idempotency_keys (caller, key, fingerprint, status, response)
-SELECT $10, $11, $12, 200, $13 WHERE $11::text IS NOT NULL
-ON CONFLICT (caller, key) DO NOTHING
-RETURNING 1
+SELECT EXISTS (SELECT 1 FROM refused)
 """
 
 
 async def record_rejection(conn: asyncpg.Connection, *args) -> bool:
     """Record a refused scan; False when an Idempotency-Key answer was stored first by another."""
-    stored = await conn.fetchval(_REJECT, *args)
-    return stored is not None or args[10] is None
+    return await conn.fetchval(_REJECT, *args)
 
 
 async def get_stored_answer(conn: asyncpg.Connection, *, caller: str, key: str) -> asyncpg.Record | None:

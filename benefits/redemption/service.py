@@ -30,6 +30,7 @@ from benefits import (
     get_benefit,
     local_date,
     period_key,
+    queue_forget_person_benefits,
     window_open,
 )
 from benefits.redemption import db
@@ -97,31 +98,85 @@ def _decision(reason: str, **fields) -> ScanDecision:
     )
 
 
-async def _rate_limit(redis: aioredis.Redis, caller: str, per_minute: int) -> None:
-    if per_minute <= 0:
-        return
-    window = int(time.time() // 60)
-    key = f"cj:rate:{{{caller}}}:{window}"
+_VENUE_TTL = 5.0
+"""Seconds a venue read stays in this process: a changed capacity reaches the gates that fast."""
+_venues: dict[UUID, tuple[float, merchants.Venue | None]] = {}
+
+
+async def _venue(conn, venue_id: UUID) -> merchants.Venue | None:
+    """The venue of a scan, from a short in-process cache: every scan at a gate names the same one."""
+    now = time.monotonic()
+    cached = _venues.get(venue_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    venue = await merchants.find_venue(conn, venue_id)
+    if len(_venues) > 10_000:
+        _venues.clear()
+    _venues[venue_id] = (now + _VENUE_TTL, venue)
+    return venue
+
+
+def forget_cached_venues() -> None:
+    """Drop this process's venue reads (tests that change a venue and scan at once)."""
+    _venues.clear()
+
+
+class _Gate(msgspec.Struct):
+    """What one Redis round trip before the decision tells: Idempotency-Key, rate and replay."""
+
+    key_fresh: bool = True
+    scans_this_minute: int = 0
+    seen_consumed: bool = False
+
+
+async def _ask_redis(redis: aioredis.Redis, caller: str, key: str | None, jti: str | None, per_minute: int) -> _Gate:
+    """The three fast checks in one pipeline. Redis down → each answers as if Redis were empty:
+    the key's first answer still wins in PostgreSQL, the rate limit fails open (it guards no
+    invariant) and single use is still `consumed_codes`' primary key."""
     try:
         async with redis.pipeline(transaction=False) as pipe:
-            count, _ = await pipe.incr(key).expire(key, 120).execute()
+            if key is not None:
+                pipe.set(_marker_key(caller, key), 1, nx=True, ex=30)
+            if per_minute > 0:
+                window_key = f"cj:rate:{{{caller}}}:{int(time.time() // 60)}"
+                pipe.incr(window_key).expire(window_key, 120)
+            if jti is not None:
+                pipe.exists(f"cj:used:{{{jti}}}")
+            answers = iter(await pipe.execute())
     except RedisError:
-        return  # fail open: a rate limit is no guard of correctness (README: Redis down)
-    if count > per_minute:
-        raise ScanRateLimited(f"at most {per_minute} scans a minute per device", retry_after=60 - int(time.time() % 60))
+        return _Gate()
+    gate = _Gate()
+    if key is not None:
+        gate.key_fresh = bool(next(answers))
+    if per_minute > 0:
+        gate.scans_this_minute = next(answers)
+        next(answers)
+    if jti is not None:
+        gate.seen_consumed = bool(next(answers))
+    return gate
 
 
-async def _seen_consumed(redis: aioredis.Redis, jti: str) -> bool:
+def _marker_key(caller: str, key: str) -> str:
+    return f"cj:idem:{{{caller}}}:{key}"
+
+
+async def _release_marker(redis: aioredis.Redis, caller: str, key: str | None) -> None:
+    """A request refused before any answer was stored must not leave its key "in flight"."""
+    if key is None:
+        return
     try:
-        return bool(await redis.exists(f"cj:used:{{{jti}}}"))
+        await redis.delete(_marker_key(caller, key))
     except RedisError:
-        return False
+        pass  # it expires within 30 s
 
 
 async def _remember_consumed(redis: aioredis.Redis, jti: str, person_id: UUID) -> None:
+    """After the commit: the replay pre-check learns the code, the person's benefit list goes stale."""
     try:
-        await redis.set(f"cj:used:{{{jti}}}", 1, ex=_REPLAY_TTL)
-        await forget_person_benefits(redis, person_id)
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.set(f"cj:used:{{{jti}}}", 1, ex=_REPLAY_TTL)
+            queue_forget_person_benefits(pipe, person_id)
+            await pipe.execute()
     except RedisError:
         log.warning("redis unavailable after an accepted scan; caches refill from PostgreSQL")
 
@@ -146,37 +201,53 @@ async def scan(
 ) -> bytes:
     """Decide one scan and return the JSON answer (the stored first one for a repeated key).
 
-    `conn` must not be inside a transaction: each write below is one atomic statement.
+    `conn` must not be inside a transaction: each write below is one atomic statement. The hot
+    path is one Redis pipeline and three PostgreSQL statements (the person, the venue's benefits,
+    the ledger), plus one more Redis pipeline after an accepted scan.
     """
     caller, device_id, staff_id = _caller(principal)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()):
         raise BadRequest("Idempotency-Key must be 1-255 printable characters")
-    # The decoded request, re-encoded: the same scan sent with other spacing is the same request.
-    fingerprint = hashlib.sha256(_encode(request)).digest()
-    if idempotency_key is not None:
-        if (answer := await _stored(conn, caller, idempotency_key, fingerprint)) is not None:
-            return answer
-        try:
-            fresh = await redis.set(f"cj:idem:{{{caller}}}:{idempotency_key}", 1, nx=True, ex=30)
-        except RedisError:
-            fresh = True  # PostgreSQL's unique key still makes the first answer win
-        if not fresh:
-            raise IdempotencyKeyInFlight("a scan with this Idempotency-Key is still being processed")
-    await _rate_limit(redis, caller, scan_rate)
-
-    venue = await merchants.find_venue(conn, request.venue_id)
+    venue = await _venue(conn, request.venue_id)
     if venue is None or (principal.kind == "device" and principal.venue_id != venue.id) or (
         principal.kind == "staff" and principal.merchant_id != venue.merchant_id
     ):
         raise VenueNotAllowed("this scanner is not bound to that venue")
-
+    # The decoded request, re-encoded: the same scan sent with other spacing is the same request.
+    fingerprint = hashlib.sha256(_encode(request)).digest()
     now = datetime.now(timezone.utc)
-    today = local_date(now)
-    context = _ScanContext(
-        request=request, venue=venue, caller=caller, device_id=device_id, staff_id=staff_id,
-        key=idempotency_key, fingerprint=fingerprint, today=today,
-    )
-    return await _decide(conn, redis, context, now)
+    # Signature and time only (no I/O for our codes), so that the replay pre-check can ride in
+    # the same Redis round trip as the key marker and the rate limit.
+    try:
+        verified = await identity.verify_scan_code(request.code, now=now)
+        refusal = None
+    except identity.ExpiredCode:
+        verified, refusal = None, "expired"
+    except identity.InvalidCode:
+        verified, refusal = None, "invalid_code"
+    gate = await _ask_redis(redis, caller, idempotency_key, verified and verified.jti, scan_rate)
+    if not gate.key_fresh:
+        # Answered already (the stored answer) or still being decided by another request (409).
+        if (answer := await _stored(conn, caller, idempotency_key, fingerprint)) is not None:
+            return answer
+        raise IdempotencyKeyInFlight("a scan with this Idempotency-Key is still being processed")
+    try:
+        if scan_rate > 0 and gate.scans_this_minute > scan_rate:
+            raise ScanRateLimited(
+                f"at most {scan_rate} scans a minute per device", retry_after=60 - int(time.time() % 60)
+            )
+        context = _ScanContext(
+            request=request, venue=venue, caller=caller, device_id=device_id, staff_id=staff_id,
+            key=idempotency_key, fingerprint=fingerprint, today=local_date(now),
+        )
+        if refusal is not None:
+            return await _reject(conn, context, refusal)
+        if gate.seen_consumed:
+            return await _reject(conn, context, "replayed")
+        return await _decide(conn, redis, context, verified, now)
+    except BaseException:
+        await _release_marker(redis, caller, idempotency_key)
+        raise
 
 
 class _ScanContext(msgspec.Struct):
@@ -203,19 +274,9 @@ async def _reject(conn, ctx: _ScanContext, reason: str, **fields) -> bytes:
     return answer
 
 
-async def _decide(conn, redis, ctx: _ScanContext, now: datetime) -> bytes:
+async def _decide(conn, redis, ctx: _ScanContext, verified: identity.VerifiedScan, now: datetime) -> bytes:
     request = ctx.request
-    try:
-        holder = await identity.resolve_scan_code(request.code, redis=redis, conn=conn, now=now)
-    except identity.ExpiredCode:
-        return await _reject(conn, ctx, "expired")
-    except identity.NotEnrolled:
-        return await _reject(conn, ctx, "not_enrolled")
-    except identity.InvalidCode:
-        return await _reject(conn, ctx, "invalid_code")
-    if await _seen_consumed(redis, holder.jti):
-        return await _reject(conn, ctx, "replayed")
-    person = await identity.get_person(conn, holder.person_id)
+    person = await identity.scanned_person(conn, verified)
     if person is None:
         return await _reject(conn, ctx, "not_enrolled")
     ctx.person_id = person.id
@@ -225,7 +286,7 @@ async def _decide(conn, redis, ctx: _ScanContext, now: datetime) -> bytes:
         return await _reject(conn, ctx, "card_suspended", holder=shown)
 
     offered = {v.benefit_id: v for v in await benefits_at_venue(conn, ctx.venue.id)}
-    wanted = request.benefit_id or holder.benefit_id
+    wanted = request.benefit_id or verified.benefit_id
     if wanted is None:
         usable = [v for v in offered.values() if v.is_active and evaluate(v, person, now).eligible]
         if not usable:
@@ -266,15 +327,15 @@ async def _decide(conn, redis, ctx: _ScanContext, now: datetime) -> bytes:
     capacities = [c for c in (ctx.venue.daily_capacity, version.venue_daily_capacity) if c is not None]
     value = verdict.value or version.value
     outcome = await db.record_redemption(
-        conn, redemption_id, holder.jti, "cj" if holder.source == "cj_code" else "suishen", ctx.today,
+        conn, redemption_id, verified.jti, "cj" if verified.source == "cj_code" else "suishen", ctx.today,
         person.id, version.benefit_id, version.version, version.code, ctx.venue.id, ctx.venue.merchant_id,
         ctx.device_id, ctx.staff_id, request.companions, value.__struct_config__.tag, getattr(value, "amount_fen", None) or 0,
         priority, [k for k, _ in caps], [m for _, m in caps], min(capacities) if capacities else None,
         ctx.caller, ctx.key, ctx.fingerprint, answer,
     )
     if outcome == "accepted":
-        await _remember_consumed(redis, holder.jti, person.id)
-        log.info("scan accepted", extra={"fields": {"redemption_id": str(redemption_id), "benefit": version.code}})
+        await _remember_consumed(redis, verified.jti, person.id)
+        log.debug("scan accepted", extra={"fields": {"redemption_id": str(redemption_id), "benefit": version.code}})
         return answer
     if outcome == "idempotency_conflict":
         return await _stored(conn, ctx.caller, ctx.key, ctx.fingerprint)

@@ -16,6 +16,7 @@ __all__ = (
     "existing_by_hmac",
     "find_person_id_by_hmac",
     "get_person_row",
+    "get_person_row_by_hmac",
     "get_profile_row",
     "insert_audit",
     "insert_relation",
@@ -56,6 +57,10 @@ STAGE_COLUMNS = (
 
 async def get_person_row(conn: asyncpg.Connection, person_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {_PERSON_COLUMNS} FROM people WHERE id = $1", person_id)
+
+
+async def get_person_row_by_hmac(conn: asyncpg.Connection, id_hmac: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_PERSON_COLUMNS} FROM people WHERE id_hmac = $1", id_hmac)
 
 
 async def get_profile_row(conn: asyncpg.Connection, person_id: UUID) -> asyncpg.Record | None:

@@ -20,6 +20,7 @@ __all__ = (
     "add_relation",
     "enrolled_person_id",
     "get_person",
+    "get_person_by_index",
     "get_profile",
     "list_relations",
     "masked_name_of",
@@ -59,6 +60,12 @@ def _person(row: asyncpg.Record) -> Person:
 
 async def get_person(conn: asyncpg.Connection, person_id: UUID) -> Person | None:
     row = await db.get_person_row(conn, person_id)
+    return None if row is None else _person(row)
+
+
+async def get_person_by_index(conn: asyncpg.Connection, id_hmac: bytes) -> Person | None:
+    """The person with this blind index of the ID number (None when not in the roster)."""
+    row = await db.get_person_row_by_hmac(conn, id_hmac)
     return None if row is None else _person(row)
 
 

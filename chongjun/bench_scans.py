@@ -1,0 +1,418 @@
+"""`chongjun bench scans`: accepted scans per second and latency of `POST /v1/scans` over real HTTP.
+
+Setup (not timed) goes through the public admin API of the server under test: a merchant, a
+venue without a capacity limit, a benefit for veterans with a 1-per-day cap (a fresh one each
+run, so every person's quota is fresh), a synthetic roster of one person per scan, and a few
+scanner devices. Then it mints one simulated 随申码 per person with the dev city key of this
+data directory (so it needs the server's `CHONGJUN_DATA_DIR`, like `chongjun suishen issue`).
+
+The timed part drives `/v1/scans` from `concurrency` keep-alive connections, each scan with its
+own Idempotency-Key, as a gate would. The client is a minimal HTTP/1.1 writer/reader on uvloop
+with every request encoded beforehand: on a 2-core machine the load generator shares the CPU with
+the server, so its own cost per request must stay small. Every scan presents a valid fresh code of
+an eligible person, so every answer should be `accepted`; anything else is counted and shown.
+
+Without `--url` the benchmark starts `chongjun serve --workers N` itself (with the device rate
+limit raised, so the limit's Redis round trip still runs but never refuses) and samples the
+resident memory of each worker during the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+
+from chongjun.config import Settings
+
+__all__ = ("ScanBench", "run_scan_bench")
+
+_BENCH_RATE_LIMIT = 10_000_000
+"""Scans a minute per device for a spawned server: the limit is checked but never reached."""
+
+
+class ScanBench(msgspec.Struct, frozen=True):
+    scans: int
+    concurrency: int
+    devices: int
+    seconds: float
+    accepted: int
+    accepted_per_second: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    outcomes: dict[str, int]
+    worker_peak_rss_mb: dict[int, float]
+    server_cpu_ms_per_scan: float | None
+    setup_seconds: float
+
+
+class _World(msgspec.Struct):
+    venue_id: str
+    benefit_id: str
+    device_tokens: list[str]
+    id_numbers: list[str]
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _chongjun_executable() -> list[str]:
+    beside = Path(sys.executable).parent / "chongjun"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("chongjun")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from chongjun.cli import main; main()"]
+
+
+class SpawnedServer:
+    """`chongjun serve --workers N` on a free port, its output in a log file of the data dir."""
+
+    def __init__(self, settings: Settings, *, workers: int) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = settings.data_dir / "bench-serve.log"
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, CHONGJUN_DEVICE_SCAN_RATE=str(_BENCH_RATE_LIMIT))
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [*_chongjun_executable(), "serve", "--port", str(self.port), "--workers", str(workers)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+        )
+
+    async def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the server exited early; see {self.log_path}")
+                try:
+                    if (await client.get("/ready")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.25)
+        raise RuntimeError(f"the server did not become ready in {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def _server_processes(root_pid: int) -> list:
+    import psutil
+
+    try:
+        root = psutil.Process(root_pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+    ours = []
+    for process in family:  # the server's Python processes, not an embedded redis-server it started
+        try:
+            if "python" in process.name() or "chongjun" in process.name():
+                ours.append(process)
+        except psutil.Error:
+            continue
+    return ours
+
+
+def _cpu_seconds(root_pid: int | None) -> float | None:
+    """User plus system CPU time so far of the server's processes (None when unknown)."""
+    if root_pid is None:
+        return None
+    import psutil
+
+    total = 0.0
+    for process in _server_processes(root_pid):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _listening_pid(port: int) -> int | None:
+    """The server's root process: of the processes listening on `port`, the one whose parent is not."""
+    import psutil
+
+    listening = {
+        conn.pid for conn in psutil.net_connections(kind="tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid
+    }
+    for pid in sorted(listening):
+        try:
+            if psutil.Process(pid).ppid() not in listening:
+                return pid
+        except psutil.Error:
+            continue
+    return None
+
+
+async def _sample_rss(root_pid: int | None, peaks: dict[int, float], stop: asyncio.Event) -> None:
+    """Peak resident memory of every process of the server (its workers and the parent)."""
+    if root_pid is None:
+        return
+    import psutil
+
+    while not stop.is_set():
+        for process in _server_processes(root_pid):
+            try:
+                rss = process.memory_info().rss / 2**20
+            except psutil.Error:
+                continue
+            peaks[process.pid] = max(peaks.get(process.pid, 0.0), rss)
+        try:
+            await asyncio.wait_for(stop.wait(), 0.2)
+        except TimeoutError:
+            pass
+
+
+async def _build_world(url: str, *, admin: tuple[str, str], people: int, devices: int, seed: int) -> _World:
+    from chongjun.demo import _credit_code
+    from identity.people import synthetic_roster, synthetic_roster_csv
+
+    run = uuid.uuid4().hex[:6].upper()
+    async with httpx.AsyncClient(base_url=url, timeout=300.0) as client:
+
+        async def call(method: str, path: str, expect: int, **kwargs) -> dict:
+            answer = await client.request(method, path, **kwargs)
+            if answer.status_code != expect:
+                raise RuntimeError(f"{method} {path} answered {answer.status_code}: {answer.text[:300]}")
+            return answer.json()
+
+        login = await call("POST", "/v1/auth/staff", 200, json={"username": admin[0], "password": admin[1]})
+        headers = {"Authorization": "Bearer " + login["access_token"]}
+        merchant = await call(
+            "POST", "/v1/admin/merchants", 201, headers=headers,
+            json={"name": f"压测商户 {run}", "credit_code": _credit_code("310115", int(run, 16) % 10_000_000),
+                  "district": "310115", "contact_name": "压测", "contact_phone": "021-00000000"},
+        )
+        venue = await call(
+            "POST", "/v1/admin/venues", 201, headers=headers,
+            json={"merchant_id": merchant["id"], "name_zh": f"压测场馆 {run}", "name_en": f"Bench venue {run}",
+                  "district": "310115", "address": "压测路 1 号", "domain": "culture", "daily_capacity": None,
+                  "opening_hours": []},
+        )
+        benefit = await call(
+            "POST", "/v1/admin/benefits", 201, headers=headers,
+            json={"code": f"BENCH-{run}", "name_zh": f"压测权益 {run}", "name_en": f"Bench benefit {run}",
+                  "domain": "culture", "value": {"kind": "free"},
+                  "rule": {"op": "has_any_category", "categories": ["VETERAN"]},
+                  "companions": {"max": 0}, "caps": [{"period": "day", "max": 1}], "status": "active",
+                  "venue_ids": [venue["id"]]},
+        )
+        # Eligible, active people only: every code the bench presents must be accepted.
+        rows = [
+            {**row, "categories": "VETERAN", "disability_grade": "", "disability_cause": "", "card_status": "ACTIVE"}
+            for row in synthetic_roster(people, seed=seed)
+        ]
+        csv_text = synthetic_roster_csv(people, rows=rows)
+        await call("POST", "/v1/admin/people/import", 200, headers={**headers, "content-type": "text/csv"},
+                   content=csv_text.encode())
+        tokens = []
+        for number in range(devices):
+            device = await call("POST", "/v1/admin/devices", 201, headers=headers,
+                                json={"venue_id": venue["id"], "label": f"bench gate {number + 1}"})
+            token = await call("POST", "/v1/devices/token", 200,
+                               json={"device_id": device["device_id"], "secret": device["secret"]})
+            tokens.append(token["access_token"])
+    return _World(venue["id"], benefit["benefit_id"], tokens, [row["id_number"] for row in rows])
+
+
+def _encode_requests(world: _World, settings: Settings, host: str) -> list[list[bytes]]:
+    """One ready-to-send HTTP request per person, grouped by device token."""
+    from identity.city import DevCityIssuer
+    from identity.people import pii_vault
+
+    issuer = DevCityIssuer(settings, pii_vault(settings))
+    encode = msgspec.json.Encoder().encode
+    per_device: list[list[bytes]] = [[] for _ in world.device_tokens]
+    for index, id_number in enumerate(world.id_numbers):
+        body = encode({"code": issuer.issue(id_number, ttl_seconds=3600), "venue_id": world.venue_id})
+        token = world.device_tokens[index % len(world.device_tokens)]
+        head = (
+            f"POST /v1/scans HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nIdempotency-Key: {uuid.uuid4()}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        per_device[index % len(world.device_tokens)].append(head.encode() + body)
+    return per_device
+
+
+class _HttpConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection: write a request, read one Content-Length response."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._complete()
+
+    def connection_lost(self, exc) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ConnectionError("connection closed by the server"))
+
+    def _complete(self) -> None:
+        if self._waiter is None or self._waiter.done():
+            return
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self._buffer[:end]).lower()
+        marker = head.find(b"content-length:")
+        if marker < 0:
+            self._waiter.set_exception(ConnectionError("response without Content-Length"))
+            return
+        length = int(head[marker + 15 : head.find(b"\r\n", marker) if head.find(b"\r\n", marker) > 0 else None])
+        total = end + 4 + length
+        if len(self._buffer) < total:
+            return
+        status = int(head[9:12])
+        body = bytes(self._buffer[end + 4 : total])
+        del self._buffer[:total]
+        self._waiter.set_result((status, body))
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self._waiter
+
+
+async def _drive(host: str, port: int, requests: list[bytes], concurrency: int) -> tuple[list[float], Counter, float]:
+    loop = asyncio.get_running_loop()
+    connections = [
+        (await loop.create_connection(_HttpConnection, host, port))[1] for _ in range(concurrency)
+    ]
+    latencies: list[float] = []
+    outcomes: Counter = Counter()
+    cursor = iter(requests)
+    decode = msgspec.json.Decoder().decode
+
+    async def worker(connection: _HttpConnection) -> None:
+        for request in cursor:
+            started = time.perf_counter()
+            try:
+                status, body = await connection.send(request)
+            except ConnectionError:
+                outcomes["connection error"] += 1
+                return
+            latencies.append((time.perf_counter() - started) * 1000)
+            if status == 200 and b'"decision":"accepted"' in body:
+                outcomes["accepted"] += 1
+            elif status == 200:
+                outcomes[f"rejected:{decode(body).get('reason')}"] += 1
+            else:
+                outcomes[f"http {status}"] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(connection) for connection in connections))
+    elapsed = time.perf_counter() - started
+    for connection in connections:
+        connection.transport.close()
+    return latencies, outcomes, elapsed
+
+
+def _interleave(per_device: list[list[bytes]]) -> list[bytes]:
+    return [request for group in zip(*per_device, strict=False) for request in group]
+
+
+async def run_scan_bench(
+    settings: Settings,
+    *,
+    url: str | None,
+    workers: int,
+    scans: int,
+    warmup: int,
+    concurrency: int,
+    devices: int,
+    admin: tuple[str, str],
+    seed: int,
+    echo=print,
+) -> ScanBench:
+    server = SpawnedServer(settings, workers=workers) if url is None else None
+    try:
+        if server is not None:
+            echo(f"starting `chongjun serve --workers {workers}` on {server.url} (log: {server.log_path})")
+            await server.wait_ready()
+            url = server.url
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        root_pid = server.process.pid if server is not None else _listening_pid(port)
+
+        started = time.perf_counter()
+        echo(f"setup: a fresh 1/day benefit, {scans + warmup} people, {devices} devices, one 随申码 each ...")
+        world = await _build_world(url, admin=admin, people=scans + warmup, devices=devices, seed=seed)
+        requests = _interleave(_encode_requests(world, settings, f"{host}:{port}"))
+        setup_seconds = time.perf_counter() - started
+
+        echo(f"warm-up: {warmup} scans ...")
+        await _drive(host, port, requests[:warmup], concurrency)
+        echo(f"measuring: {scans} scans over {concurrency} connections ...")
+        peaks: dict[int, float] = {}
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(_sample_rss(root_pid, peaks, stop))
+        cpu_before = _cpu_seconds(root_pid)
+        latencies, outcomes, elapsed = await _drive(host, port, requests[warmup:], concurrency)
+        cpu_after = _cpu_seconds(root_pid)
+        stop.set()
+        await sampler
+    finally:
+        if server is not None:
+            server.stop()
+    latencies.sort()
+    accepted = outcomes.get("accepted", 0)
+    return ScanBench(
+        scans=scans,
+        concurrency=concurrency,
+        devices=devices,
+        seconds=round(elapsed, 2),
+        accepted=accepted,
+        accepted_per_second=round(accepted / elapsed, 1),
+        p50_ms=round(_percentile(latencies, 0.50), 2),
+        p95_ms=round(_percentile(latencies, 0.95), 2),
+        p99_ms=round(_percentile(latencies, 0.99), 2),
+        max_ms=round(latencies[-1], 2) if latencies else 0.0,
+        errors=sum(count for outcome, count in outcomes.items() if outcome != "accepted"),
+        outcomes=dict(outcomes),
+        worker_peak_rss_mb={pid: round(mb, 1) for pid, mb in sorted(peaks.items())},
+        server_cpu_ms_per_scan=None if cpu_before is None else round((cpu_after - cpu_before) * 1000 / scans, 3),
+        setup_seconds=round(setup_seconds, 1),
+    )
