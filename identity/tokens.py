@@ -190,6 +190,13 @@ def issue_access_token(
     return sign(current_keyring(keyring), kind, claims, ttl_seconds=ttl_seconds, now=now)
 
 
+_VERIFIED_REUSE_SECONDS = 60.0
+"""How long one process reuses the outcome of verifying an access token it has seen before."""
+_VERIFIED_MAX = 20_000
+_verified: dict[str, tuple[float, object, Principal]] = {}
+"""token -> (reuse until, the ring's key set it was verified against, its principal)."""
+
+
 def verify_access_token(
     token: object,
     *,
@@ -199,8 +206,18 @@ def verify_access_token(
     """The Principal of a bearer token of any access kind; InvalidToken for everything else.
 
     Expired access tokens are invalid like any other: the client refreshes on any 401.
+
+    A gate's scanner sends the same device token with every scan, so each process remembers a
+    verified token for up to a minute (never past its expiry, and only while the key ring holds
+    the same keys): the signature is checked once, not on every request. Revocation checks of the
+    principal (devices) run on every request regardless (`api.auth.PRINCIPAL_CHECKS`).
     """
     ring = current_keyring(keyring)
+    clock = time.time() if now is None else now
+    if now is None and isinstance(token, str):
+        hit = _verified.get(token)
+        if hit is not None and clock < hit[0] and hit[1] is ring.keys:
+            return hit[2]
     typ = _header(token, MAX_TOKEN_LENGTH).get("typ")
     kind = _ACCESS_BY_TYP.get(typ) if isinstance(typ, str) else None
     if kind is None:
@@ -210,7 +227,7 @@ def verify_access_token(
     except _Expired:
         raise InvalidToken("expired") from None
     try:
-        return Principal(
+        principal = Principal(
             kind=kind.name,  # type: ignore[arg-type]
             subject=UUID(claims["sub"]),
             role=_optional_str(claims.get("role")),
@@ -220,6 +237,12 @@ def verify_access_token(
         )
     except (ValueError, TypeError):
         raise InvalidToken("bad principal claims") from None
+    if now is None:
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        # Valid while `exp` + leeway has not passed: exactly the window `verify` accepts.
+        _verified[token] = (min(claims["exp"] + LEEWAY_SECONDS, clock + _VERIFIED_REUSE_SECONDS), ring.keys, principal)
+    return principal
 
 
 def _optional_str(value: object) -> str | None:
