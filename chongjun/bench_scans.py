@@ -1,9 +1,10 @@
 """`chongjun bench scans`: accepted scans per second and latency of `POST /v1/scans` over real HTTP.
 
-Setup (not timed) goes through the public admin API of the server under test: a merchant, a
-venue without a capacity limit, a benefit for veterans with a 1-per-day cap (a fresh one each
-run, so every person's quota is fresh), a synthetic roster of one person per scan, and a few
-scanner devices. Then it mints one simulated 随申码 per person with the dev city key of this
+Setup (not timed) goes through the public admin API of the server under test: a merchant with a
+few venues (each with a daily capacity far above the run, so the capacity row is still taken on
+every scan), a benefit for veterans with a 1-per-day cap offered at all of them (a fresh one each
+run, so every person's quota is fresh), a synthetic roster of one person per scan, and scanner
+devices at each venue. Scans are spread over the venues as a city's gates would spread them. Then it mints one simulated 随申码 per person with the dev city key of this
 data directory (so it needs the server's `CHONGJUN_DATA_DIR`, like `chongjun suishen issue`).
 
 The timed part drives `/v1/scans` from `concurrency` keep-alive connections, each scan with its
@@ -45,6 +46,7 @@ _BENCH_RATE_LIMIT = 10_000_000
 class ScanBench(msgspec.Struct, frozen=True):
     scans: int
     concurrency: int
+    venues: int
     devices: int
     seconds: float
     accepted: int
@@ -60,10 +62,14 @@ class ScanBench(msgspec.Struct, frozen=True):
     setup_seconds: float
 
 
-class _World(msgspec.Struct):
+class _Gate(msgspec.Struct):
     venue_id: str
+    device_token: str
+
+
+class _World(msgspec.Struct):
     benefit_id: str
-    device_tokens: list[str]
+    gates: list[_Gate]
     id_numbers: list[str]
 
 
@@ -199,7 +205,7 @@ async def _sample_rss(root_pid: int | None, peaks: dict[int, float], stop: async
             pass
 
 
-async def _build_world(url: str, *, admin: tuple[str, str], people: int, devices: int, seed: int) -> _World:
+async def _build_world(url: str, *, admin: tuple[str, str], people: int, venues: int, devices: int, seed: int) -> _World:
     from chongjun.demo import _credit_code
     from identity.people import synthetic_roster, synthetic_roster_csv
 
@@ -219,19 +225,22 @@ async def _build_world(url: str, *, admin: tuple[str, str], people: int, devices
             json={"name": f"压测商户 {run}", "credit_code": _credit_code("310115", int(run, 16) % 10_000_000),
                   "district": "310115", "contact_name": "压测", "contact_phone": "021-00000000"},
         )
-        venue = await call(
-            "POST", "/v1/admin/venues", 201, headers=headers,
-            json={"merchant_id": merchant["id"], "name_zh": f"压测场馆 {run}", "name_en": f"Bench venue {run}",
-                  "district": "310115", "address": "压测路 1 号", "domain": "culture", "daily_capacity": None,
-                  "opening_hours": []},
-        )
+        venue_ids = []
+        for number in range(venues):
+            venue = await call(
+                "POST", "/v1/admin/venues", 201, headers=headers,
+                json={"merchant_id": merchant["id"], "name_zh": f"压测场馆 {run}-{number + 1}",
+                      "name_en": f"Bench venue {run}-{number + 1}", "district": "310115", "address": "压测路 1 号",
+                      "domain": "culture", "daily_capacity": 1_000_000, "opening_hours": []},
+            )
+            venue_ids.append(venue["id"])
         benefit = await call(
             "POST", "/v1/admin/benefits", 201, headers=headers,
             json={"code": f"BENCH-{run}", "name_zh": f"压测权益 {run}", "name_en": f"Bench benefit {run}",
                   "domain": "culture", "value": {"kind": "free"},
                   "rule": {"op": "has_any_category", "categories": ["VETERAN"]},
                   "companions": {"max": 0}, "caps": [{"period": "day", "max": 1}], "status": "active",
-                  "venue_ids": [venue["id"]]},
+                  "venue_ids": venue_ids},
         )
         # Eligible, active people only: every code the bench presents must be accepted.
         rows = [
@@ -241,34 +250,35 @@ async def _build_world(url: str, *, admin: tuple[str, str], people: int, devices
         csv_text = synthetic_roster_csv(people, rows=rows)
         await call("POST", "/v1/admin/people/import", 200, headers={**headers, "content-type": "text/csv"},
                    content=csv_text.encode())
-        tokens = []
-        for number in range(devices):
-            device = await call("POST", "/v1/admin/devices", 201, headers=headers,
-                                json={"venue_id": venue["id"], "label": f"bench gate {number + 1}"})
-            token = await call("POST", "/v1/devices/token", 200,
-                               json={"device_id": device["device_id"], "secret": device["secret"]})
-            tokens.append(token["access_token"])
-    return _World(venue["id"], benefit["benefit_id"], tokens, [row["id_number"] for row in rows])
+        gates = []
+        for venue_id in venue_ids:
+            for number in range(devices):
+                device = await call("POST", "/v1/admin/devices", 201, headers=headers,
+                                    json={"venue_id": venue_id, "label": f"bench gate {number + 1}"})
+                token = await call("POST", "/v1/devices/token", 200,
+                                   json={"device_id": device["device_id"], "secret": device["secret"]})
+                gates.append(_Gate(venue_id, token["access_token"]))
+    return _World(benefit["benefit_id"], gates, [row["id_number"] for row in rows])
 
 
-def _encode_requests(world: _World, settings: Settings, host: str) -> list[list[bytes]]:
-    """One ready-to-send HTTP request per person, grouped by device token."""
+def _encode_requests(world: _World, settings: Settings, host: str) -> list[bytes]:
+    """One ready-to-send HTTP request per person, the people dealt round-robin to the gates."""
     from identity.city import DevCityIssuer
     from identity.people import pii_vault
 
     issuer = DevCityIssuer(settings, pii_vault(settings))
     encode = msgspec.json.Encoder().encode
-    per_device: list[list[bytes]] = [[] for _ in world.device_tokens]
+    requests = []
     for index, id_number in enumerate(world.id_numbers):
-        body = encode({"code": issuer.issue(id_number, ttl_seconds=3600), "venue_id": world.venue_id})
-        token = world.device_tokens[index % len(world.device_tokens)]
+        gate = world.gates[index % len(world.gates)]
+        body = encode({"code": issuer.issue(id_number, ttl_seconds=3600), "venue_id": gate.venue_id})
         head = (
-            f"POST /v1/scans HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"POST /v1/scans HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {gate.device_token}\r\n"
             f"Content-Type: application/json\r\nIdempotency-Key: {uuid.uuid4()}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         )
-        per_device[index % len(world.device_tokens)].append(head.encode() + body)
-    return per_device
+        requests.append(head.encode() + body)
+    return requests
 
 
 class _HttpConnection(asyncio.Protocol):
@@ -350,10 +360,6 @@ async def _drive(host: str, port: int, requests: list[bytes], concurrency: int) 
     return latencies, outcomes, elapsed
 
 
-def _interleave(per_device: list[list[bytes]]) -> list[bytes]:
-    return [request for group in zip(*per_device, strict=False) for request in group]
-
-
 async def run_scan_bench(
     settings: Settings,
     *,
@@ -362,6 +368,7 @@ async def run_scan_bench(
     scans: int,
     warmup: int,
     concurrency: int,
+    venues: int,
     devices: int,
     admin: tuple[str, str],
     seed: int,
@@ -378,9 +385,12 @@ async def run_scan_bench(
         root_pid = server.process.pid if server is not None else _listening_pid(port)
 
         started = time.perf_counter()
-        echo(f"setup: a fresh 1/day benefit, {scans + warmup} people, {devices} devices, one 随申码 each ...")
-        world = await _build_world(url, admin=admin, people=scans + warmup, devices=devices, seed=seed)
-        requests = _interleave(_encode_requests(world, settings, f"{host}:{port}"))
+        echo(
+            f"setup: a fresh 1/day benefit at {venues} venues with {devices} device(s) each, "
+            f"{scans + warmup} people, one 随申码 each ..."
+        )
+        world = await _build_world(url, admin=admin, people=scans + warmup, venues=venues, devices=devices, seed=seed)
+        requests = _encode_requests(world, settings, f"{host}:{port}")
         setup_seconds = time.perf_counter() - started
 
         echo(f"warm-up: {warmup} scans ...")
@@ -402,6 +412,7 @@ async def run_scan_bench(
     return ScanBench(
         scans=scans,
         concurrency=concurrency,
+        venues=venues,
         devices=devices,
         seconds=round(elapsed, 2),
         accepted=accepted,

@@ -344,11 +344,12 @@ def import_roster_command(file: str, valid_only: bool) -> None:
 @click.option("--scans", default=20_000, show_default=True, type=click.IntRange(100, 1_000_000))
 @click.option("--warmup", default=2_000, show_default=True, type=click.IntRange(0, 100_000))
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 1024))
-@click.option("--devices", default=4, show_default=True, type=click.IntRange(1, 256))
+@click.option("--venues", default=4, show_default=True, type=click.IntRange(1, 256))
+@click.option("--devices", default=1, show_default=True, type=click.IntRange(1, 64), help="per venue")
 @click.option("--admin-user", default="demo-admin", show_default=True)
 @click.option("--admin-password", default="demo-admin-password", show_default=True)
 @click.option("--seed", default=2026, show_default=True, type=int, help="of the synthetic roster")
-def bench_scans(url, workers, scans, warmup, concurrency, devices, admin_user, admin_password, seed) -> None:
+def bench_scans(url, workers, scans, warmup, concurrency, venues, devices, admin_user, admin_password, seed) -> None:
     """Accepted scans/s and p50/p95/p99 of POST /v1/scans over real HTTP, one fresh 随申码 per scan."""
     import platform
 
@@ -368,12 +369,13 @@ def bench_scans(url, workers, scans, warmup, concurrency, devices, admin_user, a
     result = runner(
         run_scan_bench(
             settings, url=url, workers=workers, scans=scans, warmup=warmup, concurrency=concurrency,
-            devices=devices, admin=(admin_user, admin_password), seed=seed, echo=click.echo,
+            venues=venues, devices=devices, admin=(admin_user, admin_password), seed=seed, echo=click.echo,
         )
     )
     click.echo(
         f"scans: {result.accepted} accepted of {result.scans} in {result.seconds:.2f} s = "
-        f"{result.accepted_per_second:.0f} accepted scans/s at {result.concurrency} connections, {result.devices} devices"
+        f"{result.accepted_per_second:.0f} accepted scans/s at {result.concurrency} connections, "
+        f"{result.venues} venues x {result.devices} device(s)"
     )
     click.echo(
         f"latency ms: p50 {result.p50_ms:.2f}  p95 {result.p95_ms:.2f}  p99 {result.p99_ms:.2f}  max {result.max_ms:.2f}"
@@ -392,7 +394,7 @@ def bench_scans(url, workers, scans, warmup, concurrency, devices, admin_user, a
     target = f"--url {url} " if url else f"--workers {workers} "
     click.echo(
         f"reproduce: ./dev bench scans {target}--scans {scans} --warmup {warmup} "
-        f"--concurrency {concurrency} --devices {devices} --seed {seed}"
+        f"--concurrency {concurrency} --venues {venues} --devices {devices} --seed {seed}"
     )
 
 

@@ -23,9 +23,25 @@ SELECT record_redemption($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
 """
 
 
+_REFUSALS = {
+    "CJQ00": "replayed",
+    "CJQ01": "quota_exhausted",
+    "CJQ02": "venue_capacity_reached",
+    "CJQ03": "idempotency_conflict",
+}
+"""What `record_redemption` raises when it refuses (migration 0042); the statement wrote nothing."""
+
+
 async def record_redemption(conn: asyncpg.Connection, *args) -> str:
-    """Run the one-statement accept path; returns its outcome (see migration 0041)."""
-    return await conn.fetchval(_RECORD, *args)
+    """Run the one-statement accept path outside any transaction: "accepted" once committed, or
+    the refusal ("replayed", "quota_exhausted", "venue_capacity_reached", "idempotency_conflict")."""
+    try:
+        return await conn.fetchval(_RECORD, *args)
+    except asyncpg.PostgresError as exc:
+        refusal = _REFUSALS.get(exc.sqlstate)
+        if refusal is None:
+            raise
+        return refusal
 
 
 # One statement, so the refusal and its stored answer commit together or not at all. With an

@@ -13,10 +13,8 @@ from datetime import date
 import asyncpg
 import pytest
 
-RECORD = """
-SELECT record_redemption($1, $2, 'cj', $3, $4, $5, 1, 'T1', $6, $7, NULL, NULL, $8, 'free', 0, false,
-                         $9::text[], $10::int[], $11, NULL, NULL, NULL, NULL)
-"""
+from benefits.redemption import db
+
 DAY = date(2026, 11, 27)
 
 
@@ -32,10 +30,13 @@ def ids():
 
 
 async def record(pool, who, *, jti, keys=(), caps=(), capacity=None, companions=0):
-    return await pool.fetchval(
-        RECORD, uuid.uuid4(), jti, DAY, who["person"], who["benefit"], who["venue"], who["merchant"],
-        companions, list(keys), list(caps), capacity,
-    )
+    """The ledger statement through the service's own call, which maps each refusal's SQLSTATE."""
+    async with pool.acquire() as conn:
+        return await db.record_redemption(
+            conn, uuid.uuid4(), jti, "cj", DAY, who["person"], who["benefit"], 1, "T1", who["venue"],
+            who["merchant"], None, None, companions, "free", 0, False, list(keys), list(caps), capacity,
+            None, None, None, None,
+        )
 
 
 async def test_one_code_is_accepted_once_under_concurrency(pool, conn):
