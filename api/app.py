@@ -17,7 +17,7 @@ from api.drain import DrainBodyMiddleware
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
 from api.errors import exception_handlers
 from api.guards import provide_principal
-from api.lifespan import resources
+from api.lifespan import freeze_startup_objects, resources
 from api.logs import RequestIdMiddleware
 from api.merchants import (
     AdminDeviceController,
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     prometheus = PrometheusConfig(app_name="chongjun", prefix="chongjun", group_path=True, exclude=["/metrics"])
     app = Litestar(
         route_handlers=route_handlers(settings),
-        lifespan=[resources, keyring_lifespan, merchant_keys, people_lifespan],
+        lifespan=[resources, keyring_lifespan, merchant_keys, people_lifespan, freeze_startup_objects],
         dependencies={
             "conn": Provide(provide_conn),
             "redis": Provide(provide_redis, sync_to_thread=False),

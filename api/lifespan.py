@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,7 @@ from litestar import Litestar
 
 from chongjun.config import Settings
 
-__all__ = ("connect_postgres", "connect_redis", "resources")
+__all__ = ("connect_postgres", "connect_redis", "freeze_startup_objects", "resources")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -71,3 +72,20 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     finally:
         await app.state.redis.aclose()
         await app.state.pool.close()
+
+
+@asynccontextmanager
+async def freeze_startup_objects(app: Litestar) -> AsyncIterator[None]:
+    """Last of the lifespans: hide everything allocated at start-up from the garbage collector.
+
+    A worker holds a few hundred thousand long-lived objects (modules, the app and its routes,
+    schemas, key rings). Measured under the scan benchmark, every full collection walked them all
+    and paused the worker for 50-100 ms, which was the whole p99. Frozen, a full collection only
+    walks what requests allocated since.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -1,10 +1,13 @@
 -- The accept path as one statement, faster: no EXCEPTION block (each call opened a
 -- subtransaction) and the venue's day row, the one row every scan at a venue shares, is taken
--- last, so it is locked only from that update to the commit.
+-- last, so it is locked only from that update to the commit. It also checks the benefit itself:
+-- still active, still offered at the venue and still at the version the rules were evaluated
+-- with, so the scan service may keep a venue's benefit list in memory for a few seconds.
 --
 -- A refusal now raises its SQLSTATE and the whole statement rolls back (nothing written); the
 -- caller maps the code (benefits/redemption/db.py):
---   CJQ00 replayed, CJQ01 quota_exhausted, CJQ02 venue_capacity_reached, CJQ03 idempotency_conflict.
+--   CJQ00 replayed, CJQ01 quota_exhausted, CJQ02 venue_capacity_reached, CJQ03 idempotency_conflict,
+--   CJQ04 stale_benefit (the benefit changed: decide again).
 -- The caller must not be inside a transaction of its own (the scan service never is).
 CREATE OR REPLACE FUNCTION record_redemption(
     p_id uuid, p_jti text, p_code_source text, p_service_day date,
@@ -18,6 +21,11 @@ DECLARE
     i integer;
     admitted integer := 1 + p_companions;
 BEGIN
+    PERFORM 1 FROM benefits b JOIN venue_benefits vb ON vb.benefit_id = b.id AND vb.venue_id = p_venue_id
+    WHERE b.id = p_benefit_id AND b.current_version = p_benefit_version AND b.status = 'active';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'benefit changed' USING ERRCODE = 'CJQ04';
+    END IF;
     INSERT INTO consumed_codes (jti, redemption_id) VALUES (p_jti, p_id) ON CONFLICT (jti) DO NOTHING;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'code already used' USING ERRCODE = 'CJQ00';

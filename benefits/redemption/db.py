@@ -28,13 +28,15 @@ _REFUSALS = {
     "CJQ01": "quota_exhausted",
     "CJQ02": "venue_capacity_reached",
     "CJQ03": "idempotency_conflict",
+    "CJQ04": "stale_benefit",
 }
 """What `record_redemption` raises when it refuses (migration 0042); the statement wrote nothing."""
 
 
 async def record_redemption(conn: asyncpg.Connection, *args) -> str:
     """Run the one-statement accept path outside any transaction: "accepted" once committed, or
-    the refusal ("replayed", "quota_exhausted", "venue_capacity_reached", "idempotency_conflict")."""
+    the refusal ("replayed", "quota_exhausted", "venue_capacity_reached", "idempotency_conflict",
+    or "stale_benefit" when the benefit is no longer active at that venue in that version)."""
     try:
         return await conn.fetchval(_RECORD, *args)
     except asyncpg.PostgresError as exc:

@@ -116,11 +116,6 @@ async def _venue(conn, venue_id: UUID) -> merchants.Venue | None:
     return venue
 
 
-def forget_cached_venues() -> None:
-    """Drop this process's venue reads (tests that change a venue and scan at once)."""
-    _venues.clear()
-
-
 class _Gate(msgspec.Struct):
     """What one Redis round trip before the decision tells: Idempotency-Key, rate and replay."""
 
@@ -274,6 +269,73 @@ async def _reject(conn, ctx: _ScanContext, reason: str, **fields) -> bytes:
     return answer
 
 
+_OFFER_TTL = 5.0
+"""Seconds a venue's list of benefits stays in this process. It only ever speeds up an acceptance:
+the ledger statement re-checks that the benefit is active, linked to the venue and still at the
+version the rules were evaluated with (else `stale_benefit`), and every refusal is decided again
+from PostgreSQL before it is given."""
+_offers: dict[UUID, tuple[float, dict]] = {}
+
+
+async def _offered(conn, venue_id: UUID, *, fresh: bool) -> dict:
+    now = time.monotonic()
+    cached = _offers.get(venue_id)
+    if not fresh and cached is not None and cached[0] > now:
+        return cached[1]
+    offered = {v.benefit_id: v for v in await benefits_at_venue(conn, venue_id)}
+    if len(_offers) > 10_000:
+        _offers.clear()
+    _offers[venue_id] = (now + _OFFER_TTL, offered)
+    return offered
+
+
+def forget_cached_offers() -> None:
+    """Drop this process's venue and benefit-list reads."""
+    _offers.clear()
+    _venues.clear()
+
+
+class _Choice(msgspec.Struct):
+    """What the rules say about one scan before anything is written."""
+
+    reason: str | None = None
+    """None: go ahead and record; otherwise the refusal"""
+    version: object | None = None
+    verdict: object | None = None
+    allowed: int = 0
+    fields: dict = {}
+
+
+async def _choose(conn, request: ScanRequest, verified, person, offered: dict, now: datetime) -> _Choice:
+    """Pick the benefit and apply windows, eligibility and companions (no writes)."""
+    wanted = request.benefit_id or verified.benefit_id
+    if wanted is None:
+        usable = [v for v in offered.values() if v.is_active and evaluate(v, person, now).eligible]
+        if not usable:
+            return _Choice("not_eligible")
+        if len(usable) > 1:
+            return _Choice("choose_benefit", fields={"choices": sorted((_ref(v) for v in usable), key=lambda r: r.code)})
+        version = usable[0]
+    else:
+        version = offered.get(wanted) or await get_benefit(conn, wanted)
+        if version is None or not version.is_active:
+            return _Choice("benefit_inactive", version=version)
+        if version.benefit_id not in offered:
+            return _Choice("wrong_venue", version=version, fields={"benefit": _ref(version)})
+    if not window_open(version, now):
+        return _Choice("outside_window", version=version, fields={"benefit": _ref(version)})
+    verdict = evaluate(version, person, now)
+    if not verdict.eligible:
+        return _Choice("not_eligible", version=version, fields={"benefit": _ref(version)})
+    allowed = companions_allowed(version, person, now)
+    if request.companions > allowed:
+        return _Choice(
+            "too_many_companions", version=version, allowed=allowed,
+            fields={"benefit": _ref(version), "companions_allowed": allowed},
+        )
+    return _Choice(version=version, verdict=verdict, allowed=allowed)
+
+
 async def _decide(conn, redis, ctx: _ScanContext, verified: identity.VerifiedScan, now: datetime) -> bytes:
     request = ctx.request
     person = await identity.scanned_person(conn, verified)
@@ -285,47 +347,47 @@ async def _decide(conn, redis, ctx: _ScanContext, verified: identity.VerifiedSca
     if person.card_status != "ACTIVE":
         return await _reject(conn, ctx, "card_suspended", holder=shown)
 
-    offered = {v.benefit_id: v for v in await benefits_at_venue(conn, ctx.venue.id)}
-    wanted = request.benefit_id or verified.benefit_id
-    if wanted is None:
-        usable = [v for v in offered.values() if v.is_active and evaluate(v, person, now).eligible]
-        if not usable:
-            return await _reject(conn, ctx, "not_eligible", holder=shown, priority=priority)
-        if len(usable) > 1:
-            choices = sorted((_ref(v) for v in usable), key=lambda r: r.code)
-            return await _reject(conn, ctx, "choose_benefit", holder=shown, priority=priority, choices=choices)
-        version = usable[0]
-    else:
-        version = offered.get(wanted) or await get_benefit(conn, wanted)
-        if version is None or not version.is_active:
-            ctx.benefit_id = version.benefit_id if version else None
-            return await _reject(conn, ctx, "benefit_inactive", holder=shown, priority=priority)
-        if version.benefit_id not in offered:
-            ctx.benefit_id = version.benefit_id
-            return await _reject(conn, ctx, "wrong_venue", holder=shown, priority=priority, benefit=_ref(version))
-    ctx.benefit_id = version.benefit_id
-    ref = _ref(version)
-    if not window_open(version, now):
-        return await _reject(conn, ctx, "outside_window", holder=shown, priority=priority, benefit=ref)
-    verdict = evaluate(version, person, now)
-    if not verdict.eligible:
-        return await _reject(conn, ctx, "not_eligible", holder=shown, priority=priority, benefit=ref)
-    allowed = companions_allowed(version, person, now)
-    if request.companions > allowed:
-        return await _reject(
-            conn, ctx, "too_many_companions", holder=shown, priority=priority, benefit=ref, companions_allowed=allowed
-        )
+    fresh = False
+    while True:
+        choice = await _choose(conn, request, verified, person, await _offered(conn, ctx.venue.id, fresh=fresh), now)
+        if choice.reason is not None and not fresh:
+            fresh = True  # never refuse on a cached list: look again
+            continue
+        if choice.version is not None:
+            ctx.benefit_id = choice.version.benefit_id
+        if choice.reason is not None:
+            return await _reject(conn, ctx, choice.reason, holder=shown, priority=priority, **choice.fields)
+        outcome, answer = await _record(conn, ctx, verified, person, choice, shown, priority, now)
+        if outcome == "stale_benefit" and not fresh:
+            fresh = True  # the benefit changed since this process listed it: decide again
+            continue
+        break
+    if outcome == "accepted":
+        await _remember_consumed(redis, verified.jti, person.id)
+        return answer
+    if outcome == "idempotency_conflict":
+        return await _stored(conn, ctx.caller, ctx.key, ctx.fingerprint)
+    if outcome == "stale_benefit":  # changed twice within one scan: refuse, the device may retry
+        outcome = "benefit_inactive"
+    return await _reject(
+        conn, ctx, outcome, holder=shown, priority=priority, benefit=_ref(choice.version),
+        companions_allowed=choice.allowed,
+    )
 
+
+async def _record(conn, ctx: _ScanContext, verified, person, choice: _Choice, shown, priority, now) -> tuple[str, bytes]:
+    """The one ledger statement for an accepted choice; its outcome and the answer it stored."""
+    version, request = choice.version, ctx.request
     redemption_id = uuid.uuid4()
     answer = _encode(
         _decision(
-            "accepted", redemption_id=redemption_id, holder=shown, benefit=ref, priority=priority,
-            companions_allowed=allowed, companions=request.companions,
+            "accepted", redemption_id=redemption_id, holder=shown, benefit=_ref(version), priority=priority,
+            companions_allowed=choice.allowed, companions=request.companions,
         )
     )
     caps = [(period_key(cap.period, now), cap.max) for cap in version.caps]
     capacities = [c for c in (ctx.venue.daily_capacity, version.venue_daily_capacity) if c is not None]
-    value = verdict.value or version.value
+    value = choice.verdict.value or version.value
     outcome = await db.record_redemption(
         conn, redemption_id, verified.jti, "cj" if verified.source == "cj_code" else "suishen", ctx.today,
         person.id, version.benefit_id, version.version, version.code, ctx.venue.id, ctx.venue.merchant_id,
@@ -334,12 +396,8 @@ async def _decide(conn, redis, ctx: _ScanContext, verified: identity.VerifiedSca
         ctx.caller, ctx.key, ctx.fingerprint, answer,
     )
     if outcome == "accepted":
-        await _remember_consumed(redis, verified.jti, person.id)
         log.debug("scan accepted", extra={"fields": {"redemption_id": str(redemption_id), "benefit": version.code}})
-        return answer
-    if outcome == "idempotency_conflict":
-        return await _stored(conn, ctx.caller, ctx.key, ctx.fingerprint)
-    return await _reject(conn, ctx, outcome, holder=shown, priority=priority, benefit=ref, companions_allowed=allowed)
+    return outcome, answer
 
 
 async def reverse(

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from benefits.redemption import db
+from chongjun.demo import _credit_code
 
 DAY = date(2026, 11, 27)
 
@@ -25,8 +26,40 @@ async def pool(settings):
     await pool.close()
 
 
-def ids():
-    return {k: uuid.uuid4() for k in ("person", "benefit", "venue", "merchant")}
+async def offered_benefit(conn, venues: int = 1) -> list[dict]:
+    """A merchant with `venues` venues and one active benefit offered at each: what the ledger
+    statement checks before it records (the rows a scan would have found)."""
+    merchant, benefit = uuid.uuid4(), uuid.uuid4()
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO merchants (id, name, credit_code, district, contact_name, contact_phone)"
+            " VALUES ($1, 'm', $2, '310115', 'c', '021-00000')",
+            merchant, _credit_code("310115", uuid.uuid4().int % 10_000_000),
+        )
+        await conn.execute(
+            "INSERT INTO benefits (id, code, current_version, status, domain) VALUES ($1, $2, 1, 'active', 'culture')",
+            benefit, "L" + uuid.uuid4().hex[:12].upper(),
+        )
+        await conn.execute(
+            "INSERT INTO benefit_versions (benefit_id, version, status, spec, actor_kind, actor_id)"
+            " VALUES ($1, 1, 'active', '{}'::jsonb, 'system', 'test')",
+            benefit,
+        )
+        out = []
+        for _ in range(venues):
+            venue = await conn.fetchval(
+                "INSERT INTO venues (merchant_id, name_zh, district, address, domain)"
+                " VALUES ($1, 'v', '310115', 'a', 'culture') RETURNING id",
+                merchant,
+            )
+            await conn.execute("INSERT INTO venue_benefits (venue_id, benefit_id) VALUES ($1, $2)", venue, benefit)
+            out.append({"venue": venue, "merchant": merchant, "benefit": benefit})
+    return out
+
+
+async def ids(conn):
+    (where,) = await offered_benefit(conn)
+    return {**where, "person": uuid.uuid4()}
 
 
 async def record(pool, who, *, jti, keys=(), caps=(), capacity=None, companions=0):
@@ -40,7 +73,7 @@ async def record(pool, who, *, jti, keys=(), caps=(), capacity=None, companions=
 
 
 async def test_one_code_is_accepted_once_under_concurrency(pool, conn):
-    who = ids()
+    who = await ids(conn)
     outcomes = await asyncio.gather(*[record(pool, who, jti="same-jti") for _ in range(300)])
     assert outcomes.count("accepted") == 1
     assert outcomes.count("replayed") == 299
@@ -48,7 +81,7 @@ async def test_one_code_is_accepted_once_under_concurrency(pool, conn):
 
 
 async def test_daily_cap_holds_for_many_codes_at_once(pool, conn):
-    who = ids()
+    who = await ids(conn)
     outcomes = await asyncio.gather(
         *[record(pool, who, jti=f"code-{i}", keys=["d:2026-11-27", "m:2026-11"], caps=[1, 4]) for i in range(200)]
     )
@@ -62,8 +95,9 @@ async def test_daily_cap_holds_for_many_codes_at_once(pool, conn):
 
 
 async def test_venue_capacity_counts_companions(pool, conn):
-    venue = uuid.uuid4()
-    people = [dict(ids(), venue=venue) for _ in range(120)]
+    (where,) = await offered_benefit(conn)
+    venue = where["venue"]
+    people = [{**where, "person": uuid.uuid4()} for _ in range(120)]
     outcomes = await asyncio.gather(
         *[record(pool, who, jti=f"v-{i}", capacity=50, companions=1) for i, who in enumerate(people)]
     )
@@ -74,12 +108,31 @@ async def test_venue_capacity_counts_companions(pool, conn):
     assert admitted == 50
 
 
-async def test_zero_cap_never_accepts(pool):
-    assert await record(pool, ids(), jti="z", keys=["y:2026"], caps=[0]) == "quota_exhausted"
+async def test_zero_cap_never_accepts(pool, conn):
+    assert await record(pool, await ids(conn), jti="z", keys=["y:2026"], caps=[0]) == "quota_exhausted"
+
+
+async def test_a_benefit_changed_since_it_was_read_is_not_recorded(pool, conn):
+    """The scan service may list a venue's benefits from memory; the statement checks them."""
+    who = await ids(conn)
+    (elsewhere,) = await offered_benefit(conn)
+    assert await record(pool, {**who, "venue": elsewhere["venue"]}, jti="s1") == "stale_benefit"  # not offered there
+    await conn.execute("UPDATE benefits SET status = 'paused' WHERE id = $1", who["benefit"])
+    assert await record(pool, who, jti="s2") == "stale_benefit"
+    await conn.execute("UPDATE benefits SET status = 'active' WHERE id = $1", who["benefit"])
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO benefit_versions (benefit_id, version, status, spec, actor_kind, actor_id)"
+            " VALUES ($1, 2, 'active', '{}'::jsonb, 'system', 'test')",
+            who["benefit"],
+        )
+        await conn.execute("UPDATE benefits SET current_version = 2 WHERE id = $1", who["benefit"])
+    assert await record(pool, who, jti="s3") == "stale_benefit"  # evaluated with version 1
+    assert await conn.fetchval("SELECT count(*) FROM consumed_codes WHERE jti LIKE 's_'") == 0
 
 
 async def test_ledger_rows_cannot_be_changed_or_deleted(pool, conn):
-    who = ids()
+    who = await ids(conn)
     assert await record(pool, who, jti="keep") == "accepted"
     for statement in (
         "UPDATE redemptions SET companions = 5",

@@ -89,6 +89,37 @@ async def test_reason_codes(app, client, conn, redis, world):
     assert await conn.fetchval("SELECT count(*) FROM redemptions") == 0
 
 
+async def test_a_benefit_edit_takes_effect_at_the_next_scan(app, client, conn, world):
+    """The scan service keeps a venue's benefit list in memory for a few seconds; an edit must
+    still count at once: the ledger statement refuses a stale version, the scan is decided again."""
+    from tests.tokens import admin, auth_headers
+
+    city = auth_headers(app, admin("city"))
+    assert (await scan(client, world, suishen(app, DISABLED_ID))).json()["decision"] == "accepted"  # list now cached
+    edited = await client.patch(
+        f"/v1/admin/benefits/{world.benefit_id}",
+        json={"rule": {"op": "has_category", "category": "DISABLED_SERVICEMAN"}},
+        headers=city,
+    )
+    assert edited.status_code == 200, edited.text
+    assert (await scan(client, world, suishen(app, VETERAN_ID))).json()["reason"] == "not_eligible"
+
+    loosened = await client.patch(
+        f"/v1/admin/benefits/{world.benefit_id}", json={"rule": DAILY["rule"]}, headers=city
+    )
+    assert loosened.status_code == 200, loosened.text
+    accepted = (await scan(client, world, suishen(app, VETERAN_ID))).json()
+    assert accepted["decision"] == "accepted", accepted
+    versions = await conn.fetch("SELECT benefit_version FROM redemptions ORDER BY seq")
+    assert [row["benefit_version"] for row in versions] == [1, 3]
+
+    paused = await client.post(f"/v1/admin/benefits/{world.benefit_id}/status", json={"status": "paused"}, headers=city)
+    assert paused.status_code == 200, paused.text
+    refused = (await scan(client, world, suishen(app, DISABLED_ID), benefit_id=world.benefit_id)).json()
+    assert refused["reason"] == "benefit_inactive"
+    assert await conn.fetchval("SELECT count(*) FROM redemptions") == 2
+
+
 async def test_venue_capacity(app, client, conn):
     small = await build_world(client, app, capacity=2)
     first = await scan(client, small, suishen(app, DISABLED_ID), companions=1)
