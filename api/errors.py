@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
@@ -110,8 +111,19 @@ def too_deep_handler(_: Request, exc: RecursionError) -> Response:
     return problem(400, "malformed-json", "Bad request", "The request body is nested too deeply")
 
 
+def unstorable_text_handler(_: Request, exc: asyncpg.PostgresError) -> Response:
+    # PostgreSQL text and jsonb cannot hold NUL: a field the edge did not already refuse for it
+    # fails its statement, the request's transaction rolls back, and this is the client's error.
+    if exc.sqlstate in ("22021", "22P05"):
+        return problem(400, "invalid-text", "Bad request", "Text fields may not contain NUL or other unstorable characters")
+    log.error("database error %s", exc.sqlstate)
+    return problem(500, "internal-error", "Internal error", "The server could not finish the request")
+
+
 exception_handlers = {
     RecursionError: too_deep_handler,
+    asyncpg.CharacterNotInRepertoireError: unstorable_text_handler,
+    asyncpg.UntranslatableCharacterError: unstorable_text_handler,
     domain.DomainError: domain_error_handler,
     HTTPException: http_exception_handler,
     Exception: internal_error_handler,

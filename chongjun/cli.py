@@ -250,7 +250,10 @@ def keys_list() -> None:
 @keys.command("remove")
 @click.argument("kid")
 def keys_remove(kid: str) -> None:
-    """Withdraw a retired key: everything it signed stops verifying within 30 s."""
+    """Withdraw a retired key: everything it signed stops verifying within 30 s.
+
+    A kid is base64url and may begin with "-": write `chongjun keys remove -- KID` for those.
+    """
     from chongjun.runtime import resolve_settings
     from identity import remove_key
 

@@ -19,6 +19,8 @@ __all__ = (
 )
 
 MAX_CODE_LENGTH = 2048
+# PostgreSQL text cannot hold NUL: control characters other than tab and line breaks are refused.
+_PLAIN_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 
 class ScanRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -61,7 +63,7 @@ class ScanDecision(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class ReversalRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=_PLAIN_TEXT)]
 
 
 class ReversalResult(msgspec.Struct, frozen=True):

@@ -139,3 +139,21 @@ def test_operations_over_real_http(settings):
         ready = http.get("/ready")
         assert ready.status_code == 200 and ready.json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
         assert "chongjun_request_duration_seconds" in http.get("/metrics").text
+
+
+async def test_nul_in_free_text_is_400_and_writes_nothing(app, client, conn):
+    """PostgreSQL text cannot hold NUL. A field without its own pattern still gets a 400 problem
+    (not a 500) and its transaction rolls back."""
+    from tests.merchants.support import credit_code
+    from tests.tokens import admin, auth_headers
+
+    response = await client.post(
+        "/v1/admin/merchants",
+        json={"name": "坏\u0000名", "credit_code": credit_code("310115"), "district": "310115",
+              "contact_name": "王", "contact_phone": "021-68542000"},
+        headers=auth_headers(app, admin("city")),
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == "urn:chongjun:problem:invalid-text", response.json()
+    assert await conn.fetchval("SELECT count(*) FROM merchants") == 0

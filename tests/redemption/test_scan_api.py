@@ -159,6 +159,9 @@ async def test_reversal_restores_quota(app, client, conn, world):
     accepted = (await scan(client, world, suishen(app, VETERAN_ID))).json()
     rid = accepted["redemption_id"]
     assert (await scan(client, world, suishen(app, VETERAN_ID))).json()["reason"] == "quota_exhausted"
+    nul = await client.post(f"/v1/scans/{rid}/reversal", json={"reason": "误\u0000扫"}, headers=world.device_headers)
+    assert nul.status_code == 400 and nul.headers["content-type"].startswith("application/problem+json")
+    assert await conn.fetchval("SELECT count(*) FROM redemptions WHERE kind = 'reversal'") == 0
     reversed_ = await client.post(f"/v1/scans/{rid}/reversal", json={"reason": "误扫"}, headers=world.device_headers)
     assert reversed_.status_code == 200, reversed_.text
     again = await client.post(f"/v1/scans/{rid}/reversal", json={"reason": "误扫"}, headers=world.device_headers)
