@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,13 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)  # started with start_new_session: its pid is the group's id
+    except ProcessLookupError:
+        pass
 
 
 @contextmanager
@@ -79,11 +87,12 @@ def live_server(
             time.sleep(0.2)
         yield base_url
     finally:
-        process.terminate()
+        # The whole process group: granian's workers too, not only the process that started them.
+        _signal_group(process, signal.SIGTERM)
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _signal_group(process, signal.SIGKILL)
             process.wait()
         if log_handle is not None:
             log_handle.close()
