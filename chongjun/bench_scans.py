@@ -69,6 +69,7 @@ class _Gate(msgspec.Struct):
 
 
 class _World(msgspec.Struct):
+    merchant_id: str
     benefit_id: str
     gates: list[_Gate]
     id_numbers: list[str]
@@ -259,7 +260,27 @@ async def _build_world(url: str, *, admin: tuple[str, str], people: int, venues:
                 token = await call("POST", "/v1/devices/token", 200,
                                    json={"device_id": device["device_id"], "secret": device["secret"]})
                 gates.append(_Gate(venue_id, token["access_token"]))
-    return _World(benefit["benefit_id"], gates, [row["id_number"] for row in rows])
+    return _World(merchant["id"], benefit["benefit_id"], gates, [row["id_number"] for row in rows])
+
+
+async def _retire_world(url: str, world: _World, *, admin: tuple[str, str], echo) -> None:
+    """Take the run's benefit out of the catalog and close its merchant (its devices stop working).
+
+    The ledger rows stay, as all ledger rows do; the synthetic people stay in the roster (the same
+    seed gives the same people, so the next run re-imports them unchanged).
+    """
+    async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
+        try:
+            login = await client.post("/v1/auth/staff", json={"username": admin[0], "password": admin[1]})
+            headers = {"Authorization": "Bearer " + login.json()["access_token"]}
+            retired = await client.post(
+                f"/v1/admin/benefits/{world.benefit_id}/status", json={"status": "retired"}, headers=headers
+            )
+            closed = await client.patch(f"/v1/admin/merchants/{world.merchant_id}", json={"status": "closed"}, headers=headers)
+            if retired.status_code != 200 or closed.status_code != 200:
+                echo(f"note: clean-up answered {retired.status_code} / {closed.status_code}")
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            echo(f"note: could not retire the bench benefit and merchant ({type(exc).__name__})")
 
 
 def _encode_requests(world: _World, settings: Settings, host: str) -> list[bytes]:
@@ -408,6 +429,7 @@ async def run_scan_bench(
         cpu_after = _cpu_seconds(root_pid)
         stop.set()
         await sampler
+        await _retire_world(url, world, admin=admin, echo=echo)
     finally:
         if server is not None:
             server.stop()

@@ -123,7 +123,7 @@ async def _seed_demo(settings) -> str:
 
 @main.group()
 def bench() -> None:
-    """Benchmarks against the configured (or embedded) servers, in scratch databases."""
+    """Benchmarks: `import` and `matching` in scratch databases, `scans` over HTTP against a server."""
 
 
 @bench.command("matching")

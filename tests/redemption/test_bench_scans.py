@@ -1,0 +1,30 @@
+"""`chongjun bench scans` itself, end to end on a small run: set-up over the admin API, fresh
+codes, every scan accepted, the figures and the clean-up. The figures of a real run go in the
+README; this only keeps the tool working."""
+
+from __future__ import annotations
+
+import identity
+from chongjun.bench_scans import run_scan_bench
+from tests.support import live_server
+
+
+async def test_bench_scans_accepts_every_fresh_code(client, conn, settings):
+    await identity.create_account(
+        conn,
+        identity.NewAccount(kind="admin", username="bench-admin", password="bench-admin-password", role="city"),
+    )
+    lines: list[str] = []
+    with live_server(settings, workers=2) as base_url:
+        result = await run_scan_bench(
+            settings, url=base_url, workers=2, scans=200, warmup=20, concurrency=8, venues=2, devices=1,
+            admin=("bench-admin", "bench-admin-password"), seed=7, echo=lines.append,
+        )
+    assert result.accepted == 200 and result.errors == 0, result.outcomes
+    assert result.accepted_per_second > 0 and 0 < result.p50_ms <= result.p99_ms <= result.max_ms
+    assert result.worker_peak_rss_mb, "the server's processes were sampled"
+    assert all(mb < 300 for mb in result.worker_peak_rss_mb.values()), result.worker_peak_rss_mb
+    assert await conn.fetchval("SELECT count(*) FROM redemptions") == 220  # warm-up included
+    # Clean-up: the run's benefit left the catalog and its merchant is closed.
+    assert await conn.fetchval("SELECT status FROM benefits WHERE code LIKE 'BENCH-%'") == "retired"
+    assert await conn.fetchval("SELECT status FROM merchants WHERE name LIKE '压测商户%'") == "closed"
