@@ -348,11 +348,13 @@ class _HttpConnection(asyncio.Protocol):
         return await self._waiter
 
 
-async def _drive(host: str, port: int, requests: list[bytes], concurrency: int) -> tuple[list[float], Counter, float]:
+async def _connect(host: str, port: int, count: int) -> list[_HttpConnection]:
     loop = asyncio.get_running_loop()
-    connections = [
-        (await loop.create_connection(_HttpConnection, host, port))[1] for _ in range(concurrency)
-    ]
+    return [(await loop.create_connection(_HttpConnection, host, port))[1] for _ in range(count)]
+
+
+async def _drive(connections: list[_HttpConnection], requests: list[bytes]) -> tuple[list[float], Counter, float]:
+    """Send every request over the given keep-alive connections, each connection one at a time."""
     latencies: list[float] = []
     outcomes: Counter = Counter()
     cursor = iter(requests)
@@ -377,8 +379,6 @@ async def _drive(host: str, port: int, requests: list[bytes], concurrency: int) 
     started = time.perf_counter()
     await asyncio.gather(*(worker(connection) for connection in connections))
     elapsed = time.perf_counter() - started
-    for connection in connections:
-        connection.transport.close()
     return latencies, outcomes, elapsed
 
 
@@ -418,14 +418,19 @@ async def run_scan_bench(
         gc.collect()
         gc.freeze()
 
+        # The same keep-alive connections for the warm-up and the measurement, as gates keep theirs:
+        # what is measured is the steady state, not connection set-up.
+        connections = await _connect(host, port, concurrency)
         echo(f"warm-up: {warmup} scans ...")
-        await _drive(host, port, requests[:warmup], concurrency)
+        await _drive(connections, requests[:warmup])
         echo(f"measuring: {scans} scans over {concurrency} connections ...")
         peaks: dict[int, float] = {}
         stop = asyncio.Event()
         sampler = asyncio.create_task(_sample_rss(root_pid, peaks, stop))
         cpu_before = _cpu_seconds(root_pid)
-        latencies, outcomes, elapsed = await _drive(host, port, requests[warmup:], concurrency)
+        latencies, outcomes, elapsed = await _drive(connections, requests[warmup:])
+        for connection in connections:
+            connection.transport.close()
         cpu_after = _cpu_seconds(root_pid)
         stop.set()
         await sampler
