@@ -71,10 +71,11 @@ CSV = "text/csv; charset=utf-8"
 _writers = [requires_admin_role("city", "district")]
 
 
-async def device_principal_check(principal: Principal, state: Any) -> bool:
-    """Registered in `api.auth.PRINCIPAL_CHECKS["device"]`: a revoked device's token dies at once."""
+async def device_principal_check(principal: Principal, issued_at: int, state: Any) -> bool:
+    """Registered in `api.auth.PRINCIPAL_CHECKS["device"]`: a revoked device's token dies at once,
+    and so does a token issued before the device's secret was rolled."""
     try:
-        await merchants.check_device(principal.subject, issued_at=None, pool=state.pool, redis=state.redis)
+        await merchants.check_device(principal.subject, issued_at=issued_at, pool=state.pool, redis=state.redis)
     except merchants.DeviceRevoked:
         return False
     return True

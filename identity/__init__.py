@@ -70,7 +70,7 @@ from identity.scan import resolve_scan_code, scanned_person, verify_scan_code
 from identity.secrets import MissingSecret, SecretStore, VersionedSecret
 from identity.sessions import issue_session, refresh_session, revoke_session, revoke_subject_sessions
 from identity.suishen import suishen_login
-from identity.tokens import issue_access_token, verify_access_token
+from identity.tokens import issue_access_token, verify_access_token, verify_access_token_issued
 from identity.types import (
     AccountRecord,
     CodeRequest,
@@ -181,5 +181,6 @@ __all__ = (
     "staff_login",
     "uninstall_keyring",
     "verify_access_token",
+    "verify_access_token_issued",
     "verify_code",
 )

@@ -193,8 +193,8 @@ def issue_access_token(
 _VERIFIED_REUSE_SECONDS = 60.0
 """How long one process reuses the outcome of verifying an access token it has seen before."""
 _VERIFIED_MAX = 20_000
-_verified: dict[str, tuple[float, object, Principal]] = {}
-"""token -> (reuse until, the ring's key set it was verified against, its principal)."""
+_verified: dict[str, tuple[float, object, Principal, int]] = {}
+"""token -> (reuse until, the ring's key set it was verified against, its principal, its iat)."""
 
 
 def verify_access_token(
@@ -206,6 +206,18 @@ def verify_access_token(
     """The Principal of a bearer token of any access kind; InvalidToken for everything else.
 
     Expired access tokens are invalid like any other: the client refreshes on any 401.
+    """
+    return verify_access_token_issued(token, keyring=keyring, now=now)[0]
+
+
+def verify_access_token_issued(
+    token: object,
+    *,
+    keyring: KeyRing | None = None,
+    now: float | None = None,
+) -> tuple[Principal, int]:
+    """`verify_access_token`, and the token's `iat` (epoch seconds): the auth middleware refuses
+    a device token issued before the device's secret was rolled.
 
     A gate's scanner sends the same device token with every scan, so each process remembers a
     verified token for up to a minute (never past its expiry, and only while the key ring holds
@@ -217,7 +229,7 @@ def verify_access_token(
     if now is None and isinstance(token, str):
         hit = _verified.get(token)
         if hit is not None and clock < hit[0] and hit[1] is ring.keys:
-            return hit[2]
+            return hit[2], hit[3]
     typ = _header(token, MAX_TOKEN_LENGTH).get("typ")
     kind = _ACCESS_BY_TYP.get(typ) if isinstance(typ, str) else None
     if kind is None:
@@ -237,12 +249,14 @@ def verify_access_token(
         )
     except (ValueError, TypeError):
         raise InvalidToken("bad principal claims") from None
+    issued_at = claims["iat"]
     if now is None:
         if len(_verified) >= _VERIFIED_MAX:
             _verified.clear()
         # Valid while `exp` + leeway has not passed: exactly the window `verify` accepts.
-        _verified[token] = (min(claims["exp"] + LEEWAY_SECONDS, clock + _VERIFIED_REUSE_SECONDS), ring.keys, principal)
-    return principal
+        until = min(claims["exp"] + LEEWAY_SECONDS, clock + _VERIFIED_REUSE_SECONDS)
+        _verified[token] = (until, ring.keys, principal, issued_at)
+    return principal, issued_at
 
 
 def _optional_str(value: object) -> str | None:

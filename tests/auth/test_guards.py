@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from litestar import Litestar, get
 from litestar.di import NamedDependency, Provide
@@ -91,7 +93,10 @@ async def test_principal_check_hook_revokes_live_tokens(guarded, memory_keyring)
     headers = {"Authorization": f"Bearer {token}"}
     assert (await guarded.get("/device", headers=headers)).status_code == 200
 
-    async def still_active(principal: Principal, state) -> bool:
+    seen_issued_at = []
+
+    async def still_active(principal: Principal, issued_at: int, state) -> bool:
+        seen_issued_at.append(issued_at)
         return principal.subject != revoked.subject
 
     registered = PRINCIPAL_CHECKS.get("device")
@@ -105,6 +110,8 @@ async def test_principal_check_hook_revokes_live_tokens(guarded, memory_keyring)
         # Other kinds are not affected by the device check.
         staff_token = access_token(memory_keyring, staff())
         assert (await guarded.get("/staff", headers={"Authorization": f"Bearer {staff_token}"})).status_code == 200
+        # The hook is told when the token was issued (a rolled device secret refuses older ones).
+        assert seen_issued_at and all(abs(at - time.time()) < 60 for at in seen_issued_at)
     finally:
         if registered is None:
             del PRINCIPAL_CHECKS["device"]

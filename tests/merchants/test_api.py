@@ -103,7 +103,14 @@ async def test_roll_secret_over_http(app, client):
     venue = await create_venue(client, admin, merchant["id"])
     device = (await client.post("/v1/admin/devices", json={"venue_id": venue["id"], "label": "g"}, headers=admin)).json()
     assert device["setup_qr_url"].startswith("/v1/admin/devices/")
+    before = await client.post("/v1/devices/token", json={"device_id": device["device_id"], "secret": device["secret"]})
+    device_headers = {"Authorization": "Bearer " + before.json()["access_token"]}
+    scan = {"code": "CJ1:x", "venue_id": venue["id"]}
+    assert (await client.post("/v1/scans", json=scan, headers=device_headers)).status_code == 200
+    await asyncio.sleep(1.1)  # `iat` has whole seconds: the roll must come in a later second
     rolled = (await client.post(f"/v1/admin/devices/{device['device_id']}/secret", headers=admin)).json()
+    # A token issued before the roll dies with the old secret, though it has not expired.
+    assert (await client.post("/v1/scans", json=scan, headers=device_headers)).status_code == 401
     assert rolled["secret"] != device["secret"]
     old = await client.post("/v1/devices/token", json={"device_id": device["device_id"], "secret": device["secret"]})
     assert old.status_code == 401
