@@ -121,6 +121,39 @@ async def _seed_demo(settings) -> str:
         await conn.close()
 
 
+@main.command()
+@click.option("--idempotency-hours", default=48, show_default=True, type=click.IntRange(24, 24 * 365),
+              help="keep stored Idempotency-Key answers this long (at least 24 h)")
+@click.option("--refresh-days", default=7, show_default=True, type=click.IntRange(1, 3650),
+              help="keep refresh tokens this long after they expired")
+def prune(idempotency_hours: int, refresh_days: int) -> None:
+    """Delete what only ever grows and is no longer needed; run it daily (cron or a timer).
+
+    Stored Idempotency-Key answers older than the window and long-expired refresh tokens. The
+    ledger, refused scans, consumed codes and the audit log are never pruned.
+    """
+    from datetime import timedelta
+
+    from benefits.redemption import prune_idempotency_keys
+    from chongjun.runtime import resolve_settings
+    from identity import prune_refresh_tokens
+
+    settings, embedded = resolve_settings()
+
+    async def run(conn) -> tuple[int, int]:
+        keys = await prune_idempotency_keys(conn, older_than=timedelta(hours=idempotency_hours))
+        tokens = await prune_refresh_tokens(conn, expired_for=timedelta(days=refresh_days))
+        return keys, tokens
+
+    try:
+        keys, tokens = asyncio.run(_with_connection(settings, run))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    click.echo(f"pruned {keys} Idempotency-Key answer(s) older than {idempotency_hours} h "
+               f"and {tokens} refresh token(s) expired for over {refresh_days} day(s)")
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: `import` and `matching` in scratch databases, `scans` over HTTP against a server."""

@@ -68,7 +68,13 @@ from identity.people import (
 from identity.pii import PiiVault, is_valid_id_number, mask_id_number, mask_name, normalise_id_number
 from identity.scan import resolve_scan_code, scanned_person, verify_scan_code
 from identity.secrets import MissingSecret, SecretStore, VersionedSecret
-from identity.sessions import issue_session, refresh_session, revoke_session, revoke_subject_sessions
+from identity.sessions import (
+    issue_session,
+    prune_refresh_tokens,
+    refresh_session,
+    revoke_session,
+    revoke_subject_sessions,
+)
 from identity.suishen import suishen_login
 from identity.tokens import issue_access_token, verify_access_token, verify_access_token_issued
 from identity.types import (
@@ -167,6 +173,7 @@ __all__ = (
     "issue_access_token",
     "issue_code",
     "issue_session",
+    "prune_refresh_tokens",
     "list_keys",
     "refresh_session",
     "remove_key",

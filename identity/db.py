@@ -206,3 +206,16 @@ async def revoke_refresh_subject(conn: asyncpg.Connection, subject: UUID, at: da
 async def get_refresh_family(conn: asyncpg.Connection, token_hash: bytes) -> UUID | None:
     return await conn.fetchval("SELECT family_id FROM refresh_tokens WHERE token_hash = $1", token_hash)
 
+
+
+async def delete_expired_refresh_tokens(conn: asyncpg.Connection, *, expired_before: datetime, batch: int) -> int:
+    """One batch of refresh tokens that expired before `expired_before`; how many went."""
+    status = await conn.execute(
+        """
+        DELETE FROM refresh_tokens WHERE token_hash IN (
+            SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2
+        )
+        """,
+        expired_before, batch,
+    )
+    return int(status.split()[-1])

@@ -25,6 +25,7 @@ from identity.tokens import issue_access_token
 from identity.types import Principal, SessionTokens
 
 __all__ = (
+    "prune_refresh_tokens",
     "ACCESS_TTL_SECONDS",
     "REFRESH_TTL",
     "issue_session",
@@ -140,3 +141,15 @@ async def revoke_session(conn: asyncpg.Connection, raw: str, *, now: float | Non
 async def revoke_subject_sessions(conn: asyncpg.Connection, subject: uuid.UUID, *, now: float | None = None) -> int:
     """Revoke every refresh token of a person, account or device (e.g. when it is disabled)."""
     return await db.revoke_refresh_subject(conn, subject, _now(now))
+
+
+async def prune_refresh_tokens(conn: asyncpg.Connection, *, expired_for: timedelta, batch: int = 10_000) -> int:
+    """Delete refresh tokens expired for longer than `expired_for` (at least a day: a reused,
+    already expired token is refused either way, so nothing is lost). Batches commit one by one."""
+    if expired_for < timedelta(days=1):
+        raise ValueError("keep expired refresh tokens for at least a day")
+    cutoff = datetime.now(UTC) - expired_for
+    total = 0
+    while (deleted := await db.delete_expired_refresh_tokens(conn, expired_before=cutoff, batch=batch)) > 0:
+        total += deleted
+    return total

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
@@ -12,6 +12,7 @@ __all__ = (
     "get_stored_answer",
     "give_back_quota",
     "insert_reversal",
+    "delete_idempotency_keys",
     "list_person_redemptions",
     "record_redemption",
     "record_rejection",
@@ -137,3 +138,16 @@ async def list_person_redemptions(
         """,
         person_id, before_seq, limit,
     )
+
+
+async def delete_idempotency_keys(conn: asyncpg.Connection, *, created_before: datetime, batch: int) -> int:
+    """One batch of stored Idempotency-Key answers older than `created_before`; how many went."""
+    status = await conn.execute(
+        """
+        DELETE FROM idempotency_keys WHERE (caller, key) IN (
+            SELECT caller, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2
+        )
+        """,
+        created_before, batch,
+    )
+    return int(status.split()[-1])

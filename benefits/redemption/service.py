@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from uuid import UUID
 
 import asyncpg
@@ -48,7 +48,7 @@ from benefits.redemption.types import BenefitRef, Holder, ReversalResult, ScanDe
 from chongjun.errors import BadRequest
 from chongjun.vocabulary import CATEGORIES, VETERAN_SUBKINDS
 
-__all__ = ("reverse", "scan")
+__all__ = ("IDEMPOTENCY_MIN_AGE", "prune_idempotency_keys", "reverse", "scan")
 
 log = logging.getLogger("chongjun.scan")
 _encode = msgspec.json.Encoder().encode
@@ -427,3 +427,20 @@ async def reverse(
     except RedisError:
         pass
     return ReversalResult(reversal_id=row["id"], redemption_id=redemption_id, reversed_at=row["at"])
+
+
+IDEMPOTENCY_MIN_AGE = timedelta(hours=24)
+"""A stored answer is kept at least this long (Stripe's window): a gate retrying within it gets it."""
+
+
+async def prune_idempotency_keys(conn: asyncpg.Connection, *, older_than: timedelta, batch: int = 10_000) -> int:
+    """Delete stored Idempotency-Key answers older than `older_than` (at least 24 h). The ledger
+    keeps every decision; only the replay of a very old key is no longer recognised (a scan that
+    old carries an expired code and would be refused anyway). Batches commit one by one."""
+    if older_than < IDEMPOTENCY_MIN_AGE:
+        raise ValueError("stored Idempotency-Key answers are kept for at least 24 hours")
+    cutoff = datetime.now(timezone.utc) - older_than
+    total = 0
+    while (deleted := await db.delete_idempotency_keys(conn, created_before=cutoff, batch=batch)) > 0:
+        total += deleted
+    return total
