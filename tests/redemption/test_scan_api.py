@@ -180,3 +180,30 @@ async def test_one_code_many_concurrent_scans(app, client, conn, world):
     assert decisions.count("accepted") == 1
     assert set(decisions) <= {"accepted", "replayed"}
     assert await conn.fetchval("SELECT count(*) FROM redemptions") == 1
+
+
+async def test_device_scan_rate_limit(settings, conn):
+    """CHONGJUN_DEVICE_SCAN_RATE: over the limit → 429 problem with Retry-After, nothing recorded."""
+    import msgspec
+    from litestar.testing import AsyncTestClient
+
+    from api.app import create_app
+
+    app = create_app(msgspec.structs.replace(settings, device_scan_rate=3))
+    async with AsyncTestClient(app=app) as client:
+        world = await build_world(client, app)
+        replies = [await scan(client, world, "CJ1:garbage", key=f"k{n}") for n in range(7)]
+        first_limited = [r.status_code for r in replies].index(429)
+        # The refused request left no "in flight" marker: its retry is not a 409.
+        retry = await scan(client, world, "CJ1:garbage", key=f"k{first_limited}")
+        assert retry.status_code in (200, 429), retry.text
+        replies.append(retry)
+    limited = [r for r in replies if r.status_code == 429]
+    # 3 a minute: even if the run crosses a minute boundary, at most 6 of 8 get through.
+    assert limited and len(replies) - len(limited) <= 6
+    for reply in limited:
+        assert reply.headers["content-type"].startswith("application/problem+json")
+        assert 0 < int(reply.headers["retry-after"]) <= 60
+        assert reply.json()["type"] == "urn:chongjun:problem:scan-rate-limited"
+    assert await conn.fetchval("SELECT count(*) FROM rejected_scans") == len(replies) - len(limited)
+    assert await conn.fetchval("SELECT count(*) FROM idempotency_keys") == len(replies) - len(limited)
