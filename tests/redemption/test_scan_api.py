@@ -207,3 +207,25 @@ async def test_device_scan_rate_limit(settings, conn):
         assert reply.json()["type"] == "urn:chongjun:problem:scan-rate-limited"
     assert await conn.fetchval("SELECT count(*) FROM rejected_scans") == len(replies) - len(limited)
     assert await conn.fetchval("SELECT count(*) FROM idempotency_keys") == len(replies) - len(limited)
+
+
+async def test_scans_go_on_while_redis_is_down(app, client, settings, conn, world):
+    """README "what happens while Redis is down": PostgreSQL alone keeps every invariant."""
+    import msgspec
+    from litestar.testing import AsyncTestClient
+
+    from api.app import create_app
+
+    nowhere = msgspec.structs.replace(settings, redis_url="redis://127.0.0.1:1/0")  # nothing listens there
+    down = create_app(nowhere)
+    async with AsyncTestClient(app=down) as gate:
+        code = suishen(app, VETERAN_ID)
+        first = await scan(gate, world, code, key="k-1")
+        assert first.status_code == 200, first.text
+        assert first.json()["decision"] == "accepted"
+        assert (await scan(gate, world, code, key="k-1")).content == first.content  # the stored answer
+        assert (await scan(gate, world, code)).json()["reason"] == "replayed"
+        assert (await scan(gate, world, suishen(app, VETERAN_ID))).json()["reason"] == "quota_exhausted"
+        different = await scan(gate, world, suishen(app, DISABLED_ID), key="k-1")
+        assert different.status_code == 422
+    assert await conn.fetchval("SELECT count(*) FROM redemptions") == 1
