@@ -99,15 +99,16 @@ def _decision(reason: str, **fields) -> ScanDecision:
 
 
 _VENUE_TTL = 5.0
-"""Seconds a venue read stays in this process: a changed capacity reaches the gates that fast."""
+"""Seconds a venue read stays in this process. Only who may scan there is decided from it; the
+ledger statement reads the venue's capacity and status itself (migration 0043)."""
 _venues: dict[UUID, tuple[float, merchants.Venue | None]] = {}
 
 
-async def _venue(conn, venue_id: UUID) -> merchants.Venue | None:
+async def _venue(conn, venue_id: UUID, *, fresh: bool = False) -> merchants.Venue | None:
     """The venue of a scan, from a short in-process cache: every scan at a gate names the same one."""
     now = time.monotonic()
     cached = _venues.get(venue_id)
-    if cached is not None and cached[0] > now:
+    if not fresh and cached is not None and cached[0] > now:
         return cached[1]
     venue = await merchants.find_venue(conn, venue_id)
     if len(_venues) > 10_000:
@@ -124,14 +125,22 @@ class _Gate(msgspec.Struct):
     seen_consumed: bool = False
 
 
-async def _ask_redis(redis: aioredis.Redis, caller: str, key: str | None, jti: str | None, per_minute: int) -> _Gate:
+async def _ask_redis(
+    redis: aioredis.Redis, caller: str, key: str | None, token: str, jti: str | None, per_minute: int
+) -> _Gate:
     """The three fast checks in one pipeline. Redis down → each answers as if Redis were empty:
     the key's first answer still wins in PostgreSQL, the rate limit fails open (it guards no
-    invariant) and single use is still `consumed_codes`' primary key."""
+    invariant) and single use is still `consumed_codes`' primary key.
+
+    The key's marker holds this request's own token and is read back in the same pipeline: if
+    redis-py re-sends the pipeline after a lost reply, the `SET NX` that already ran answers nil,
+    but the marker still names this request, so it is not mistaken for another one in flight.
+    """
     try:
         async with redis.pipeline(transaction=False) as pipe:
             if key is not None:
-                pipe.set(_marker_key(caller, key), 1, nx=True, ex=30)
+                marker = _marker_key(caller, key)
+                pipe.set(marker, token, nx=True, ex=30).get(marker)
             if per_minute > 0:
                 window_key = f"cj:rate:{{{caller}}}:{int(time.time() // 60)}"
                 pipe.incr(window_key).expire(window_key, 120)
@@ -142,7 +151,9 @@ async def _ask_redis(redis: aioredis.Redis, caller: str, key: str | None, jti: s
         return _Gate()
     gate = _Gate()
     if key is not None:
-        gate.key_fresh = bool(next(answers))
+        next(answers)
+        owner = next(answers)
+        gate.key_fresh = owner is None or (owner.decode() if isinstance(owner, bytes) else owner) == token
     if per_minute > 0:
         gate.scans_this_minute = next(answers)
         next(answers)
@@ -155,12 +166,16 @@ def _marker_key(caller: str, key: str) -> str:
     return f"cj:idem:{{{caller}}}:{key}"
 
 
-async def _release_marker(redis: aioredis.Redis, caller: str, key: str | None) -> None:
-    """A request refused before any answer was stored must not leave its key "in flight"."""
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+async def _release_marker(redis: aioredis.Redis, caller: str, key: str | None, token: str) -> None:
+    """A request refused before any answer was stored must not leave its key "in flight"; only
+    its own marker is removed (compare and delete), never one another request set since."""
     if key is None:
         return
     try:
-        await redis.delete(_marker_key(caller, key))
+        await redis.eval(_RELEASE, 1, _marker_key(caller, key), token)
     except RedisError:
         pass  # it expires within 30 s
 
@@ -204,10 +219,7 @@ async def scan(
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()):
         raise BadRequest("Idempotency-Key must be 1-255 printable characters")
     venue = await _venue(conn, request.venue_id)
-    if venue is None or (principal.kind == "device" and principal.venue_id != venue.id) or (
-        principal.kind == "staff" and principal.merchant_id != venue.merchant_id
-    ):
-        raise VenueNotAllowed("this scanner is not bound to that venue")
+    _check_venue(principal, venue)
     # The decoded request, re-encoded: the same scan sent with other spacing is the same request.
     fingerprint = hashlib.sha256(_encode(request)).digest()
     now = datetime.now(timezone.utc)
@@ -220,7 +232,13 @@ async def scan(
         verified, refusal = None, "expired"
     except identity.InvalidCode:
         verified, refusal = None, "invalid_code"
-    gate = await _ask_redis(redis, caller, idempotency_key, verified and verified.jti, scan_rate)
+    except identity.CityPlatformUnavailable:
+        # The city platform is down (503), but a retry of a scan already answered gets its answer.
+        if idempotency_key is not None and (answer := await _stored(conn, caller, idempotency_key, fingerprint)):
+            return answer
+        raise
+    token = uuid.uuid4().hex
+    gate = await _ask_redis(redis, caller, idempotency_key, token, verified and verified.jti, scan_rate)
     if not gate.key_fresh:
         # Answered already (the stored answer) or still being decided by another request (409).
         if (answer := await _stored(conn, caller, idempotency_key, fingerprint)) is not None:
@@ -228,6 +246,9 @@ async def scan(
         raise IdempotencyKeyInFlight("a scan with this Idempotency-Key is still being processed")
     try:
         if scan_rate > 0 and gate.scans_this_minute > scan_rate:
+            # A retry of a scan answered long ago (its marker gone) still gets its answer.
+            if idempotency_key is not None and (answer := await _stored(conn, caller, idempotency_key, fingerprint)):
+                return answer
             raise ScanRateLimited(
                 f"at most {scan_rate} scans a minute per device", retry_after=60 - int(time.time() % 60)
             )
@@ -239,10 +260,17 @@ async def scan(
             return await _reject(conn, context, refusal)
         if gate.seen_consumed:
             return await _reject(conn, context, "replayed")
-        return await _decide(conn, redis, context, verified, now)
+        return await _decide(conn, redis, context, verified, now, principal)
     except BaseException:
-        await _release_marker(redis, caller, idempotency_key)
+        await _release_marker(redis, caller, idempotency_key, token)
         raise
+
+
+def _check_venue(principal, venue) -> None:
+    if venue is None or venue.status != "active" or (principal.kind == "device" and principal.venue_id != venue.id) or (
+        principal.kind == "staff" and principal.merchant_id != venue.merchant_id
+    ):
+        raise VenueNotAllowed("this scanner is not bound to that venue, or the venue is closed")
 
 
 class _ScanContext(msgspec.Struct):
@@ -336,7 +364,9 @@ async def _choose(conn, request: ScanRequest, verified, person, offered: dict, n
     return _Choice(version=version, verdict=verdict, allowed=allowed)
 
 
-async def _decide(conn, redis, ctx: _ScanContext, verified: identity.VerifiedScan, now: datetime) -> bytes:
+async def _decide(
+    conn, redis, ctx: _ScanContext, verified: identity.VerifiedScan, now: datetime, principal
+) -> bytes:
     request = ctx.request
     person = await identity.scanned_person(conn, verified)
     if person is None:
@@ -349,6 +379,7 @@ async def _decide(conn, redis, ctx: _ScanContext, verified: identity.VerifiedSca
 
     fresh = False
     while True:
+        ctx.benefit_id = None
         choice = await _choose(conn, request, verified, person, await _offered(conn, ctx.venue.id, fresh=fresh), now)
         if choice.reason is not None and not fresh:
             fresh = True  # never refuse on a cached list: look again
@@ -359,7 +390,10 @@ async def _decide(conn, redis, ctx: _ScanContext, verified: identity.VerifiedSca
             return await _reject(conn, ctx, choice.reason, holder=shown, priority=priority, **choice.fields)
         outcome, answer = await _record(conn, ctx, verified, person, choice, shown, priority, now)
         if outcome == "stale_benefit" and not fresh:
-            fresh = True  # the benefit changed since this process listed it: decide again
+            # The benefit or the venue changed since this process read them: decide again.
+            ctx.venue = await _venue(conn, ctx.venue.id, fresh=True)
+            _check_venue(principal, ctx.venue)
+            fresh = True
             continue
         break
     if outcome == "accepted":
@@ -386,13 +420,14 @@ async def _record(conn, ctx: _ScanContext, verified, person, choice: _Choice, sh
         )
     )
     caps = [(period_key(cap.period, now), cap.max) for cap in version.caps]
-    capacities = [c for c in (ctx.venue.daily_capacity, version.venue_daily_capacity) if c is not None]
+
     value = choice.verdict.value or version.value
     outcome = await db.record_redemption(
         conn, redemption_id, verified.jti, "cj" if verified.source == "cj_code" else "suishen", ctx.today,
         person.id, version.benefit_id, version.version, version.code, ctx.venue.id, ctx.venue.merchant_id,
         ctx.device_id, ctx.staff_id, request.companions, value.__struct_config__.tag, getattr(value, "amount_fen", None) or 0,
-        priority, [k for k, _ in caps], [m for _, m in caps], min(capacities) if capacities else None,
+        # The benefit's own per-venue capacity; the statement applies the venue's (0043).
+        priority, [k for k, _ in caps], [m for _, m in caps], version.venue_daily_capacity,
         ctx.caller, ctx.key, ctx.fingerprint, answer,
     )
     if outcome == "accepted":
