@@ -132,15 +132,14 @@ async def _ask_redis(
     the key's first answer still wins in PostgreSQL, the rate limit fails open (it guards no
     invariant) and single use is still `consumed_codes`' primary key.
 
-    The key's marker holds this request's own token and is read back in the same pipeline: if
-    redis-py re-sends the pipeline after a lost reply, the `SET NX` that already ran answers nil,
-    but the marker still names this request, so it is not mistaken for another one in flight.
+    The key's marker holds this request's own token: if redis-py re-sends the pipeline after a
+    lost reply, the `SET NX` that already ran answers nil, and reading the marker back (only
+    then) shows it names this request, so it is not mistaken for another one in flight.
     """
     try:
         async with redis.pipeline(transaction=False) as pipe:
             if key is not None:
-                marker = _marker_key(caller, key)
-                pipe.set(marker, token, nx=True, ex=30).get(marker)
+                pipe.set(_marker_key(caller, key), token, nx=True, ex=30)
             if per_minute > 0:
                 window_key = f"cj:rate:{{{caller}}}:{int(time.time() // 60)}"
                 pipe.incr(window_key).expire(window_key, 120)
@@ -151,15 +150,21 @@ async def _ask_redis(
         return _Gate()
     gate = _Gate()
     if key is not None:
-        next(answers)
-        owner = next(answers)
-        gate.key_fresh = owner is None or (owner.decode() if isinstance(owner, bytes) else owner) == token
+        gate.key_fresh = bool(next(answers)) or await _marker_is_ours(redis, caller, key, token)
     if per_minute > 0:
         gate.scans_this_minute = next(answers)
         next(answers)
     if jti is not None:
         gate.seen_consumed = bool(next(answers))
     return gate
+
+
+async def _marker_is_ours(redis: aioredis.Redis, caller: str, key: str, token: str) -> bool:
+    try:
+        owner = await redis.get(_marker_key(caller, key))
+    except RedisError:
+        return False  # PostgreSQL's stored answer, or 409 for a while
+    return (owner.decode() if isinstance(owner, bytes) else owner) == token
 
 
 def _marker_key(caller: str, key: str) -> str:
