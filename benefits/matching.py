@@ -52,6 +52,8 @@ __all__ = (
     "my_benefits_of",
     "person_cache_key",
     "public_benefit",
+    "StaleMark",
+    "person_stale_mark",
     "public_catalog",
     "queue_forget_person_benefits",
     "require_public_benefit",
@@ -74,12 +76,28 @@ def _person_generation_key(person_id: UUID) -> str:
     return f"cj:{{p:{person_id}}}:benefits:gen"
 
 
-def queue_forget_person_benefits(pipe, person_id: UUID) -> None:
-    """Add `forget_person_benefits`'s commands to the caller's pipeline (one round trip for both)."""
+class StaleMark(msgspec.Struct, frozen=True):
+    """What makes a person's cached list stale: set `generation_key` to `generation` for
+    `generation_ttl` seconds and delete `cache_key`. For callers that fold it into a round trip
+    of their own (the scan engine does it in one Redis script after an accepted scan)."""
+
+    generation_key: str
+    generation: str
+    generation_ttl: int
+    cache_key: str
+
+
+def person_stale_mark(person_id: UUID) -> StaleMark:
     # A fresh random token, not a counter: after the key expires (it outlives every entry
     # tagged with it) no later value can equal an old one.
-    pipe.set(_person_generation_key(person_id), uuid.uuid4().hex, ex=2 * _PERSON_TTL)
-    pipe.delete(person_cache_key(person_id))
+    return StaleMark(_person_generation_key(person_id), uuid.uuid4().hex, 2 * _PERSON_TTL, person_cache_key(person_id))
+
+
+def queue_forget_person_benefits(pipe, person_id: UUID) -> None:
+    """Add `forget_person_benefits`'s commands to the caller's pipeline (one round trip for both)."""
+    mark = person_stale_mark(person_id)
+    pipe.set(mark.generation_key, mark.generation, ex=mark.generation_ttl)
+    pipe.delete(mark.cache_key)
 
 
 async def forget_person_benefits(redis: aioredis.Redis, person_id: UUID) -> None:

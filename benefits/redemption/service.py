@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 import identity
 import merchants
@@ -30,7 +30,7 @@ from benefits import (
     get_benefit,
     local_date,
     period_key,
-    queue_forget_person_benefits,
+    person_stale_mark,
     window_open,
 )
 from benefits.redemption import db
@@ -125,46 +125,72 @@ class _Gate(msgspec.Struct):
     seen_consumed: bool = False
 
 
+# The checks before a decision, in one Redis round trip. KEYS: the Idempotency-Key marker, the
+# device's rate window, the code's replay marker (a placeholder when unused). ARGV: this request's
+# token, then "1"/"0" for: a key was sent, the rate limit is on, a code was verified.
+# The marker holds the request's token: if the script is re-sent after a lost reply, the SET NX
+# that already ran fails, but the marker still names this request, so it is not "in flight".
+_GATE = """
+local fresh = 1
+if ARGV[2] == '1' and not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', 30) then
+    fresh = redis.call('GET', KEYS[1]) == ARGV[1] and 1 or 0
+end
+local count = 0
+if ARGV[3] == '1' then
+    count = redis.call('INCR', KEYS[2])
+    redis.call('EXPIRE', KEYS[2], 120)
+end
+local seen = 0
+if ARGV[4] == '1' then
+    seen = redis.call('EXISTS', KEYS[3])
+end
+return {fresh, count, seen}
+"""
+
+# After an accepted scan: remember the code for the replay pre-check and make the person's
+# cached benefit list stale (benefits.person_stale_mark). KEYS: replay marker, generation key,
+# cached list. ARGV: replay TTL, the new generation, its TTL.
+_ACCEPTED = """
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
+# Scripts keep the scan to one command per round trip (a pipeline of several costs the worker
+# twice the CPU in redis-py). They name keys of several hash slots: a single Redis server (or a
+# primary with replicas), not a Redis Cluster.
+_SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_GATE, _ACCEPTED)}
+
+
+async def _run(redis: aioredis.Redis, script: str, keys: list[str], args: list) -> object:
+    try:
+        return await redis.evalsha(_SHA[script], len(keys), *keys, *args)
+    except NoScriptError:  # a restarted Redis: send the script itself, which loads it again
+        return await redis.eval(script, len(keys), *keys, *args)
+
+
+def _used_key(jti: str) -> str:
+    return f"cj:used:{{{jti}}}"
+
+
 async def _ask_redis(
     redis: aioredis.Redis, caller: str, key: str | None, token: str, jti: str | None, per_minute: int
 ) -> _Gate:
-    """The three fast checks in one pipeline. Redis down → each answers as if Redis were empty:
-    the key's first answer still wins in PostgreSQL, the rate limit fails open (it guards no
-    invariant) and single use is still `consumed_codes`' primary key.
-
-    The key's marker holds this request's own token: if redis-py re-sends the pipeline after a
-    lost reply, the `SET NX` that already ran answers nil, and reading the marker back (only
-    then) shows it names this request, so it is not mistaken for another one in flight.
-    """
+    """The three fast checks in one round trip. Redis down → each answers as if Redis were
+    empty: the key's first answer still wins in PostgreSQL, the rate limit fails open (it guards
+    no invariant) and single use is still `consumed_codes`' primary key."""
+    keys = [
+        _marker_key(caller, key) if key is not None else "cj:unused",
+        f"cj:rate:{{{caller}}}:{int(time.time() // 60)}",
+        _used_key(jti) if jti is not None else "cj:unused",
+    ]
+    flags = ["1" if on else "0" for on in (key is not None, per_minute > 0, jti is not None)]
     try:
-        async with redis.pipeline(transaction=False) as pipe:
-            if key is not None:
-                pipe.set(_marker_key(caller, key), token, nx=True, ex=30)
-            if per_minute > 0:
-                window_key = f"cj:rate:{{{caller}}}:{int(time.time() // 60)}"
-                pipe.incr(window_key).expire(window_key, 120)
-            if jti is not None:
-                pipe.exists(f"cj:used:{{{jti}}}")
-            answers = iter(await pipe.execute())
+        fresh, count, seen = await _run(redis, _GATE, keys, [token, *flags])
     except RedisError:
         return _Gate()
-    gate = _Gate()
-    if key is not None:
-        gate.key_fresh = bool(next(answers)) or await _marker_is_ours(redis, caller, key, token)
-    if per_minute > 0:
-        gate.scans_this_minute = next(answers)
-        next(answers)
-    if jti is not None:
-        gate.seen_consumed = bool(next(answers))
-    return gate
-
-
-async def _marker_is_ours(redis: aioredis.Redis, caller: str, key: str, token: str) -> bool:
-    try:
-        owner = await redis.get(_marker_key(caller, key))
-    except RedisError:
-        return False  # PostgreSQL's stored answer, or 409 for a while
-    return (owner.decode() if isinstance(owner, bytes) else owner) == token
+    return _Gate(key_fresh=bool(fresh), scans_this_minute=int(count), seen_consumed=bool(seen))
 
 
 def _marker_key(caller: str, key: str) -> str:
@@ -187,11 +213,12 @@ async def _release_marker(redis: aioredis.Redis, caller: str, key: str | None, t
 
 async def _remember_consumed(redis: aioredis.Redis, jti: str, person_id: UUID) -> None:
     """After the commit: the replay pre-check learns the code, the person's benefit list goes stale."""
+    mark = person_stale_mark(person_id)
     try:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.set(f"cj:used:{{{jti}}}", 1, ex=_REPLAY_TTL)
-            queue_forget_person_benefits(pipe, person_id)
-            await pipe.execute()
+        await _run(
+            redis, _ACCEPTED, [_used_key(jti), mark.generation_key, mark.cache_key],
+            [_REPLAY_TTL, mark.generation, mark.generation_ttl],
+        )
     except RedisError:
         log.warning("redis unavailable after an accepted scan; caches refill from PostgreSQL")
 
