@@ -34,7 +34,6 @@ from benefits.matching import (
     person_stale_mark,
     public_benefit,
     public_catalog,
-    queue_forget_person_benefits,
     require_public_benefit,
     settle_cache_writes,
 )
@@ -115,7 +114,6 @@ __all__ = (
     "person_stale_mark",
     "public_benefit",
     "public_catalog",
-    "queue_forget_person_benefits",
     "change_status",
     "companions_allowed",
     "create_benefit",

@@ -55,7 +55,6 @@ __all__ = (
     "StaleMark",
     "person_stale_mark",
     "public_catalog",
-    "queue_forget_person_benefits",
     "require_public_benefit",
     "settle_cache_writes",
     "used_counts",
@@ -93,13 +92,6 @@ def person_stale_mark(person_id: UUID) -> StaleMark:
     return StaleMark(_person_generation_key(person_id), uuid.uuid4().hex, 2 * _PERSON_TTL, person_cache_key(person_id))
 
 
-def queue_forget_person_benefits(pipe, person_id: UUID) -> None:
-    """Add `forget_person_benefits`'s commands to the caller's pipeline (one round trip for both)."""
-    mark = person_stale_mark(person_id)
-    pipe.set(mark.generation_key, mark.generation, ex=mark.generation_ttl)
-    pipe.delete(mark.cache_key)
-
-
 async def forget_person_benefits(redis: aioredis.Redis, person_id: UUID) -> None:
     """Make the person's cached list stale: call after their quota or their record changed (committed).
 
@@ -107,9 +99,9 @@ async def forget_person_benefits(redis: aioredis.Redis, person_id: UUID) -> None
     concurrently from the old counts is stored under the old generation and never served.
     """
     try:
+        mark = person_stale_mark(person_id)
         async with redis.pipeline(transaction=False) as pipe:
-            queue_forget_person_benefits(pipe, person_id)
-            await pipe.execute()
+            await pipe.set(mark.generation_key, mark.generation, ex=mark.generation_ttl).delete(mark.cache_key).execute()
     except RedisError:
         log.warning("could not drop the cached benefits of a person; the entry expires by itself")
 

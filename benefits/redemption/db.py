@@ -13,7 +13,6 @@ __all__ = (
     "give_back_quota",
     "insert_reversal",
     "delete_idempotency_keys",
-    "list_person_redemptions",
     "record_redemption",
     "record_rejection",
 )
@@ -122,21 +121,6 @@ async def give_back_quota(conn: asyncpg.Connection, original: asyncpg.Record) ->
     await conn.execute(
         "UPDATE venue_day_usage SET used = greatest(used - $3, 0) WHERE venue_id = $1 AND service_day = $2",
         original["venue_id"], original["service_day"], 1 + original["companions"],
-    )
-
-
-async def list_person_redemptions(
-    conn: asyncpg.Connection, person_id: UUID, *, limit: int, before_seq: int | None
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """
-        SELECT r.seq, r.id, r.kind, r.at, r.service_day, r.benefit_id, r.benefit_code, r.venue_id, r.companions,
-               r.reverses, EXISTS (SELECT 1 FROM redemptions x WHERE x.reverses = r.id) AS reversed
-        FROM redemptions r
-        WHERE r.person_id = $1 AND ($2::bigint IS NULL OR r.seq < $2)
-        ORDER BY r.seq DESC LIMIT $3
-        """,
-        person_id, before_seq, limit,
     )
 
 

@@ -349,12 +349,6 @@ async def _offered(conn, venue_id: UUID, *, fresh: bool) -> dict:
     return offered
 
 
-def forget_cached_offers() -> None:
-    """Drop this process's venue and benefit-list reads."""
-    _offers.clear()
-    _venues.clear()
-
-
 class _Choice(msgspec.Struct):
     """What the rules say about one scan before anything is written."""
 

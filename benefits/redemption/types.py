@@ -1,8 +1,8 @@
-"""Shapes of the scan, reversal and history endpoints."""
+"""Shapes of the scan and reversal endpoints."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -11,7 +11,6 @@ import msgspec
 __all__ = (
     "BenefitRef",
     "Holder",
-    "RedemptionRecord",
     "ReversalRequest",
     "ReversalResult",
     "ScanDecision",
@@ -70,18 +69,3 @@ class ReversalResult(msgspec.Struct, frozen=True):
     reversal_id: UUID
     redemption_id: UUID
     reversed_at: datetime
-
-
-class RedemptionRecord(msgspec.Struct, frozen=True):
-    """One ledger event as its owner (or the venue's merchant) sees it."""
-
-    id: UUID
-    kind: Literal["redemption", "reversal"]
-    at: datetime
-    service_day: date
-    benefit_id: UUID
-    benefit_code: str
-    venue_id: UUID
-    companions: int
-    reversed: bool = False
-    reverses: UUID | None = None
