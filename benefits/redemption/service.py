@@ -223,7 +223,10 @@ async def _remember_consumed(redis: aioredis.Redis, jti: str, person_id: UUID) -
         log.warning("redis unavailable after an accepted scan; caches refill from PostgreSQL")
 
 
-async def _stored(conn, caller: str, key: str, fingerprint: bytes) -> bytes | None:
+async def _stored(conn, caller: str, key: str | None, fingerprint: bytes) -> bytes | None:
+    """The answer stored for this key (None without a key or an answer); 422 for another body."""
+    if key is None:
+        return None
     row = await db.get_stored_answer(conn, caller=caller, key=key)
     if row is None:
         return None
@@ -244,8 +247,8 @@ async def scan(
     """Decide one scan and return the JSON answer (the stored first one for a repeated key).
 
     `conn` must not be inside a transaction: each write below is one atomic statement. The hot
-    path is one Redis pipeline and three PostgreSQL statements (the person, the venue's benefits,
-    the ledger), plus one more Redis pipeline after an accepted scan.
+    path is one Redis script and at most three PostgreSQL statements (the person, the venue's
+    benefits when not cached, the ledger), plus one more Redis script after an accepted scan.
     """
     caller, device_id, staff_id = _caller(principal)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()):
@@ -266,7 +269,7 @@ async def scan(
         verified, refusal = None, "invalid_code"
     except identity.CityPlatformUnavailable:
         # The city platform is down (503), but a retry of a scan already answered gets its answer.
-        if idempotency_key is not None and (answer := await _stored(conn, caller, idempotency_key, fingerprint)):
+        if (answer := await _stored(conn, caller, idempotency_key, fingerprint)) is not None:
             return answer
         raise
     token = uuid.uuid4().hex
@@ -279,7 +282,7 @@ async def scan(
     try:
         if scan_rate > 0 and gate.scans_this_minute > scan_rate:
             # A retry of a scan answered long ago (its marker gone) still gets its answer.
-            if idempotency_key is not None and (answer := await _stored(conn, caller, idempotency_key, fingerprint)):
+            if (answer := await _stored(conn, caller, idempotency_key, fingerprint)) is not None:
                 return answer
             raise ScanRateLimited(
                 f"at most {scan_rate} scans a minute per device", retry_after=60 - int(time.time() % 60)
