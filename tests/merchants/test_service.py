@@ -29,6 +29,7 @@ from tests.merchants.support import (
     make_venue,
     staff,
 )
+from tests.qr import decode_qr_png
 
 PUDONG, XUHUI = "310115", "310104"
 
@@ -170,11 +171,6 @@ async def test_device_provisioning_and_token(conn, redis):
 
 
 async def test_setup_qr_decodes_to_the_configuration(conn, redis):
-    import io
-
-    import zxingcpp
-    from PIL import Image
-
     merchant = await make_merchant(conn)
     venue = await make_venue(conn, merchant.id, name="南京路站")
     device = await merchants.provision_device(
@@ -182,8 +178,7 @@ async def test_setup_qr_decodes_to_the_configuration(conn, redis):
         api_base_url="https://api.example.test/",
     )
     png = await merchants.setup_qr_png(conn, redis, city_admin(), device.device_id)
-    [result] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
-    config = msgspec.json.decode(result.text.encode())
+    config = msgspec.json.decode(decode_qr_png(png).encode())
     assert config == {
         "kind": "chongjun-device-setup",
         "v": 1,
