@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import httpx
 import msgspec
