@@ -7,10 +7,10 @@ a bad token is refused with the one `invalid-token` 401, whatever was wrong with
 operational paths and routes with `opt={"exclude_from_auth": True}` (login, refresh, the public
 catalog) skip the middleware entirely, so a stale token sent there does no harm.
 
-Revocation hook: `PRINCIPAL_CHECKS[kind]` may hold an async `(principal, issued_at, state) ->
-bool` (`issued_at` is the token's `iat`); when it answers False the token is refused as invalid
-although it has not expired. The merchants package registers the device check here: a revoked
-device dies within a second, and so does a token issued before the device's secret was rolled.
+Revocation hook: `PRINCIPAL_CHECKS[kind]` may hold an async `(principal, state) -> bool`; when it
+answers False the token is refused as invalid although it has not expired. The merchants package
+registers the device check here: a revoked device dies within a second, and so does a token of a
+secret that has since been rolled.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ __all__ = (
 
 log = logging.getLogger("chongjun.auth")
 
-PrincipalCheck = Callable[[Principal, int, State], Awaitable[bool]]
+PrincipalCheck = Callable[[Principal, State], Awaitable[bool]]
 PRINCIPAL_CHECKS: dict[str, PrincipalCheck] = {}
 """Per principal kind, an extra liveness check run on every authenticated request of that kind."""
 
@@ -59,9 +59,9 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         try:
             if scheme.lower() != "bearer" or not token.strip():
                 raise InvalidToken("not a bearer token")
-            principal, issued_at = identity.verify_access_token_issued(token.strip(), keyring=connection.app.state.keyring)
+            principal = identity.verify_access_token(token.strip(), keyring=connection.app.state.keyring)
             check = PRINCIPAL_CHECKS.get(principal.kind)
-            if check is not None and not await check(principal, issued_at, connection.app.state):
+            if check is not None and not await check(principal, connection.app.state):
                 raise InvalidToken("principal is no longer active")
         except InvalidToken as exc:
             # The reason stays in the server log; the client sees one uniform answer.

@@ -71,11 +71,13 @@ CSV = "text/csv; charset=utf-8"
 _writers = [requires_admin_role("city", "district")]
 
 
-async def device_principal_check(principal: Principal, issued_at: int, state: Any) -> bool:
+async def device_principal_check(principal: Principal, state: Any) -> bool:
     """Registered in `api.auth.PRINCIPAL_CHECKS["device"]`: a revoked device's token dies at once,
-    and so does a token issued before the device's secret was rolled."""
+    and so does a token of a secret that has since been rolled."""
     try:
-        await merchants.check_device(principal.subject, issued_at=issued_at, pool=state.pool, redis=state.redis)
+        await merchants.check_device(
+            principal.subject, secret_generation=principal.secret_generation, pool=state.pool, redis=state.redis
+        )
     except merchants.DeviceRevoked:
         return False
     return True

@@ -76,7 +76,7 @@ from identity.sessions import (
     revoke_subject_sessions,
 )
 from identity.suishen import suishen_login
-from identity.tokens import issue_access_token, verify_access_token, verify_access_token_issued
+from identity.tokens import issue_access_token, verify_access_token
 from identity.types import (
     AccountRecord,
     CodeRequest,
@@ -188,6 +188,5 @@ __all__ = (
     "staff_login",
     "uninstall_keyring",
     "verify_access_token",
-    "verify_access_token_issued",
     "verify_code",
 )

@@ -175,7 +175,7 @@ def issue_access_token(
     """A bearer access token for `principal` (its kind picks `typ` and `aud`).
 
     The merchants package issues device tokens with it: `issue_access_token(Principal("device",
-    device_id, merchant_id=..., venue_id=...), ttl_seconds=...)`.
+    device_id, merchant_id=..., venue_id=..., secret_generation=...), ttl_seconds=...)`.
     """
     kind = ACCESS_KINDS[principal.kind]
     claims: dict[str, Any] = {"sub": str(principal.subject)}
@@ -187,14 +187,16 @@ def issue_access_token(
         claims["mid"] = str(principal.merchant_id)
     if principal.venue_id is not None:
         claims["vid"] = str(principal.venue_id)
+    if principal.secret_generation is not None:
+        claims["gen"] = principal.secret_generation
     return sign(current_keyring(keyring), kind, claims, ttl_seconds=ttl_seconds, now=now)
 
 
 _VERIFIED_REUSE_SECONDS = 60.0
 """How long one process reuses the outcome of verifying an access token it has seen before."""
 _VERIFIED_MAX = 20_000
-_verified: dict[str, tuple[float, object, Principal, int]] = {}
-"""token -> (reuse until, the ring's key set it was verified against, its principal, its iat)."""
+_verified: dict[str, tuple[float, object, Principal]] = {}
+"""token -> (reuse until, the ring's key set it was verified against, its principal)."""
 
 
 def verify_access_token(
@@ -206,18 +208,6 @@ def verify_access_token(
     """The Principal of a bearer token of any access kind; InvalidToken for everything else.
 
     Expired access tokens are invalid like any other: the client refreshes on any 401.
-    """
-    return verify_access_token_issued(token, keyring=keyring, now=now)[0]
-
-
-def verify_access_token_issued(
-    token: object,
-    *,
-    keyring: KeyRing | None = None,
-    now: float | None = None,
-) -> tuple[Principal, int]:
-    """`verify_access_token`, and the token's `iat` (epoch seconds): the auth middleware refuses
-    a device token issued before the device's secret was rolled.
 
     A gate's scanner sends the same device token with every scan, so each process remembers a
     verified token for up to a minute (never past its expiry, and only while the key ring holds
@@ -229,7 +219,7 @@ def verify_access_token_issued(
     if now is None and isinstance(token, str):
         hit = _verified.get(token)
         if hit is not None and clock < hit[0] and hit[1] is ring.keys:
-            return hit[2], hit[3]
+            return hit[2]
     typ = _header(token, MAX_TOKEN_LENGTH).get("typ")
     kind = _ACCESS_BY_TYP.get(typ) if isinstance(typ, str) else None
     if kind is None:
@@ -246,17 +236,17 @@ def verify_access_token_issued(
             district=_optional_str(claims.get("dst")),
             merchant_id=_optional_uuid(claims.get("mid")),
             venue_id=_optional_uuid(claims.get("vid")),
+            secret_generation=_optional_int(claims.get("gen")),
         )
     except (ValueError, TypeError):
         raise InvalidToken("bad principal claims") from None
-    issued_at = claims["iat"]
     if now is None:
         if len(_verified) >= _VERIFIED_MAX:
             _verified.clear()
         # Valid while `exp` + leeway has not passed: exactly the window `verify` accepts.
         until = min(claims["exp"] + LEEWAY_SECONDS, clock + _VERIFIED_REUSE_SECONDS)
-        _verified[token] = (until, ring.keys, principal, issued_at)
-    return principal, issued_at
+        _verified[token] = (until, ring.keys, principal)
+    return principal
 
 
 def _optional_str(value: object) -> str | None:
@@ -264,6 +254,14 @@ def _optional_str(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise TypeError("not a string")
+    return value
+
+
+def _optional_int(value: object) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int:  # bool is an int subclass, and a float is not a generation
+        raise TypeError("not an integer")
     return value
 
 

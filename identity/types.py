@@ -49,6 +49,8 @@ class Principal(msgspec.Struct, frozen=True):
     """staff and devices"""
     venue_id: UUID | None = None
     """devices"""
+    secret_generation: int | None = None
+    """devices: the generation of the secret the token was issued under; a roll refuses older ones"""
 
 
 class SessionTokens(Record):

@@ -343,12 +343,13 @@ async def revoke_device(conn: asyncpg.Connection, device_id: UUID) -> asyncpg.Re
 
 
 async def roll_device_secret(conn: asyncpg.Connection, device_id: UUID, secret_hash: bytes) -> asyncpg.Record | None:
-    """New secret for an active device; tokens issued before now stop working."""
+    """New secret for an active device, one generation on: tokens of earlier ones stop working."""
     return await conn.fetchrow(
         f"""
-        UPDATE devices AS d SET secret_hash = $2, tokens_valid_after = now()
+        UPDATE devices AS d
+        SET secret_hash = $2, secret_generation = d.secret_generation + 1, secret_rolled_at = now()
         WHERE d.id = $1 AND d.status = 'active'
-        RETURNING {_DEVICE_COLUMNS}, d.tokens_valid_after
+        RETURNING {_DEVICE_COLUMNS}, d.secret_generation
         """,
         device_id,
         secret_hash,
@@ -356,10 +357,11 @@ async def roll_device_secret(conn: asyncpg.Connection, device_id: UUID, secret_h
 
 
 async def get_device_for_token(conn: asyncpg.Connection, device_id: UUID) -> asyncpg.Record | None:
-    """What issuing a device token needs: the hash and whether device, venue and merchant are active."""
+    """What issuing a device token needs: the hash, its generation, and whether device, venue and
+    merchant are active (read together, so a token never names a generation its secret is not)."""
     return await conn.fetchrow(
         """
-        SELECT d.id, d.venue_id, d.merchant_id, d.secret_hash,
+        SELECT d.id, d.venue_id, d.merchant_id, d.secret_hash, d.secret_generation,
                d.status = 'active' AND v.status = 'active' AND m.status = 'active' AS usable
         FROM devices d JOIN venues v ON v.id = d.venue_id JOIN merchants m ON m.id = d.merchant_id
         WHERE d.id = $1
@@ -373,11 +375,11 @@ async def touch_device_token(conn: asyncpg.Connection, device_id: UUID) -> None:
 
 
 async def device_state(conn: asyncpg.Connection, device_id: UUID) -> asyncpg.Record | None:
-    """Whether a device may act now, and since when its tokens count (epoch seconds, floored)."""
+    """Whether a device may act now, and the generation of its current secret."""
     return await conn.fetchrow(
         """
         SELECT d.status = 'active' AND v.status = 'active' AND m.status = 'active' AS usable,
-               floor(extract(epoch FROM d.tokens_valid_after))::bigint AS valid_after
+               d.secret_generation
         FROM devices d JOIN venues v ON v.id = d.venue_id JOIN merchants m ON m.id = d.merchant_id
         WHERE d.id = $1
         """,

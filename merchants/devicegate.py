@@ -5,12 +5,15 @@ venue, rolling its secret) must also stop tokens already issued. PostgreSQL hold
 Redis holds one key per device so that the hot path costs at most one GET:
 
     cj:device:{<id>}:state = "r"            refused (revoked, venue closed, merchant not active)
-                           = "a:<epoch>"    active; tokens issued before <epoch> are refused
+                           = "g:<n>"        active; only tokens of secret generation <n> pass
+
+A device token carries the generation of the secret it was issued under (`gen`), and each roll
+bumps the device's generation: a token of the old secret fails by number, whatever the clocks say.
 
 Reading: an in-process entry younger than 1 s answers without any I/O; otherwise one Redis GET;
 a missing key (never cached, expired, or Redis lost its data) or a Redis error falls back to
 PostgreSQL, and the answer is written back with SET NX. Writing: a change writes "r" (or the new
-"a:<epoch>") over the key; because fallback readers only ever SET NX, a reader that saw the old
+"g:<n>") over the key; because fallback readers only ever SET NX, a reader that saw the old
 state in PostgreSQL cannot overwrite a newer marker. Losing Redis therefore costs a PG read,
 never a revocation. The "active" marker expires after ACTIVE_TTL seconds, which bounds the one
 case Redis cannot see: a change whose Redis write failed while readers still reached Redis.
@@ -46,6 +49,7 @@ _REDIS_BACKOFF = 1.0
 _LOCAL_MAX = 50_000
 
 _REFUSED = "r"
+_ACTIVE = "g:"
 _local: dict[UUID, tuple[float, str]] = {}
 _redis_down_until = 0.0
 
@@ -73,7 +77,7 @@ async def _from_postgres(pool: asyncpg.Pool, device_id: UUID) -> str:
         raise Unavailable("The device's status cannot be checked right now") from exc
     if row is None or not row["usable"]:
         return _REFUSED
-    return f"a:{row['valid_after']}"
+    return f"{_ACTIVE}{row['secret_generation']}"
 
 
 async def _read(device_id: UUID, *, pool: asyncpg.Pool, redis: aioredis.Redis) -> str:
@@ -84,7 +88,10 @@ async def _read(device_id: UUID, *, pool: asyncpg.Pool, redis: aioredis.Redis) -
         try:
             raw = await redis.get(state_key(device_id))
             if raw is not None:
-                return raw.decode() if isinstance(raw, bytes) else raw
+                state = raw.decode() if isinstance(raw, bytes) else raw
+                if state == _REFUSED or state.startswith(_ACTIVE):
+                    return state
+                # A marker this release does not write (an older release's): ask PostgreSQL.
         except (RedisError, OSError) as exc:
             log.warning("device state: redis unavailable, using postgres", extra={"fields": {"error": type(exc).__name__}})
             _redis_down_until = now + _REDIS_BACKOFF
@@ -102,13 +109,13 @@ async def _read(device_id: UUID, *, pool: asyncpg.Pool, redis: aioredis.Redis) -
 async def check_device(
     device_id: UUID,
     *,
-    issued_at: float | None,
+    secret_generation: int | None,
     pool: asyncpg.Pool,
     redis: aioredis.Redis,
 ) -> None:
-    """Raise DeviceRevoked unless the device may act now with a token issued at `issued_at`.
+    """Raise DeviceRevoked unless the device may act now with a token of `secret_generation`.
 
-    `issued_at` is the token's `iat` (epoch seconds); None skips the rolled-secret check.
+    A token without a generation (issued before generations existed) is refused like an old one.
     """
     now = time.monotonic()
     cached = _local.get(device_id)
@@ -121,8 +128,8 @@ async def check_device(
         _local[device_id] = (now + LOCAL_TTL, state)
     if state == _REFUSED:
         raise DeviceRevoked("This device has been revoked or its venue is not active")
-    if issued_at is not None and issued_at < int(state.removeprefix("a:")):
-        raise DeviceRevoked("This token was issued before the device's secret was rolled")
+    if secret_generation is None or secret_generation != int(state.removeprefix(_ACTIVE)):
+        raise DeviceRevoked("This token was issued for an earlier secret of this device")
 
 
 async def publish_refused(redis: aioredis.Redis, device_ids: Iterable[UUID]) -> None:
@@ -139,15 +146,17 @@ async def publish_refused(redis: aioredis.Redis, device_ids: Iterable[UUID]) -> 
         log.error("device state: could not publish a refusal to redis", extra={"fields": {"error": type(exc).__name__}})
 
 
-async def publish_state(redis: aioredis.Redis, device_ids: Iterable[UUID], *, valid_after: int | None = None) -> None:
+async def publish_state(
+    redis: aioredis.Redis, device_ids: Iterable[UUID], *, secret_generation: int | None = None
+) -> None:
     """After a change that may re-allow devices (or roll a secret): set or drop their markers."""
     device_ids = list(device_ids)
     forget_local(device_ids)
     try:
         for device_id in device_ids:
-            if valid_after is None:
+            if secret_generation is None:
                 await redis.delete(state_key(device_id))  # the next reader asks PostgreSQL
             else:
-                await redis.set(state_key(device_id), f"a:{valid_after}", ex=ACTIVE_TTL)
+                await redis.set(state_key(device_id), f"{_ACTIVE}{secret_generation}", ex=ACTIVE_TTL)
     except (RedisError, OSError) as exc:
         log.error("device state: could not publish to redis", extra={"fields": {"error": type(exc).__name__}})

@@ -119,6 +119,7 @@ class DeviceCredentials(msgspec.Struct, frozen=True):
     device_id: UUID
     venue_id: UUID
     merchant_id: UUID
+    secret_generation: int
 
 
 # --- paging --------------------------------------------------------------------------------------
@@ -534,7 +535,7 @@ async def roll_device_secret(
     row = await db.roll_device_secret(conn, device_id, _hash_secret(hmac_key, device_id, secret))
     venue = await db.get_venue(conn, device["venue_id"])
     url, ttl = await _offer_setup(redis, device_id, secret, venue, api_base_url=api_base_url, audience=caller.kind)
-    await devicegate.publish_state(redis, [device_id], valid_after=int(row["tokens_valid_after"].timestamp()))
+    await devicegate.publish_state(redis, [device_id], secret_generation=row["secret_generation"])
     await _audit(conn, caller, "device.roll_secret", "device", device_id, device["district"], venue_id=str(device["venue_id"]))
     return ProvisionedDevice(device_id=device_id, secret=secret, setup_qr_url=url, setup_qr_expires_in=ttl)
 
@@ -568,14 +569,20 @@ async def authenticate_device(conn: asyncpg.Connection, device_id: UUID, secret:
     if row is None or not hmac.compare_digest(presented, bytes(row["secret_hash"])) or not row["usable"]:
         raise BadDeviceCredentials()
     await db.touch_device_token(conn, device_id)
-    return DeviceCredentials(device_id=row["id"], venue_id=row["venue_id"], merchant_id=row["merchant_id"])
+    return DeviceCredentials(
+        device_id=row["id"], venue_id=row["venue_id"], merchant_id=row["merchant_id"], secret_generation=row["secret_generation"]
+    )
 
 
 async def issue_device_token(conn: asyncpg.Connection, data: DeviceTokenRequest, *, hmac_key: bytes) -> DeviceToken:
     """`POST /v1/devices/token`: a short-lived device JWT naming the device, its merchant and venue."""
     creds = await authenticate_device(conn, data.device_id, data.secret, hmac_key=hmac_key)
     principal = identity.Principal(
-        kind="device", subject=creds.device_id, merchant_id=creds.merchant_id, venue_id=creds.venue_id
+        kind="device",
+        subject=creds.device_id,
+        merchant_id=creds.merchant_id,
+        venue_id=creds.venue_id,
+        secret_generation=creds.secret_generation,
     )
     token = identity.issue_access_token(principal, ttl_seconds=DEVICE_TOKEN_TTL)
     return DeviceToken(access_token=token, expires_in=DEVICE_TOKEN_TTL)

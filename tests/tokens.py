@@ -36,13 +36,19 @@ def admin(role: str = "city", *, district: str | None = None, account_id: UUID |
 
 
 def device(
-    merchant_id: UUID | None = None, venue_id: UUID | None = None, *, device_id: UUID | None = None
+    merchant_id: UUID | None = None,
+    venue_id: UUID | None = None,
+    *,
+    device_id: UUID | None = None,
+    secret_generation: int = 1,
 ) -> Principal:
+    """A device token's principal; a device provisioned and never rolled is at generation 1."""
     return Principal(
         kind="device",
         subject=device_id or uuid.uuid4(),
         merchant_id=merchant_id or uuid.uuid4(),
         venue_id=venue_id or uuid.uuid4(),
+        secret_generation=secret_generation,
     )
 
 

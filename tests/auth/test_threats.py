@@ -262,6 +262,25 @@ def test_each_access_kind_verifies_only_as_itself(keyring, kind):
                 identity.verify_access_token(_our_signed(keyring, other, payload), keyring=keyring, now=NOW)
 
 
+@pytest.mark.parametrize("generation", ["2", True, 2.0, None, [2]])
+def test_device_secret_generation_must_be_an_integer(keyring, generation):
+    """`gen` decides whether a rolled secret's token still passes: it is an int or the token is invalid."""
+    from identity.tokens import DEVICE
+    from tests import tokens as t
+
+    payload = jwt.decode(
+        identity.issue_access_token(t.device(), keyring=keyring, now=NOW), options={"verify_signature": False}
+    )
+    assert payload["gen"] == 1
+    payload["gen"] = generation
+    token = _our_signed(keyring, DEVICE.typ, payload)
+    if generation is None:  # no generation at all: the token verifies, and the device check refuses it
+        assert identity.verify_access_token(token, keyring=keyring, now=NOW).secret_generation is None
+        return
+    with pytest.raises(InvalidToken):
+        identity.verify_access_token(token, keyring=keyring, now=NOW)
+
+
 def test_code_prefix_is_strict(keyring):
     code = CODE_PREFIX + sign(keyring, CODE, {"sub": subject_for(keyring, uuid.uuid4())}, ttl_seconds=60, now=NOW)
     for variant in (code[len(CODE_PREFIX) :], "cj1:" + code[4:], " " + code, code + " ", "CJ2:" + code[4:], code + "\n"):

@@ -72,7 +72,11 @@ class World:
             "veteran": Principal(kind="veteran", subject=self.person_id),
             "other_veteran": Principal(kind="veteran", subject=uuid.uuid5(self.person_id, "other")),
             "other_device": Principal(
-                kind="device", subject=self.other_device_id, merchant_id=self.other_merchant_id, venue_id=self.other_venue_id
+                kind="device",
+                subject=self.other_device_id,
+                merchant_id=self.other_merchant_id,
+                venue_id=self.other_venue_id,
+                secret_generation=1,
             ),
             "other_staff": Principal(kind="staff", subject=self.other_staff_id, role="manager", merchant_id=self.other_merchant_id),
             "other_district_admin": Principal(kind="admin", subject=self.other_admin_id, role="district", district=OTHER_DISTRICT),

@@ -38,11 +38,11 @@ async def _device(conn, redis):
 
 async def test_active_then_revoked_at_once(conn, redis, pool):
     merchant, _, device_id = await _device(conn, redis)
-    await merchants.check_device(device_id, issued_at=time.time(), pool=pool, redis=redis)
-    assert (await redis.get(devicegate.state_key(device_id))).startswith(b"a:")
+    await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
+    assert (await redis.get(devicegate.state_key(device_id)))== b"g:1"
     await merchants.revoke_device(conn, redis, staff(merchant.id), device_id)
     with pytest.raises(DeviceRevoked):
-        await merchants.check_device(device_id, issued_at=time.time(), pool=pool, redis=redis)
+        await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
 
 
 async def test_losing_redis_does_not_unrevoke(conn, redis, pool):
@@ -51,7 +51,7 @@ async def test_losing_redis_does_not_unrevoke(conn, redis, pool):
     await redis.flushdb()
     devicegate.forget_local()
     with pytest.raises(DeviceRevoked):
-        await merchants.check_device(device_id, issued_at=None, pool=pool, redis=redis)
+        await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
     # The answer from PostgreSQL went back into Redis.
     assert await redis.get(devicegate.state_key(device_id)) == b"r"
 
@@ -67,8 +67,8 @@ async def test_redis_down_falls_back_to_postgres(conn, redis, pool):
     try:
         started = time.perf_counter()
         with pytest.raises(DeviceRevoked):
-            await merchants.check_device(device_id, issued_at=None, pool=pool, redis=dead)
-        await merchants.check_device(other.device_id, issued_at=None, pool=pool, redis=dead)
+            await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=dead)
+        await merchants.check_device(other.device_id, secret_generation=1, pool=pool, redis=dead)
         assert time.perf_counter() - started < 1.0
     finally:
         devicegate._redis_down_until = 0.0
@@ -77,24 +77,43 @@ async def test_redis_down_falls_back_to_postgres(conn, redis, pool):
 
 async def test_rolled_secret_cuts_older_tokens(conn, redis, pool):
     merchant, _, device_id = await _device(conn, redis)
-    issued_before = time.time() - 5
+    await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
+    # No sleep: the roll is exact within the same second, since generations are counted, not timed.
     rolled = await merchants.roll_device_secret(conn, redis, city_admin(), device_id, hmac_key=KEY, api_base_url="http://x")
     with pytest.raises(DeviceRevoked):
-        await merchants.check_device(device_id, issued_at=issued_before, pool=pool, redis=redis)
-    await merchants.check_device(device_id, issued_at=time.time(), pool=pool, redis=redis)
+        await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
+    creds = await merchants.authenticate_device(conn, device_id, rolled.secret, hmac_key=KEY)
+    assert (creds.device_id, creds.secret_generation) == (device_id, 2)
+    await merchants.check_device(device_id, secret_generation=2, pool=pool, redis=redis)
     # Redis lost: PostgreSQL knows the roll too.
     await redis.flushdb()
     devicegate.forget_local()
     with pytest.raises(DeviceRevoked):
-        await merchants.check_device(device_id, issued_at=issued_before, pool=pool, redis=redis)
-    creds = await merchants.authenticate_device(conn, device_id, rolled.secret, hmac_key=KEY)
-    assert creds.device_id == device_id
+        await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
+    await merchants.check_device(device_id, secret_generation=2, pool=pool, redis=redis)
+
+
+async def test_token_without_a_generation_is_refused(conn, redis, pool):
+    """Tokens issued before generations existed carry none: the scanner fetches a new one."""
+    _, _, device_id = await _device(conn, redis)
+    with pytest.raises(DeviceRevoked):
+        await merchants.check_device(device_id, secret_generation=None, pool=pool, redis=redis)
+
+
+async def test_a_marker_of_another_release_is_not_trusted(conn, redis, pool):
+    """The time-based marker of the previous release ("a:<epoch>") is read from PostgreSQL instead."""
+    merchant, _, device_id = await _device(conn, redis)
+    await merchants.revoke_device(conn, redis, staff(merchant.id), device_id)
+    await redis.set(devicegate.state_key(device_id), "a:1", ex=10)
+    devicegate.forget_local()
+    with pytest.raises(DeviceRevoked):
+        await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
 
 
 @pytest.mark.parametrize("what", ["merchant", "venue"])
 async def test_suspending_merchant_or_closing_venue_refuses_its_devices(conn, redis, pool, what):
     merchant, venue, device_id = await _device(conn, redis)
-    await merchants.check_device(device_id, issued_at=None, pool=pool, redis=redis)
+    await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
 
     async def set_status(status):
         if what == "merchant":
@@ -104,20 +123,20 @@ async def test_suspending_merchant_or_closing_venue_refuses_its_devices(conn, re
 
     await set_status("suspended" if what == "merchant" else "closed")
     with pytest.raises(DeviceRevoked):
-        await merchants.check_device(device_id, issued_at=None, pool=pool, redis=redis)
+        await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
     await set_status("active")
-    await merchants.check_device(device_id, issued_at=None, pool=pool, redis=redis)
+    await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
 
 
 async def test_hot_path_costs_at_most_one_redis_get(conn, redis, pool):
     _, _, device_id = await _device(conn, redis)
-    await merchants.check_device(device_id, issued_at=None, pool=pool, redis=redis)  # warms Redis
+    await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)  # warms Redis
     await redis.config_resetstat()
     for _ in range(20):
         devicegate.forget_local()
-        await merchants.check_device(device_id, issued_at=None, pool=pool, redis=redis)
+        await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
     for _ in range(100):  # within the second: answered in process, no I/O at all
-        await merchants.check_device(device_id, issued_at=None, pool=pool, redis=redis)
+        await merchants.check_device(device_id, secret_generation=1, pool=pool, redis=redis)
     stats = await redis.info("commandstats")
     calls = {name: value["calls"] for name, value in stats.items()}
     calls.pop("cmdstat_info", None)

@@ -95,7 +95,11 @@ async def test_lost_redis_reply_does_not_turn_a_lone_scan_into_409(app, client, 
     port = await proxy.start()
     flaky = aioredis.Redis(host="127.0.0.1", port=port, db=upstream.get("db", 0), socket_timeout=2)
     principal = Principal(
-        kind="device", subject=UUID(world.device_id), merchant_id=UUID(world.merchant_id), venue_id=UUID(world.venue_id)
+        kind="device",
+        subject=UUID(world.device_id),
+        merchant_id=UUID(world.merchant_id),
+        venue_id=UUID(world.venue_id),
+        secret_generation=1,
     )
     key = str(uuid4())
     code = suishen(app, VETERAN_ID)
