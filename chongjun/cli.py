@@ -8,7 +8,6 @@ import sys
 
 import click
 
-from chongjun.config import load_settings
 
 __all__ = ("main",)
 
