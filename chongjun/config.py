@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -37,6 +38,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """In production: a directory of secret files (keys, peppers); in dev, `data_dir/secrets`."""
     city_platform_url: str | None = None
     """The city platform's online 验码 endpoint; None in dev uses the built-in simulator."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks of our reverse proxies. A request from one of them has its client taken
+    from `X-Forwarded-For` (the nearest address that is not a proxy of ours); from anyone else the
+    header is ignored, so it cannot be used to dodge the per-client login throttle."""
 
     @property
     def is_production(self) -> bool:
@@ -68,7 +73,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         value = env.get(variable)
         if value not in (None, ""):
             raw[field] = value
+    proxies = env.get("CHONGJUN_TRUSTED_PROXIES", "")
+    raw["trusted_proxies"] = tuple(_network(item.strip()) for item in proxies.split(",") if item.strip())
     return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
+
+
+def _network(value: str) -> str:
+    """One entry of CHONGJUN_TRUSTED_PROXIES, checked at start: an IP address or a CIDR network."""
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"CHONGJUN_TRUSTED_PROXIES: {value!r} is not an IP address or network") from None
 
 
 def _decode_path(kind: type, value: object) -> object:
