@@ -74,16 +74,26 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         if value not in (None, ""):
             raw[field] = value
     proxies = env.get("CHONGJUN_TRUSTED_PROXIES", "")
-    raw["trusted_proxies"] = tuple(_network(item.strip()) for item in proxies.split(",") if item.strip())
+    raw["trusted_proxies"] = tuple(
+        network for item in proxies.split(",") if item.strip() for network in _networks(item.strip())
+    )
     return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
 
 
-def _network(value: str) -> str:
-    """One entry of CHONGJUN_TRUSTED_PROXIES, checked at start: an IP address or a CIDR network."""
+def _networks(value: str) -> list[str]:
+    """One entry of CHONGJUN_TRUSTED_PROXIES, checked at start: an IP address or a CIDR network.
+
+    An IPv4 entry also yields its IPv4-mapped IPv6 form: on a dual-stack listener the proxy's
+    peer address arrives as ::ffff:a.b.c.d, and without it the header would be silently ignored.
+    """
     try:
-        return str(ipaddress.ip_network(value, strict=False))
+        network = ipaddress.ip_network(value, strict=False)
     except ValueError:
         raise ValueError(f"CHONGJUN_TRUSTED_PROXIES: {value!r} is not an IP address or network") from None
+    if isinstance(network, ipaddress.IPv4Network):
+        mapped = ipaddress.ip_network(f"::ffff:{network.network_address}/{96 + network.prefixlen}")
+        return [str(network), str(mapped)]
+    return [str(network)]
 
 
 def _decode_path(kind: type, value: object) -> object:

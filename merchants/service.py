@@ -535,6 +535,10 @@ async def roll_device_secret(
     row = await db.roll_device_secret(conn, device_id, _hash_secret(hmac_key, device_id, secret))
     venue = await db.get_venue(conn, device["venue_id"])
     url, ttl = await _offer_setup(redis, device_id, secret, venue, api_base_url=api_base_url, audience=caller.kind)
+    # Published before the transaction commits, on purpose: a reader that reaches PostgreSQL in
+    # between still sees the old generation but cannot SET NX over this marker, so the old
+    # secret's tokens are never let through. If the transaction then rolls back, the device's
+    # tokens are refused until the marker expires (ACTIVE_TTL): that failure is closed.
     await devicegate.publish_state(redis, [device_id], secret_generation=row["secret_generation"])
     await _audit(conn, caller, "device.roll_secret", "device", device_id, device["district"], venue_id=str(device["venue_id"]))
     return ProvisionedDevice(device_id=device_id, secret=secret, setup_qr_url=url, setup_qr_expires_in=ttl)

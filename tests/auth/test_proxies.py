@@ -46,6 +46,25 @@ async def test_an_untrusted_peer_cannot_choose_its_address(settings, redis):
             assert _login(http, "203.0.113.8") == 429  # the header is ignored: the peer is not our proxy
 
 
+@pytest.mark.parametrize(
+    ("peer", "client"),
+    [("::ffff:127.0.0.1", "203.0.113.7"), ("::ffff:10.9.8.7", "203.0.113.7"), ("::ffff:11.0.0.1", "::ffff:11.0.0.1")],
+)
+async def test_a_dual_stack_peer_matches_its_ipv4_entry(peer, client):
+    """The wrapper the workers use, fed our list: ::ffff:127.0.0.1 is the proxy 127.0.0.1."""
+    from granian.utils.proxies import wrap_asgi_with_proxy_headers
+
+    seen = {}
+
+    async def app(scope, receive, send):
+        seen["client"] = scope["client"][0]
+
+    trusted = list(load_settings({"CHONGJUN_TRUSTED_PROXIES": "127.0.0.1,10.0.0.0/8"}).trusted_proxies)
+    scope = {"type": "http", "client": (peer, 40000), "headers": [(b"x-forwarded-for", b"203.0.113.7")]}
+    await wrap_asgi_with_proxy_headers(app, trusted_hosts=trusted)(scope, None, None)
+    assert seen["client"] == client
+
+
 @pytest.mark.parametrize("value", ["nginx", "10.0.0.0/33", "127.0.0.1;10.0.0.1"])
 def test_a_bad_proxy_list_fails_at_start(value):
     with pytest.raises(ValueError, match="CHONGJUN_TRUSTED_PROXIES"):
@@ -54,5 +73,7 @@ def test_a_bad_proxy_list_fails_at_start(value):
 
 def test_proxy_list_is_read_as_networks():
     settings = load_settings({"CHONGJUN_TRUSTED_PROXIES": " 10.0.0.0/8 ,127.0.0.1,,::1"})
-    assert settings.trusted_proxies == ("10.0.0.0/8", "127.0.0.1/32", "::1/128")
+    assert settings.trusted_proxies == (
+        "10.0.0.0/8", "::ffff:a00:0/104", "127.0.0.1/32", "::ffff:7f00:1/128", "::1/128"
+    )
     assert load_settings({}).trusted_proxies == ()

@@ -54,6 +54,10 @@ async def test_no_unexpected_success(app, client, conn, redis):
     world = await build_world(conn, redis)
     victim_ids = world.victim_ids()
     unexpected: list[str] = []
+    # The control: every token of the matrix is genuine and live, so a refusal is the route's
+    # authorization speaking, not a broken token (a device token that its check refuses would
+    # make every device cell a 401 and the matrix pass for the wrong reason).
+    token_refused: list[str] = []
     cells = 0
     started = time.perf_counter()
     # Refused roles first: the allowed ones may change the world (revoke, roll, disable).
@@ -71,6 +75,9 @@ async def test_no_unexpected_success(app, client, conn, redis):
             response = await client.request(method, _path(route, world), **request)
             cells += 1
             ok = 200 <= response.status_code < 400
+            if role != "anonymous" and response.status_code == 401 and not key.split(" ", 1)[1].startswith("/v1/auth"):
+                if response.json().get("type") == "urn:chongjun:problem:invalid-token":
+                    token_refused.append(f"{role:22} {key}")
             if response.status_code >= 500:
                 unexpected.append(f"{role:22} {key} -> {response.status_code} (server error)")
             elif ok and role not in expect.allow:
@@ -81,4 +88,5 @@ async def test_no_unexpected_success(app, client, conn, redis):
                     unexpected.append(f"{role:22} {key} -> {response.status_code} shows victim ids {leaked}")
     elapsed = time.perf_counter() - started
     assert not unexpected, f"{len(unexpected)} unexpected of {cells} cells:\n" + "\n".join(unexpected)
+    assert not token_refused, "tokens refused as invalid (the matrix would prove nothing):\n" + "\n".join(token_refused)
     assert cells >= len(ROLES) * 10 and elapsed < 60
