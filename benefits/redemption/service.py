@@ -177,9 +177,9 @@ def _used_key(jti: str) -> str:
 async def _ask_redis(
     redis: aioredis.Redis, caller: str, key: str | None, token: str, jti: str | None, per_minute: int
 ) -> _Gate:
-    """The three fast checks in one round trip. Redis down → each answers as if Redis were
-    empty: the key's first answer still wins in PostgreSQL, the rate limit fails open (it guards
-    no invariant) and single use is still `consumed_codes`' primary key."""
+    """The three fast checks in one round trip. Redis down → the key's first answer still wins
+    in PostgreSQL, single use is still `consumed_codes`' primary key, and the rate is counted in
+    this process instead (so a device gets at most the rate per worker while Redis is away)."""
     keys = [
         _marker_key(caller, key) if key is not None else "cj:unused",
         f"cj:rate:{{{caller}}}:{int(time.time() // 60)}",
@@ -189,8 +189,23 @@ async def _ask_redis(
     try:
         fresh, count, seen = await _run(redis, _GATE, keys, [token, *flags])
     except RedisError:
-        return _Gate()
+        return _Gate(scans_this_minute=_count_locally(caller) if per_minute > 0 else 0)
     return _Gate(key_fresh=bool(fresh), scans_this_minute=int(count), seen_consumed=bool(seen))
+
+
+_LOCAL_RATE_MAX = 50_000
+_local_rate: dict[str, tuple[int, int]] = {}
+"""caller -> (minute, scans this process counted in it): the rate limit while Redis cannot count."""
+
+
+def _count_locally(caller: str) -> int:
+    minute = int(time.time() // 60)
+    counted_minute, count = _local_rate.get(caller, (minute, 0))
+    count = count + 1 if counted_minute == minute else 1
+    if len(_local_rate) >= _LOCAL_RATE_MAX:
+        _local_rate.clear()
+    _local_rate[caller] = (minute, count)
+    return count
 
 
 def _marker_key(caller: str, key: str) -> str:
