@@ -98,23 +98,36 @@ def _decision(reason: str, **fields) -> ScanDecision:
     )
 
 
-_VENUE_TTL = 5.0
-"""Seconds a venue read stays in this process. Only who may scan there is decided from it; the
-ledger statement reads the venue's capacity and status itself (migration 0043)."""
-_venues: dict[UUID, tuple[float, merchants.Venue | None]] = {}
+class _RecentReads:
+    """What this process read a few seconds ago, by key. Bounded by forgetting everything at
+    `limit` entries: a worker sees a few hundred venues, so the limit only guards against abuse."""
+
+    def __init__(self, ttl: float, limit: int = 10_000) -> None:
+        self.ttl = ttl
+        self.limit = limit
+        self.entries: dict = {}
+
+    async def get(self, key, load, *args, fresh: bool = False):
+        """The value read less than `ttl` seconds ago, else `await load(*args)` (always when `fresh`)."""
+        now = time.monotonic()
+        cached = self.entries.get(key)
+        if not fresh and cached is not None and cached[0] > now:
+            return cached[1]
+        value = await load(*args)
+        if len(self.entries) > self.limit:
+            self.entries.clear()
+        self.entries[key] = (now + self.ttl, value)
+        return value
+
+
+_venues = _RecentReads(ttl=5.0)
+"""Venues of scans. Only who may scan there is decided from it; the ledger statement reads the
+venue's capacity and status itself (migration 0043)."""
 
 
 async def _venue(conn, venue_id: UUID, *, fresh: bool = False) -> merchants.Venue | None:
     """The venue of a scan, from a short in-process cache: every scan at a gate names the same one."""
-    now = time.monotonic()
-    cached = _venues.get(venue_id)
-    if not fresh and cached is not None and cached[0] > now:
-        return cached[1]
-    venue = await merchants.find_venue(conn, venue_id)
-    if len(_venues) > 10_000:
-        _venues.clear()
-    _venues[venue_id] = (now + _VENUE_TTL, venue)
-    return venue
+    return await _venues.get(venue_id, merchants.find_venue, conn, venue_id, fresh=fresh)
 
 
 class _Gate(msgspec.Struct):
@@ -347,24 +360,19 @@ async def _reject(conn, ctx: _ScanContext, reason: str, **fields) -> bytes:
     return answer
 
 
-_OFFER_TTL = 5.0
-"""Seconds a venue's list of benefits stays in this process. It only ever speeds up an acceptance:
-the ledger statement re-checks that the benefit is active, linked to the venue and still at the
-version the rules were evaluated with (else `stale_benefit`), and every refusal is decided again
-from PostgreSQL before it is given."""
-_offers: dict[UUID, tuple[float, dict]] = {}
+_offers = _RecentReads(ttl=5.0)
+"""Each venue's list of benefits. It only ever speeds up an acceptance: the ledger statement
+re-checks that the benefit is active, linked to the venue and still at the version the rules were
+evaluated with (else `stale_benefit`), and every refusal is decided again from PostgreSQL before
+it is given."""
 
 
 async def _offered(conn, venue_id: UUID, *, fresh: bool) -> dict:
-    now = time.monotonic()
-    cached = _offers.get(venue_id)
-    if not fresh and cached is not None and cached[0] > now:
-        return cached[1]
-    offered = {v.benefit_id: v for v in await benefits_at_venue(conn, venue_id)}
-    if len(_offers) > 10_000:
-        _offers.clear()
-    _offers[venue_id] = (now + _OFFER_TTL, offered)
-    return offered
+    return await _offers.get(venue_id, _load_offers, conn, venue_id, fresh=fresh)
+
+
+async def _load_offers(conn, venue_id: UUID) -> dict:
+    return {v.benefit_id: v for v in await benefits_at_venue(conn, venue_id)}
 
 
 class _Choice(msgspec.Struct):
