@@ -279,7 +279,7 @@ async def remove_key(conn: asyncpg.Connection, kid: str) -> bool:
 
 
 # The process-wide ring: one per process (one database), installed by the app's lifespan, so the
-# scan pipeline can call `resolve_scan_code(raw, redis=...)` without threading it through.
+# scan pipeline can verify a 崇军码 (`verify_scan_code(raw)`) without threading it through.
 _installed: KeyRing | None = None
 
 

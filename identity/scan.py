@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from identity.city import current_city_providers
 from identity.codes import CODE_PREFIX, verify_code
@@ -62,7 +61,6 @@ async def scanned_person(conn: asyncpg.Connection, scan: VerifiedScan) -> Person
 async def resolve_scan_code(
     raw: object,
     *,
-    redis: aioredis.Redis,
     conn: asyncpg.Connection | None = None,
     now: datetime | float | None = None,
 ) -> ScannedHolder:

@@ -85,10 +85,10 @@ async def test_image_is_gone_when_the_code_expires(client, app, redis):
     assert response.status_code == 404
 
 
-async def test_code_for_a_benefit_carries_it(client, app, redis):
+async def test_code_for_a_benefit_carries_it(client, app):
     person, benefit = uuid.uuid4(), uuid.uuid4()
     body = await _issue(client, app, person, benefit_id=str(benefit))
-    holder = await identity.resolve_scan_code(body["code"], redis=redis)
+    holder = await identity.resolve_scan_code(body["code"])
     assert holder.benefit_id == benefit and holder.person_id == person and holder.source == "cj_code"
 
 
@@ -105,13 +105,13 @@ async def test_resolve_scan_code(keyring, redis):
     person = uuid.uuid4()
     now = time.time()
     issued = await identity.issue_code(redis, person, now=now)
-    holder = await identity.resolve_scan_code(issued.code, redis=redis, now=now + 10)
+    holder = await identity.resolve_scan_code(issued.code, now=now + 10)
     assert (holder.person_id, holder.jti, holder.expires_at) == (person, issued.jti, issued.expires_at)
     with pytest.raises(ExpiredCode):
-        await identity.resolve_scan_code(issued.code, redis=redis, now=now + 91)
+        await identity.resolve_scan_code(issued.code, now=now + 91)
     for raw in ("SSM1:whatever", "", "x" * 5000, None, 42, issued.code[:-3]):
         with pytest.raises(InvalidCode):
-            await identity.resolve_scan_code(raw, redis=redis)
+            await identity.resolve_scan_code(raw)
 
 
 async def test_verify_is_cheap(keyring, redis):

@@ -34,41 +34,41 @@ async def issuer(settings, conn):
     identity.uninstall_city_providers(providers)
 
 
-async def test_enrolled_holder_resolves(issuer, conn, redis):
+async def test_enrolled_holder_resolves(issuer, conn):
     code = issuer.issue(ENROLLED)
-    holder = await identity.resolve_scan_code(code, redis=redis, conn=conn)
+    holder = await identity.resolve_scan_code(code, conn=conn)
     person_id = await conn.fetchval("SELECT id FROM people WHERE name_masked = '张**'")
     assert holder.person_id == person_id and holder.source == "suishen" and holder.benefit_id is None
     assert holder.jti.startswith("ssm:") and holder.expires_at.timestamp() > time.time()
     # Single use is the ledger's job, so resolving twice gives the same jti both times.
-    again = await identity.resolve_scan_code(code, redis=redis, conn=conn)
+    again = await identity.resolve_scan_code(code, conn=conn)
     assert again.jti == holder.jti
 
 
-async def test_suspended_card_resolves_for_the_engine_to_refuse(issuer, conn, redis):
-    holder = await identity.resolve_scan_code(issuer.issue(SUSPENDED), redis=redis, conn=conn)
+async def test_suspended_card_resolves_for_the_engine_to_refuse(issuer, conn):
+    holder = await identity.resolve_scan_code(issuer.issue(SUSPENDED), conn=conn)
     person = await identity.get_person(conn, holder.person_id)
     assert person.card_status == "SUSPENDED" and person.categories == frozenset({"MARTYR_FAMILY"})
 
 
-async def test_refusals(issuer, conn, redis):
+async def test_refusals(issuer, conn):
     with pytest.raises(NotEnrolled):
-        await identity.resolve_scan_code(issuer.issue(STRANGER), redis=redis, conn=conn)
+        await identity.resolve_scan_code(issuer.issue(STRANGER), conn=conn)
     with pytest.raises(ExpiredCode):
-        await identity.resolve_scan_code(issuer.issue(ENROLLED, now=time.time() - 200), redis=redis, conn=conn)
+        await identity.resolve_scan_code(issuer.issue(ENROLLED, now=time.time() - 200), conn=conn)
     for bad in ("SSM1:abc", "SSM1:" + "x" * 3000, "QRCODE-123", "", "SSM1:" + "a" * 5000):
         with pytest.raises(InvalidCode) as caught:
-            await identity.resolve_scan_code(bad, redis=redis, conn=conn)
+            await identity.resolve_scan_code(bad, conn=conn)
         assert type(caught.value) is InvalidCode
     with pytest.raises(TypeError):
-        await identity.resolve_scan_code(issuer.issue(ENROLLED), redis=redis)
+        await identity.resolve_scan_code(issuer.issue(ENROLLED))
 
 
-async def test_without_the_simulator_a_dev_code_is_invalid(issuer, conn, redis):
+async def test_without_the_simulator_a_dev_code_is_invalid(issuer, conn):
     production = CityProviders(dev=None, platform=None)
     identity.install_city_providers(production)
     try:
         with pytest.raises(InvalidCode):
-            await identity.resolve_scan_code(issuer.issue(ENROLLED), redis=redis, conn=conn)
+            await identity.resolve_scan_code(issuer.issue(ENROLLED), conn=conn)
     finally:
         identity.uninstall_city_providers(production)
