@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.guards import requires_admin, requires_admin_role, requires_veteran
+from api.merchants import Cursor, Limit
 from benefits import ratings
 from benefits.ratings import CaseReply, CaseStatus, MyRedemption, Rating, RatingCase, RatingCreate
 from identity import Principal
@@ -23,10 +24,6 @@ from merchants import Page
 
 __all__ = ("AdminRatingController", "MyRedemptionController")
 
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size (1-100)")]
-Cursor = Annotated[
-    str | None, QueryParameter(max_length=200, description="`next_cursor` of the previous page")
-]
 Status = Annotated[
     CaseStatus, QueryParameter(description="open: the queue, oldest first; closed: latest answered first")
 ]
