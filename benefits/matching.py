@@ -44,6 +44,7 @@ from benefits.types import BenefitSummary, BenefitVersion, MatchedBenefit, MyBen
 __all__ = (
     "CATALOG_GEN_KEY",
     "CatalogEntry",
+    "StaleMark",
     "active_catalog",
     "catalog_changed",
     "forget_person_benefits",
@@ -51,9 +52,8 @@ __all__ = (
     "my_benefits",
     "my_benefits_of",
     "person_cache_key",
-    "public_benefit",
-    "StaleMark",
     "person_stale_mark",
+    "public_benefit",
     "public_catalog",
     "require_public_benefit",
     "settle_cache_writes",

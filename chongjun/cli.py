@@ -8,7 +8,6 @@ import sys
 
 import click
 
-
 __all__ = ("main",)
 
 

@@ -207,7 +207,6 @@ async def get_refresh_family(conn: asyncpg.Connection, token_hash: bytes) -> UUI
     return await conn.fetchval("SELECT family_id FROM refresh_tokens WHERE token_hash = $1", token_hash)
 
 
-
 async def delete_expired_refresh_tokens(conn: asyncpg.Connection, *, expired_before: datetime, batch: int) -> int:
     """One batch of refresh tokens that expired before `expired_before`; how many went."""
     status = await conn.execute(

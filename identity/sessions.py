@@ -25,10 +25,10 @@ from identity.tokens import issue_access_token
 from identity.types import Principal, SessionTokens
 
 __all__ = (
-    "prune_refresh_tokens",
     "ACCESS_TTL_SECONDS",
     "REFRESH_TTL",
     "issue_session",
+    "prune_refresh_tokens",
     "refresh_session",
     "revoke_session",
     "revoke_subject_sessions",
