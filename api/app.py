@@ -35,7 +35,7 @@ from api.people import DevCityController, MeController, RosterController, Suishe
 from api.public import HealthController, MetricsController
 from api.ratings import AdminRatingController, MyRedemptionController
 from api.sessions import SessionController
-from chongjun.config import Settings, load_settings
+from foundation.settings import Settings, load_settings
 
 __all__ = ("create_app",)
 

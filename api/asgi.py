@@ -8,7 +8,7 @@ from granian.utils.proxies import wrap_asgi_with_proxy_headers
 
 from api.app import create_app
 from api.logs import configure_logging
-from chongjun.config import load_settings
+from foundation.settings import load_settings
 
 __all__ = ("app_factory",)
 

@@ -16,9 +16,9 @@ from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIType, Operat
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, RawBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-import benefits
+from benefits import catalog
 from api.guards import requires_admin, requires_admin_role, requires_veteran
-from benefits.types import BenefitPage, BenefitStatus, BenefitSummary, Domain, MyBenefits
+from benefits.catalog.types import BenefitPage, BenefitStatus, BenefitSummary, Domain, MyBenefits
 from identity import Principal
 
 __all__ = ("AdminBenefitController", "BenefitCatalog", "MyBenefitsController", "PublicBenefitController")
@@ -39,7 +39,7 @@ class PublicBenefitController(Controller):
     async def list_benefits(
         self, conn: NamedDependency[asyncpg.Connection], redis: NamedDependency[aioredis.Redis]
     ) -> BenefitCatalog:
-        return BenefitCatalog(await benefits.public_catalog(conn, redis))
+        return BenefitCatalog(await catalog.public_catalog(conn, redis))
 
     @get("/{benefit_id:uuid}", operation_id="GetBenefit", summary="One active benefit with its venues")
     async def get_benefit(
@@ -48,7 +48,7 @@ class PublicBenefitController(Controller):
         conn: NamedDependency[asyncpg.Connection],
         redis: NamedDependency[aioredis.Redis],
     ) -> BenefitSummary:
-        return await benefits.require_public_benefit(conn, redis, benefit_id)
+        return await catalog.require_public_benefit(conn, redis, benefit_id)
 
 
 class MyBenefitsController(Controller):
@@ -67,7 +67,7 @@ class MyBenefitsController(Controller):
         redis: NamedDependency[aioredis.Redis],
         principal: NamedDependency[Principal],
     ) -> MyBenefits:
-        return await benefits.my_benefits_of(conn, redis, principal.subject)
+        return await catalog.my_benefits_of(conn, redis, principal.subject)
 
 
 # --- admin -----------------------------------------------------------------------------------------
@@ -121,14 +121,14 @@ _SPEC_BODY = _json_body("A whole BenefitSpec (PUT replaces the definition; statu
 _PATCH_BODY = _json_body("Some top-level fields of a BenefitSpec; the others keep their current value.")
 
 
-def _actor(principal: Principal) -> benefits.Actor:
-    return benefits.Actor(principal.kind, str(principal.subject))
+def _actor(principal: Principal) -> catalog.Actor:
+    return catalog.Actor(principal.kind, str(principal.subject))
 
 
-def _changed(view: benefits.BenefitView, redis: aioredis.Redis, status_code: int = 200) -> Response[benefits.BenefitView]:
+def _changed(view: catalog.BenefitView, redis: aioredis.Redis, status_code: int = 200) -> Response[catalog.BenefitView]:
     # The catalog generation moves after the response, i.e. after the transaction committed, so
     # no reader can cache the old catalog under the new generation.
-    return Response(view, status_code=status_code, background=BackgroundTask(benefits.catalog_changed, redis))
+    return Response(view, status_code=status_code, background=BackgroundTask(catalog.catalog_changed, redis))
 
 
 class AdminBenefitController(Controller):
@@ -147,7 +147,7 @@ class AdminBenefitController(Controller):
         status: FromQuery[BenefitStatus | None] = None,
         domain: FromQuery[Domain | None] = None,
     ) -> BenefitPage:
-        return await benefits.list_benefits_page(conn, limit=limit, cursor=cursor, status=status, domain=domain)
+        return await catalog.list_benefits_page(conn, limit=limit, cursor=cursor, status=status, domain=domain)
 
     @post(
         "",
@@ -163,15 +163,15 @@ class AdminBenefitController(Controller):
         redis: NamedDependency[aioredis.Redis],
         principal: NamedDependency[Principal],
         body: RawBody,  # decoded by benefits, so every error names its JSON path
-    ) -> Response[benefits.BenefitView]:
-        view = await benefits.create_benefit_json(conn, body, _actor(principal))
+    ) -> Response[catalog.BenefitView]:
+        view = await catalog.create_benefit_json(conn, body, _actor(principal))
         return _changed(view, redis, HTTP_201_CREATED)
 
     @get("/{benefit_id:uuid}", operation_id="AdminGetBenefit", summary="A benefit's version in force and its venues")
     async def get_benefit(
         self, conn: NamedDependency[asyncpg.Connection], benefit_id: FromPath[UUID]
-    ) -> benefits.BenefitView:
-        return await benefits.get_benefit_view(conn, benefit_id)
+    ) -> catalog.BenefitView:
+        return await catalog.get_benefit_view(conn, benefit_id)
 
     @get(
         "/{benefit_id:uuid}/versions/{version:int}",
@@ -180,8 +180,8 @@ class AdminBenefitController(Controller):
     )
     async def get_version(
         self, conn: NamedDependency[asyncpg.Connection], benefit_id: FromPath[UUID], version: FromPath[int]
-    ) -> benefits.BenefitVersion:
-        return await benefits.get_version_or_404(conn, benefit_id, version)
+    ) -> catalog.BenefitVersion:
+        return await catalog.get_version_or_404(conn, benefit_id, version)
 
     @put(
         "/{benefit_id:uuid}",
@@ -198,8 +198,8 @@ class AdminBenefitController(Controller):
         body: RawBody,  # decoded by benefits, so every error names its JSON path
         benefit_id: FromPath[UUID],
         expected_version: FromQuery[int | None] = None,
-    ) -> Response[benefits.BenefitView]:
-        view = await benefits.replace_benefit_json(conn, benefit_id, body, _actor(principal), expected_version=expected_version)
+    ) -> Response[catalog.BenefitView]:
+        view = await catalog.replace_benefit_json(conn, benefit_id, body, _actor(principal), expected_version=expected_version)
         return _changed(view, redis)
 
     @patch(
@@ -217,8 +217,8 @@ class AdminBenefitController(Controller):
         body: RawBody,  # decoded by benefits, so every error names its JSON path
         benefit_id: FromPath[UUID],
         expected_version: FromQuery[int | None] = None,
-    ) -> Response[benefits.BenefitView]:
-        view = await benefits.patch_benefit(conn, benefit_id, body, _actor(principal), expected_version=expected_version)
+    ) -> Response[catalog.BenefitView]:
+        view = await catalog.patch_benefit(conn, benefit_id, body, _actor(principal), expected_version=expected_version)
         return _changed(view, redis)
 
     @post(
@@ -234,9 +234,9 @@ class AdminBenefitController(Controller):
         redis: NamedDependency[aioredis.Redis],
         principal: NamedDependency[Principal],
         benefit_id: FromPath[UUID],
-        data: JSONBody[benefits.StatusChange],
-    ) -> Response[benefits.BenefitView]:
-        view = await benefits.change_status(conn, benefit_id, data, _actor(principal))
+        data: JSONBody[catalog.StatusChange],
+    ) -> Response[catalog.BenefitView]:
+        view = await catalog.change_status(conn, benefit_id, data, _actor(principal))
         return _changed(view, redis)
 
     @put(
@@ -251,7 +251,7 @@ class AdminBenefitController(Controller):
         redis: NamedDependency[aioredis.Redis],
         principal: NamedDependency[Principal],
         benefit_id: FromPath[UUID],
-        data: JSONBody[benefits.VenueList],
-    ) -> Response[benefits.BenefitView]:
-        view = await benefits.set_benefit_venues(conn, benefit_id, data.venue_ids, _actor(principal))
+        data: JSONBody[catalog.VenueList],
+    ) -> Response[catalog.BenefitView]:
+        view = await catalog.set_benefit_venues(conn, benefit_id, data.venue_ids, _actor(principal))
         return _changed(view, redis)

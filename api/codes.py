@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_201_CREATED
 import identity
 import merchants
 from api.guards import requires_veteran
-from chongjun.config import Settings
+from foundation.settings import Settings
 from identity import CodeRequest, IssuedCode, KeyRing, Principal
 
 

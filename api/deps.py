@@ -8,7 +8,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from litestar.datastructures import State
 
-from chongjun.config import Settings
+from foundation.settings import Settings
 from identity import KeyRing
 
 __all__ = ("provide_conn", "provide_keyring", "provide_plain_conn", "provide_redis", "provide_settings")

@@ -10,11 +10,11 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from api.logs import request_id_var
-from chongjun import errors as domain
+from foundation import errors as domain
 
 __all__ = ("PROBLEM_TYPE_PREFIX", "exception_handlers", "problem")
 
-log = logging.getLogger("chongjun.errors")
+log = logging.getLogger("foundation.errors")
 
 PROBLEM_TYPE_PREFIX = "urn:chongjun:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"

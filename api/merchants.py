@@ -24,9 +24,9 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 import merchants
 from api.guards import requires_admin, requires_admin_role, requires_device, requires_staff
-from chongjun.config import Settings
+from foundation.settings import Settings
 from identity import Principal
-from merchants import reports
+from benefits.redemption import reports
 from merchants.types import (
     DailyReport,
     Device,

@@ -15,7 +15,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 from api.guards import requires_device_or_staff
 from benefits import redemption
 from benefits.redemption import ReversalRequest, ReversalResult, ScanDecision, ScanRequest
-from chongjun.config import Settings
+from foundation.settings import Settings
 from identity import Principal
 
 __all__ = ("ScanController",)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import msgspec
 
-from chongjun.config import Settings
+from foundation.settings import Settings
 
 __all__ = ("ImportBench", "bench_import")
 
@@ -38,7 +38,7 @@ def _with_database(dsn: str, database: str) -> str:
 
 
 async def bench_import(settings: Settings, *, rows: int, seed: int = 2026, progress=None) -> ImportBench:
-    from chongjun.runtime import open_connection
+    from foundation.connections import open_connection
     from identity.people import import_roster, synthetic_roster_csv
     from identity.pii import PiiVault
     from migrations import apply_migrations

@@ -2,7 +2,7 @@
 
 Runs against the configured (or embedded) PostgreSQL and Redis, in a scratch database that is
 dropped afterwards: the 41 reference benefits plus 9 more (50 active), their venues, a person
-with quota already used. It times `benefits.my_benefits` — what `GET /v1/me/benefits` runs
+with quota already used. It times `catalog.my_benefits` — what `GET /v1/me/benefits` runs
 after authentication and loading the person — in two cases:
 
 - cold: the person's cached answer was just invalidated (as after a redemption), so the list is
@@ -24,8 +24,8 @@ from datetime import date, datetime
 import asyncpg
 import msgspec
 
-import benefits
-from chongjun.config import Settings
+from benefits import catalog
+from foundation.settings import Settings
 
 __all__ = ("BenchPerson", "run_matching_bench")
 
@@ -52,7 +52,7 @@ def _percentiles(samples: list[float]) -> tuple[float, float, float]:
 
 async def run_matching_bench(settings: Settings, *, iterations: int, echo) -> dict[str, tuple[float, float, float]]:
     """Build the scratch database, time both cases, drop it; returns {case: (p50, p95, p99)} in ms."""
-    from api.lifespan import _init_connection, connect_redis
+    from foundation.connections import connect_redis, init_connection
     from chongjun.demo import DEMO_ACTOR, seed_demo
     from migrations import apply_migrations
 
@@ -66,18 +66,18 @@ async def run_matching_bench(settings: Settings, *, iterations: int, echo) -> di
     try:
         conn = await asyncpg.connect(_dsn_with_database(settings.database_url, name))
         try:
-            await _init_connection(conn)
+            await init_connection(conn)
             await apply_migrations(conn)
             bench_settings = msgspec.structs.replace(settings, database_url=_dsn_with_database(settings.database_url, name))
             await seed_demo(conn, redis, bench_settings)
-            c12 = await benefits.get_benefit_by_code(conn, "C12")
+            c12 = await catalog.get_benefit_by_code(conn, "C12")
             venues = [row["venue_id"] for row in await conn.fetch(
                 "SELECT venue_id FROM venue_benefits WHERE benefit_id = $1", c12.benefit_id)]
             for i in range(1, 10):
                 spec = msgspec.to_builtins(c12.spec()) | {"code": f"X{i}", "status": "active"}
-                await benefits.create_benefit(conn, benefits.decode_draft(spec), DEMO_ACTOR, venue_ids=venues)
-            await benefits.catalog_changed(redis)
-            active = await benefits.list_active_benefits(conn)
+                await catalog.create_benefit(conn, catalog.decode_draft(spec), DEMO_ACTOR, venue_ids=venues)
+            await catalog.catalog_changed(redis)
+            active = await catalog.list_active_benefits(conn)
             echo(f"scratch database {name}: {len(active)} active benefits")
             for person in people:
                 for version in active[:10]:
@@ -85,21 +85,21 @@ async def run_matching_bench(settings: Settings, *, iterations: int, echo) -> di
                         await conn.execute(
                             "INSERT INTO quota_usage (person_id, benefit_id, period_key, used) VALUES ($1, $2, $3, 1)"
                             " ON CONFLICT DO NOTHING",
-                            person.id, version.benefit_id, benefits.period_key(cap.period, datetime.now(benefits.SHANGHAI)),
+                            person.id, version.benefit_id, catalog.period_key(cap.period, datetime.now(catalog.SHANGHAI)),
                         )
             results: dict[str, list[float]] = {"cold": [], "warm": [], "cold-cpu": [], "warm-cpu": []}
             for person in people:  # warm up the process caches (versions, compiled rules)
-                await benefits.my_benefits(conn, redis, person, person.id)
+                await catalog.my_benefits(conn, redis, person, person.id)
             for i in range(iterations):
                 person = people[i % len(people)]
-                await benefits.forget_person_benefits(redis, person.id)
+                await catalog.forget_person_benefits(redis, person.id)
                 started, cpu = time.perf_counter(), time.process_time()
-                answer = await benefits.my_benefits(conn, redis, person, person.id)
+                answer = await catalog.my_benefits(conn, redis, person, person.id)
                 results["cold"].append((time.perf_counter() - started) * 1000)
                 results["cold-cpu"].append((time.process_time() - cpu) * 1000)
-                await benefits.settle_cache_writes()  # the write is not part of the answer's latency
+                await catalog.settle_cache_writes()  # the write is not part of the answer's latency
                 started, cpu = time.perf_counter(), time.process_time()
-                again = await benefits.my_benefits(conn, redis, person, person.id)
+                again = await catalog.my_benefits(conn, redis, person, person.id)
                 results["warm"].append((time.perf_counter() - started) * 1000)
                 results["warm-cpu"].append((time.process_time() - cpu) * 1000)
                 assert len(answer.items) == len(again.items) == len(active)
@@ -107,7 +107,7 @@ async def run_matching_bench(settings: Settings, *, iterations: int, echo) -> di
             await conn.close()
     finally:
         for person in people:
-            await redis.delete(benefits.person_cache_key(person.id), benefits.person_cache_key(person.id) + ":gen")
+            await redis.delete(catalog.person_cache_key(person.id), catalog.person_cache_key(person.id) + ":gen")
         await redis.aclose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

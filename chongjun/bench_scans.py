@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from chongjun.config import Settings
+from foundation.settings import Settings
 
 __all__ = ("ScanBench", "run_scan_bench")
 
@@ -208,7 +208,7 @@ async def _sample_rss(root_pid: int | None, peaks: dict[int, float], stop: async
 
 
 async def _build_world(url: str, *, admin: tuple[str, str], people: int, venues: int, devices: int, seed: int) -> _World:
-    from chongjun.demo import _credit_code
+    from merchants.creditcode import make_credit_code
     from identity.people import synthetic_roster, synthetic_roster_csv
 
     run = uuid.uuid4().hex[:6].upper()
@@ -224,7 +224,7 @@ async def _build_world(url: str, *, admin: tuple[str, str], people: int, venues:
         headers = {"Authorization": "Bearer " + login["access_token"]}
         merchant = await call(
             "POST", "/v1/admin/merchants", 201, headers=headers,
-            json={"name": f"压测商户 {run}", "credit_code": _credit_code("310115", int(run, 16) % 10_000_000),
+            json={"name": f"压测商户 {run}", "credit_code": make_credit_code("310115", int(run, 16) % 10_000_000),
                   "district": "310115", "contact_name": "压测", "contact_phone": "021-00000000"},
         )
         venue_ids = []

@@ -17,7 +17,7 @@ def main() -> None:
 
 
 async def _migrate(settings) -> list:
-    from chongjun.runtime import open_connection
+    from foundation.connections import open_connection
     from migrations import apply_migrations
 
     conn = await open_connection(settings)
@@ -28,7 +28,7 @@ async def _migrate(settings) -> list:
 
 
 async def _pending(settings) -> list:
-    from chongjun.runtime import open_connection
+    from foundation.connections import open_connection
     from migrations import pending_migrations
 
     conn = await open_connection(settings)
@@ -106,9 +106,9 @@ def seed_demo() -> None:
 
 
 async def _seed_demo(settings) -> str:
-    from api.lifespan import connect_redis
+    from foundation.connections import connect_redis
     from chongjun.demo import seed_demo as seed
-    from chongjun.runtime import open_connection
+    from foundation.connections import open_connection
 
     conn = await open_connection(settings)
     redis = connect_redis(settings)
@@ -204,7 +204,7 @@ def _seed_demo_if_empty(settings) -> None:
 
 
 async def _with_connection(settings, work):
-    from chongjun.runtime import open_connection
+    from foundation.connections import open_connection
 
     conn = await open_connection(settings)
     try:
@@ -348,7 +348,8 @@ def import_roster_command(file: str, valid_only: bool) -> None:
 
     from rich.console import Console
 
-    from chongjun.runtime import open_connection, resolve_settings
+    from chongjun.runtime import resolve_settings
+    from foundation.connections import open_connection
     from identity.people import RosterRejected, import_roster, pii_vault
 
     settings, _ = resolve_settings()
@@ -388,7 +389,7 @@ def bench_scans(url, workers, scans, warmup, concurrency, venues, devices, admin
     import platform
 
     from chongjun.bench_scans import run_scan_bench
-    from chongjun.config import load_settings
+    from foundation.settings import load_settings
 
     settings = load_settings()
     if settings.is_production:
@@ -465,14 +466,15 @@ def suishen() -> None:
 @click.option("--ttl", default=60, show_default=True, type=click.IntRange(1, 3600), help="seconds each code lives")
 def suishen_issue(id_number: str, count: int, ttl: int) -> None:
     """Print COUNT fresh 随申码 for a citizen, one a line (refused when CHONGJUN_ENV=production)."""
-    from chongjun.config import load_settings
+    from foundation.settings import load_settings
     from identity.city import DevCityIssuer, DevIssuerRefused
     from identity.pii import InvalidIdNumber
 
     if load_settings().is_production:
         click.echo(f"error: {DevIssuerRefused()}", err=True)
         sys.exit(2)
-    from chongjun.runtime import open_connection, resolve_settings
+    from chongjun.runtime import resolve_settings
+    from foundation.connections import open_connection
     from identity.people import masked_name_of, pii_vault
 
     settings, _ = resolve_settings()

@@ -17,10 +17,11 @@ import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 
-import benefits
+from benefits import catalog
 import merchants
-from chongjun.config import Settings
-from chongjun.vocabulary import (
+from merchants.creditcode import make_credit_code
+from foundation.settings import Settings
+from foundation.vocabulary import (
     CATEGORIES,
     DISABILITY_CAUSES,
     SHANGHAI_DISTRICTS,
@@ -33,7 +34,7 @@ __all__ = ("DEMO_ACTOR", "load_reference_catalog", "seed_demo", "seed_demo_if_em
 
 # Fixed ids, so the demo's actors read the same in every audit log.
 _SEED_SUBJECT = UUID("00000000-0000-4000-8000-00000000d3e0")
-DEMO_ACTOR = benefits.Actor("system", "seed-demo")
+DEMO_ACTOR = catalog.Actor("system", "seed-demo")
 
 
 class _SeedCaller(msgspec.Struct, frozen=True):
@@ -58,17 +59,6 @@ _MERCHANTS: list[dict[str, Any]] = [
 ]
 _DEMO_DEVICE_VENUES = ("cpc_first", "shmuseum", "sstm", "natural_history")
 
-_CREDIT_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-
-
-def _credit_code(district: str, serial: int) -> str:
-    """A well-formed 统一社会信用代码 (GB 32100-2015 check character) for a demo merchant."""
-    first17 = f"91{district}MA{serial:07d}"
-    total = sum(_CREDIT_CHARSET.index(c) * w for c, w in zip(first17, _CREDIT_WEIGHTS, strict=True))
-    return first17 + _CREDIT_CHARSET[(31 - total % 31) % 31]
-
-
 class CatalogVenue(msgspec.Struct, frozen=True):
     key: str
     name_zh: str
@@ -90,15 +80,15 @@ class ReferenceCatalog(msgspec.Struct, frozen=True):
 
 def load_reference_catalog() -> ReferenceCatalog:
     """`benefits/data/catalog.json`: every item of the reference catalog and the venues it names."""
-    raw = resources.files("benefits").joinpath("data/catalog.json").read_bytes()
+    raw = resources.files("benefits.catalog").joinpath("data/catalog.json").read_bytes()
     return msgspec.json.decode(raw, type=ReferenceCatalog)
 
 
 async def _seed_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, settings: Settings) -> list[str] | None:
     """Merchants, venues, benefits and the demo devices; None when the catalog is already there."""
-    if await benefits.get_benefit_by_code(conn, "T1") is not None:
+    if await catalog.get_benefit_by_code(conn, "T1") is not None:
         return None
-    catalog = load_reference_catalog()
+    reference = load_reference_catalog()
     caller = _SeedCaller()
     lines: list[str] = []
     async with conn.transaction():
@@ -109,7 +99,7 @@ async def _seed_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, setting
                 caller,
                 merchants.MerchantCreate(
                     name=spec["name"],
-                    credit_code=_credit_code(spec["district"], serial),
+                    credit_code=make_credit_code(spec["district"], serial),
                     district=spec["district"],
                     contact_name=spec["contact_name"],
                     contact_phone=spec["contact_phone"],
@@ -117,7 +107,7 @@ async def _seed_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, setting
             )
             merchant_ids[spec["key"]] = merchant.id
         venue_ids: dict[str, UUID] = {}
-        for venue in catalog.venues:
+        for venue in reference.venues:
             owner = next(m["key"] for m in _MERCHANTS if venue.domain in m["domains"])
             created = await merchants.create_venue(
                 conn,
@@ -138,15 +128,15 @@ async def _seed_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, setting
                 ),
             )
             venue_ids[venue.key] = created.id
-        for item in catalog.benefits:
+        for item in reference.benefits:
             body = {k: v for k, v in item.items() if k != "venues"}
-            draft = benefits.decode_draft({**body, "status": "active"})
-            await benefits.create_benefit(
+            draft = catalog.decode_draft({**body, "status": "active"})
+            await catalog.create_benefit(
                 conn, draft, DEMO_ACTOR, venue_ids=[venue_ids[key] for key in item["venues"]]
             )
         lines.append(
-            f"catalog: {len(catalog.benefits)} benefits (T1–T12, C1–C13, L1–L16), {len(catalog.venues)} venues "
-            f"in {len({v.district for v in catalog.venues})} districts, {len(_MERCHANTS)} merchants"
+            f"catalog: {len(reference.benefits)} benefits (T1–T12, C1–C13, L1–L16), {len(reference.venues)} venues "
+            f"in {len({v.district for v in reference.venues})} districts, {len(_MERCHANTS)} merchants"
         )
         hmac_key = merchants.device_hmac_key(settings)
         for key in _DEMO_DEVICE_VENUES:
@@ -158,9 +148,9 @@ async def _seed_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, setting
                 hmac_key=hmac_key,
                 api_base_url="http://127.0.0.1:8000",
             )
-            venue = next(v for v in catalog.venues if v.key == key)
+            venue = next(v for v in reference.venues if v.key == key)
             lines.append(f"device at {venue.name_zh} (venue {venue_ids[key]}): device_id={device.device_id} secret={device.secret}")
-    await benefits.catalog_changed(redis)
+    await catalog.catalog_changed(redis)
     return lines
 
 
@@ -175,8 +165,8 @@ _ACCOUNTS = (
 
 async def _demo_merchant_id(conn: asyncpg.Connection) -> UUID | None:
     """The demo merchant: the operator of C1's venue (中共一大纪念馆)."""
-    c1 = await benefits.get_benefit_by_code(conn, "C1")
-    view = await benefits.get_benefit_view(conn, c1.benefit_id) if c1 else None
+    c1 = await catalog.get_benefit_by_code(conn, "C1")
+    view = await catalog.get_benefit_view(conn, c1.benefit_id) if c1 else None
     if not view or not view.venue_ids:
         return None
     venue = await merchants.find_venue(conn, view.venue_ids[0])
@@ -309,8 +299,8 @@ async def seed_demo(conn: asyncpg.Connection, redis: aioredis.Redis, settings: S
     if settings.is_production:
         raise RuntimeError("seed-demo writes well-known demo credentials; it does not run in production")
     lines = ["chongjun demo data"]
-    catalog = await _seed_catalog(conn, redis, settings)
-    lines += catalog if catalog is not None else ["catalog: already present, unchanged"]
+    seeded = await _seed_catalog(conn, redis, settings)
+    lines += seeded if seeded is not None else ["catalog: already present, unchanged"]
     accounts = await _seed_accounts(conn, settings)
     lines += accounts or ["accounts: already present, unchanged"]
     lines += await _seed_people(conn, settings)
@@ -319,8 +309,8 @@ async def seed_demo(conn: asyncpg.Connection, redis: aioredis.Redis, settings: S
 
 async def seed_demo_if_empty(settings: Settings) -> str | None:
     """`serve` in dev: seed an empty database (no benefits yet); None when there was data."""
-    from api.lifespan import connect_redis
-    from chongjun.runtime import open_connection
+    from foundation.connections import connect_redis
+    from foundation.connections import open_connection
 
     conn = await open_connection(settings)
     redis = connect_redis(settings)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 
-import asyncpg
-
-from chongjun.config import Settings, load_settings
+from foundation.settings import Settings, load_settings
 from chongjun.embedded import EmbeddedServices, start_embedded
 
-__all__ = ("open_connection", "resolve_settings")
+__all__ = ("resolve_settings",)
 
 
 def resolve_settings(settings: Settings | None = None) -> tuple[Settings, EmbeddedServices | None]:
@@ -31,14 +29,6 @@ def resolve_settings(settings: Settings | None = None) -> tuple[Settings, Embedd
     os.environ["DATABASE_URL"] = settings.database_url
     os.environ["REDIS_URL"] = settings.redis_url
     return settings, embedded
-
-
-async def open_connection(settings: Settings) -> asyncpg.Connection:
-    from api.lifespan import _init_connection  # the same codecs as the app's pool
-
-    conn = await asyncpg.connect(settings.database_url, timeout=10)
-    await _init_connection(conn)
-    return conn
 
 
 def run(coro):

@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import re
 import time
 from datetime import UTC, datetime
 from typing import Literal
 from uuid import UUID
 
-import qrcode
-import qrcode.constants
 import redis.asyncio as aioredis
-from qrcode.image.pil import PilImage
-from qrcode.image.svg import SvgPathImage
 
 from identity.errors import CodeNotFound, CodeStoreUnavailable, ExpiredCode, InvalidCode, InvalidToken
+from foundation.qr import render_qr
 from identity.keys import KeyRing, current_keyring
 from identity.tokens import CODE, LEEWAY_SECONDS, _Expired, new_jti, sign, verify_with_key
 from identity.types import IssuedCode, VerifiedCode
@@ -169,19 +165,3 @@ async def code_image_file(redis: aioredis.Redis, person_id: UUID, filename: str)
     if fmt not in _MEDIA_TYPES:
         raise CodeNotFound()
     return await code_image(redis, person_id, jti, fmt), _MEDIA_TYPES[fmt]  # type: ignore[arg-type]
-
-
-def render_qr(text: str, fmt: Literal["png", "svg"]) -> bytes:
-    """QR in byte mode, error correction M (readable on small screens; identity.md §b)."""
-    factory = PilImage if fmt == "png" else SvgPathImage
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=4, image_factory=factory)
-    qr.add_data(text.encode("ascii"), optimize=0)
-    qr.make(fit=True)
-    buffer = io.BytesIO()
-    image = qr.make_image()
-    if fmt == "png":
-        image.save(buffer, format="PNG")
-    else:
-        image.save(buffer)
-    return buffer.getvalue()
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chongjun.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated, Unavailable
+from foundation.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated, Unavailable
 
 __all__ = (
     "AccountExists",

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
-from chongjun.errors import Unavailable
+from foundation.errors import Unavailable
 from identity import db
 from identity.secrets import SecretStore
 

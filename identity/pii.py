@@ -25,7 +25,7 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chongjun.errors import Invalid
+from foundation.errors import Invalid
 
 __all__ = (
     "INDEX_SECRET",

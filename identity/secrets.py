@@ -20,7 +20,7 @@ import re
 import threading
 from pathlib import Path
 
-from chongjun.config import Settings
+from foundation.settings import Settings
 
 __all__ = ("MissingSecret", "SecretStore", "VersionedSecret")
 

@@ -12,7 +12,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from chongjun.errors import Unavailable
+from foundation.errors import Unavailable
 from identity.city import CityProviders, current_city_providers
 from identity.errors import ExpiredCode, InvalidCode
 from identity.people.service import enrolled_person_id, get_profile

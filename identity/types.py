@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from foundation.structs import Input, Record
+
 __all__ = (
     "AccountRecord",
     "CodeRequest",
@@ -25,14 +27,6 @@ __all__ = (
 
 PrincipalKind = Literal["veteran", "staff", "admin", "device"]
 AdminRole = Literal["city", "district", "auditor"]
-
-
-class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Request bodies: an unknown field is a client bug, so it is refused rather than ignored."""
-
-
-class Record(msgspec.Struct, frozen=True, kw_only=True):
-    """Values handed around inside the process: frozen so nobody edits a shared one."""
 
 
 class Principal(msgspec.Struct, frozen=True):

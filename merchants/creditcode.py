@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ("credit_code_check_char", "is_valid_credit_code")
+__all__ = ("credit_code_check_char", "is_valid_credit_code", "make_credit_code")
 
 # GB 32100-2015 §4.2: 31 characters, without I, O, Z, S, V (too easily misread).
 _CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -24,3 +24,13 @@ def is_valid_credit_code(code: str) -> bool:
     if not code[2:8].isdigit():  # positions 3-8: the GB/T 2260 code of the registering authority
         return False
     return credit_code_check_char(code[:17]) == code[17]
+
+
+def make_credit_code(district: str, serial: int) -> str:
+    """A well-formed code of an enterprise (91) registered in `district`: for demo data and tests.
+
+    The 9th-17th characters (the organisation code) are `MA` and `serial` in seven digits, so
+    distinct serials give distinct codes.
+    """
+    first17 = f"91{district}MA{serial:07d}"
+    return first17 + credit_code_check_char(first17)

@@ -19,7 +19,6 @@ __all__ = (
     "get_merchant",
     "get_staff",
     "get_venue",
-    "insert_audit",
     "ledger_totals",
     "list_ledger_entries",
     "list_merchant_venues",
@@ -48,32 +47,6 @@ _VENUE_COLUMNS = """
     v.domain, v.opening_hours, v.daily_capacity, v.status, v.created_at, v.updated_at
 """
 _DEVICE_COLUMNS = "d.id, d.venue_id, d.merchant_id, d.label, d.status, d.created_at, d.revoked_at, d.last_token_at"
-
-
-async def insert_audit(
-    conn: asyncpg.Connection,
-    *,
-    actor_kind: str,
-    actor_id: str,
-    action: str,
-    object_kind: str,
-    object_id: str,
-    district: str | None,
-    detail: dict[str, Any],
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO audit_log (actor_kind, actor_id, action, object_kind, object_id, district, detail)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        """,
-        actor_kind,
-        actor_id,
-        action,
-        object_kind,
-        object_id,
-        district,
-        detail,
-    )
 
 
 # --- merchants ---------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from chongjun.errors import Unavailable
+from foundation.errors import Unavailable
 from merchants import db
 from merchants.errors import DeviceRevoked
 

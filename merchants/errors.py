@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chongjun.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from foundation.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 
 __all__ = (
     "BadDeviceCredentials",

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from chongjun.config import Settings
+from foundation.settings import Settings
 from identity import SecretStore
 
 __all__ = ("DEVICE_HMAC_SECRET", "SEAL_SECRET", "SealKey", "device_hmac_key", "require_keys", "seal_key")

@@ -15,7 +15,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import io
 import secrets
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,13 +22,14 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-import qrcode
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from foundation.audit import write_audit
+from foundation.qr import render_qr
 import identity
-from chongjun.errors import Forbidden, Unavailable
-from chongjun.vocabulary import SHANGHAI_DISTRICTS
+from foundation.errors import Forbidden, Unavailable
+from foundation.vocabulary import SHANGHAI_DISTRICTS
 from merchants import db, devicegate
 from merchants.creditcode import is_valid_credit_code
 from merchants.errors import (
@@ -204,7 +204,7 @@ async def _visible_merchant(conn: asyncpg.Connection, caller: Caller, merchant_i
 
 
 async def _audit(conn: asyncpg.Connection, caller: Caller, action: str, kind: str, object_id: UUID, district: str | None, **detail: Any) -> None:
-    await db.insert_audit(
+    await write_audit(
         conn,
         actor_kind=caller.kind,
         actor_id=str(caller.subject),
@@ -554,16 +554,7 @@ async def setup_qr_png(conn: asyncpg.Connection, redis: aioredis.Redis, caller: 
         raise Unavailable("The setup code cannot be read right now") from exc
     if payload is None:
         raise SetupQrGone("The setup code was already fetched or has expired; roll the secret for a new one")
-    return _png(payload.decode())
-
-
-def _png(text: str) -> bytes:
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=4)
-    code.add_data(text)
-    code.make(fit=True)
-    buffer = io.BytesIO()
-    code.make_image().save(buffer)
-    return buffer.getvalue()
+    return render_qr(payload.decode(), "png")
 
 
 async def authenticate_device(conn: asyncpg.Connection, device_id: UUID, secret: str, *, hmac_key: bytes) -> DeviceCredentials:

@@ -15,7 +15,7 @@ import asyncpg
 import msgspec
 
 import identity
-from chongjun.errors import Forbidden
+from foundation.errors import Forbidden
 from merchants import db
 from merchants.errors import MerchantNotFound, NotActive, NotYours, StaffNotFound
 from merchants.service import Caller, _admin_district, _audit, _page, _require_admin_writer, _visible_merchant, decode_cursor

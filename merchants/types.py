@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from foundation.structs import Input, Record
+
 __all__ = (
     "Device",
     "DeviceCreate",
@@ -47,14 +49,6 @@ Capacity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100, examples=["东门闸机 1"])]
 ClockTime = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$", examples=["09:00"])]
 Weekday = Annotated[int, msgspec.Meta(ge=1, le=7)]
-
-
-class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A request body: an unknown field is an error, never silently ignored (mass assignment)."""
-
-
-class Record(msgspec.Struct, frozen=True, kw_only=True):
-    """What we answer: frozen, so nothing downstream edits a record in place."""
 
 
 class Page(msgspec.Struct, Generic[T], frozen=True):

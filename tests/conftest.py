@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
 from api import create_app
-from chongjun.config import Settings, load_settings
+from foundation.settings import Settings, load_settings
 from chongjun.embedded import start_embedded
 from migrations import apply_migrations, discover
 from tests.support import dsn_with_database, init_connection

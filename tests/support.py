@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from api.lifespan import _init_connection as init_connection
-from chongjun.config import Settings
+from foundation.connections import init_connection
+from foundation.settings import Settings
 
 __all__ = ("dsn_with_database", "free_port", "init_connection", "live_server")
 

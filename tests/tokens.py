@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from uuid import UUID
 
-from chongjun.config import Settings
+from foundation.settings import Settings
 from identity import KeyRing, Principal, SecretStore, ensure_signing_keys, issue_access_token
 from tests.support import init_connection
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -12,7 +11,6 @@ __all__ = (
     "close_case",
     "get_case",
     "get_person_event",
-    "insert_audit",
     "insert_case",
     "insert_rating",
     "list_cases",
@@ -146,14 +144,3 @@ async def close_case(
     return closed is not None
 
 
-async def insert_audit(
-    conn: asyncpg.Connection, *, actor_kind: str, actor_id: str, action: str, object_id: str,
-    district: str | None, detail: dict[str, Any],
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO audit_log (actor_kind, actor_id, action, object_kind, object_id, district, detail)
-        VALUES ($1, $2, $3, 'rating_case', $4, $5, $6)
-        """,
-        actor_kind, actor_id, action, object_id, district, detail,
-    )

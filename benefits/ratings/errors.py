@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benefits.redemption.errors import RedemptionNotFound
-from chongjun.errors import Conflict, Invalid, NotFound
+from foundation.errors import Conflict, Invalid, NotFound
 
 __all__ = (
     "AlreadyRated",

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
+from foundation.audit import write_audit
 import merchants
 from benefits.ratings import db
 from benefits.ratings.errors import (
@@ -39,7 +40,7 @@ from benefits.ratings.types import (
     RatingCreate,
     VenueBrief,
 )
-from chongjun.errors import Forbidden
+from foundation.errors import Forbidden
 from identity import Principal
 from merchants import Page
 
@@ -168,9 +169,9 @@ async def answer_case(conn: asyncpg.Connection, caller: Principal, case_id: UUID
                 raise CaseNotFound()
             raise CaseAlreadyClosed()
         case = _case(await db.get_case(conn, case_id))
-        await db.insert_audit(
+        await write_audit(
             conn, actor_kind=caller.kind, actor_id=str(caller.subject), action="rating_case.reply",
-            object_id=str(case.id), district=case.district,
+            object_kind="rating_case", object_id=str(case.id), district=case.district,
             detail={"redemption_id": str(case.redemption_id), "stars": case.stars, "reply": text},
         )
     return case

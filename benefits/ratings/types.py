@@ -12,6 +12,8 @@ from uuid import UUID
 
 import msgspec
 
+from foundation.structs import Input, Record
+
 __all__ = (
     "LOW_STARS",
     "BenefitBrief",
@@ -38,14 +40,6 @@ ReplyText = Annotated[
 
 LOW_STARS = 2
 """A rating of this many stars or fewer is a 差评: it opens a case that an admin must answer."""
-
-
-class Input(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """A request body: an unknown field is an error, never silently ignored."""
-
-
-class Record(msgspec.Struct, frozen=True, kw_only=True):
-    """What we answer: frozen, so nothing downstream edits a record in place."""
 
 
 class RatingCreate(Input):

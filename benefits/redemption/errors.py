@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chongjun.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
+from foundation.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 
 __all__ = (
     "AlreadyReversed",

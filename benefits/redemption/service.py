@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 import identity
 import merchants
-from benefits import (
+from benefits.catalog import (
     benefits_at_venue,
     companions_allowed,
     evaluate,
@@ -45,8 +45,8 @@ from benefits.redemption.errors import (
 )
 from benefits.redemption.reasons import MESSAGES
 from benefits.redemption.types import BenefitRef, Holder, ReversalResult, ScanDecision, ScanRequest
-from chongjun.errors import BadRequest
-from chongjun.vocabulary import CATEGORIES, VETERAN_SUBKINDS
+from foundation.errors import BadRequest
+from foundation.vocabulary import CATEGORIES, VETERAN_SUBKINDS
 
 __all__ = ("IDEMPOTENCY_MIN_AGE", "prune_idempotency_keys", "reverse", "scan")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from chongjun.config import Settings
+from foundation.settings import Settings
 from identity.city.dev import PREFIX as DEV_PREFIX
 from identity.city.dev import DevCityIssuer
 from identity.city.errors import CityPlatformUnavailable, DevIssuerRefused

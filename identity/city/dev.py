@@ -28,7 +28,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from chongjun.config import Settings
+from foundation.settings import Settings
 from identity.city.errors import DevIssuerRefused
 from identity.city.types import CityIdentity
 from identity.errors import ExpiredCode, InvalidCode

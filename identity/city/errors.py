@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chongjun.errors import Unavailable
+from foundation.errors import Unavailable
 
 __all__ = ("CityPlatformUnavailable", "DevIssuerRefused")
 

@@ -18,7 +18,6 @@ __all__ = (
     "get_person_row",
     "get_person_row_by_hmac",
     "get_profile_row",
-    "insert_audit",
     "insert_relation",
     "list_relations",
     "lock_roster",
@@ -149,25 +148,6 @@ async def upsert_from_stage(conn: asyncpg.Connection) -> asyncpg.Record:
                         '{}') AS refused_ids
         FROM written
         """
-    )
-
-
-async def insert_audit(
-    conn: asyncpg.Connection, *, actor_kind: str, actor_id: str, action: str, object_kind: str,
-    object_id: str, district: str | None, detail: dict[str, Any],
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO audit_log (actor_kind, actor_id, action, object_kind, object_id, district, detail)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        """,
-        actor_kind,
-        actor_id,
-        action,
-        object_kind,
-        object_id,
-        district,
-        detail,
     )
 
 

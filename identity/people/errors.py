@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from chongjun.errors import Forbidden, Invalid, NotFound
+from foundation.errors import Forbidden, Invalid, NotFound
 from identity.pii import InvalidIdNumber, SealBroken
 
 __all__ = ("CardSuspended", "InvalidIdNumber", "NotEnrolled", "PersonNotFound", "RosterRejected", "SealBroken")

@@ -20,7 +20,8 @@ from hashlib import sha256
 
 import asyncpg
 
-from chongjun.vocabulary import (
+from foundation.audit import write_audit
+from foundation.vocabulary import (
     CARD_KINDS,
     CARD_STATUSES,
     CATEGORIES,
@@ -350,7 +351,7 @@ async def import_roster(
             errors_truncated=truncated,
             seconds=round(time.perf_counter() - started, 3),
         )
-        await db.insert_audit(
+        await write_audit(
             conn,
             actor_kind=actor_kind,
             actor_id=actor_id,

@@ -8,8 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
-from chongjun.config import Settings
-from chongjun.vocabulary import CARD_KINDS, CARD_STATUSES, CATEGORIES, SHANGHAI_DISTRICTS
+from foundation.settings import Settings
+from foundation.vocabulary import CARD_KINDS, CARD_STATUSES, CATEGORIES, SHANGHAI_DISTRICTS
 from identity.people import db
 from identity.people.errors import CardSuspended, NotEnrolled, PersonNotFound
 from identity.people.types import CategoryView, Person, PersonProfile, Relation

@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from foundation.structs import Input, Record
+
 __all__ = (
     "CategoryView",
     "ImportReport",
@@ -26,14 +28,6 @@ RelationKind = Literal["SPOUSE", "PARENT", "CHILD", "SIBLING_DEPENDENT", "PARENT
 MemberStatus = Literal["MARTYR", "DUTY_DEATH", "ILLNESS_DEATH", "ACTIVE"]
 
 
-class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A request body: an unknown field is refused, never silently ignored."""
-
-
-class Record(msgspec.Struct, frozen=True, kw_only=True):
-    """A value handed around or answered: frozen so nothing edits a shared one."""
-
-
 class Person(msgspec.Struct, frozen=True):
     """The person the rules see (docs/architecture.md). No ID number, full name or cipher text."""
 
@@ -41,7 +35,7 @@ class Person(msgspec.Struct, frozen=True):
     name_masked: str
     """张*, 欧阳**"""
     categories: frozenset[str]
-    """codes of chongjun.vocabulary.CATEGORIES"""
+    """codes of foundation.vocabulary.CATEGORIES"""
     disability_grade: int | None
     """1 (most severe) .. 10"""
     disability_cause: str | None

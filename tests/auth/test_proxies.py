@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from chongjun.config import load_settings
+from foundation.settings import load_settings
 from identity.accounts import CLIENT_FAILURE_LIMIT, _Counters
 from tests.support import live_server
 

@@ -19,7 +19,7 @@ from uuid import UUID
 
 import msgspec
 
-import benefits
+from benefits import catalog
 import benefits.ratings
 import identity
 import merchants
@@ -132,8 +132,8 @@ async def build_world(conn, redis) -> World:
 
     m, v, d, s = await merchant_venue_device(VICTIM_DISTRICT, "受害")
     m2, v2, d2, s2 = await merchant_venue_device(OTHER_DISTRICT, "别家")
-    benefit = await benefits.create_benefit(
-        conn, benefits.decode_draft(BENEFIT_DRAFT), benefits.Actor(kind="system", id="authz-matrix"), venue_ids=[v.id]
+    benefit = await catalog.create_benefit(
+        conn, catalog.decode_draft(BENEFIT_DRAFT), catalog.Actor(kind="system", id="authz-matrix"), venue_ids=[v.id]
     )
     person_id = uuid.uuid4()
     day = date(2026, 11, 3)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
-import benefits
-from benefits import Actor, StatusChange
+from benefits import catalog
+from benefits.catalog import Actor, StatusChange
 from tests.benefits.people import person
 from tests.benefits.test_catalog_service import draft
 from tests.merchants.support import make_merchant, make_venue
@@ -19,8 +19,8 @@ AT = datetime(2026, 11, 27, 2, tzinfo=UTC)
 async def _world(conn):
     merchant = await make_merchant(conn)
     venue = await make_venue(conn, merchant.id)
-    t1 = await benefits.create_benefit(conn, draft("T1"), ADMIN, venue_ids=[venue.id])
-    c12 = await benefits.create_benefit(
+    t1 = await catalog.create_benefit(conn, draft("T1"), ADMIN, venue_ids=[venue.id])
+    c12 = await catalog.create_benefit(
         conn,
         draft(
             "C12",
@@ -38,7 +38,7 @@ async def _world(conn):
 async def test_reasons_quota_and_venues(conn, redis):
     venue, t1, c12 = await _world(conn)
     veteran = person("DEMOBILIZED_SOLDIER")
-    answer = await benefits.my_benefits(conn, redis, veteran, veteran.id, at=AT)
+    answer = await catalog.my_benefits(conn, redis, veteran, veteran.id, at=AT)
     by_code = {item.code: item for item in answer.items}
     assert not by_code["T1"].eligible
     assert by_code["T1"].clause == "$.rule" and "残疾军人" in by_code["T1"].reason_zh
@@ -51,9 +51,9 @@ async def test_reasons_quota_and_venues(conn, redis):
 async def test_the_cache_follows_quota_person_and_catalog(conn, redis):
     _, t1, c12 = await _world(conn)
     veteran = person("VETERAN")
-    first = await benefits.my_benefits(conn, redis, veteran, veteran.id, at=AT)
-    await benefits.settle_cache_writes()
-    assert await redis.exists(benefits.person_cache_key(veteran.id))
+    first = await catalog.my_benefits(conn, redis, veteran, veteran.id, at=AT)
+    await catalog.settle_cache_writes()
+    assert await redis.exists(catalog.person_cache_key(veteran.id))
 
     # A redemption counted in the ledger, then the engine drops the cached list.
     await conn.execute(
@@ -62,22 +62,22 @@ async def test_the_cache_follows_quota_person_and_catalog(conn, redis):
         veteran.id,
         c12.benefit_id,
     )
-    cached = await benefits.my_benefits(conn, redis, veteran, veteran.id, at=AT)
+    cached = await catalog.my_benefits(conn, redis, veteran, veteran.id, at=AT)
     assert cached == first  # served from the cache until told
-    await benefits.forget_person_benefits(redis, veteran.id)
-    fresh = await benefits.my_benefits(conn, redis, veteran, veteran.id, at=AT)
+    await catalog.forget_person_benefits(redis, veteran.id)
+    fresh = await catalog.my_benefits(conn, redis, veteran, veteran.id, at=AT)
     quota = {q.period: q.remaining for q in next(i for i in fresh.items if i.code == "C12").quota}
     assert quota == {"day": 0, "month": 3}
 
     # The person changed: a new digest, so the cached answer is not used.
     disabled = msgspec.structs.replace(veteran, categories=frozenset({"VETERAN", "DISABLED_SERVICEMAN"}), disability_grade=2)
-    changed = await benefits.my_benefits(conn, redis, disabled, veteran.id, at=AT)
+    changed = await catalog.my_benefits(conn, redis, disabled, veteran.id, at=AT)
     assert next(i for i in changed.items if i.code == "T1").eligible
 
     # The catalog changed: T1 paused disappears once the change is published.
-    await benefits.change_status(conn, t1.benefit_id, StatusChange(status="paused"), ADMIN)
-    await benefits.catalog_changed(redis)
-    after = await benefits.my_benefits(conn, redis, disabled, veteran.id, at=AT)
+    await catalog.change_status(conn, t1.benefit_id, StatusChange(status="paused"), ADMIN)
+    await catalog.catalog_changed(redis)
+    after = await catalog.my_benefits(conn, redis, disabled, veteran.id, at=AT)
     assert [i.code for i in after.items] == ["C12"]
 
 
@@ -87,15 +87,15 @@ async def test_matching_works_without_redis(conn, settings):
     await _world(conn)
     broken = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     veteran = person("VETERAN")
-    answer = await benefits.my_benefits(conn, broken, veteran, veteran.id, at=AT)
+    answer = await catalog.my_benefits(conn, broken, veteran, veteran.id, at=AT)
     assert {i.code for i in answer.items} == {"T1", "C12"}
     await broken.aclose()
 
 
 async def test_public_catalog_summarises_rules(conn, redis):
     _, t1, _ = await _world(conn)
-    catalog = await benefits.public_catalog(conn, redis)
-    assert [b.code for b in catalog] == ["C12", "T1"]
-    t1_summary = next(b for b in catalog if b.code == "T1")
+    public = await catalog.public_catalog(conn, redis)
+    assert [b.code for b in public] == ["C12", "T1"]
+    t1_summary = next(b for b in public if b.code == "T1")
     assert t1_summary.rule_summary_zh == "身份为残疾军人" and t1_summary.venues
-    assert (await benefits.public_benefit(conn, redis, t1.benefit_id)).code == "T1"
+    assert (await catalog.public_benefit(conn, redis, t1.benefit_id)).code == "T1"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benefits import period_bounds, period_key, window_open
+from benefits.catalog import period_bounds, period_key, window_open
 from tests.benefits.test_rules import version_with
 
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benefits import BenefitVersion, InvalidRule, evaluate, explain, parse_rule
-from benefits.rules import Expr
-from chongjun.vocabulary import (
+from benefits.catalog import BenefitVersion, InvalidRule, evaluate, explain, parse_rule
+from benefits.catalog.rules import Expr
+from foundation.vocabulary import (
     CARD_KINDS,
     CARD_STATUSES,
     CATEGORIES,
@@ -255,7 +255,7 @@ def _reference(rule: dict, p: TestPerson, day: date) -> bool:
         age = day.year - p.birth_date.year - ((day.month, day.day) < (p.birth_date.month, p.birth_date.day))
         return rule["min"] <= age <= rule["max"]
     if op == "on_days":
-        from benefits.periods import is_named_day
+        from benefits.catalog.periods import is_named_day
 
         d = rule["days"][0]
         return is_named_day(d, day) if d.isalpha() or "_" in d else f"{day.month:02d}-{day.day:02d}" == d
@@ -267,7 +267,7 @@ def _reference(rule: dict, p: TestPerson, day: date) -> bool:
 def test_evaluate_matches_the_meaning_and_explain_agrees(rule, p, at):
     version = version_with(rule)
     decision = evaluate(version, p, at)
-    from benefits.periods import local_date
+    from benefits.catalog.periods import local_date
 
     assert decision.eligible == _reference(rule, p, local_date(at))
     explanation = explain(version, p, at)
@@ -362,7 +362,7 @@ _DRAFT_FIELDS = ["code", "name_zh", "domain", "value", "rule", "tiers", "compani
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(_DRAFT_FIELDS), json_values)
 def test_a_benefit_with_any_field_broken_is_refused_with_a_path(field, value):
-    from benefits import InvalidBenefit, decode_draft
+    from benefits.catalog import InvalidBenefit, decode_draft
 
     body = {
         "code": "T1",

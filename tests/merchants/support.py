@@ -8,7 +8,7 @@ from uuid import UUID
 import msgspec
 
 import merchants
-from merchants.creditcode import credit_code_check_char
+from merchants.creditcode import make_credit_code
 
 __all__ = ("Caller", "city_admin", "credit_code", "district_admin", "make_merchant", "make_venue", "staff")
 
@@ -41,8 +41,7 @@ _serial = iter(range(1_000_000, 9_999_999))
 
 def credit_code(district: str = "310115") -> str:
     """A fresh, valid 统一社会信用代码 (企业 registered in `district`)."""
-    first17 = f"91{district}MA{next(_serial):07d}"
-    return first17 + credit_code_check_char(first17)
+    return make_credit_code(district, next(_serial))
 
 
 async def make_merchant(conn, *, district: str = "310115", name: str = "上海博物馆", by=None) -> merchants.Merchant:

@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta, timezone
 import msgspec
 import pytest
 
-from chongjun.errors import Forbidden
-from merchants import reports
+from foundation.errors import Forbidden
+from benefits.redemption import reports
 from merchants.errors import InvalidPeriod, VenueNotFound
 from merchants.keys import SealKey
 from merchants.seal import canonical_bytes, verify_sealed

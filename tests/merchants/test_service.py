@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 import merchants
-from chongjun.errors import Forbidden
+from foundation.errors import Forbidden
 from merchants.creditcode import is_valid_credit_code
 from merchants.errors import (
     BadDeviceCredentials,

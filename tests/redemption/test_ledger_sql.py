@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from benefits.redemption import db
-from chongjun.demo import _credit_code
+from merchants.creditcode import make_credit_code
 
 DAY = date(2026, 11, 27)
 
@@ -34,7 +34,7 @@ async def offered_benefit(conn, venues: int = 1) -> list[dict]:
         await conn.execute(
             "INSERT INTO merchants (id, name, credit_code, district, contact_name, contact_phone)"
             " VALUES ($1, 'm', $2, '310115', 'c', '021-00000')",
-            merchant, _credit_code("310115", uuid.uuid4().int % 10_000_000),
+            merchant, make_credit_code("310115", uuid.uuid4().int % 10_000_000),
         )
         await conn.execute(
             "INSERT INTO benefits (id, code, current_version, status, domain) VALUES ($1, $2, 1, 'active', 'culture')",

@@ -12,8 +12,9 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from benefits import db
-from benefits.errors import (
+from foundation.audit import write_audit
+from benefits.catalog import db
+from benefits.catalog.errors import (
     BenefitNotFound,
     CodeTaken,
     InvalidBenefit,
@@ -23,8 +24,8 @@ from benefits.errors import (
     StatusChangeRefused,
     VersionConflict,
 )
-from benefits.rules import MAX_DEPTH, problem_from_validation, rule_problems
-from benefits.types import (
+from benefits.catalog.rules import MAX_DEPTH, problem_from_validation, rule_problems
+from benefits.catalog.types import (
     BenefitDraft,
     BenefitPage,
     BenefitSpec,
@@ -274,8 +275,9 @@ def _spec_json(spec: BenefitSpec) -> dict[str, Any]:
 
 
 async def _audit(conn: asyncpg.Connection, actor: Actor, action: str, benefit_id: UUID, **detail: Any) -> None:
-    await db.insert_audit(
-        conn, actor_kind=actor.kind, actor_id=actor.id, action=action, object_id=str(benefit_id), detail=detail
+    await write_audit(
+        conn, actor_kind=actor.kind, actor_id=actor.id, action=action, object_kind="benefit",
+        object_id=str(benefit_id), detail=detail,
     )
 
 

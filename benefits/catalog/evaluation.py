@@ -13,9 +13,9 @@ from datetime import date, datetime
 from typing import Final
 from uuid import UUID
 
-from benefits.periods import NAMED_DAYS, SHANGHAI, is_named_day, period_bounds, period_key
-from benefits.rules import CompiledRule, PersonLike, compile_rule
-from benefits.types import (
+from benefits.catalog.periods import NAMED_DAYS, SHANGHAI, is_named_day, period_bounds, period_key
+from benefits.catalog.rules import CompiledRule, PersonLike, compile_rule
+from benefits.catalog.types import (
     BenefitSpec,
     BenefitVersion,
     Decision,

@@ -13,7 +13,6 @@ __all__ = (
     "get_pointer",
     "get_pointer_by_code",
     "get_version_row",
-    "insert_audit",
     "insert_benefit",
     "insert_venue_links",
     "insert_version",
@@ -152,26 +151,6 @@ async def list_benefit_page(
         status,
         domain,
         limit,
-    )
-
-
-async def insert_audit(
-    conn: asyncpg.Connection,
-    *,
-    actor_kind: str,
-    actor_id: str,
-    action: str,
-    object_id: str,
-    detail: dict[str, Any],
-) -> None:
-    await conn.execute(
-        "INSERT INTO audit_log (actor_kind, actor_id, action, object_kind, object_id, detail)"
-        " VALUES ($1, $2, $3, 'benefit', $4, $5)",
-        actor_kind,
-        actor_id,
-        action,
-        object_id,
-        detail,
     )
 
 

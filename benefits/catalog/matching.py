@@ -33,13 +33,13 @@ from redis.exceptions import RedisError
 
 import identity
 import merchants
-from benefits import db
-from benefits.errors import BenefitNotFound
-from benefits.evaluation import companions_allowed, evaluate, remaining_quota, window_open, window_text
-from benefits.periods import SHANGHAI, period_bounds, period_key
-from benefits.rules import PersonLike, describe
-from benefits.service import list_active_benefits
-from benefits.types import BenefitSummary, BenefitVersion, MatchedBenefit, MyBenefits
+from benefits.catalog import db
+from benefits.catalog.errors import BenefitNotFound
+from benefits.catalog.evaluation import companions_allowed, evaluate, remaining_quota, window_open, window_text
+from benefits.catalog.periods import SHANGHAI, period_bounds, period_key
+from benefits.catalog.rules import PersonLike, describe
+from benefits.catalog.service import list_active_benefits
+from benefits.catalog.types import BenefitSummary, BenefitVersion, MatchedBenefit, MyBenefits
 
 __all__ = (
     "CATALOG_GEN_KEY",

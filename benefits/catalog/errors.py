@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from chongjun.errors import BadRequest, Conflict, Invalid, NotFound
+from foundation.errors import BadRequest, Conflict, Invalid, NotFound
 
 __all__ = (
     "BenefitNotFound",

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import msgspec
 
-import benefits
-from chongjun.errors import Forbidden
+from benefits import catalog
+from foundation.errors import Forbidden
 from merchants import db
 from merchants.errors import InvalidPeriod, MerchantNotFound, VenueNotFound
 from merchants.keys import SealKey
@@ -90,7 +90,7 @@ async def list_redemptions(
 async def _lines(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> dict[UUID, list[BenefitLine]]:
     names: dict[UUID, str | None] = {}
     for benefit_id in {row["benefit_id"] for row in rows}:
-        version = await benefits.get_benefit(conn, benefit_id)  # cached per version in process
+        version = await catalog.get_benefit(conn, benefit_id)  # cached per version in process
         names[benefit_id] = version.name_zh if version is not None else None
     by_venue: dict[UUID, list[BenefitLine]] = {}
     for row in rows:

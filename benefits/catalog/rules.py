@@ -41,9 +41,9 @@ from typing import Annotated, Final, Literal, Protocol, Union
 
 import msgspec
 
-from benefits.errors import InvalidRule, RuleProblem
-from benefits.periods import NAMED_DAYS, is_named_day
-from chongjun.vocabulary import (
+from benefits.catalog.errors import InvalidRule, RuleProblem
+from benefits.catalog.periods import NAMED_DAYS, is_named_day
+from foundation.vocabulary import (
     CARD_KINDS,
     CARD_STATUSES,
     CATEGORIES,

@@ -8,9 +8,9 @@ from uuid import UUID
 
 import msgspec
 
-from benefits.periods import NamedDay, Period
+from benefits.catalog.periods import NamedDay, Period
 from merchants import PublicVenue
-from benefits.rules import Always, ClauseResult, Expr
+from benefits.catalog.rules import Always, ClauseResult, Expr
 
 __all__ = (
     "BenefitDraft",
