@@ -7,12 +7,12 @@ so the cache never needs invalidating, only bounding.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Final
 from uuid import UUID
 
+from foundation.cache import LocalCache
 from benefits.catalog.periods import NAMED_DAYS, SHANGHAI, is_named_day, period_bounds, period_key
 from benefits.catalog.rules import CompiledRule, PersonLike, compile_rule
 from benefits.catalog.types import (
@@ -59,7 +59,7 @@ class Compiled:
         self.window_text: tuple[str, str] = describe_windows(spec.windows)
 
 
-_compiled: OrderedDict[tuple[UUID, int], Compiled] = OrderedDict()
+_compiled: LocalCache[tuple[UUID, int], Compiled] = LocalCache(maxsize=_CACHE_SIZE, ttl=None)
 
 
 def compiled(version: BenefitVersion) -> Compiled:
@@ -67,9 +67,8 @@ def compiled(version: BenefitVersion) -> Compiled:
     key = (version.benefit_id, version.version)
     found = _compiled.get(key)
     if found is None:
-        found = _compiled[key] = Compiled(version)
-        if len(_compiled) > _CACHE_SIZE:
-            _compiled.popitem(last=False)
+        found = Compiled(version)
+        _compiled.put(key, found)
     return found
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -40,6 +39,7 @@ from benefits.catalog.periods import SHANGHAI, period_bounds, period_key
 from benefits.catalog.rules import PersonLike, describe
 from benefits.catalog.service import list_active_benefits
 from benefits.catalog.types import BenefitSummary, BenefitVersion, MatchedBenefit, MyBenefits
+from foundation.cache import LocalCache
 
 __all__ = (
     "CATALOG_GEN_KEY",
@@ -108,8 +108,7 @@ async def forget_person_benefits(redis: aioredis.Redis, person_id: UUID) -> None
 
 async def catalog_changed(redis: aioredis.Redis) -> None:
     """Mark every cached list stale: call after a catalog write has committed."""
-    global _catalog
-    _catalog = None
+    _catalogs.forget()
     try:
         await redis.set(CATALOG_GEN_KEY, uuid.uuid4().hex)
     except RedisError:
@@ -121,13 +120,9 @@ class CatalogEntry(msgspec.Struct, frozen=True):
     venues: list[merchants.PublicVenue]
 
 
-class _Catalog(msgspec.Struct, frozen=True):
-    generation: str | None
-    loaded: float
-    entries: list[CatalogEntry]
-
-
-_catalog: _Catalog | None = None
+_catalogs: LocalCache[str, list[CatalogEntry]] = LocalCache(maxsize=4, ttl=_CATALOG_MAX_AGE)
+"""The active catalog by the generation it was read under: a new generation never matches an old
+entry, and an entry is read again after 30 s whatever Redis says."""
 
 
 async def _generation(redis: aioredis.Redis) -> str | None:
@@ -148,17 +143,10 @@ async def _generation(redis: aioredis.Redis) -> str | None:
 
 async def active_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, *, generation: str | None = None) -> list[CatalogEntry]:
     """The active benefits with their open venues, cached in process per catalog generation."""
-    global _catalog
     if generation is None:
         generation = await _generation(redis)
-    cached = _catalog
-    if (
-        cached is not None
-        and generation is not None
-        and cached.generation == generation
-        and time.monotonic() - cached.loaded < _CATALOG_MAX_AGE
-    ):
-        return cached.entries
+    if generation is not None and (cached := _catalogs.get(generation)) is not None:
+        return cached
     versions = await list_active_benefits(conn)
     links = await db.list_venue_links(conn, [v.benefit_id for v in versions])
     venues = {v.id: v for v in await merchants.list_public_venues(conn, domain=None, district=None)}
@@ -168,7 +156,8 @@ async def active_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, *, gen
         if venue is not None:
             by_benefit.setdefault(row["benefit_id"], []).append(venue)
     entries = [CatalogEntry(v, by_benefit.get(v.benefit_id, [])) for v in versions]
-    _catalog = _Catalog(generation, time.monotonic(), entries)
+    if generation is not None:  # without Redis no generation says when it went stale
+        _catalogs.put(generation, entries)
     return entries
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
@@ -13,6 +12,7 @@ import asyncpg
 import msgspec
 
 from foundation.audit import write_audit
+from foundation.cache import LocalCache
 from benefits.catalog import db
 from benefits.catalog.errors import (
     BenefitNotFound,
@@ -144,7 +144,8 @@ def decode_spec(raw: bytes | str | dict[str, Any]) -> BenefitSpec:
 
 # --- reading ------------------------------------------------------------------------------------
 
-_versions: OrderedDict[tuple[UUID, int], BenefitVersion] = OrderedDict()
+_versions: LocalCache[tuple[UUID, int], BenefitVersion] = LocalCache(maxsize=_VERSION_CACHE_SIZE, ttl=None)
+"""Benefit versions by (benefit_id, version): a version never changes once written, so no expiry."""
 
 
 def _version_from_row(row: asyncpg.Record) -> BenefitVersion:
@@ -161,9 +162,7 @@ def _version_from_row(row: asyncpg.Record) -> BenefitVersion:
             },
             BenefitVersion,
         )
-        _versions[key] = found
-        if len(_versions) > _VERSION_CACHE_SIZE:
-            _versions.popitem(last=False)
+        _versions.put(key, found)
     return found
 
 

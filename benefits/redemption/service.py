@@ -45,6 +45,7 @@ from benefits.redemption.errors import (
 )
 from benefits.redemption.reasons import MESSAGES
 from benefits.redemption.types import BenefitRef, Holder, ReversalResult, ScanDecision, ScanRequest
+from foundation.cache import LocalCache
 from foundation.errors import BadRequest
 from foundation.vocabulary import CATEGORIES, VETERAN_SUBKINDS
 
@@ -98,36 +99,14 @@ def _decision(reason: str, **fields) -> ScanDecision:
     )
 
 
-class _RecentReads:
-    """What this process read a few seconds ago, by key. Bounded by forgetting everything at
-    `limit` entries: a worker sees a few hundred venues, so the limit only guards against abuse."""
-
-    def __init__(self, ttl: float, limit: int = 10_000) -> None:
-        self.ttl = ttl
-        self.limit = limit
-        self.entries: dict = {}
-
-    async def get(self, key, load, *args, fresh: bool = False):
-        """The value read less than `ttl` seconds ago, else `await load(*args)` (always when `fresh`)."""
-        now = time.monotonic()
-        cached = self.entries.get(key)
-        if not fresh and cached is not None and cached[0] > now:
-            return cached[1]
-        value = await load(*args)
-        if len(self.entries) > self.limit:
-            self.entries.clear()
-        self.entries[key] = (now + self.ttl, value)
-        return value
-
-
-_venues = _RecentReads(ttl=5.0)
+_venues: LocalCache[UUID, merchants.Venue | None] = LocalCache(maxsize=10_000, ttl=5.0)
 """Venues of scans. Only who may scan there is decided from it; the ledger statement reads the
 venue's capacity and status itself (migration 0043)."""
 
 
 async def _venue(conn, venue_id: UUID, *, fresh: bool = False) -> merchants.Venue | None:
     """The venue of a scan, from a short in-process cache: every scan at a gate names the same one."""
-    return await _venues.get(venue_id, merchants.find_venue, conn, venue_id, fresh=fresh)
+    return await _venues.get_or_load(venue_id, lambda: merchants.find_venue(conn, venue_id), fresh=fresh)
 
 
 class _Gate(msgspec.Struct):
@@ -206,8 +185,7 @@ async def _ask_redis(
     return _Gate(key_fresh=bool(fresh), scans_this_minute=int(count), seen_consumed=bool(seen))
 
 
-_LOCAL_RATE_MAX = 50_000
-_local_rate: dict[str, tuple[int, int]] = {}
+_local_rate: LocalCache[str, tuple[int, int]] = LocalCache(maxsize=50_000, ttl=120.0)
 """caller -> (minute, scans this process counted in it): the rate limit while Redis cannot count."""
 
 
@@ -215,9 +193,7 @@ def _count_locally(caller: str) -> int:
     minute = int(time.time() // 60)
     counted_minute, count = _local_rate.get(caller, (minute, 0))
     count = count + 1 if counted_minute == minute else 1
-    if len(_local_rate) >= _LOCAL_RATE_MAX:
-        _local_rate.clear()
-    _local_rate[caller] = (minute, count)
+    _local_rate.put(caller, (minute, count))
     return count
 
 
@@ -360,7 +336,7 @@ async def _reject(conn, ctx: _ScanContext, reason: str, **fields) -> bytes:
     return answer
 
 
-_offers = _RecentReads(ttl=5.0)
+_offers: LocalCache[UUID, dict] = LocalCache(maxsize=10_000, ttl=5.0)
 """Each venue's list of benefits. It only ever speeds up an acceptance: the ledger statement
 re-checks that the benefit is active, linked to the venue and still at the version the rules were
 evaluated with (else `stale_benefit`), and every refusal is decided again from PostgreSQL before
@@ -368,7 +344,7 @@ it is given."""
 
 
 async def _offered(conn, venue_id: UUID, *, fresh: bool) -> dict:
-    return await _offers.get(venue_id, _load_offers, conn, venue_id, fresh=fresh)
+    return await _offers.get_or_load(venue_id, lambda: _load_offers(conn, venue_id), fresh=fresh)
 
 
 async def _load_offers(conn, venue_id: UUID) -> dict:
