@@ -6,17 +6,16 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 from litestar import Controller, Response, get, patch, post, put
 from litestar.background_tasks import BackgroundTask
-from litestar.di import NamedDependency
 from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, RawBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from benefits import catalog
+from api.deps import Conn, CurrentPrincipal, Redis
 from api.guards import requires_admin, requires_admin_role, requires_veteran
 from benefits.catalog.types import BenefitPage, BenefitStatus, BenefitSummary, Domain, MyBenefits
 from identity import Principal
@@ -37,7 +36,7 @@ class PublicBenefitController(Controller):
 
     @get("", operation_id="ListBenefits", summary="The active benefit catalog with rule summaries and venues")
     async def list_benefits(
-        self, conn: NamedDependency[asyncpg.Connection], redis: NamedDependency[aioredis.Redis]
+        self, conn: Conn, redis: Redis
     ) -> BenefitCatalog:
         return BenefitCatalog(await catalog.public_catalog(conn, redis))
 
@@ -45,8 +44,8 @@ class PublicBenefitController(Controller):
     async def get_benefit(
         self,
         benefit_id: FromPath[UUID],
-        conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
+        conn: Conn,
+        redis: Redis,
     ) -> BenefitSummary:
         return await catalog.require_public_benefit(conn, redis, benefit_id)
 
@@ -63,9 +62,9 @@ class MyBenefitsController(Controller):
     )
     async def list_mine(
         self,
-        conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
-        principal: NamedDependency[Principal],
+        conn: Conn,
+        redis: Redis,
+        principal: CurrentPrincipal,
     ) -> MyBenefits:
         return await catalog.my_benefits_of(conn, redis, principal.subject)
 
@@ -141,7 +140,7 @@ class AdminBenefitController(Controller):
     @get("", operation_id="AdminListBenefits", summary="Every benefit, any status, paged")
     async def list_benefits(
         self,
-        conn: NamedDependency[asyncpg.Connection],
+        conn: Conn,
         limit: FromQuery[Annotated[int, Parameter(ge=1, le=200)]] = 50,
         cursor: FromQuery[Annotated[str | None, Parameter(max_length=200)]] = None,
         status: FromQuery[BenefitStatus | None] = None,
@@ -159,9 +158,9 @@ class AdminBenefitController(Controller):
     )
     async def create_benefit(
         self,
-        conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
-        principal: NamedDependency[Principal],
+        conn: Conn,
+        redis: Redis,
+        principal: CurrentPrincipal,
         body: RawBody,  # decoded by benefits, so every error names its JSON path
     ) -> Response[catalog.BenefitView]:
         view = await catalog.create_benefit_json(conn, body, _actor(principal))
@@ -169,7 +168,7 @@ class AdminBenefitController(Controller):
 
     @get("/{benefit_id:uuid}", operation_id="AdminGetBenefit", summary="A benefit's version in force and its venues")
     async def get_benefit(
-        self, conn: NamedDependency[asyncpg.Connection], benefit_id: FromPath[UUID]
+        self, conn: Conn, benefit_id: FromPath[UUID]
     ) -> catalog.BenefitView:
         return await catalog.get_benefit_view(conn, benefit_id)
 
@@ -179,7 +178,7 @@ class AdminBenefitController(Controller):
         summary="Any version of a benefit, as the ledger recorded it",
     )
     async def get_version(
-        self, conn: NamedDependency[asyncpg.Connection], benefit_id: FromPath[UUID], version: FromPath[int]
+        self, conn: Conn, benefit_id: FromPath[UUID], version: FromPath[int]
     ) -> catalog.BenefitVersion:
         return await catalog.get_version_or_404(conn, benefit_id, version)
 
@@ -192,9 +191,9 @@ class AdminBenefitController(Controller):
     )
     async def replace_benefit(
         self,
-        conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
-        principal: NamedDependency[Principal],
+        conn: Conn,
+        redis: Redis,
+        principal: CurrentPrincipal,
         body: RawBody,  # decoded by benefits, so every error names its JSON path
         benefit_id: FromPath[UUID],
         expected_version: FromQuery[int | None] = None,
@@ -211,9 +210,9 @@ class AdminBenefitController(Controller):
     )
     async def patch_benefit(
         self,
-        conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
-        principal: NamedDependency[Principal],
+        conn: Conn,
+        redis: Redis,
+        principal: CurrentPrincipal,
         body: RawBody,  # decoded by benefits, so every error names its JSON path
         benefit_id: FromPath[UUID],
         expected_version: FromQuery[int | None] = None,
@@ -230,9 +229,9 @@ class AdminBenefitController(Controller):
     )
     async def change_status(
         self,
-        conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
-        principal: NamedDependency[Principal],
+        conn: Conn,
+        redis: Redis,
+        principal: CurrentPrincipal,
         benefit_id: FromPath[UUID],
         data: JSONBody[catalog.StatusChange],
     ) -> Response[catalog.BenefitView]:
@@ -247,9 +246,9 @@ class AdminBenefitController(Controller):
     )
     async def set_venues(
         self,
-        conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
-        principal: NamedDependency[Principal],
+        conn: Conn,
+        redis: Redis,
+        principal: CurrentPrincipal,
         benefit_id: FromPath[UUID],
         data: JSONBody[catalog.VenueList],
     ) -> Response[catalog.BenefitView]:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import redis.asyncio as aioredis
 from litestar import Controller, Response, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
 import identity
 import merchants
+from api.deps import AppSettings, CurrentPrincipal, Keyring, Redis
 from api.guards import requires_veteran
-from foundation.settings import Settings
-from identity import CodeRequest, IssuedCode, KeyRing, Principal
+from identity import CodeRequest, IssuedCode
 
 
 class CodeController(Controller):
@@ -25,8 +23,8 @@ class CodeController(Controller):
     @post("/", operation_id="IssueCode", status_code=HTTP_201_CREATED, summary="A fresh 崇军码 (60 s; refresh at 30 s)")
     async def issue(
         self,
-        principal: NamedDependency[Principal],
-        redis: NamedDependency[aioredis.Redis],
+        principal: CurrentPrincipal,
+        redis: Redis,
         data: JSONBody[CodeRequest | None] = None,
     ) -> IssuedCode:
         return await identity.issue_code(redis, principal.subject, benefit_id=data.benefit_id if data else None)
@@ -34,8 +32,8 @@ class CodeController(Controller):
     @get("/{image:str}", operation_id="GetCodeImage", summary="QR of one's own live code: {jti}.png or {jti}.svg")
     async def image(
         self,
-        principal: NamedDependency[Principal],
-        redis: NamedDependency[aioredis.Redis],
+        principal: CurrentPrincipal,
+        redis: Redis,
         image: Annotated[FromPath[str], Parameter(max_length=40)],
     ) -> Response[bytes]:
         body, media_type = await identity.code_image_file(redis, principal.subject, image)
@@ -46,7 +44,7 @@ class JwksController(Controller):
     tags = ["public"]
 
     @get("/.well-known/jwks.json", operation_id="Jwks", summary="Our public keys: token keys (next, active, retired) and the statement seal")
-    async def jwks(self, keyring: NamedDependency[KeyRing], settings: NamedDependency[Settings]) -> Response[dict]:
+    async def jwks(self, keyring: Keyring, settings: AppSettings) -> Response[dict]:
         jwks = keyring.jwks()
         # The e-seal of settlement statements (kid "seal-..."): see merchants/seal.py.
         jwks["keys"].append(merchants.seal_key(settings).public_jwk)

@@ -1,4 +1,11 @@
-"""Dependencies every controller may ask for."""
+"""Dependencies every controller may ask for, and the short annotations that ask for them.
+
+A handler names a dependency by its parameter name and marks it with one of the aliases below
+(`conn: Conn`, `redis: Redis`, `principal: CurrentPrincipal`); each alias is Litestar's
+`NamedDependency[T]`, i.e. `Annotated[T, Dependency(kind="named")]`, so Litestar resolves it by
+name and never mistakes it for a query parameter. The providers are registered in `api.app`
+(app-wide) or on the controller that owns them (`city`, `pii_vault`, `device_key`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,46 @@ from collections.abc import AsyncIterator
 import asyncpg
 import redis.asyncio as aioredis
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from foundation.settings import Settings
-from identity import KeyRing
+from identity import CityProviders, KeyRing, PiiVault, Principal
 
-__all__ = ("provide_conn", "provide_keyring", "provide_plain_conn", "provide_redis", "provide_settings")
+__all__ = (
+    "AppSettings",
+    "City",
+    "Conn",
+    "CurrentPrincipal",
+    "DeviceKey",
+    "Keyring",
+    "PlainConn",
+    "Redis",
+    "Vault",
+    "provide_conn",
+    "provide_keyring",
+    "provide_plain_conn",
+    "provide_redis",
+    "provide_settings",
+)
+
+Conn = NamedDependency[asyncpg.Connection]
+"""`conn`: one pooled connection inside the request's transaction (`provide_conn`)."""
+PlainConn = NamedDependency[asyncpg.Connection]
+"""`plain_conn`: a pooled connection with no surrounding transaction (`provide_plain_conn`)."""
+Redis = NamedDependency[aioredis.Redis]
+"""`redis`: the worker's Redis client."""
+Keyring = NamedDependency[KeyRing]
+"""`keyring`: the worker's token key ring, kept fresh by `api.auth.keyring_lifespan`."""
+CurrentPrincipal = NamedDependency[Principal]
+"""`principal`: the authenticated caller (`api.guards.provide_principal`; 401 if there is none)."""
+AppSettings = NamedDependency[Settings]
+"""`settings`: the settings the app was created with."""
+City = NamedDependency[CityProviders]
+"""`city`: the city identity providers (`api.people`)."""
+Vault = NamedDependency[PiiVault]
+"""`pii_vault`: the PII vault of roster imports (`api.people`)."""
+DeviceKey = NamedDependency[bytes]
+"""`device_key`: the HMAC key of device secrets (`api.merchants`)."""
 
 
 async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:

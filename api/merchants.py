@@ -14,15 +14,14 @@ from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
-import redis.asyncio as aioredis
 from litestar import Controller, Litestar, Request, Response, get, patch, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 import merchants
+from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Redis
 from api.guards import requires_admin, requires_admin_role, requires_device, requires_staff
 from foundation.settings import Settings
 from identity import Principal
@@ -90,7 +89,7 @@ async def merchant_keys(app: Litestar) -> AsyncIterator[None]:
     yield
 
 
-def _device_key(settings: NamedDependency[Settings]) -> bytes:
+def _device_key(settings: AppSettings) -> bytes:
     return merchants.device_hmac_key(settings)
 
 
@@ -173,20 +172,20 @@ class AdminMerchantController(Controller):
 
     @get("/", operation_id="AdminListMerchants", summary="Merchants in the admin's scope (paged; CSV with Accept: text/csv)")
     async def list_merchants(
-        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        self, request: Request, conn: Conn, principal: CurrentPrincipal,
         limit: Limit = 50, cursor: Cursor = None,
     ) -> Response[Page[Merchant]]:
         return negotiated(request, await merchants.list_merchants(conn, principal, limit=limit, cursor=cursor))
 
     @post("/", operation_id="AdminCreateMerchant", guards=_writers, status_code=HTTP_201_CREATED, summary="Onboard a merchant")
     async def create_merchant(
-        self, data: JSONBody[MerchantCreate], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+        self, data: JSONBody[MerchantCreate], conn: Conn, principal: CurrentPrincipal
     ) -> Merchant:
         return await merchants.create_merchant(conn, principal, data)
 
     @get("/{merchant_id:uuid}", operation_id="AdminGetMerchant", summary="One merchant")
     async def get_merchant(
-        self, merchant_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+        self, merchant_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal
     ) -> Merchant:
         return await merchants.get_merchant(conn, principal, merchant_id)
 
@@ -195,15 +194,15 @@ class AdminMerchantController(Controller):
         summary="A merchant's sealed monthly statement (district admins: its venues in their district)",
     )
     async def statement(
-        self, request: Request, merchant_id: FromPath[UUID], month: Month, conn: NamedDependency[asyncpg.Connection],
-        principal: NamedDependency[Principal], settings: NamedDependency[Settings], venue_id: FromQuery[UUID | None] = None,
+        self, request: Request, merchant_id: FromPath[UUID], month: Month, conn: Conn,
+        principal: CurrentPrincipal, settings: AppSettings, venue_id: FromQuery[UUID | None] = None,
     ) -> Response[SealedStatement]:
         return negotiated(request, await _statement(request, conn, principal, settings, month, venue_id, merchant_id))
 
     @patch("/{merchant_id:uuid}", operation_id="AdminUpdateMerchant", guards=_writers, summary="Change a merchant (suspending refuses its devices)")
     async def update_merchant(
-        self, merchant_id: FromPath[UUID], data: JSONBody[MerchantUpdate], conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis], principal: NamedDependency[Principal],
+        self, merchant_id: FromPath[UUID], data: JSONBody[MerchantUpdate], conn: Conn,
+        redis: Redis, principal: CurrentPrincipal,
     ) -> Merchant:
         return await merchants.update_merchant(conn, redis, principal, merchant_id, data)
 
@@ -215,7 +214,7 @@ class AdminVenueController(Controller):
 
     @get("/", operation_id="AdminListVenues", summary="Venues in the admin's scope (paged; CSV with Accept: text/csv)")
     async def list_venues(
-        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        self, request: Request, conn: Conn, principal: CurrentPrincipal,
         limit: Limit = 50, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[Venue]]:
         page = await merchants.list_venues(conn, principal, limit=limit, cursor=cursor, merchant_id=merchant_id)
@@ -223,20 +222,20 @@ class AdminVenueController(Controller):
 
     @post("/", operation_id="AdminCreateVenue", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a venue")
     async def create_venue(
-        self, data: JSONBody[VenueCreate], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+        self, data: JSONBody[VenueCreate], conn: Conn, principal: CurrentPrincipal
     ) -> Venue:
         return await merchants.create_venue(conn, principal, data)
 
     @get("/{venue_id:uuid}", operation_id="AdminGetVenue", summary="One venue")
     async def get_venue(
-        self, venue_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+        self, venue_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal
     ) -> Venue:
         return await merchants.get_venue(conn, principal, venue_id)
 
     @patch("/{venue_id:uuid}", operation_id="AdminUpdateVenue", guards=_writers, summary="Change a venue (closing it refuses its devices)")
     async def update_venue(
-        self, venue_id: FromPath[UUID], data: JSONBody[VenueUpdate], conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis], principal: NamedDependency[Principal],
+        self, venue_id: FromPath[UUID], data: JSONBody[VenueUpdate], conn: Conn,
+        redis: Redis, principal: CurrentPrincipal,
     ) -> Venue:
         return await merchants.update_venue(conn, redis, principal, venue_id, data)
 
@@ -258,7 +257,7 @@ class _DeviceRoutes(Controller):
 
     @get("/", operation_id=_audience_id("ListDevices"), summary="Devices in the caller's scope (paged; CSV with Accept: text/csv)")
     async def list_devices(
-        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        self, request: Request, conn: Conn, principal: CurrentPrincipal,
         limit: Limit = 50, cursor: Cursor = None, venue_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[Device]]:
         page = await merchants.list_devices(conn, principal, limit=limit, cursor=cursor, venue_id=venue_id)
@@ -266,28 +265,28 @@ class _DeviceRoutes(Controller):
 
     @post("/", status_code=HTTP_201_CREATED, operation_id=_audience_id("ProvisionDevice"), summary="Provision a scanner for a venue: the secret is shown once")
     async def provision(
-        self, request: Request, data: JSONBody[DeviceCreate], conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis], principal: NamedDependency[Principal], device_key: NamedDependency[bytes],
+        self, request: Request, data: JSONBody[DeviceCreate], conn: Conn,
+        redis: Redis, principal: CurrentPrincipal, device_key: DeviceKey,
     ) -> ProvisionedDevice:
         return await merchants.provision_device(conn, redis, principal, data, hmac_key=device_key, api_base_url=_base_url(request))
 
     @get("/{device_id:uuid}", operation_id=_audience_id("GetDevice"), summary="One device")
     async def get_device(
-        self, device_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+        self, device_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal
     ) -> Device:
         return await merchants.get_device(conn, principal, device_id)
 
     @post("/{device_id:uuid}/revoke", status_code=HTTP_200_OK, operation_id=_audience_id("RevokeDevice"), summary="Revoke a device: its tokens stop within a second")
     async def revoke(
-        self, device_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], redis: NamedDependency[aioredis.Redis],
-        principal: NamedDependency[Principal],
+        self, device_id: FromPath[UUID], conn: Conn, redis: Redis,
+        principal: CurrentPrincipal,
     ) -> Device:
         return await merchants.revoke_device(conn, redis, principal, device_id)
 
     @post("/{device_id:uuid}/secret", status_code=HTTP_200_OK, operation_id=_audience_id("RollDeviceSecret"), summary="Roll a device's secret: the new one is shown once")
     async def roll(
-        self, request: Request, device_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis], principal: NamedDependency[Principal], device_key: NamedDependency[bytes],
+        self, request: Request, device_id: FromPath[UUID], conn: Conn,
+        redis: Redis, principal: CurrentPrincipal, device_key: DeviceKey,
     ) -> ProvisionedDevice:
         return await merchants.roll_device_secret(
             conn, redis, principal, device_id, hmac_key=device_key, api_base_url=_base_url(request)
@@ -295,8 +294,8 @@ class _DeviceRoutes(Controller):
 
     @get("/{device_id:uuid}/setup-qr.png", media_type=PNG, operation_id=_audience_id("GetDeviceSetupQr"), summary="The setup QR of a new or rolled device: served once, within 10 minutes")
     async def setup_qr(
-        self, device_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], redis: NamedDependency[aioredis.Redis],
-        principal: NamedDependency[Principal],
+        self, device_id: FromPath[UUID], conn: Conn, redis: Redis,
+        principal: CurrentPrincipal,
     ) -> Response[bytes]:
         png = await merchants.setup_qr_png(conn, redis, principal, device_id)
         return Response(png, media_type=PNG, headers={"Cache-Control": "no-store"})
@@ -315,7 +314,7 @@ class AdminStaffController(Controller):
 
     @get("/", operation_id="AdminListStaff", summary="Staff accounts in the admin's scope (paged)")
     async def list_staff(
-        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        self, request: Request, conn: Conn, principal: CurrentPrincipal,
         limit: Limit = 50, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[StaffAccount]]:
         page = await merchants.list_staff(conn, principal, limit=limit, cursor=cursor, merchant_id=merchant_id)
@@ -323,20 +322,20 @@ class AdminStaffController(Controller):
 
     @post("/", operation_id="AdminCreateStaff", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a staff account for a merchant")
     async def create_staff(
-        self, data: JSONBody[StaffCreate], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+        self, data: JSONBody[StaffCreate], conn: Conn, principal: CurrentPrincipal
     ) -> CreatedStaff:
         return await merchants.create_staff(conn, principal, data)
 
     @get("/{account_id:uuid}", operation_id="AdminGetStaff", summary="One staff account")
     async def get_staff(
-        self, account_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+        self, account_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal
     ) -> StaffAccount:
         return await merchants.get_staff(conn, principal, account_id)
 
     @patch("/{account_id:uuid}", operation_id="AdminUpdateStaff", guards=_writers, summary="Change a staff account's role or disable it")
     async def update_staff(
-        self, account_id: FromPath[UUID], data: JSONBody[StaffUpdate], conn: NamedDependency[asyncpg.Connection],
-        principal: NamedDependency[Principal],
+        self, account_id: FromPath[UUID], data: JSONBody[StaffUpdate], conn: Conn,
+        principal: CurrentPrincipal,
     ) -> StaffAccount:
         return await merchants.update_staff(conn, principal, account_id, data)
 
@@ -357,20 +356,20 @@ class MerchantPortalController(Controller):
 
     @get("/venues", operation_id="MerchantListVenues", summary="The merchant's venues (paged)")
     async def list_venues(
-        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        self, request: Request, conn: Conn, principal: CurrentPrincipal,
         limit: Limit = 50, cursor: Cursor = None,
     ) -> Response[Page[Venue]]:
         return negotiated(request, await merchants.list_venues(conn, principal, limit=limit, cursor=cursor))
 
     @get("/venues/{venue_id:uuid}", operation_id="MerchantGetVenue", summary="One of the merchant's venues")
     async def get_venue(
-        self, venue_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]
+        self, venue_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal
     ) -> Venue:
         return await merchants.get_venue(conn, principal, venue_id)
 
     @get("/redemptions", operation_id="MerchantListRedemptions", summary="Scans at the merchant's venues, newest first (paged; CSV)")
     async def list_redemptions(
-        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        self, request: Request, conn: Conn, principal: CurrentPrincipal,
         limit: Limit = 50, cursor: Cursor = None, date_from: FromQuery[date | None] = None, date_to: FromQuery[date | None] = None,
         venue_id: FromQuery[UUID | None] = None, benefit_id: FromQuery[UUID | None] = None,
         result: Annotated[str | None, QueryParameter(pattern="^(accepted|reversed|rejected)$")] = None,
@@ -383,15 +382,15 @@ class MerchantPortalController(Controller):
 
     @get("/reports/daily", operation_id="MerchantDailyReport", summary="One service day per venue and benefit (CSV with Accept: text/csv)")
     async def daily_report(
-        self, request: Request, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        self, request: Request, conn: Conn, principal: CurrentPrincipal,
         day: Annotated[date, QueryParameter(name="date", description="Service day, Asia/Shanghai")],
     ) -> Response[DailyReport]:
         return negotiated(request, await reports.daily_report(conn, principal, day))
 
     @get("/statements/{month:str}", operation_id="MerchantMonthlyStatement", summary="Monthly settlement statement per venue, sealed (Ed25519 detached JWS)")
     async def statement(
-        self, request: Request, month: Month, conn: NamedDependency[asyncpg.Connection],
-        principal: NamedDependency[Principal], settings: NamedDependency[Settings], venue_id: FromQuery[UUID | None] = None,
+        self, request: Request, month: Month, conn: Conn,
+        principal: CurrentPrincipal, settings: AppSettings, venue_id: FromQuery[UUID | None] = None,
     ) -> Response[SealedStatement]:
         return negotiated(request, await _statement(request, conn, principal, settings, month, venue_id, None))
 
@@ -408,12 +407,12 @@ class DeviceController(Controller):
         summary="Exchange a device's id and secret for a short-lived device token",
     )
     async def token(
-        self, data: JSONBody[DeviceTokenRequest], conn: NamedDependency[asyncpg.Connection], settings: NamedDependency[Settings]
+        self, data: JSONBody[DeviceTokenRequest], conn: Conn, settings: AppSettings
     ) -> DeviceToken:
         return await merchants.issue_device_token(conn, data, hmac_key=merchants.device_hmac_key(settings))
 
     @get("/me", operation_id="DeviceMe", guards=[requires_device], summary="The calling device, its venue and merchant")
-    async def me(self, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]) -> DeviceIdentity:
+    async def me(self, conn: Conn, principal: CurrentPrincipal) -> DeviceIdentity:
         return await merchants.device_identity(conn, principal)
 
 
@@ -424,7 +423,7 @@ class PublicVenueController(Controller):
 
     @get("/", operation_id="ListPublicVenues", summary="Open venues of active merchants, by domain and district (unpaged)")
     async def list_venues(
-        self, conn: NamedDependency[asyncpg.Connection], domain: FromQuery[Domain | None] = None, district: District = None
+        self, conn: Conn, domain: FromQuery[Domain | None] = None, district: District = None
     ) -> list[PublicVenue]:
         return await merchants.list_public_venues(conn, domain=domain, district=district)
 

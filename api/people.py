@@ -8,10 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
-import redis.asyncio as aioredis
 from litestar import Controller, Litestar, Request, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
@@ -19,8 +17,9 @@ from litestar.params import FromQuery, JSONBody, RawBody
 from litestar.status_codes import HTTP_200_OK, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 import identity
+from api.deps import City, Conn, CurrentPrincipal, Keyring, Redis, Vault
 from api.guards import requires_admin_role, requires_veteran
-from identity import CityProviders, ImportReport, KeyRing, PersonProfile, PiiVault, Principal, SuishenLogin, SuishenSession
+from identity import CityProviders, ImportReport, PersonProfile, PiiVault, SuishenLogin, SuishenSession
 
 __all__ = (
     "DevCityController",
@@ -80,10 +79,10 @@ class SuishenLoginController(Controller):
     async def login(
         self,
         data: JSONBody[SuishenLogin],
-        conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
-        keyring: NamedDependency[KeyRing],
-        city: NamedDependency[CityProviders],
+        conn: Conn,
+        redis: Redis,
+        keyring: Keyring,
+        city: City,
     ) -> SuishenSession:
         return await identity.suishen_login(conn, redis, data.code, providers=city, keyring=keyring)
 
@@ -94,7 +93,7 @@ class MeController(Controller):
     guards = [requires_veteran]
 
     @get("", operation_id="GetMe", summary="My profile (masked)")
-    async def me(self, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal]) -> PersonProfile:
+    async def me(self, conn: Conn, principal: CurrentPrincipal) -> PersonProfile:
         return await identity.get_profile(conn, principal.subject)
 
 
@@ -131,9 +130,9 @@ class RosterController(Controller):
         self,
         request: Request[Any, Any, Any],
         body: RawBody,
-        conn: NamedDependency[asyncpg.Connection],
-        pii_vault: NamedDependency[PiiVault],
-        principal: NamedDependency[Principal],
+        conn: Conn,
+        pii_vault: Vault,
+        principal: CurrentPrincipal,
         valid_only: FromQuery[bool] = False,
     ) -> ImportReport:
         if request.content_type[0] not in ("text/csv", "application/csv", "text/plain"):
@@ -152,7 +151,7 @@ class DevCityController(Controller):
     dependencies = {"city": Provide(provide_city, sync_to_thread=False)}
 
     @get("/.well-known/jwks.json", operation_id="DevCityJwks", summary="Keys of the simulated city platform (dev)")
-    async def jwks(self, city: NamedDependency[CityProviders]) -> dict[str, Any]:
+    async def jwks(self, city: City) -> dict[str, Any]:
         if city.dev is None:
             raise HTTPException(status_code=404, detail="Not found")
         return city.dev.jwks()

@@ -9,17 +9,15 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 from litestar import Controller, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from api.deps import Conn, CurrentPrincipal
 from api.guards import requires_admin, requires_admin_role, requires_veteran
 from api.merchants import Cursor, Limit
 from benefits import ratings
 from benefits.ratings import CaseReply, CaseStatus, MyRedemption, Rating, RatingCase, RatingCreate
-from identity import Principal
 from merchants import Page
 
 __all__ = ("AdminRatingController", "MyRedemptionController")
@@ -39,7 +37,7 @@ class MyRedemptionController(Controller):
         summary="My redemptions and reversals, newest first, with my ratings (paged)",
     )
     async def list_mine(
-        self, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        self, conn: Conn, principal: CurrentPrincipal,
         limit: Limit = 20, cursor: Cursor = None,
     ) -> Page[MyRedemption]:
         return await ratings.list_my_redemptions(conn, principal.subject, limit=limit, cursor=cursor)
@@ -49,8 +47,8 @@ class MyRedemptionController(Controller):
         summary="One of my redemptions (another's answers 404)",
     )
     async def get_mine(
-        self, redemption_id: FromPath[UUID], conn: NamedDependency[asyncpg.Connection],
-        principal: NamedDependency[Principal],
+        self, redemption_id: FromPath[UUID], conn: Conn,
+        principal: CurrentPrincipal,
     ) -> MyRedemption:
         return await ratings.get_my_redemption(conn, principal.subject, redemption_id)
 
@@ -62,7 +60,7 @@ class MyRedemptionController(Controller):
     )
     async def rate(
         self, redemption_id: FromPath[UUID], data: JSONBody[RatingCreate],
-        conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        conn: Conn, principal: CurrentPrincipal,
     ) -> Rating:
         return await ratings.rate_redemption(conn, principal.subject, redemption_id, data)
 
@@ -79,7 +77,7 @@ class AdminRatingController(Controller):
         summary="差评 cases in the admin's scope (paged; no personal data)",
     )
     async def list_cases(
-        self, conn: NamedDependency[asyncpg.Connection], principal: NamedDependency[Principal],
+        self, conn: Conn, principal: CurrentPrincipal,
         status: Status = "open", limit: Limit = 50, cursor: Cursor = None,
     ) -> Page[RatingCase]:
         return await ratings.list_cases(conn, principal, status=status, limit=limit, cursor=cursor)
@@ -90,7 +88,7 @@ class AdminRatingController(Controller):
         summary="Answer a 差评 case, which closes it (409 rating-case-closed if it was answered)",
     )
     async def reply(
-        self, case_id: FromPath[UUID], data: JSONBody[CaseReply], conn: NamedDependency[asyncpg.Connection],
-        principal: NamedDependency[Principal],
+        self, case_id: FromPath[UUID], data: JSONBody[CaseReply], conn: Conn,
+        principal: CurrentPrincipal,
     ) -> RatingCase:
         return await ratings.answer_case(conn, principal, case_id, data.reply)

@@ -5,18 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import asyncpg
-import redis.asyncio as aioredis
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
+from api.deps import AppSettings, Conn, CurrentPrincipal, PlainConn, Redis
 from api.guards import requires_device_or_staff
 from benefits import redemption
 from benefits.redemption import ReversalRequest, ReversalResult, ScanDecision, ScanRequest
 from foundation.settings import Settings
-from identity import Principal
 
 __all__ = ("ScanController",)
 
@@ -36,7 +33,7 @@ class ScanController(Controller):
         self,
         request: Request,
         state: State,
-        plain_conn: NamedDependency[asyncpg.Connection],
+        plain_conn: PlainConn,
         data: JSONBody[ScanRequest],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
     ) -> Response[ScanDecision]:
@@ -53,10 +50,10 @@ class ScanController(Controller):
     @post("/{redemption_id:uuid}/reversal", operation_id="ReverseScan", status_code=200, summary="Reverse an accepted scan within the window")
     async def reverse(
         self,
-        principal: NamedDependency[Principal],
-        conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
-        settings: NamedDependency[Settings],
+        principal: CurrentPrincipal,
+        conn: Conn,
+        redis: Redis,
+        settings: AppSettings,
         redemption_id: FromPath[UUID],
         data: JSONBody[ReversalRequest],
     ) -> ReversalResult:
