@@ -23,12 +23,13 @@ class SessionController(Controller):
         self,
         request: Request,
         data: JSONBody[StaffLogin],
-        conn: NamedDependency[asyncpg.Connection],
+        plain_conn: NamedDependency[asyncpg.Connection],
         redis: NamedDependency[aioredis.Redis],
         keyring: NamedDependency[KeyRing],
     ) -> SessionTokens:
+        # No request transaction: the throttle's count of a failed attempt must outlive its 401.
         client = request.client.host if request.client else "unknown"
-        return await identity.staff_login(conn, redis, data, client=client, keyring=keyring)
+        return await identity.staff_login(plain_conn, redis, data, client=client, keyring=keyring)
 
     @post("/refresh", operation_id="RefreshSession", status_code=HTTP_200_OK, summary="Rotate a refresh token")
     async def refresh(

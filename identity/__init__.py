@@ -14,6 +14,7 @@ from identity.errors import (
     InvalidToken,
     LoginThrottled,
     NotAuthenticated,
+    TotpRequired,
     WrongPrincipal,
 )
 from identity.keys import (
@@ -159,6 +160,7 @@ __all__ = (
     "SecretStore",
     "SessionTokens",
     "StaffLogin",
+    "TotpRequired",
     "VerifiedCode",
     "VerifiedScan",
     "VersionedSecret",

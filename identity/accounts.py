@@ -1,19 +1,18 @@
 """Staff and admin accounts: argon2id passwords, optional TOTP, throttled logins.
 
-Every way a login can fail (unknown user, wrong password, missing or wrong TOTP, disabled
-account) is the same InvalidCredentials, and an unknown user still costs one argon2 verify, so
-neither the answer nor its timing tells whether a username exists.
+Every way a login can fail (unknown user, wrong password, wrong TOTP, disabled account) is the
+same InvalidCredentials, and an unknown user still costs one argon2 verify, so neither the
+answer nor its timing tells whether a username exists. The one exception is said only after
+the password held: a TOTP account's login without its code is TotpRequired.
 
-Throttling counts failures in Redis per username and per client address over a 15-minute
-window; past the limit a login answers 429 with Retry-After, even with the right password.
-If Redis is unreachable the counters fall back to this process's memory: throttling degrades
-to per-worker, and a login never depends on PostgreSQL for it.
+Each attempt is counted by `identity.throttle` before its password is checked (per username and
+per client address, atomically, in Redis or in PostgreSQL while Redis is down); past the limit a
+login answers 429 with Retry-After, even with the right password.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import time
@@ -27,10 +26,16 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from identity import db
-from identity.errors import AccountExists, InvalidAccount, InvalidCredentials, LoginThrottled
+from identity.errors import AccountExists, InvalidAccount, InvalidCredentials, TotpRequired
 from identity.keys import KeyRing, current_keyring
 from identity.secrets import SecretStore
 from identity.sessions import account_principal, issue_session
+from identity.throttle import (
+    CLIENT_FAILURE_LIMIT,
+    THROTTLE_WINDOW_SECONDS,
+    USER_FAILURE_LIMIT,
+    reserve_login,
+)
 from identity.totp import new_totp_secret, provisioning_uri, verify_totp
 from identity.types import AccountRecord, NewAccount, Principal, SessionTokens, StaffLogin
 
@@ -47,9 +52,6 @@ __all__ = (
 log = logging.getLogger("chongjun.identity.accounts")
 
 TOTP_SECRET = "account-totp-key"
-USER_FAILURE_LIMIT = 5
-CLIENT_FAILURE_LIMIT = 30
-THROTTLE_WINDOW_SECONDS = 15 * 60
 ADMIN_ROLES = ("city", "district", "auditor")
 
 # argon2id with the library's RFC 9106 "low memory" profile (64 MiB, t=3, p=4).
@@ -150,15 +152,21 @@ async def authenticate_account(
     secrets: SecretStore | None = None,
     now: float | None = None,
 ) -> Principal:
-    """The principal of a correct login; InvalidCredentials or LoginThrottled otherwise."""
+    """The principal of a correct login; InvalidCredentials, TotpRequired or LoginThrottled otherwise.
+
+    `conn` outside a transaction: the attempt is counted before the password is checked, and
+    while Redis is down that count is a PostgreSQL row that a failed login must not roll back.
+    """
     at = time.time() if now is None else now
     username = login.username.strip().lower()
-    counters = _Counters(redis, username, client)
-    await counters.refuse_if_throttled()
+    attempt = await reserve_login(conn, redis, username=username, client=client)
     row = await db.get_account_by_username(conn, username)
     ok = await _password_matches(row["password_hash"] if row else None, login.password)
     step = None
     if ok and row["totp_secret_enc"] is not None:
+        if not login.totp and row["disabled_at"] is None:
+            log.info("login refused", extra={"fields": {"client": client, "reason": "totp-required"}})
+            raise TotpRequired()
         store = secrets or current_keyring().secrets
         key = store.versioned(TOTP_SECRET).get(row["totp_key_version"])
         sealed = row["totp_secret_enc"]
@@ -171,12 +179,11 @@ async def authenticate_account(
     if ok and not await db.record_login(conn, row["id"], totp_step=step):
         ok = False
     if not ok:
-        await counters.failed()
         log.info("login refused", extra={"fields": {"client": client, "known_user": row is not None}})
         raise InvalidCredentials()
     if row["password_hash"] and _hasher.check_needs_rehash(row["password_hash"]):
         await db.set_account_password(conn, row["id"], await asyncio.to_thread(_hasher.hash, login.password))
-    await counters.succeeded()
+    await attempt.succeeded()
     return account_principal(row)
 
 
@@ -193,75 +200,3 @@ async def staff_login(
     ring = current_keyring(keyring)
     principal = await authenticate_account(conn, redis, login, client=client, secrets=ring.secrets, now=now)
     return await issue_session(conn, principal, keyring=ring, now=now)
-
-
-class _Counters:
-    """Failure counters per username and per client, in Redis with an in-process fallback."""
-
-    def __init__(self, redis: aioredis.Redis, username: str, client: str) -> None:
-        # Hashed: usernames (and typos of passwords typed into the username box) stay out of Redis.
-        self.user_key = "cj:login:fail:user:" + hashlib.sha256(username.encode()).hexdigest()[:32]
-        self.client_key = "cj:login:fail:client:" + hashlib.sha256(client.encode()).hexdigest()[:32]
-        self.redis = redis
-        self.limits = {self.user_key: USER_FAILURE_LIMIT, self.client_key: CLIENT_FAILURE_LIMIT}
-
-    async def refuse_if_throttled(self) -> None:
-        counts = {key: _local.get(key) for key in self.limits}
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in self.limits:
-                    pipe.get(key).ttl(key)
-                replies = await pipe.execute()
-            for index, key in enumerate(self.limits):
-                shared = (int(replies[2 * index] or 0), int(replies[2 * index + 1]))
-                counts[key] = max(counts[key], shared)  # whichever saw more failures
-        except aioredis.RedisError:
-            pass
-        waits = [max(ttl, 1) for key, (count, ttl) in counts.items() if count >= self.limits[key]]
-        if waits:
-            raise LoginThrottled(retry_after=max(waits))
-
-    async def failed(self) -> None:
-        try:
-            # No MULTI: the two keys may live in different Redis Cluster slots. SET NX starts the
-            # window once; INCR counts inside it (works on Redis 6, unlike EXPIRE NX).
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in self.limits:
-                    pipe.set(key, 0, ex=THROTTLE_WINDOW_SECONDS, nx=True).incr(key)
-                await pipe.execute()
-        except aioredis.RedisError:
-            for key in self.limits:
-                _local.incr(key)
-
-    async def succeeded(self) -> None:
-        try:
-            await self.redis.delete(self.user_key)
-        except aioredis.RedisError:
-            pass
-        _local.clear(self.user_key)
-
-
-class _LocalCounters:
-    """Fixed-window counters in process memory, used only while Redis is unreachable."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[int, float]] = {}
-
-    def get(self, key: str) -> tuple[int, int]:
-        count, until = self._entries.get(key, (0, 0.0))
-        left = int(until - time.monotonic())
-        return (count, left) if left > 0 else (0, -2)
-
-    def incr(self, key: str) -> None:
-        count, left = self.get(key)
-        until = time.monotonic() + (left if left > 0 else THROTTLE_WINDOW_SECONDS)
-        self._entries[key] = (count + 1, until)
-        if len(self._entries) > 100_000:  # bounded: drop the oldest half
-            for stale in sorted(self._entries, key=lambda k: self._entries[k][1])[:50_000]:
-                del self._entries[stale]
-
-    def clear(self, key: str) -> None:
-        self._entries.pop(key, None)
-
-
-_local = _LocalCounters()

@@ -218,3 +218,51 @@ async def delete_expired_refresh_tokens(conn: asyncpg.Connection, *, expired_bef
         expired_before, batch,
     )
     return int(status.split()[-1])
+
+
+# --- login throttle (the PostgreSQL counter, used while Redis does not answer) -----------------
+
+
+async def reserve_login_attempt(
+    conn: asyncpg.Connection, *, counter: str, limit: int, window_seconds: int
+) -> int | None:
+    """Count one attempt if the counter is under `limit` in its window (a lapsed window starts
+    again at 1); None when it is at the limit. One statement: the row lock serialises racers."""
+    return await conn.fetchval(
+        """
+        INSERT INTO login_attempts AS a (counter, attempts, window_ends)
+        VALUES ($1, 1, now() + make_interval(secs => $3))
+        ON CONFLICT (counter) DO UPDATE SET
+            attempts = CASE WHEN a.window_ends <= now() THEN 1 ELSE a.attempts + 1 END,
+            window_ends = CASE WHEN a.window_ends <= now() THEN EXCLUDED.window_ends ELSE a.window_ends END
+        WHERE a.window_ends <= now() OR a.attempts < $2
+        RETURNING attempts
+        """,
+        counter, limit, window_seconds,
+    )
+
+
+async def login_window_left(conn: asyncpg.Connection, counter: str) -> int:
+    """Whole seconds (at least 1) until the counter's window ends."""
+    left = await conn.fetchval(
+        "SELECT ceil(extract(epoch FROM window_ends - now()))::int FROM login_attempts WHERE counter = $1", counter
+    )
+    return max(left or 0, 1)
+
+
+async def release_login_attempt(conn: asyncpg.Connection, counter: str) -> None:
+    """Give one counted attempt back (never below zero, never into a window that has lapsed)."""
+    await conn.execute(
+        "UPDATE login_attempts SET attempts = attempts - 1"
+        " WHERE counter = $1 AND attempts > 0 AND window_ends > now()",
+        counter,
+    )
+
+
+async def clear_login_counter(conn: asyncpg.Connection, counter: str) -> None:
+    await conn.execute("DELETE FROM login_attempts WHERE counter = $1", counter)
+
+
+async def delete_lapsed_login_counters(conn: asyncpg.Connection) -> int:
+    status = await conn.execute("DELETE FROM login_attempts WHERE window_ends < now()")
+    return int(status.split()[-1])

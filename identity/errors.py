@@ -16,6 +16,7 @@ __all__ = (
     "InvalidToken",
     "LoginThrottled",
     "NotAuthenticated",
+    "TotpRequired",
     "WrongPrincipal",
 )
 
@@ -76,7 +77,21 @@ class InvalidCredentials(Unauthenticated):
     title = "Invalid username or password"
 
 
+class TotpRequired(Unauthenticated):
+    """The password held, but the account uses TOTP and the login carried no code.
+
+    Said only after the password verified (an unknown user or a wrong password stays
+    InvalidCredentials), so it is no username oracle; the attempt still counts in the throttle.
+    """
+
+    type = "totp-required"
+    title = "This account needs its one-time code (totp)"
+
+
 class LoginThrottled(RateLimited):
+    """Too many login attempts for the username or the client address; `retry_after` seconds."""
+
+
     type = "login-throttled"
     title = "Too many failed logins; try again later"
 

@@ -13,7 +13,15 @@ import redis.asyncio as aioredis
 
 import identity
 from tests.merchants.support import make_merchant
-from identity import AccountExists, InvalidAccount, InvalidCredentials, LoginThrottled, NewAccount, StaffLogin
+from identity import (
+    AccountExists,
+    InvalidAccount,
+    InvalidCredentials,
+    LoginThrottled,
+    NewAccount,
+    StaffLogin,
+    TotpRequired,
+)
 from identity.accounts import USER_FAILURE_LIMIT, authenticate_account
 from identity.totp import STEP_SECONDS, totp_at
 
@@ -120,7 +128,7 @@ async def test_totp_is_required_once_enabled_and_single_use(conn, redis, keyring
     secret = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
     now = 1_800_000_000.0
     login = StaffLogin(username="city.admin", password=PASSWORD)
-    with pytest.raises(InvalidCredentials):
+    with pytest.raises(TotpRequired):
         await authenticate_account(conn, redis, login, client="t", now=now)
     wrong = StaffLogin(username="city.admin", password=PASSWORD, totp="000000" if totp_at(secret, int(now) // 30) != "000000" else "111111")
     with pytest.raises(InvalidCredentials):
@@ -140,6 +148,37 @@ async def test_totp_is_required_once_enabled_and_single_use(conn, redis, keyring
     assert secret not in bytes(stored)
 
 
+def _a_wrong_code(uri: str) -> str:
+    """A six-digit code that none of the steps now accepted (this one, the one before) would give."""
+    import base64
+    import time
+    from urllib.parse import parse_qs, urlsplit
+
+    encoded = parse_qs(urlsplit(uri).query)["secret"][0]
+    secret = base64.b32decode(encoded + "=" * (-len(encoded) % 8))
+    step = int(time.time()) // STEP_SECONDS
+    taken = {totp_at(secret, s) for s in range(step - 2, step + 3)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in taken)
+
+
+async def test_a_missing_totp_is_said_only_after_the_password_held(client, conn, keyring):
+    """The app can ask for the code; the answer tells nothing to whoever lacks the password."""
+    _, uri = await identity.create_account(conn, _new(with_totp=True))
+    disabled, _ = await identity.create_account(conn, _new(username="gone.admin", with_totp=True))
+    await identity.set_account_disabled(conn, disabled.id, disabled=True)
+    needs_code = await _login(client)
+    assert needs_code.status_code == 401
+    assert needs_code.json()["type"] == "urn:chongjun:problem:totp-required"
+    for refused in (
+        await _login(client, password="not the password at all"),  # wrong password, no code
+        await _login(client, username="nobody"),  # unknown user, no code
+        await _login(client, username="gone.admin"),  # right password of a disabled account
+        await _login(client, totp=_a_wrong_code(uri)),
+    ):
+        assert refused.status_code == 401
+        assert refused.json()["type"] == "urn:chongjun:problem:invalid-credentials"
+
+
 def test_totp_matches_rfc6238_vectors():
     secret = b"12345678901234567890"  # RFC 6238 Appendix B, SHA-1
     for at, expected in ((59, "94287082"), (1111111109, "07081804"), (1234567890, "89005924")):
@@ -157,10 +196,10 @@ async def test_repeated_failures_are_throttled_per_username(client, conn, keyrin
 
 
 async def test_failures_are_throttled_per_client(conn, redis, keyring):
-    from identity.accounts import CLIENT_FAILURE_LIMIT, _Counters
+    from identity.throttle import CLIENT_FAILURE_LIMIT, _counter
 
     # Start just below the limit (each real failure costs one argon2 verify, ~0.25 s here).
-    await redis.set(_Counters(redis, "anyone", "10.0.0.9").client_key, CLIENT_FAILURE_LIMIT - 2, ex=900)
+    await redis.set(_counter("client", "10.0.0.9", CLIENT_FAILURE_LIMIT).key, CLIENT_FAILURE_LIMIT - 2, ex=900)
     for attempt in range(2):
         with pytest.raises(InvalidCredentials):
             await authenticate_account(conn, redis, StaffLogin(username=f"u{attempt}", password="x"), client="10.0.0.9")
@@ -178,13 +217,26 @@ async def test_throttling_survives_a_redis_outage(conn, keyring):
         for _ in range(USER_FAILURE_LIMIT):
             with pytest.raises(InvalidCredentials):
                 await authenticate_account(conn, dead, login, client="c")
-        with pytest.raises(LoginThrottled):
+        with pytest.raises(LoginThrottled) as caught:
             await authenticate_account(conn, dead, StaffLogin(username="outage.admin", password=PASSWORD), client="c")
     finally:
         await dead.aclose()
-        from identity import accounts
+    assert 0 < caught.value.extensions["retry_after"] <= 15 * 60
+    # Counted in PostgreSQL, where every worker sees it: the user's 5, the client's 5.
+    counts = sorted(r["attempts"] for r in await conn.fetch("SELECT attempts FROM login_attempts"))
+    assert counts == [USER_FAILURE_LIMIT, USER_FAILURE_LIMIT]
 
-        accounts._local._entries.clear()  # the fallback is process memory: leave none for other tests
+
+async def test_a_success_while_redis_is_down_clears_the_user_and_gives_the_client_its_attempt(conn, keyring):
+    await identity.create_account(conn, _new(username="outage.admin"))
+    dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    try:
+        with pytest.raises(InvalidCredentials):
+            await authenticate_account(conn, dead, StaffLogin(username="outage.admin", password="wrong!!"), client="c")
+        await authenticate_account(conn, dead, StaffLogin(username="outage.admin", password=PASSWORD), client="c")
+    finally:
+        await dead.aclose()
+    assert [r["attempts"] for r in await conn.fetch("SELECT attempts FROM login_attempts")] == [1]
 
 
 async def test_success_resets_the_username_counter(conn, redis, keyring):

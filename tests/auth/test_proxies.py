@@ -11,14 +11,14 @@ import httpx
 import pytest
 
 from foundation.settings import load_settings
-from identity.accounts import CLIENT_FAILURE_LIMIT, _Counters
+from identity.throttle import CLIENT_FAILURE_LIMIT, _counter
 from tests.support import live_server
 
 THROTTLED_CLIENT = "203.0.113.7"
 
 
 async def _throttle(redis, client: str) -> None:
-    await redis.set(_Counters(redis, "anyone", client).client_key, CLIENT_FAILURE_LIMIT, ex=900)
+    await redis.set(_counter("client", client, CLIENT_FAILURE_LIMIT).key, CLIENT_FAILURE_LIMIT, ex=900)
 
 
 def _login(http: httpx.Client, forwarded_for: str | None) -> int:
