@@ -47,17 +47,21 @@ async def suishen_login(
 ) -> SuishenSession:
     """A veteran session for a 随申码.
 
-    Every bad code (forged, tampered, garbage, expired, replayed) is the one InvalidCode 401, so
-    the answers cannot be told apart; the reason goes to the log. A genuine code of someone not
-    in the roster is NotEnrolled (403); a suspended or revoked card is CardSuspended (403).
+    Every bad code (forged, tampered, garbage, replayed) is the one InvalidCode 401, so the
+    answers cannot be told apart; the reason goes to the log. A genuine code past its expiry is
+    ExpiredCode (401 `expired-code`): the provider says so only after the signature verified. A
+    genuine code of someone not in the roster is NotEnrolled (403); a suspended or revoked card
+    is CardSuspended (403).
     """
     from identity import Principal, issue_session  # the session half of identity (auth engineer's)
 
     try:
         holder = await current_city_providers(providers).verify(code, now=now)
     except ExpiredCode:
+        # Raised only once the signature held, so it is no forgery oracle: the app can ask for
+        # a fresh code instead of saying the code is bad.
         log.info("suishen login refused", extra={"fields": {"reason": "expired"}})
-        raise InvalidCode("expired") from None
+        raise
     except InvalidCode as exc:
         log.info("suishen login refused", extra={"fields": {"reason": exc.reason}})
         raise

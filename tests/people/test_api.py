@@ -158,7 +158,7 @@ async def test_every_bad_code_is_the_same_401(client, app):
         f"SSM1:{head}.{body}.{sig[::-1]}",
         f"SSM1:{head}.{body[:-3]}.{sig}",
         other.issue(ENROLLED),  # signed by another key
-        issuer.issue(ENROLLED, now=time.time() - 200),  # expired
+        other.issue(ENROLLED, now=time.time() - 200),  # expired, and signed by another key
         "CJ1:" + good[5:],  # a 随申码 dressed as a 崇军码
         good.replace("SSM1:", "SSM2:"),
     ]
