@@ -350,7 +350,7 @@ def import_roster_command(file: str, valid_only: bool) -> None:
 
     from chongjun.runtime import resolve_settings
     from foundation.connections import open_connection
-    from identity.people import RosterRejected, import_roster, pii_vault
+    from identity.people import RosterEncoding, RosterRejected, import_roster, pii_vault
 
     settings, _ = resolve_settings()
     console = Console(stderr=True, soft_wrap=True)
@@ -369,6 +369,9 @@ def import_roster_command(file: str, valid_only: bool) -> None:
         report = asyncio.run(run())
     except RosterRejected as exc:
         _print_report(exc.report, console)
+        sys.exit(1)
+    except RosterEncoding as exc:
+        console.print(f"[red]{exc.detail}[/red]")
         sys.exit(1)
     _print_report(report, console)
 

@@ -5,6 +5,7 @@ from identity.people.errors import (
     InvalidIdNumber,
     NotEnrolled,
     PersonNotFound,
+    RosterEncoding,
     RosterRejected,
     SealBroken,
 )
@@ -52,6 +53,7 @@ __all__ = (
     "PersonNotFound",
     "PersonProfile",
     "Relation",
+    "RosterEncoding",
     "RosterRejected",
     "RosterRow",
     "SealBroken",

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import msgspec
 
-from foundation.errors import Forbidden, Invalid, NotFound
+from foundation.errors import BadRequest, Forbidden, Invalid, NotFound
 from identity.pii import InvalidIdNumber, SealBroken
 
-__all__ = ("CardSuspended", "InvalidIdNumber", "NotEnrolled", "PersonNotFound", "RosterRejected", "SealBroken")
+__all__ = (
+    "CardSuspended",
+    "InvalidIdNumber",
+    "NotEnrolled",
+    "PersonNotFound",
+    "RosterEncoding",
+    "RosterRejected",
+    "SealBroken",
+)
 
 
 class NotEnrolled(Forbidden):
@@ -49,4 +57,20 @@ class RosterRejected(Invalid):
         super().__init__(
             detail or f"{report.rejected} invalid line(s); nothing was imported",
             report=msgspec.to_builtins(report),
+        )
+
+
+class RosterEncoding(BadRequest):
+    """A roster whose bytes are not text we read: not UTF-8, not UTF-16 with a byte-order mark,
+    not GB 18030 (or text with NUL and other control characters, which is what UTF-16 without
+    a BOM, a spreadsheet file or random bytes decode to). Nothing was imported."""
+
+    type = "roster-encoding"
+    title = "The roster is not readable text"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail
+            or "save the roster as CSV in UTF-8 (“CSV UTF-8” in Excel), GB 18030 or UTF-16 with a BOM; "
+            "nothing was imported"
         )

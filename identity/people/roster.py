@@ -9,8 +9,10 @@ No report, log line or exception ever carries an ID number in clear.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 import random
 import time
 import uuid
@@ -33,7 +35,7 @@ from foundation.vocabulary import (
     district_code,
 )
 from identity.people import db
-from identity.people.errors import InvalidIdNumber, RosterRejected
+from identity.people.errors import InvalidIdNumber, RosterEncoding, RosterRejected
 from identity.people.types import ImportReport, LineError, RosterRow
 from identity.pii import PiiVault, birth_date_of, id_checksum_char, mask_id_number, mask_name, normalise_id_number
 
@@ -77,12 +79,37 @@ _NAME_FORBIDDEN = set("0123456789<>{}[]\\/@#$%^&*=+|;:\"")
 _PROGRESS_STEP = 5000
 
 
+# C0 controls other than tab, LF and CR, and DEL: no roster line holds one, while UTF-16 without
+# a BOM read as UTF-8 is every other character NUL, and an .xlsx or random bytes are full of them.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def decode_roster(data: bytes) -> str:
-    """UTF-8 (with or without the BOM Excel writes); GB 18030 for files saved by Chinese Excel."""
+    """The roster's text: UTF-8 (with or without the BOM Excel writes), UTF-16 with its BOM
+    (Excel's "Unicode text"), or GB 18030 for files saved by Chinese Excel; RosterEncoding for
+    bytes that are none of them."""
     try:
-        return data.decode("utf-8-sig")
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            text = data.decode("utf-16")
+        else:
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                text = data.decode("gb18030")
     except UnicodeDecodeError:
-        return data.decode("gb18030")
+        raise RosterEncoding() from None
+    return _readable(text)
+
+
+def _readable(text: str) -> str:
+    found = _NOT_TEXT.search(text)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        raise RosterEncoding(
+            f"line {line} holds a control character (U+{ord(found.group()):04X}): the file is not CSV text in "
+            "UTF-8, GB 18030 or UTF-16 with a BOM (UTF-16 without a BOM reads like this); nothing was imported"
+        )
+    return text
 
 
 class _Errors:
@@ -208,6 +235,16 @@ def _validate_line(number: int, fields: list[str], today: date, errors: _Errors)
     )
 
 
+def _records(reader, errors: _Errors) -> Iterator[list[str]]:
+    """The reader's records; a line the csv module cannot read (a field over its size limit, an
+    unterminated quote) is reported as that line's error and ends the reading there."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        # csv's messages name the problem, never the field's content.
+        errors.add(reader.line_num, "line", f"not readable as CSV ({exc}); nothing after it was read", None)
+
+
 def parse_roster(
     text: str, *, today: date | None = None, progress: Progress | None = None
 ) -> tuple[list[RosterRow], list[LineError], int, int, bool]:
@@ -219,7 +256,10 @@ def parse_roster(
     today = today or date.today()
     errors = _Errors()
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error:
+        header = None
     if header is None or tuple(column.strip().lstrip("\ufeff").lower() for column in header) != ROSTER_COLUMNS:
         errors.add(1, "header", "the header must be: " + ",".join(ROSTER_COLUMNS), None)
         return [], errors.items, 0, 1, False
@@ -227,7 +267,7 @@ def parse_roster(
     rows: list[RosterRow] = []
     first_line: dict[str, int] = {}
     lines = 0
-    for fields in reader:
+    for fields in _records(reader, errors):
         number = reader.line_num
         if not fields or all(not field.strip() for field in fields):
             continue
@@ -300,13 +340,14 @@ async def import_roster(
     today: date | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Validate and import a roster CSV; RosterRejected (nothing written) when a line is bad.
+    """Validate and import a roster CSV; RosterRejected (nothing written) when a line is bad,
+    RosterEncoding when the bytes are not text in an encoding we read.
 
     With `valid_only` the valid lines are imported and the bad ones reported. Runs in one
     transaction (a savepoint inside the caller's, if there is one) under the roster lock.
     """
     started = time.perf_counter()
-    text = decode_roster(data) if isinstance(data, bytes) else data
+    text = decode_roster(data) if isinstance(data, bytes) else _readable(data)
     rows, errors, lines, rejected, truncated = parse_roster(text, today=today, progress=progress)
     report = ImportReport(
         imported=False,

@@ -54,9 +54,13 @@ def issue_with_cli(settings, id_number: str, *, count: int = 1, ttl: int = 60, *
 
 
 async def import_csv(client, app, text: str, *, principal=None, **params):
+    return await import_csv_bytes(client, app, text.encode(), principal=principal, **params)
+
+
+async def import_csv_bytes(client, app, data: bytes, *, principal=None, **params):
     return await client.post(
         "/v1/admin/people/import",
-        content=text.encode(),
+        content=data,
         params=params,
         headers={"content-type": "text/csv", **auth_headers(app, principal or admin("city"))},
     )

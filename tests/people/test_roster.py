@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import os
+import random
 import uuid
 
 import pytest
@@ -176,3 +178,71 @@ async def test_relations_record_three_survivor_and_service_family_ties(conn, vau
     await people.add_relation(conn, a, tie)  # idempotent
     assert await people.list_relations(conn, a) == [tie]
     assert await people.list_relations(conn, b) == []
+
+
+# --- encodings: bytes we cannot read as a roster are a 400 roster-encoding, never a 500 -------------
+
+NOT_TEXT = {
+    "utf-16 without a bom": roster(GOOD).encode("utf-16-le"),
+    "utf-16 big-endian without a bom": roster(GOOD).encode("utf-16-be"),
+    "random bytes": random.Random(7).randbytes(4096),
+    "an xlsx (zip) file": b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + bytes(range(256)),
+    "a torn utf-16 file": codecs.BOM_UTF16_LE + roster(GOOD).encode("utf-16-le")[:-1],
+}
+
+
+@pytest.mark.parametrize("data", NOT_TEXT.values(), ids=NOT_TEXT.keys())
+async def test_a_roster_that_is_not_text_is_a_400_over_http(client, app, conn, data):
+    from tests.people.test_api import PROBLEM_TYPE_PREFIX, import_csv_bytes
+
+    refused = await import_csv_bytes(client, app, data)
+    assert refused.status_code == 400, refused.text
+    body = refused.json()
+    assert body["type"] == PROBLEM_TYPE_PREFIX + "roster-encoding"
+    assert "UTF-8" in body["detail"] and "nothing was imported" in body["detail"]
+    assert await conn.fetchval("SELECT count(*) FROM people") == 0
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030", "utf-16"])
+async def test_the_encodings_excel_writes_are_read(client, app, conn, encoding):
+    from tests.people.test_api import import_csv_bytes
+
+    answer = await import_csv_bytes(client, app, roster(GOOD, DISABLED).encode(encoding))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["inserted"] == 2
+    names = {row["name_masked"] for row in await conn.fetch("SELECT name_masked FROM people")}
+    assert names == {"张**", "欧阳**"}
+
+
+async def test_a_line_the_csv_reader_cannot_read_is_reported_not_a_500(client, app, conn):
+    from tests.people.test_api import PROBLEM_TYPE_PREFIX, import_csv_bytes
+
+    oversized = '310101199001011234,"' + "张" * 140_000 + '",VETERAN,,,VETERAN_CARD,ACTIVE,310000,310101,'
+    refused = await import_csv_bytes(client, app, roster(GOOD, oversized, DISABLED).encode())
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert body["type"] == PROBLEM_TYPE_PREFIX + "roster-rejected"
+    assert [(e["line"], e["field"]) for e in body["report"]["errors"]] == [(3, "line")]
+    assert "张张张" not in refused.text
+    assert await conn.fetchval("SELECT count(*) FROM people") == 0
+
+
+async def test_a_text_roster_with_control_characters_is_refused(conn, vault):
+    with pytest.raises(people.RosterEncoding):
+        await import_roster(conn, vault, roster(GOOD).replace(",", ",\x00", 1))
+
+
+def test_import_roster_cli_refuses_a_file_that_is_not_text(settings, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.people.test_api import cli_env
+
+    path = tmp_path / "roster-utf16.csv"
+    path.write_bytes(roster(GOOD).encode("utf-16-le"))
+    run = subprocess.run(
+        [sys.executable, "-m", "chongjun.cli", "import-roster", str(path)],
+        env=cli_env(settings), capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 1
+    assert "UTF-8" in run.stderr and "nothing was imported" in run.stderr and "Traceback" not in run.stderr
