@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import msgspec
-
 from foundation.errors import BadRequest, Conflict, Invalid, NotFound
+from foundation.structs import Record
 
 __all__ = (
     "BenefitNotFound",
@@ -18,7 +17,7 @@ __all__ = (
 )
 
 
-class RuleProblem(msgspec.Struct, frozen=True):
+class RuleProblem(Record):
     """One thing wrong with a submitted benefit: the JSON path of the bad node and why."""
 
     path: str

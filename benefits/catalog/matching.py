@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 import identity
 import merchants
+from foundation.structs import Record
 from benefits.catalog import db
 from benefits.catalog.errors import BenefitNotFound
 from benefits.catalog.evaluation import companions_allowed, evaluate, remaining_quota, window_open, window_text
@@ -75,7 +76,7 @@ def _person_generation_key(person_id: UUID) -> str:
     return f"cj:{{p:{person_id}}}:benefits:gen"
 
 
-class StaleMark(msgspec.Struct, frozen=True):
+class StaleMark(Record):
     """What makes a person's cached list stale: set `generation_key` to `generation` for
     `generation_ttl` seconds and delete `cache_key`. For callers that fold it into a round trip
     of their own (the scan engine does it in one Redis script after an accepted scan)."""
@@ -115,7 +116,7 @@ async def catalog_changed(redis: aioredis.Redis) -> None:
         log.warning("could not publish a catalog change; caches catch up within %s s", _PERSON_TTL)
 
 
-class CatalogEntry(msgspec.Struct, frozen=True):
+class CatalogEntry(Record):
     version: BenefitVersion
     venues: list[merchants.PublicVenue]
 
@@ -279,7 +280,7 @@ def match_benefits(
     return MyBenefits(person_id=person_id, evaluated_at=at, items=items)
 
 
-class _Cached(msgspec.Struct, frozen=True, array_like=True):
+class _Cached(Record, array_like=True):
     # array_like: a compact internal cache record, never an API payload.
     generation: str
     person_generation: str

@@ -35,14 +35,16 @@ bad node), then checked for what types cannot say (min ≤ max, exactly one of e
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Annotated, Final, Literal, Protocol, Union
+from typing import Annotated, Final, Literal, Union
 
 import msgspec
 
+from foundation.structs import Input, Record
 from benefits.catalog.errors import InvalidRule, RuleProblem
 from benefits.catalog.periods import NAMED_DAYS, is_named_day
+from identity import Person
 from foundation.vocabulary import (
     CARD_KINDS,
     CARD_STATUSES,
@@ -105,20 +107,11 @@ def _items(kind, *, most: int = 50):
     return Annotated[list[kind], msgspec.Meta(min_length=1, max_length=most)]
 
 
-class PersonLike(Protocol):
-    """What a rule reads from a person: the fields of `identity.Person`."""
-
-    categories: frozenset[str]
-    disability_grade: int | None
-    disability_cause: str | None
-    card_kind: str
-    card_status: str
-    card_province: str
-    district: str | None
-    birth_date: date | None
+PersonLike = Person
+"""What a rule reads: the `identity.Person` that identity hands out (no ID number or name in it)."""
 
 
-class _Node(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True, tag_field="op"):
+class _Node(Input, omit_defaults=True, tag_field="op"):
     """A rule node: frozen (shared by every evaluation), strict (a typo is an error, not a no-op)."""
 
 
@@ -340,29 +333,17 @@ def describe(node: Expr) -> tuple[str, str]:
             return f"残疾等级为{node.min}级", f"disability grade {node.min}"
         return f"残疾等级为{node.min}至{node.max}级", f"disability grade {node.min} to {node.max}"
     if isinstance(node, DisabilityCause):
-        return (
-            "致残性质为" + "或".join(DISABILITY_CAUSES[c][0] for c in node.causes),
-            "disability " + " or ".join(f"{DISABILITY_CAUSES[c][1]} ({c})" for c in node.causes),
-        )
+        return _one_of("致残性质为", "disability ", DISABILITY_CAUSES, node.causes, english_names=True)
     if isinstance(node, CardStatusIs):
-        return (
-            "优待证状态为" + "或".join(CARD_STATUSES[s][0] for s in node.statuses),
-            "preferential card status " + " or ".join(node.statuses),
-        )
+        return _one_of("优待证状态为", "preferential card status ", CARD_STATUSES, node.statuses)
     if isinstance(node, CardKind):
-        return (
-            "持有" + "或".join(CARD_KINDS[k][0] for k in node.kinds),
-            "card kind " + " or ".join(node.kinds),
-        )
+        return _one_of("持有", "card kind ", CARD_KINDS, node.kinds)
     if isinstance(node, CardProvince):
         if node.eq is not None:
             return f"优待证发证省份为{_province_zh(node.eq)}", f"card issued by province {node.eq}"
         return f"优待证发证省份不是{_province_zh(node.ne)}", f"card issued by a province other than {node.ne}"
     if isinstance(node, District):
-        return (
-            "所属区为" + "或".join(SHANGHAI_DISTRICTS[d][0] for d in node.districts),
-            "district " + " or ".join(f"{SHANGHAI_DISTRICTS[d][1]} ({d})" for d in node.districts),
-        )
+        return _one_of("所属区为", "district ", SHANGHAI_DISTRICTS, node.districts, english_names=True)
     if isinstance(node, Age):
         if node.max is None:
             return f"年满{node.min}周岁", f"aged {node.min} or over"
@@ -384,6 +365,14 @@ def describe(node: Expr) -> tuple[str, str]:
     raise TypeError(f"unknown rule node {type(node).__name__}")
 
 
+def _one_of(
+    zh: str, en: str, names: dict[str, tuple[str, str]], codes: Sequence[str], *, english_names: bool = False
+) -> tuple[str, str]:
+    """"致残性质为因战或因公" / "disability war (WAR) or duty (DUTY)": a choice of vocabulary codes."""
+    english = (f"{names[c][1]} ({c})" for c in codes) if english_names else iter(codes)
+    return zh + "或".join(names[c][0] for c in codes), en + " or ".join(english)
+
+
 def _province_zh(code: str | None) -> str:
     return "上海（310000）" if code == "310000" else str(code)
 
@@ -392,7 +381,7 @@ def _province_zh(code: str | None) -> str:
 # Compilation: closures built once per rule; each returns (held, deciding clause)
 
 
-class Clause(msgspec.Struct, frozen=True):
+class Clause(Record):
     """A node of a compiled rule: where it is and what it requires."""
 
     path: str
@@ -401,7 +390,7 @@ class Clause(msgspec.Struct, frozen=True):
     text_en: str
 
 
-class ClauseResult(msgspec.Struct, frozen=True):
+class ClauseResult(Record):
     """One node of an explanation: did it hold for this person on this day."""
 
     path: str

@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from foundation.structs import Record
 from foundation.audit import write_audit
 from foundation.cache import LocalCache
 from benefits.catalog import db
@@ -69,7 +70,7 @@ _TRANSITIONS: Final = {
 }
 
 
-class Actor(msgspec.Struct, frozen=True):
+class Actor(Record):
     """Who changes the catalog, for the version row and the audit log."""
 
     kind: str  # admin | system

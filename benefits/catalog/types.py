@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from foundation.structs import Input, Record
 from benefits.catalog.periods import NamedDay, Period
 from merchants import PublicVenue
 from benefits.catalog.rules import Always, ClauseResult, Expr
@@ -75,7 +76,7 @@ Text = Annotated[str, msgspec.Meta(max_length=2000)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
-class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class _Spec(Input, kw_only=True):
     """Parts of a benefit definition: strict on input (a misspelt field is an error), and frozen
     because a version, once written, is what the ledger points at forever."""
 
@@ -242,7 +243,7 @@ class BenefitVersion(BenefitSpec, kw_only=True):
 # --- what evaluation answers ------------------------------------------------------------------
 
 
-class Decision(msgspec.Struct, frozen=True):
+class Decision(Record):
     """Whether a person may use a benefit (rule only, not windows or quota) and why."""
 
     eligible: bool
@@ -255,14 +256,14 @@ class Decision(msgspec.Struct, frozen=True):
     """What the person gets (the first tier that holds, else the benefit's value); None if not eligible."""
 
 
-class Explanation(msgspec.Struct, frozen=True):
+class Explanation(Record):
     """A decision with the result of every clause of the rule."""
 
     decision: Decision
     clauses: list[ClauseResult]
 
 
-class WindowCheck(msgspec.Struct, frozen=True):
+class WindowCheck(Record):
     open: bool
     why_zh: str = ""
     why_en: str = ""
@@ -271,7 +272,7 @@ class WindowCheck(msgspec.Struct, frozen=True):
         return self.open
 
 
-class QuotaLeft(msgspec.Struct, frozen=True):
+class QuotaLeft(Record):
     period: Period
     period_key: str
     max: int
@@ -283,8 +284,8 @@ class QuotaLeft(msgspec.Struct, frozen=True):
 # --- API views --------------------------------------------------------------------------------
 
 
-class BenefitSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """A benefit in the public catalog."""
+class _Heading(Record, kw_only=True):
+    """What every view of a benefit starts with: which benefit, at which version, named how."""
 
     id: UUID
     code: str
@@ -292,6 +293,11 @@ class BenefitSummary(msgspec.Struct, frozen=True, kw_only=True):
     name_zh: str
     name_en: str
     domain: Domain
+
+
+class BenefitSummary(_Heading, kw_only=True):
+    """A benefit in the public catalog."""
+
     value: Value
     tiers: list[Tier] = msgspec.field(default_factory=list)
     rule: Expr = msgspec.field(default_factory=Always)
@@ -315,20 +321,14 @@ class BenefitView(BenefitVersion, kw_only=True):
     updated_at: datetime | None = None
 
 
-class BenefitPage(msgspec.Struct, frozen=True):
+class BenefitPage(Record):
     items: list[BenefitView]
     next_cursor: str | None = None
 
 
-class MatchedBenefit(msgspec.Struct, frozen=True, kw_only=True):
+class MatchedBenefit(_Heading, kw_only=True):
     """One active benefit as a veteran sees it: eligible or not and why, quota, where."""
 
-    id: UUID
-    code: str
-    version: int
-    name_zh: str
-    name_en: str
-    domain: Domain
     eligible: bool
     clause: str
     reason_zh: str
@@ -344,7 +344,7 @@ class MatchedBenefit(msgspec.Struct, frozen=True, kw_only=True):
     venues: list[PublicVenue]
 
 
-class MyBenefits(msgspec.Struct, frozen=True):
+class MyBenefits(Record):
     person_id: UUID
     evaluated_at: datetime
     items: list[MatchedBenefit]

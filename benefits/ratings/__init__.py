@@ -1,43 +1,14 @@
 """好差评: the holder's own redemption history and ratings, and the admins' queue of 差评 cases."""
 
-from benefits.ratings.errors import AlreadyRated, CaseAlreadyClosed, CaseNotFound, EmptyReply, NotRateable
-from benefits.ratings.service import (
-    answer_case,
-    get_my_redemption,
-    list_cases,
-    list_my_redemptions,
-    rate_redemption,
-)
-from benefits.ratings.types import (
-    LOW_STARS,
-    BenefitBrief,
-    CaseReply,
-    CaseStatus,
-    MyRedemption,
-    Rating,
-    RatingCase,
-    RatingCreate,
-    VenueBrief,
-)
+# Each module names its public surface in its own __all__; this package's surface is their sum
+# (the way asyncio's __init__ does it), so no name is listed twice.
+from benefits.ratings import errors, service, types
+from benefits.ratings.errors import *  # noqa: F403
+from benefits.ratings.service import *  # noqa: F403
+from benefits.ratings.types import *  # noqa: F403
 
 __all__ = (
-    "LOW_STARS",
-    "AlreadyRated",
-    "BenefitBrief",
-    "CaseAlreadyClosed",
-    "CaseNotFound",
-    "CaseReply",
-    "CaseStatus",
-    "EmptyReply",
-    "MyRedemption",
-    "NotRateable",
-    "Rating",
-    "RatingCase",
-    "RatingCreate",
-    "VenueBrief",
-    "answer_case",
-    "get_my_redemption",
-    "list_cases",
-    "list_my_redemptions",
-    "rate_redemption",
+    *errors.__all__,
+    *service.__all__,
+    *types.__all__,
 )

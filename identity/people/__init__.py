@@ -1,75 +1,16 @@
 """The people registry: 优抚对象 from the bureau's roster, their PII sealed, masked and blind-indexed."""
 
-from identity.people.errors import (
-    CardSuspended,
-    InvalidIdNumber,
-    NotEnrolled,
-    PersonNotFound,
-    RosterEncoding,
-    RosterRejected,
-    SealBroken,
-)
-from identity.people.roster import (
-    ROSTER_COLUMNS,
-    decode_roster,
-    import_roster,
-    parse_roster,
-    synthetic_roster,
-    synthetic_roster_csv,
-)
-from identity.people.service import (
-    REFUSED_CARD_STATUSES,
-    add_relation,
-    enrolled_person_id,
-    get_person,
-    get_person_by_index,
-    get_profile,
-    list_relations,
-    masked_name_of,
-    pii_vault,
-)
-from identity.people.types import (
-    CategoryView,
-    ImportReport,
-    LineError,
-    Person,
-    PersonProfile,
-    Relation,
-    RosterRow,
-    SuishenLogin,
-    SuishenSession,
-)
+# Each module names its public surface in its own __all__; this package's surface is their sum
+# (the way asyncio's __init__ does it), so no name is listed twice.
+from identity.people import errors, roster, service, types
+from identity.people.errors import *  # noqa: F403
+from identity.people.roster import *  # noqa: F403
+from identity.people.service import *  # noqa: F403
+from identity.people.types import *  # noqa: F403
 
 __all__ = (
-    "REFUSED_CARD_STATUSES",
-    "ROSTER_COLUMNS",
-    "CardSuspended",
-    "CategoryView",
-    "ImportReport",
-    "InvalidIdNumber",
-    "LineError",
-    "NotEnrolled",
-    "Person",
-    "PersonNotFound",
-    "PersonProfile",
-    "Relation",
-    "RosterEncoding",
-    "RosterRejected",
-    "RosterRow",
-    "SealBroken",
-    "SuishenLogin",
-    "SuishenSession",
-    "add_relation",
-    "decode_roster",
-    "enrolled_person_id",
-    "get_person",
-    "get_person_by_index",
-    "get_profile",
-    "import_roster",
-    "list_relations",
-    "masked_name_of",
-    "parse_roster",
-    "pii_vault",
-    "synthetic_roster",
-    "synthetic_roster_csv",
+    *errors.__all__,
+    *roster.__all__,
+    *service.__all__,
+    *types.__all__,
 )

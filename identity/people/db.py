@@ -9,6 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
+from identity.people.types import PERSON_FIELDS
+
 __all__ = (
     "STAGE_COLUMNS",
     "count_people",
@@ -26,32 +28,13 @@ __all__ = (
     "upsert_from_stage",
 )
 
-_PERSON_COLUMNS = """
-    id, name_masked, categories, disability_grade, disability_cause, card_kind, card_status,
-    card_province, district, birth_date
-"""
+_PERSON_COLUMNS = ", ".join(("id", "name_masked", *PERSON_FIELDS))
 
 # Imports take this transaction-scoped advisory lock: one roster import at a time, so the row
 # ids chosen for new people (and bound into their sealed blobs) cannot race another import.
 _ROSTER_LOCK = 0x63_6A_72_6F_73_74  # "cjrost"
 
-STAGE_COLUMNS = (
-    "id",
-    "id_hmac",
-    "id_sealed",
-    "name_sealed",
-    "seal_version",
-    "id_masked",
-    "name_masked",
-    "categories",
-    "disability_grade",
-    "disability_cause",
-    "card_kind",
-    "card_status",
-    "card_province",
-    "district",
-    "birth_date",
-)
+STAGE_COLUMNS = ("id", "id_hmac", "id_sealed", "name_sealed", "seal_version", "id_masked", "name_masked", *PERSON_FIELDS)
 
 
 async def get_person_row(conn: asyncpg.Connection, person_id: UUID) -> asyncpg.Record | None:

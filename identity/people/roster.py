@@ -36,7 +36,7 @@ from foundation.vocabulary import (
 )
 from identity.people import db
 from identity.people.errors import InvalidIdNumber, RosterEncoding, RosterRejected
-from identity.people.types import ImportReport, LineError, RosterRow
+from identity.people.types import PERSON_FIELDS, ImportReport, LineError, RosterRow
 from identity.pii import PiiVault, birth_date_of, id_checksum_char, mask_id_number, mask_name, normalise_id_number
 
 __all__ = (
@@ -50,18 +50,7 @@ __all__ = (
     "synthetic_roster_csv",
 )
 
-ROSTER_COLUMNS = (
-    "id_number",
-    "name",
-    "categories",
-    "disability_grade",
-    "disability_cause",
-    "card_kind",
-    "card_status",
-    "card_province",
-    "district",
-    "birth_date",
-)
+ROSTER_COLUMNS = ("id_number", "name", *PERSON_FIELDS)
 MAX_REPORTED_ERRORS = 1000
 """A report lists at most this many bad lines (and says when it stopped)."""
 

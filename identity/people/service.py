@@ -12,7 +12,7 @@ from foundation.settings import Settings
 from foundation.vocabulary import CARD_KINDS, CARD_STATUSES, CATEGORIES, SHANGHAI_DISTRICTS
 from identity.people import db
 from identity.people.errors import CardSuspended, NotEnrolled, PersonNotFound
-from identity.people.types import CategoryView, Person, PersonProfile, Relation
+from identity.people.types import PERSON_FIELDS, CategoryView, Person, PersonProfile, Relation
 from identity.pii import PiiVault
 
 __all__ = (
@@ -48,13 +48,7 @@ def _person(row: asyncpg.Record) -> Person:
         id=row["id"],
         name_masked=row["name_masked"],
         categories=frozenset(row["categories"]),
-        disability_grade=row["disability_grade"],
-        disability_cause=row["disability_cause"],
-        card_kind=row["card_kind"],
-        card_status=row["card_status"],
-        card_province=row["card_province"],
-        district=row["district"],
-        birth_date=row["birth_date"],
+        **{field: row[field] for field in PERSON_FIELDS[1:]},
     )
 
 

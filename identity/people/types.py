@@ -11,6 +11,7 @@ import msgspec
 from foundation.structs import Input, Record
 
 __all__ = (
+    "PERSON_FIELDS",
     "CategoryView",
     "ImportReport",
     "LineError",
@@ -28,14 +29,22 @@ RelationKind = Literal["SPOUSE", "PARENT", "CHILD", "SIBLING_DEPENDENT", "PARENT
 MemberStatus = Literal["MARTYR", "DUTY_DEATH", "ILLNESS_DEATH", "ACTIVE"]
 
 
-class Person(msgspec.Struct, frozen=True):
-    """The person the rules see (docs/architecture.md). No ID number, full name or cipher text."""
+PERSON_FIELDS = (
+    "categories",
+    "disability_grade",
+    "disability_cause",
+    "card_kind",
+    "card_status",
+    "card_province",
+    "district",
+    "birth_date",
+)
+"""What the rules may read of a person, in the order the roster, the table and `Person` name it."""
 
-    id: UUID
-    name_masked: str
-    """张*, 欧阳**"""
-    categories: frozenset[str]
-    """codes of foundation.vocabulary.CATEGORIES"""
+
+class _Attributes(Record):
+    """The fields of `PERSON_FIELDS` after `categories`, shared by a person and a roster line."""
+
     disability_grade: int | None
     """1 (most severe) .. 10"""
     disability_cause: str | None
@@ -51,6 +60,16 @@ class Person(msgspec.Struct, frozen=True):
     birth_date: date | None
 
 
+class Person(_Attributes, kw_only=True):
+    """The person the rules see (docs/architecture.md). No ID number, full name or cipher text."""
+
+    id: UUID
+    name_masked: str
+    """张*, 欧阳**"""
+    categories: frozenset[str]
+    """codes of foundation.vocabulary.CATEGORIES"""
+
+
 class Relation(Record):
     """A family tie that makes a person one of the 三属 (MARTYR, DUTY_DEATH, ILLNESS_DEATH) or a 军属 (ACTIVE)."""
 
@@ -61,20 +80,13 @@ class Relation(Record):
     since: date | None = None
 
 
-class RosterRow(Record):
+class RosterRow(_Attributes, kw_only=True):
     """One validated roster line, ID number already normalised; lives only inside an import."""
 
     line: int
     id_number: str
     name: str
     categories: tuple[str, ...]
-    disability_grade: int | None
-    disability_cause: str | None
-    card_kind: str
-    card_status: str
-    card_province: str
-    district: str | None
-    birth_date: date | None
 
 
 class LineError(Record):
