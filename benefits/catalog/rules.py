@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Annotated, Final, Literal, Union
+from typing import Annotated, Any, Final, Literal, Union
 
 import msgspec
 
@@ -324,10 +324,7 @@ def describe(node: Expr) -> tuple[str, str]:
     if isinstance(node, HasCategory):
         return f"身份为{_category_zh(node.category)}", f"category {_category_en(node.category)}"
     if isinstance(node, HasAnyCategory):
-        return (
-            "身份为以下之一：" + "、".join(_category_zh(c) for c in node.categories),
-            "one of the categories " + ", ".join(_category_en(c) for c in node.categories),
-        )
+        return _listing(("身份为以下之一：", "、", _category_zh), ("one of the categories ", ", ", _category_en), node.categories)
     if isinstance(node, DisabilityGrade):
         if node.min == node.max:
             return f"残疾等级为{node.min}级", f"disability grade {node.min}"
@@ -351,10 +348,7 @@ def describe(node: Expr) -> tuple[str, str]:
             return f"不超过{node.max}周岁", f"aged {node.max} or under"
         return f"年龄在{node.min}至{node.max}周岁之间", f"aged {node.min} to {node.max}"
     if isinstance(node, OnDays):
-        return (
-            "仅限" + "、".join(_day_zh(d) for d in node.days),
-            "only on " + ", ".join(_day_en(d) for d in node.days),
-        )
+        return _listing(("仅限", "、", _day_zh), ("only on ", ", ", _day_en), node.days)
     if isinstance(node, FamilyRelation):
         relations = "/".join(node.relations)
         of = " of " + ", ".join(node.of) if node.of else ""
@@ -369,8 +363,17 @@ def _one_of(
     zh: str, en: str, names: dict[str, tuple[str, str]], codes: Sequence[str], *, english_names: bool = False
 ) -> tuple[str, str]:
     """"致残性质为因战或因公" / "disability war (WAR) or duty (DUTY)": a choice of vocabulary codes."""
-    english = (f"{names[c][1]} ({c})" for c in codes) if english_names else iter(codes)
-    return zh + "或".join(names[c][0] for c in codes), en + " or ".join(english)
+    english = (lambda c: f"{names[c][1]} ({c})") if english_names else str
+    return _listing((zh, "或", lambda c: names[c][0]), (en, " or ", english), codes)
+
+
+_Wording = tuple[str, str, Callable[[Any], str]]
+"""How one language lists items: a lead-in, a separator and the name of one item."""
+
+
+def _listing(zh: _Wording, en: _Wording, items: Sequence[Any]) -> tuple[str, str]:
+    """A lead-in followed by the items named and joined, in Chinese and in English."""
+    return tuple(lead + sep.join(name(item) for item in items) for lead, sep, name in (zh, en))  # type: ignore[return-value]
 
 
 def _province_zh(code: str | None) -> str:
