@@ -26,7 +26,13 @@ def totp_at(secret: bytes, step: int) -> str:
 
 
 def verify_totp(secret: bytes, code: str, now: float) -> int | None:
-    """The matching step, or None. Accepts the current step and one step back (RFC 6238 §5.2)."""
+    """The matching step, or None. Accepts the current step and one step back (RFC 6238 §5.2).
+
+    Anything but six ASCII digits is None before any comparison: `hmac.compare_digest` raises
+    on a str with non-ASCII characters, and a login must not become a 500 on such input.
+    """
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
+        return None
     current = int(now) // STEP_SECONDS
     for step in (current, current - 1):
         if hmac.compare_digest(totp_at(secret, step), code):

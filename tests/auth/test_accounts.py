@@ -23,7 +23,7 @@ from identity import (
     TotpRequired,
 )
 from identity.accounts import USER_FAILURE_LIMIT, authenticate_account
-from identity.totp import STEP_SECONDS, totp_at
+from identity.totp import STEP_SECONDS, totp_at, verify_totp
 
 PASSWORD = "correct horse battery staple"
 
@@ -183,6 +183,11 @@ def test_totp_matches_rfc6238_vectors():
     secret = b"12345678901234567890"  # RFC 6238 Appendix B, SHA-1
     for at, expected in ((59, "94287082"), (1111111109, "07081804"), (1234567890, "89005924")):
         assert totp_at(secret, at // 30) == expected[-6:]
+
+
+@pytest.mark.parametrize("code", ["", "12345", "1234567", "١٢٣٤٥٦", "12345６", "abcdef", "12 456"])
+def test_a_totp_code_that_is_not_six_ascii_digits_never_matches(code):
+    assert verify_totp(b"12345678901234567890", code, 59.0) is None  # never raises either
 
 
 async def test_repeated_failures_are_throttled_per_username(client, conn, keyring):
