@@ -9,8 +9,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
+import identity
+import merchants
 from api.scans import ScanController
-from api.auth import PRINCIPAL_CHECKS, auth_middleware, keyring_lifespan
+from api.auth import PrincipalCheck, auth_middleware, keyring_lifespan, session_check
 from api.benefits import AdminBenefitController, MyBenefitsController, PublicBenefitController
 from api.codes import CodeController, JwksController
 from api.drain import DrainBodyMiddleware
@@ -74,8 +76,12 @@ def route_handlers(settings: Settings | None = None) -> list:
     return handlers
 
 
-# A revoked device's unexpired token is refused within a second (merchants.devicegate).
-PRINCIPAL_CHECKS["device"] = device_principal_check
+def principal_checks() -> dict[str, PrincipalCheck]:
+    """The lifecycle check of every token kind (api.auth), with this worker's own gates."""
+    sessions = identity.session_gate()
+    checks: dict[str, PrincipalCheck] = {kind: session_check(sessions) for kind in identity.SESSION_KINDS}
+    checks["device"] = device_principal_check(merchants.device_gate())
+    return checks
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -114,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.settings = settings
+    app.state.principal_checks = principal_checks()
     # Outside the router, so 404/405 answers get a request id and an access log line too.
     app.asgi_handler = RequestIdMiddleware(DrainBodyMiddleware(app.asgi_handler))
     return app

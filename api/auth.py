@@ -7,10 +7,14 @@ a bad token is refused with the one `invalid-token` 401, whatever was wrong with
 operational paths and routes with `opt={"exclude_from_auth": True}` (login, refresh, the public
 catalog) skip the middleware entirely, so a stale token sent there does no harm.
 
-Revocation hook: `PRINCIPAL_CHECKS[kind]` may hold an async `(principal, state) -> bool`; when it
-answers False the token is refused as invalid although it has not expired. The merchants package
-registers the device check here: a revoked device dies within a second, and so does a token of a
-secret that has since been rolled.
+Lifecycle checks: after the signature, every token is checked against the current state of what
+it stands for, on every request: `app.state.principal_checks[kind]` is an async `(principal,
+state) -> bool` (built by the app factory, `principal_checks`), and False refuses the token as
+invalid although it has not expired. Devices are checked by the merchants package (revoked,
+venue or merchant not active, secret rolled); veterans, staff and admins by their session
+(`identity.check_session`: logged out, account disabled, role changed, merchant suspended or
+closed). A kind without a check is refused: a new kind cannot skip revocation by omission.
+Each check costs an in-process answer at most a second old or one Redis GET (identity.gate).
 """
 
 from __future__ import annotations
@@ -28,20 +32,30 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 
 import identity
 from identity import InvalidToken, KeyRing, Principal, SecretStore
+from identity.gate import StateGate
 
 __all__ = (
-    "PRINCIPAL_CHECKS",
     "PUBLIC_PATHS",
     "BearerTokenMiddleware",
+    "PrincipalCheck",
     "auth_middleware",
     "keyring_lifespan",
+    "session_check",
 )
 
 log = logging.getLogger("chongjun.auth")
 
 PrincipalCheck = Callable[[Principal, State], Awaitable[bool]]
-PRINCIPAL_CHECKS: dict[str, PrincipalCheck] = {}
-"""Per principal kind, an extra liveness check run on every authenticated request of that kind."""
+"""Per principal kind, the liveness check run on every authenticated request of that kind."""
+
+
+def session_check(gate: StateGate) -> PrincipalCheck:
+    """The check of veteran, staff and admin tokens: is the token's session still open?"""
+
+    async def check(principal: Principal, state: State) -> bool:
+        return await identity.check_session(principal, gate=gate, pool=state.pool, redis=state.redis)
+
+    return check
 
 PUBLIC_PATHS = [r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema", r"^/\.well-known/", r"^/dev-city/"]
 
@@ -60,8 +74,9 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
             if scheme.lower() != "bearer" or not token.strip():
                 raise InvalidToken("not a bearer token")
             principal = identity.verify_access_token(token.strip(), keyring=connection.app.state.keyring)
-            check = PRINCIPAL_CHECKS.get(principal.kind)
-            if check is not None and not await check(principal, connection.app.state):
+            state = connection.app.state
+            check = state.principal_checks.get(principal.kind)
+            if check is None or not await check(principal, state):
                 raise InvalidToken("principal is no longer active")
         except InvalidToken as exc:
             # The reason stays in the server log; the client sees one uniform answer.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
@@ -25,6 +25,7 @@ from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Redis
 from api.guards import requires_admin, requires_admin_role, requires_device, requires_staff
 from foundation.settings import Settings
 from identity import Principal
+from identity.gate import StateGate
 from benefits.redemption import reports
 from merchants.types import (
     DailyReport,
@@ -70,16 +71,21 @@ CSV = "text/csv; charset=utf-8"
 _writers = [requires_admin_role("city", "district")]
 
 
-async def device_principal_check(principal: Principal, state: Any) -> bool:
-    """Registered in `api.auth.PRINCIPAL_CHECKS["device"]`: a revoked device's token dies at once,
-    and so does a token of a secret that has since been rolled."""
-    try:
-        await merchants.check_device(
-            principal.subject, secret_generation=principal.secret_generation, pool=state.pool, redis=state.redis
-        )
-    except merchants.DeviceRevoked:
-        return False
-    return True
+def device_principal_check(gate: StateGate) -> Callable[[Principal, Any], Awaitable[bool]]:
+    """The device tokens' lifecycle check (`app.state.principal_checks["device"]`): a revoked
+    device's token dies within a second, and so does a token of a secret since rolled."""
+
+    async def check(principal: Principal, state: Any) -> bool:
+        try:
+            await merchants.check_device(
+                principal.subject, secret_generation=principal.secret_generation, gate=gate,
+                pool=state.pool, redis=state.redis,
+            )
+        except merchants.DeviceRevoked:
+            return False
+        return True
+
+    return check
 
 
 @asynccontextmanager
@@ -335,9 +341,9 @@ class AdminStaffController(Controller):
     @patch("/{account_id:uuid}", operation_id="AdminUpdateStaff", guards=_writers, summary="Change a staff account's role or disable it")
     async def update_staff(
         self, account_id: FromPath[UUID], data: JSONBody[StaffUpdate], conn: Conn,
-        principal: CurrentPrincipal,
+        principal: CurrentPrincipal, redis: Redis,
     ) -> StaffAccount:
-        return await merchants.update_staff(conn, principal, account_id, data)
+        return await merchants.update_staff(conn, principal, account_id, data, redis=redis)
 
 
 # --- merchant back office ------------------------------------------------------------------------

@@ -71,11 +71,15 @@ from identity.pii import PiiVault, is_valid_id_number, mask_id_number, mask_name
 from identity.scan import resolve_scan_code, scanned_person, verify_scan_code
 from identity.secrets import MissingSecret, SecretStore, VersionedSecret
 from identity.sessions import (
+    SESSION_KINDS,
+    check_session,
     issue_session,
     prune_refresh_tokens,
     refresh_session,
+    revoke_merchant_sessions,
     revoke_session,
     revoke_subject_sessions,
+    session_gate,
 )
 from identity.suishen import suishen_login
 from identity.tokens import issue_access_token, verify_access_token
@@ -185,8 +189,12 @@ __all__ = (
     "resolve_scan_code",
     "scanned_person",
     "verify_scan_code",
+    "revoke_merchant_sessions",
     "revoke_session",
     "revoke_subject_sessions",
+    "session_gate",
+    "SESSION_KINDS",
+    "check_session",
     "rotate_keys",
     "set_account_disabled",
     "staff_login",

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import asyncpg
@@ -29,7 +30,7 @@ from identity import db
 from identity.errors import AccountExists, InvalidAccount, InvalidCredentials, TotpRequired
 from identity.keys import KeyRing, current_keyring
 from identity.secrets import SecretStore
-from identity.sessions import account_principal, issue_session
+from identity.sessions import account_principal, issue_session, revoke_subject_sessions
 from identity.throttle import (
     CLIENT_FAILURE_LIMIT,
     THROTTLE_WINDOW_SECONDS,
@@ -119,13 +120,14 @@ async def create_account(
     return _record(row), uri
 
 
-async def set_account_disabled(conn: asyncpg.Connection, account_id: UUID, *, disabled: bool) -> bool:
-    """Disable or re-enable an account; disabling also revokes its refresh tokens."""
-    from identity.sessions import revoke_subject_sessions
-
+async def set_account_disabled(
+    conn: asyncpg.Connection, account_id: UUID, *, disabled: bool, redis: aioredis.Redis | None
+) -> bool:
+    """Disable or re-enable an account; disabling also ends its sessions (see identity.sessions:
+    with `redis`, its access tokens are refused on every worker within a second)."""
     found = await db.set_account_disabled(conn, account_id, disabled=disabled)
     if found and disabled:
-        await revoke_subject_sessions(conn, account_id)
+        await revoke_subject_sessions(conn, account_id, redis=redis)
     return found
 
 
@@ -187,6 +189,11 @@ async def authenticate_account(
     return account_principal(row)
 
 
+Admit = Callable[[asyncpg.Connection, Principal], Awaitable[None]]
+"""A check of the layers above identity, run after the password held and before a session is
+opened; it raises to refuse (the merchants package refuses staff of a merchant that is not active)."""
+
+
 async def staff_login(
     conn: asyncpg.Connection,
     redis: aioredis.Redis,
@@ -194,9 +201,15 @@ async def staff_login(
     *,
     client: str,
     keyring: KeyRing | None = None,
+    admit: Admit | None = None,
     now: float | None = None,
 ) -> SessionTokens:
     """`POST /v1/auth/staff`: check the credentials and open a session (staff or admin token)."""
     ring = current_keyring(keyring)
     principal = await authenticate_account(conn, redis, login, client=client, secrets=ring.secrets, now=now)
-    return await issue_session(conn, principal, keyring=ring, now=now)
+    # One transaction for the admission and the session, so what admit locks (the merchant's
+    # status) holds until the session exists: a concurrent suspension then ends it too.
+    async with conn.transaction():
+        if admit is not None:
+            await admit(conn, principal)
+        return await issue_session(conn, principal, keyring=ring, now=now)

@@ -196,11 +196,46 @@ async def revoke_refresh_family(conn: asyncpg.Connection, family_id: UUID, at: d
     return int(result.split()[-1])
 
 
-async def revoke_refresh_subject(conn: asyncpg.Connection, subject: UUID, at: datetime) -> int:
-    result = await conn.execute(
-        "UPDATE refresh_tokens SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL", subject, at
+async def revoke_refresh_subject(conn: asyncpg.Connection, subject: UUID, at: datetime) -> list[UUID]:
+    """Revoke every live refresh token of `subject`; the families (sessions) that ended."""
+    rows = await conn.fetch(
+        "UPDATE refresh_tokens SET revoked_at = $2 WHERE subject = $1 AND revoked_at IS NULL RETURNING family_id",
+        subject,
+        at,
     )
-    return int(result.split()[-1])
+    return list({row["family_id"] for row in rows})
+
+
+async def revoke_refresh_merchant_staff(conn: asyncpg.Connection, merchant_id: UUID, at: datetime) -> list[UUID]:
+    """Revoke every live refresh token of the merchant's staff accounts; the families that ended."""
+    rows = await conn.fetch(
+        """
+        UPDATE refresh_tokens SET revoked_at = $2
+        WHERE revoked_at IS NULL
+          AND subject IN (SELECT id FROM accounts WHERE kind = 'staff' AND merchant_id = $1)
+        RETURNING family_id
+        """,
+        merchant_id,
+        at,
+    )
+    return list({row["family_id"] for row in rows})
+
+
+async def session_refused(conn: asyncpg.Connection, family_id: UUID) -> bool:
+    """Whether a session (refresh family) has ended: revoked, or its account disabled.
+
+    A family with no rows is not refused: every access token we sign names a family we stored,
+    and rows are pruned only a day after the family's refresh tokens expired.
+    """
+    refused = await conn.fetchval(
+        """
+        SELECT bool_or(r.revoked_at IS NOT NULL OR a.disabled_at IS NOT NULL)
+        FROM refresh_tokens r LEFT JOIN accounts a ON a.id = r.subject
+        WHERE r.family_id = $1
+        """,
+        family_id,
+    )
+    return bool(refused)
 
 
 async def get_refresh_family(conn: asyncpg.Connection, token_hash: bytes) -> UUID | None:

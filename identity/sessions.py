@@ -3,6 +3,13 @@
 A refresh token is used once: refreshing marks it rotated and issues a successor in the same
 family. Presenting a rotated token again means it was copied, so the whole family is revoked
 (RFC 9700 §4.14.2) and every holder must log in again.
+
+The family is the session: every veteran, staff and admin access token names it (claim `sid`),
+and the auth middleware asks `check_session` on every request, through an `identity.gate`
+marker per session (`cj:session:{<family>}:state`). Whatever ends a session — logout, a
+disabled account, a changed role, a suspended merchant, a reused refresh token — revokes the
+family in PostgreSQL and publishes the refusal to Redis in the same step, so its access tokens
+stop on every worker within a second, with Redis or without it.
 """
 
 from __future__ import annotations
@@ -17,9 +24,12 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import msgspec
+import redis.asyncio as aioredis
 
 from identity import db
+from identity import gate as lifecycle
 from identity.errors import InvalidRefreshToken
+from identity.gate import REFUSED, StateGate
 from identity.keys import KeyRing, current_keyring
 from identity.tokens import issue_access_token
 from identity.types import Principal, SessionTokens
@@ -27,12 +37,20 @@ from identity.types import Principal, SessionTokens
 __all__ = (
     "ACCESS_TTL_SECONDS",
     "REFRESH_TTL",
+    "SESSION_KINDS",
+    "check_session",
     "issue_session",
     "prune_refresh_tokens",
     "refresh_session",
+    "revoke_merchant_sessions",
     "revoke_session",
     "revoke_subject_sessions",
+    "session_gate",
 )
+
+GATE_KIND = "session"
+SESSION_KINDS = ("veteran", "staff", "admin")
+"""The principal kinds whose access tokens belong to a session (devices have their own gate)."""
 
 ACCESS_TTL_SECONDS = 15 * 60
 REFRESH_TTL: dict[str, timedelta] = {
@@ -62,6 +80,7 @@ async def _issue(
 ) -> SessionTokens:
     issued = _now(now)
     raw = _new_refresh_token()
+    principal = msgspec.structs.replace(principal, session_id=family_id)
     await db.create_refresh_token(
         conn,
         token_hash=_hash(raw),
@@ -83,12 +102,18 @@ async def issue_session(
 
 
 async def refresh_session(
-    conn: asyncpg.Connection, raw: str, *, keyring: KeyRing | None = None, now: float | None = None
+    conn: asyncpg.Connection,
+    raw: str,
+    *,
+    keyring: KeyRing | None = None,
+    redis: aioredis.Redis | None = None,
+    now: float | None = None,
 ) -> SessionTokens:
     """Rotate a refresh token into a new session; InvalidRefreshToken for anything else.
 
     `conn` must not be inside a transaction: when reuse is detected the family revocation is
-    committed before the error is raised (a rolled-back revocation would protect nobody).
+    committed before the error is raised (a rolled-back revocation would protect nobody). With
+    `redis`, the revoked family's access tokens are refused on every worker at once too.
     """
     ring = current_keyring(keyring)
     if not isinstance(raw, str) or not _REFRESH_FORMAT.fullmatch(raw):
@@ -102,6 +127,8 @@ async def refresh_session(
         if row["rotated_at"] is None and principal is not None:
             await db.mark_refresh_token_rotated(conn, row["token_hash"], at)
             return await _issue(conn, principal, row["family_id"], ring, now)
+        if redis is not None:
+            await lifecycle.publish_refused(redis, GATE_KIND, [row["family_id"]])
         await db.revoke_refresh_family(conn, row["family_id"], at)
     # Committed above: the revocation stands even though this request fails.
     raise InvalidRefreshToken("refresh token reused or account disabled; family revoked")
@@ -129,18 +156,63 @@ def account_principal(account: asyncpg.Record) -> Principal:
     return Principal(kind="staff", subject=account["id"], role=account["role"], merchant_id=account["merchant_id"])
 
 
-async def revoke_session(conn: asyncpg.Connection, raw: str, *, now: float | None = None) -> None:
-    """Logout: revoke the family of this refresh token. Unknown tokens are ignored (no oracle)."""
+async def revoke_session(
+    conn: asyncpg.Connection, raw: str, *, redis: aioredis.Redis, now: float | None = None
+) -> None:
+    """Logout: revoke the family of this refresh token, and with it the session's access tokens.
+
+    Unknown tokens are ignored (no oracle).
+    """
     if not isinstance(raw, str) or not _REFRESH_FORMAT.fullmatch(raw):
         return
     family = await db.get_refresh_family(conn, _hash(raw))
     if family is not None:
+        await lifecycle.publish_refused(redis, GATE_KIND, [family])
         await db.revoke_refresh_family(conn, family, _now(now))
 
 
-async def revoke_subject_sessions(conn: asyncpg.Connection, subject: uuid.UUID, *, now: float | None = None) -> int:
-    """Revoke every refresh token of a person, account or device (e.g. when it is disabled)."""
-    return await db.revoke_refresh_subject(conn, subject, _now(now))
+async def revoke_subject_sessions(
+    conn: asyncpg.Connection, subject: uuid.UUID, *, redis: aioredis.Redis | None, now: float | None = None
+) -> int:
+    """End every session of a person or account (disabled, role changed); how many ended.
+
+    With `redis` the refusal reaches every worker at once; without it (the roster import, which
+    has no Redis) the sessions' access tokens are refused once their active markers expire
+    (`identity.gate.ACTIVE_TTL`), and their refresh tokens at once.
+    """
+    families = await db.revoke_refresh_subject(conn, subject, _now(now))
+    if redis is not None:
+        await lifecycle.publish_refused(redis, GATE_KIND, families)
+    return len(families)
+
+
+async def revoke_merchant_sessions(
+    conn: asyncpg.Connection, merchant_id: uuid.UUID, *, redis: aioredis.Redis, now: float | None = None
+) -> int:
+    """End every session of the merchant's staff (the merchant was suspended or closed)."""
+    families = await db.revoke_refresh_merchant_staff(conn, merchant_id, _now(now))
+    await lifecycle.publish_refused(redis, GATE_KIND, families)
+    return len(families)
+
+
+async def _session_state(conn: asyncpg.Connection, family_id: uuid.UUID) -> str:
+    return REFUSED if await db.session_refused(conn, family_id) else lifecycle.active()
+
+
+def session_gate() -> StateGate:
+    """A new gate for sessions; the app makes one per worker (`app.state.gates`)."""
+    return StateGate(GATE_KIND, _session_state, unavailable="The session's status cannot be checked right now")
+
+
+async def check_session(principal: Principal, *, gate: StateGate, pool: asyncpg.Pool, redis: aioredis.Redis) -> bool:
+    """Whether the session of this access token is still open (the per-request check).
+
+    A veteran, staff or admin token without a session (issued by an older release) is refused:
+    the client refreshes or logs in again.
+    """
+    if principal.session_id is None:
+        return False
+    return await gate.state(principal.session_id, pool=pool, redis=redis) != REFUSED
 
 
 async def prune_refresh_tokens(conn: asyncpg.Connection, *, expired_for: timedelta, batch: int = 10_000) -> int:

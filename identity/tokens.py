@@ -189,6 +189,8 @@ def issue_access_token(
         claims["vid"] = str(principal.venue_id)
     if principal.secret_generation is not None:
         claims["gen"] = principal.secret_generation
+    if principal.session_id is not None:
+        claims["sid"] = str(principal.session_id)
     return sign(current_keyring(keyring), kind, claims, ttl_seconds=ttl_seconds, now=now)
 
 
@@ -237,6 +239,7 @@ def verify_access_token(
             merchant_id=_optional_uuid(claims.get("mid")),
             venue_id=_optional_uuid(claims.get("vid")),
             secret_generation=_optional_int(claims.get("gen")),
+            session_id=_optional_uuid(claims.get("sid")),
         )
     except (ValueError, TypeError):
         raise InvalidToken("bad principal claims") from None

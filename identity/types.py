@@ -45,6 +45,9 @@ class Principal(msgspec.Struct, frozen=True):
     """devices"""
     secret_generation: int | None = None
     """devices: the generation of the secret the token was issued under; a roll refuses older ones"""
+    session_id: UUID | None = None
+    """veterans, staff and admins: the session (refresh family) the token belongs to, claim `sid`;
+    logging out or revoking the session refuses its access tokens at once (identity.sessions)"""
 
 
 class SessionTokens(Record):

@@ -1,11 +1,12 @@
 """Merchants: partners, venues, scanner devices, staff, reports and settlement statements."""
 
 from merchants.creditcode import is_valid_credit_code
-from merchants.devicegate import check_device
+from merchants.devicegate import check_device, device_gate
 from merchants.errors import (
     BadDeviceCredentials,
     DeviceNotFound,
     DeviceRevoked,
+    MerchantInactive,
     MerchantNotFound,
     NotYours,
     VenueNotFound,
@@ -38,6 +39,7 @@ from merchants.service import (
 )
 from merchants.staff import (
     CreatedStaff,
+    admit_staff,
     StaffAccount,
     StaffCreate,
     StaffUpdate,
@@ -64,6 +66,9 @@ from merchants.types import (
 )
 
 __all__ = (
+    "device_gate",
+    "MerchantInactive",
+    "admit_staff",
     "require_keys",
     "issue_device_token",
     "update_staff",

@@ -33,6 +33,7 @@ __all__ = (
     "revoke_device",
     "roll_device_secret",
     "set_staff_role",
+    "share_merchant_status",
     "touch_device_token",
     "update_merchant",
     "update_venue",
@@ -80,6 +81,12 @@ async def create_merchant(
 async def get_merchant(conn: asyncpg.Connection, merchant_id: UUID, *, for_update: bool = False) -> asyncpg.Record | None:
     lock = " FOR UPDATE" if for_update else ""
     return await conn.fetchrow(f"SELECT {_MERCHANT_COLUMNS} FROM merchants WHERE id = $1{lock}", merchant_id)
+
+
+async def share_merchant_status(conn: asyncpg.Connection, merchant_id: UUID) -> str | None:
+    """The merchant's status, with a share lock until the transaction ends: a concurrent status
+    change waits for it (and then ends what it admitted), or goes first and is seen."""
+    return await conn.fetchval("SELECT status FROM merchants WHERE id = $1 FOR SHARE", merchant_id)
 
 
 async def merchant_visible_in_district(conn: asyncpg.Connection, merchant_id: UUID, district: str) -> bool:

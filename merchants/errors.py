@@ -83,6 +83,13 @@ class NotActive(Conflict):
     title = "Not active"
 
 
+class MerchantInactive(Forbidden):
+    """A staff login with the right password, for a merchant that is suspended or closed."""
+
+    type = "merchant-inactive"
+    title = "The merchant is not active"
+
+
 class NotYours(Forbidden):
     """The caller may use this kind of route but not on this object's scope (district, merchant)."""
 

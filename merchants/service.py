@@ -286,6 +286,7 @@ async def update_merchant(
             await devicegate.publish_state(redis, devices)
         else:
             await devicegate.publish_refused(redis, devices)
+            await identity.revoke_merchant_sessions(conn, merchant_id, redis=redis)  # its staff's tokens stop
     await _audit(
         conn, caller, "merchant.update", "merchant", merchant_id, merchant.district,
         changes=_plain(changes), before={k: _plain(before[k]) for k in changes},

@@ -13,15 +13,19 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
+import redis.asyncio as aioredis
 
 import identity
 from foundation.errors import Forbidden
 from merchants import db
-from merchants.errors import MerchantNotFound, NotActive, NotYours, StaffNotFound
+from merchants.errors import MerchantInactive, MerchantNotFound, NotActive, NotYours, StaffNotFound
 from merchants.service import Caller, _admin_district, _audit, _page, _require_admin_writer, _visible_merchant, decode_cursor
 from merchants.types import Input, Page, Record
 
-__all__ = ("CreatedStaff", "StaffAccount", "StaffCreate", "StaffRole", "StaffUpdate", "create_staff", "get_staff", "list_staff", "update_staff")
+__all__ = (
+    "CreatedStaff", "StaffAccount", "StaffCreate", "StaffRole", "StaffUpdate",
+    "admit_staff", "create_staff", "get_staff", "list_staff", "update_staff",
+)
 
 StaffRole = Literal["manager", "clerk"]
 
@@ -108,17 +112,30 @@ async def list_staff(
     return _page(rows, StaffAccount, limit)
 
 
-async def update_staff(conn: asyncpg.Connection, caller: Caller, account_id: UUID, data: StaffUpdate) -> StaffAccount:
+async def update_staff(
+    conn: asyncpg.Connection, caller: Caller, account_id: UUID, data: StaffUpdate, *, redis: aioredis.Redis
+) -> StaffAccount:
+    """Change a role or disable: either ends the account's sessions (its tokens stop within a second)."""
     _require_admin_writer(caller)
     row = await _visible_staff(conn, caller, account_id)
     merchant = await _managed_merchant(conn, caller, row["merchant_id"])
     changes = {}
     if data.role is not msgspec.UNSET and data.role != row["role"]:
         await db.set_staff_role(conn, account_id, data.role)
+        await identity.revoke_subject_sessions(conn, account_id, redis=redis)
         changes["role"] = data.role
     if data.disabled is not msgspec.UNSET and data.disabled != row["disabled"]:
-        await identity.set_account_disabled(conn, account_id, disabled=data.disabled)
+        await identity.set_account_disabled(conn, account_id, disabled=data.disabled, redis=redis)
         changes["disabled"] = data.disabled
     if changes:
         await _audit(conn, caller, "staff.update", "account", account_id, merchant["district"], changes=changes)
     return msgspec.convert(await db.get_staff(conn, account_id), StaffAccount)
+
+
+async def admit_staff(conn: asyncpg.Connection, principal: identity.Principal) -> None:
+    """The login hook (`identity.staff_login(admit=...)`): staff of a merchant that is not active
+    get no session (403 merchant-inactive, told only after the password was right)."""
+    if principal.kind != "staff":
+        return
+    if await db.share_merchant_status(conn, principal.merchant_id) != "active":
+        raise MerchantInactive("This merchant is suspended or closed; its staff cannot sign in")

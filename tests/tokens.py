@@ -14,8 +14,10 @@ from __future__ import annotations
 import uuid
 from uuid import UUID
 
+import msgspec
+
 from foundation.settings import Settings
-from identity import KeyRing, Principal, SecretStore, ensure_signing_keys, issue_access_token
+from identity import SESSION_KINDS, KeyRing, Principal, SecretStore, ensure_signing_keys, issue_access_token
 from tests.support import init_connection
 
 __all__ = ("access_token", "admin", "auth_headers", "device", "keyring_for", "staff", "veteran")
@@ -62,7 +64,14 @@ def _ring(source) -> KeyRing:
 
 
 def access_token(source, principal: Principal, *, ttl_seconds: int = 900, now: float | None = None) -> str:
-    """A valid bearer token for `principal`; `source` is the app (started) or a KeyRing."""
+    """A valid bearer token for `principal`; `source` is the app (started) or a KeyRing.
+
+    A veteran, staff or admin token names a session (`sid`): without one in `principal`, a made-up
+    session is named, which is open until something revokes it (identity.sessions). Tests of
+    revocation log in for real instead.
+    """
+    if principal.kind in SESSION_KINDS and principal.session_id is None:
+        principal = msgspec.structs.replace(principal, session_id=uuid.uuid4())
     return issue_access_token(principal, ttl_seconds=ttl_seconds, keyring=_ring(source), now=now)
 
 

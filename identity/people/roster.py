@@ -366,7 +366,7 @@ async def import_roster(
                 from identity.sessions import revoke_subject_sessions
 
                 for person_id in written["refused_ids"]:
-                    await revoke_subject_sessions(conn, person_id)
+                    await revoke_subject_sessions(conn, person_id, redis=None)
             if progress:
                 progress("write", len(rows), len(rows))
         report = ImportReport(

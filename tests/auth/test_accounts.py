@@ -81,12 +81,18 @@ async def test_admin_and_staff_login_over_http(client, app, conn):
     assert response.status_code == 200, response.text
     body = response.json()
     principal = identity.verify_access_token(body["access_token"], keyring=app.state.keyring)
-    assert principal == identity.Principal("admin", district.id, role="district", district="310104")
+    assert principal.session_id is not None  # the session's refresh family (claim `sid`)
+    assert principal == identity.Principal(
+        "admin", district.id, role="district", district="310104", session_id=principal.session_id
+    )
     assert body["refresh_token"] and body["expires_in"] == 900
 
     response = await _login(client, "clerk")
     principal = identity.verify_access_token(response.json()["access_token"], keyring=app.state.keyring)
-    assert principal == identity.Principal("staff", clerk.id, role="cashier", merchant_id=merchant)
+    assert principal == identity.Principal(
+        "staff", clerk.id, role="cashier", merchant_id=merchant, session_id=principal.session_id
+    )
+    assert principal.session_id is not None
 
 
 async def test_unknown_user_and_wrong_password_look_the_same(client, conn, keyring):
@@ -102,7 +108,7 @@ async def test_unknown_user_and_wrong_password_look_the_same(client, conn, keyri
 async def test_disabled_account_cannot_log_in_or_refresh(client, conn, keyring):
     account, _ = await identity.create_account(conn, _new())
     session = (await _login(client)).json()
-    assert await identity.set_account_disabled(conn, account.id, disabled=True)
+    assert await identity.set_account_disabled(conn, account.id, disabled=True, redis=None)
     assert (await _login(client)).status_code == 401
     response = await client.post("/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
     assert response.status_code == 401

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-
 import pytest
 from litestar import Litestar, get
 from litestar.di import NamedDependency, Provide
 from litestar.testing import AsyncTestClient
 
 from api import guards
-from api.auth import PRINCIPAL_CHECKS, auth_middleware
+from api.auth import auth_middleware
 from api.errors import exception_handlers
 from identity import Principal
+from identity.tokens import ACCESS_KINDS
 from tests.tokens import access_token, admin, device, staff, veteran
 
 GUARDS = {
@@ -61,15 +61,15 @@ async def guarded(memory_keyring):
         dependencies={"principal": Provide(guards.provide_principal, sync_to_thread=False)},
     )
     app.state.keyring = memory_keyring
-    # The app's real device check (merchants) needs PostgreSQL and Redis, which this bare app has
-    # not: the guards are tested alone, and the hook test below installs its own check.
-    saved = PRINCIPAL_CHECKS.pop("device", None)
-    try:
-        async with AsyncTestClient(app=app) as client:
-            yield client
-    finally:
-        if saved is not None:
-            PRINCIPAL_CHECKS["device"] = saved
+    # The app's real lifecycle checks need PostgreSQL and Redis, which this bare app has not: the
+    # guards are tested alone (every kind passes), and the hook tests below install their own.
+    app.state.principal_checks = {kind: _always_active for kind in ACCESS_KINDS}
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+async def _always_active(principal: Principal, state) -> bool:
+    return True
 
 
 async def test_guard_matrix(guarded, memory_keyring):
@@ -98,8 +98,9 @@ async def test_principal_check_hook_revokes_live_tokens(guarded, memory_keyring)
         seen_generations.append(principal.secret_generation)
         return principal.subject != revoked.subject
 
-    registered = PRINCIPAL_CHECKS.get("device")
-    PRINCIPAL_CHECKS["device"] = still_active
+    checks = guarded.app.state.principal_checks
+    registered = checks["device"]
+    checks["device"] = still_active
     try:
         response = await guarded.get("/device", headers=headers)
         assert response.status_code == 401
@@ -112,7 +113,17 @@ async def test_principal_check_hook_revokes_live_tokens(guarded, memory_keyring)
         # The hook sees the secret generation the token carries (a roll refuses older ones).
         assert seen_generations and set(seen_generations) == {1}
     finally:
-        if registered is None:
-            del PRINCIPAL_CHECKS["device"]
-        else:
-            PRINCIPAL_CHECKS["device"] = registered
+        checks["device"] = registered
+
+
+async def test_a_kind_without_a_lifecycle_check_is_refused(guarded, memory_keyring):
+    """Fail closed: a token kind nobody registered a check for cannot skip revocation."""
+    checks = guarded.app.state.principal_checks
+    registered = checks.pop("staff")
+    try:
+        token = access_token(memory_keyring, staff())
+        response = await guarded.get("/staff", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+        assert response.json()["type"] == "urn:chongjun:problem:invalid-token"
+    finally:
+        checks["staff"] = registered

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 import pytest
 
 import identity
-from identity import InvalidRefreshToken
+from identity import InvalidRefreshToken, Principal
 from tests.tokens import admin, auth_headers, veteran
+
+
+def _session_of(token: str, principal: Principal, **kwargs) -> uuid.UUID:
+    """The session a token names, after checking the token is `principal`'s and names one."""
+    verified = identity.verify_access_token(token, **kwargs)
+    assert verified.session_id is not None
+    assert msgspec.structs.replace(verified, session_id=None) == principal
+    return verified.session_id
 
 
 async def test_issue_session_gives_a_15_minute_access_token(conn, keyring):
     principal = veteran()
     session = await identity.issue_session(conn, principal)
     assert session.expires_in == 900 and session.token_type == "Bearer"
-    assert identity.verify_access_token(session.access_token) == principal
-    stored = await conn.fetch("SELECT token_hash, subject FROM refresh_tokens")
+    sid = _session_of(session.access_token, principal)
+    stored = await conn.fetch("SELECT token_hash, subject, family_id FROM refresh_tokens")
     assert len(stored) == 1 and stored[0]["subject"] == principal.subject
+    assert stored[0]["family_id"] == sid
     assert session.refresh_token.encode() not in bytes(stored[0]["token_hash"])
 
 
@@ -26,7 +36,8 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(conn, keyring):
     first = await identity.issue_session(conn, principal)
     second = await identity.refresh_session(conn, first.refresh_token)
     assert second.refresh_token != first.refresh_token
-    assert identity.verify_access_token(second.access_token) == principal
+    # The same session: a refresh keeps the family, so a logout ends every token it issued.
+    assert _session_of(second.access_token, principal) == _session_of(first.access_token, principal)
     third = await identity.refresh_session(conn, second.refresh_token)
     # The stolen copy of the first token comes back: everything in the family dies.
     with pytest.raises(InvalidRefreshToken):
@@ -61,10 +72,10 @@ async def test_expired_unknown_and_malformed_refresh_tokens(conn, keyring):
             await identity.refresh_session(conn, raw)
 
 
-async def test_logout_revokes_and_ignores_unknown_tokens(conn, keyring):
+async def test_logout_revokes_and_ignores_unknown_tokens(conn, redis, keyring):
     session = await identity.issue_session(conn, veteran())
-    await identity.revoke_session(conn, "B" * 43)
-    await identity.revoke_session(conn, session.refresh_token)
+    await identity.revoke_session(conn, "B" * 43, redis=redis)
+    await identity.revoke_session(conn, session.refresh_token, redis=redis)
     with pytest.raises(InvalidRefreshToken):
         await identity.refresh_session(conn, session.refresh_token)
 
@@ -76,7 +87,7 @@ async def test_refresh_and_logout_over_http(client, app, conn):
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
-    assert identity.verify_access_token(body["access_token"], keyring=app.state.keyring) == principal
+    _session_of(body["access_token"], principal, keyring=app.state.keyring)
 
     # Reuse over HTTP: 401, and the revocation was committed although the request failed.
     reuse = await client.post("/v1/auth/refresh", json={"refresh_token": session.refresh_token})
