@@ -10,7 +10,6 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 import identity
-import merchants
 from api.scans import ScanController
 from api.auth import PrincipalCheck, auth_middleware, keyring_lifespan, session_check
 from api.benefits import AdminBenefitController, MyBenefitsController, PublicBenefitController
@@ -77,10 +76,10 @@ def route_handlers(settings: Settings | None = None) -> list:
 
 
 def principal_checks() -> dict[str, PrincipalCheck]:
-    """The lifecycle check of every token kind (api.auth), with this worker's own gates."""
-    sessions = identity.session_gate()
-    checks: dict[str, PrincipalCheck] = {kind: session_check(sessions) for kind in identity.SESSION_KINDS}
-    checks["device"] = device_principal_check(merchants.device_gate())
+    """The lifecycle check of every token kind (api.auth): sessions for people, the device gate
+    for scanners. A kind missing here is refused."""
+    checks: dict[str, PrincipalCheck] = dict.fromkeys(identity.SESSION_KINDS, session_check)
+    checks["device"] = device_principal_check
     return checks
 
 

@@ -32,7 +32,6 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 
 import identity
 from identity import InvalidToken, KeyRing, Principal, SecretStore
-from identity.gate import StateGate
 
 __all__ = (
     "PUBLIC_PATHS",
@@ -49,13 +48,9 @@ PrincipalCheck = Callable[[Principal, State], Awaitable[bool]]
 """Per principal kind, the liveness check run on every authenticated request of that kind."""
 
 
-def session_check(gate: StateGate) -> PrincipalCheck:
+async def session_check(principal: Principal, state: State) -> bool:
     """The check of veteran, staff and admin tokens: is the token's session still open?"""
-
-    async def check(principal: Principal, state: State) -> bool:
-        return await identity.check_session(principal, gate=gate, pool=state.pool, redis=state.redis)
-
-    return check
+    return await identity.check_session(principal, pool=state.pool, redis=state.redis)
 
 PUBLIC_PATHS = [r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema", r"^/\.well-known/", r"^/dev-city/"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
@@ -25,7 +25,6 @@ from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Redis
 from api.guards import requires_admin, requires_admin_role, requires_device, requires_staff
 from foundation.settings import Settings
 from identity import Principal
-from identity.gate import StateGate
 from benefits.redemption import reports
 from merchants.types import (
     DailyReport,
@@ -71,21 +70,16 @@ CSV = "text/csv; charset=utf-8"
 _writers = [requires_admin_role("city", "district")]
 
 
-def device_principal_check(gate: StateGate) -> Callable[[Principal, Any], Awaitable[bool]]:
+async def device_principal_check(principal: Principal, state: Any) -> bool:
     """The device tokens' lifecycle check (`app.state.principal_checks["device"]`): a revoked
     device's token dies within a second, and so does a token of a secret since rolled."""
-
-    async def check(principal: Principal, state: Any) -> bool:
-        try:
-            await merchants.check_device(
-                principal.subject, secret_generation=principal.secret_generation, gate=gate,
-                pool=state.pool, redis=state.redis,
-            )
-        except merchants.DeviceRevoked:
-            return False
-        return True
-
-    return check
+    try:
+        await merchants.check_device(
+            principal.subject, secret_generation=principal.secret_generation, pool=state.pool, redis=state.redis
+        )
+    except merchants.DeviceRevoked:
+        return False
+    return True
 
 
 @asynccontextmanager

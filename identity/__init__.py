@@ -79,7 +79,7 @@ from identity.sessions import (
     revoke_merchant_sessions,
     revoke_session,
     revoke_subject_sessions,
-    session_gate,
+    SESSIONS,
 )
 from identity.suishen import suishen_login
 from identity.tokens import issue_access_token, verify_access_token
@@ -192,7 +192,7 @@ __all__ = (
     "revoke_merchant_sessions",
     "revoke_session",
     "revoke_subject_sessions",
-    "session_gate",
+    "SESSIONS",
     "SESSION_KINDS",
     "check_session",
     "rotate_keys",

@@ -10,7 +10,7 @@ per subject so that the hot path costs at most one GET:
 A `StateGate` is one kind of subject (devices, sessions) with the loader that asks PostgreSQL.
 Reading: an in-process answer younger than `local_ttl` (1 s) answers without any I/O; otherwise
 one Redis GET; a missing key (never cached, expired, or Redis lost its data) or a Redis error
-falls back to PostgreSQL, and the answer is written back with SET NX. Writing (`publish_refused`,
+falls back to PostgreSQL, and the answer is written back with SET NX. Writing (`StateGate.publish_refused`,
 `publish_state`): a change writes "r" (or the new "g:<n>") over the key; because fallback readers
 only ever SET NX, a reader that saw the old state in PostgreSQL cannot overwrite a newer marker.
 Losing Redis therefore costs a PG read, never a revocation.
@@ -20,8 +20,11 @@ Redis cannot see: a change whose Redis write failed while readers still reached 
 that has itself seen Redis fail does not trust an active marker older than that failure either
 (the marker carries its write time), so a Redis that comes back with old data un-revokes nothing.
 
-Gates are objects, created by the app (one per worker, kept on `app.state`): nothing here is
-process-wide, and a test makes its own.
+A gate is a cache of that truth, so each kind has one per process (`merchants.devicegate.DEVICES`,
+`identity.sessions.SESSIONS`), like the caches of `foundation.cache`: the change publishes
+through the same gate, which drops this process's own answer, so the very next request in the
+process that made the change is refused too. `forget()` drops everything (tests use it to play
+"another worker").
 """
 
 from __future__ import annotations
@@ -37,18 +40,7 @@ from redis.exceptions import RedisError
 
 from foundation.errors import Unavailable
 
-__all__ = (
-    "ACTIVE",
-    "ACTIVE_TTL",
-    "LOCAL_TTL",
-    "REFUSED",
-    "REFUSED_TTL",
-    "StateGate",
-    "active",
-    "publish_refused",
-    "publish_state",
-    "state_key",
-)
+__all__ = ("ACTIVE", "ACTIVE_TTL", "LOCAL_TTL", "REFUSED", "REFUSED_TTL", "StateGate", "active", "state_key")
 
 log = logging.getLogger("chongjun.identity.gate")
 
@@ -96,12 +88,47 @@ class StateGate:
         """Wall clock of this process's last Redis error: active markers written before it are stale."""
 
     def forget(self, subjects: Iterable[UUID] | None = None) -> None:
-        """Drop this process's cached answers (all of them with no argument)."""
+        """Drop this process's cached answers (with no argument: all of them, and the memory of
+        Redis failures too, as if the process had just started)."""
         if subjects is None:
             self._local.clear()
+            self._redis_down_until = self._redis_failed_at = 0.0
             return
         for subject in subjects:
             self._local.pop(subject, None)
+
+    async def publish_refused(self, redis: aioredis.Redis, subjects: Iterable[UUID]) -> None:
+        """Tell every worker now: these subjects are refused (written over any active marker).
+
+        Call it inside the transaction that makes the change, before it commits: a reader that
+        reaches PostgreSQL in between still sees the old state but cannot SET NX over this marker.
+        This process's own answers are dropped, so its very next request is refused.
+        """
+        subjects = list(subjects)
+        self.forget(subjects)
+        try:
+            for subject in subjects:
+                await redis.set(state_key(self.kind, subject), REFUSED, ex=REFUSED_TTL)
+        except (RedisError, OSError) as exc:
+            # PostgreSQL already says refused; Redis readers see it once the active marker expires.
+            log.error(
+                "%s state: could not publish a refusal to redis", self.kind, extra={"fields": {"error": type(exc).__name__}}
+            )
+
+    async def publish_state(
+        self, redis: aioredis.Redis, subjects: Iterable[UUID], *, generation: int | None = None
+    ) -> None:
+        """After a change that may re-allow subjects (or bump their generation): set or drop their markers."""
+        subjects = list(subjects)
+        self.forget(subjects)
+        try:
+            for subject in subjects:
+                if generation is None:
+                    await redis.delete(state_key(self.kind, subject))  # the next reader asks PostgreSQL
+                else:
+                    await redis.set(state_key(self.kind, subject), active(generation), ex=ACTIVE_TTL)
+        except (RedisError, OSError) as exc:
+            log.error("%s state: could not publish to redis", self.kind, extra={"fields": {"error": type(exc).__name__}})
 
     async def state(self, subject: UUID, *, pool: asyncpg.Pool, redis: aioredis.Redis) -> str:
         """REFUSED or "g:<n>"; Unavailable (503) when neither Redis nor PostgreSQL can say."""
@@ -172,31 +199,3 @@ class StateGate:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Neither Redis nor PostgreSQL can say: refuse (503), never wave the caller through.
             raise Unavailable(self._unavailable) from exc
-
-
-async def publish_refused(redis: aioredis.Redis, kind: str, subjects: Iterable[UUID]) -> None:
-    """Tell every worker now: these subjects are refused (written over any active marker).
-
-    Call it inside the transaction that makes the change, before it commits: a reader that
-    reaches PostgreSQL in between still sees the old state but cannot SET NX over this marker.
-    """
-    try:
-        for subject in subjects:
-            await redis.set(state_key(kind, subject), REFUSED, ex=REFUSED_TTL)
-    except (RedisError, OSError) as exc:
-        # PostgreSQL already says refused; Redis readers see it once the active marker expires.
-        log.error("%s state: could not publish a refusal to redis", kind, extra={"fields": {"error": type(exc).__name__}})
-
-
-async def publish_state(
-    redis: aioredis.Redis, kind: str, subjects: Iterable[UUID], *, generation: int | None = None
-) -> None:
-    """After a change that may re-allow subjects (or bump their generation): set or drop their markers."""
-    try:
-        for subject in subjects:
-            if generation is None:
-                await redis.delete(state_key(kind, subject))  # the next reader asks PostgreSQL
-            else:
-                await redis.set(state_key(kind, subject), active(generation), ex=ACTIVE_TTL)
-    except (RedisError, OSError) as exc:
-        log.error("%s state: could not publish to redis", kind, extra={"fields": {"error": type(exc).__name__}})

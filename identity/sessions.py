@@ -27,9 +27,8 @@ import msgspec
 import redis.asyncio as aioredis
 
 from identity import db
-from identity import gate as lifecycle
 from identity.errors import InvalidRefreshToken
-from identity.gate import REFUSED, StateGate
+from identity.gate import REFUSED, StateGate, active
 from identity.keys import KeyRing, current_keyring
 from identity.tokens import issue_access_token
 from identity.types import Principal, SessionTokens
@@ -45,10 +44,9 @@ __all__ = (
     "revoke_merchant_sessions",
     "revoke_session",
     "revoke_subject_sessions",
-    "session_gate",
+    "SESSIONS",
 )
 
-GATE_KIND = "session"
 SESSION_KINDS = ("veteran", "staff", "admin")
 """The principal kinds whose access tokens belong to a session (devices have their own gate)."""
 
@@ -73,6 +71,14 @@ def _new_refresh_token() -> str:
 
 def _now(now: float | None) -> datetime:
     return datetime.fromtimestamp(time.time() if now is None else now, UTC)
+
+
+async def _session_state(conn: asyncpg.Connection, family_id: uuid.UUID) -> str:
+    return REFUSED if await db.session_refused(conn, family_id) else active()
+
+
+SESSIONS = StateGate("session", _session_state, unavailable="The session's status cannot be checked right now")
+"""This process's session gate (a cache of PostgreSQL's and Redis's answer; see identity.gate)."""
 
 
 async def _issue(
@@ -128,7 +134,7 @@ async def refresh_session(
             await db.mark_refresh_token_rotated(conn, row["token_hash"], at)
             return await _issue(conn, principal, row["family_id"], ring, now)
         if redis is not None:
-            await lifecycle.publish_refused(redis, GATE_KIND, [row["family_id"]])
+            await SESSIONS.publish_refused(redis, [row["family_id"]])
         await db.revoke_refresh_family(conn, row["family_id"], at)
     # Committed above: the revocation stands even though this request fails.
     raise InvalidRefreshToken("refresh token reused or account disabled; family revoked")
@@ -167,7 +173,7 @@ async def revoke_session(
         return
     family = await db.get_refresh_family(conn, _hash(raw))
     if family is not None:
-        await lifecycle.publish_refused(redis, GATE_KIND, [family])
+        await SESSIONS.publish_refused(redis, [family])
         await db.revoke_refresh_family(conn, family, _now(now))
 
 
@@ -182,7 +188,7 @@ async def revoke_subject_sessions(
     """
     families = await db.revoke_refresh_subject(conn, subject, _now(now))
     if redis is not None:
-        await lifecycle.publish_refused(redis, GATE_KIND, families)
+        await SESSIONS.publish_refused(redis, families)
     return len(families)
 
 
@@ -191,20 +197,11 @@ async def revoke_merchant_sessions(
 ) -> int:
     """End every session of the merchant's staff (the merchant was suspended or closed)."""
     families = await db.revoke_refresh_merchant_staff(conn, merchant_id, _now(now))
-    await lifecycle.publish_refused(redis, GATE_KIND, families)
+    await SESSIONS.publish_refused(redis, families)
     return len(families)
 
 
-async def _session_state(conn: asyncpg.Connection, family_id: uuid.UUID) -> str:
-    return REFUSED if await db.session_refused(conn, family_id) else lifecycle.active()
-
-
-def session_gate() -> StateGate:
-    """A new gate for sessions; the app makes one per worker (`app.state.gates`)."""
-    return StateGate(GATE_KIND, _session_state, unavailable="The session's status cannot be checked right now")
-
-
-async def check_session(principal: Principal, *, gate: StateGate, pool: asyncpg.Pool, redis: aioredis.Redis) -> bool:
+async def check_session(principal: Principal, *, pool: asyncpg.Pool, redis: aioredis.Redis) -> bool:
     """Whether the session of this access token is still open (the per-request check).
 
     A veteran, staff or admin token without a session (issued by an older release) is refused:
@@ -212,7 +209,7 @@ async def check_session(principal: Principal, *, gate: StateGate, pool: asyncpg.
     """
     if principal.session_id is None:
         return False
-    return await gate.state(principal.session_id, pool=pool, redis=redis) != REFUSED
+    return await SESSIONS.state(principal.session_id, pool=pool, redis=redis) != REFUSED
 
 
 async def prune_refresh_tokens(conn: asyncpg.Connection, *, expired_for: timedelta, batch: int = 10_000) -> int:

@@ -1,7 +1,7 @@
 """Merchants: partners, venues, scanner devices, staff, reports and settlement statements."""
 
 from merchants.creditcode import is_valid_credit_code
-from merchants.devicegate import check_device, device_gate
+from merchants.devicegate import check_device
 from merchants.errors import (
     BadDeviceCredentials,
     DeviceNotFound,
@@ -66,7 +66,6 @@ from merchants.types import (
 )
 
 __all__ = (
-    "device_gate",
     "MerchantInactive",
     "admit_staff",
     "require_keys",

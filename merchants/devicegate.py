@@ -3,7 +3,7 @@
 A device JWT lives a few minutes, so revoking a device (or suspending its merchant, closing its
 venue, rolling its secret) must also stop tokens already issued. The mechanism is
 `identity.gate` (one Redis marker per device, PostgreSQL the truth, an in-process answer for at
-most a second); this module is its device half:
+most a second); this module is its device half, and `DEVICES` this process's gate:
 
     cj:device:{<id>}:state = "r"            refused (revoked, venue closed, merchant not active)
                            = "g:<n>"        active; only tokens of secret generation <n> pass
@@ -20,14 +20,12 @@ from uuid import UUID
 import asyncpg
 import redis.asyncio as aioredis
 
-from identity import gate as lifecycle
+from identity import gate
 from identity.gate import REFUSED, StateGate, active
 from merchants import db
 from merchants.errors import DeviceRevoked
 
-__all__ = ("KIND", "check_device", "device_gate", "publish_refused", "publish_state", "state_key")
-
-KIND = "device"
+__all__ = ("DEVICES", "check_device", "forget_local", "publish_refused", "publish_state", "state_key")
 
 
 async def _load(conn: asyncpg.Connection, device_id: UUID) -> str:
@@ -37,20 +35,23 @@ async def _load(conn: asyncpg.Connection, device_id: UUID) -> str:
     return active(row["secret_generation"])
 
 
-def device_gate() -> StateGate:
-    """A new gate for devices; the app makes one per worker (`app.state.gates`)."""
-    return StateGate(KIND, _load, unavailable="The device's status cannot be checked right now")
+DEVICES = StateGate("device", _load, unavailable="The device's status cannot be checked right now")
+"""This process's device gate (a cache of PostgreSQL's and Redis's answer; see identity.gate)."""
 
 
 def state_key(device_id: UUID) -> str:
-    return lifecycle.state_key(KIND, device_id)
+    return gate.state_key(DEVICES.kind, device_id)
+
+
+def forget_local(device_ids: Iterable[UUID] | None = None) -> None:
+    """Drop this process's cached answers (all of them with no argument)."""
+    DEVICES.forget(device_ids)
 
 
 async def check_device(
     device_id: UUID,
     *,
     secret_generation: int | None,
-    gate: StateGate,
     pool: asyncpg.Pool,
     redis: aioredis.Redis,
 ) -> None:
@@ -58,7 +59,7 @@ async def check_device(
 
     A token without a generation (issued before generations existed) is refused like an old one.
     """
-    state = await gate.state(device_id, pool=pool, redis=redis)
+    state = await DEVICES.state(device_id, pool=pool, redis=redis)
     if state == REFUSED:
         raise DeviceRevoked("This device has been revoked or its venue is not active")
     if secret_generation is None or state != active(secret_generation):
@@ -67,11 +68,11 @@ async def check_device(
 
 async def publish_refused(redis: aioredis.Redis, device_ids: Iterable[UUID]) -> None:
     """Tell every worker now: these devices are refused (written over any active marker)."""
-    await lifecycle.publish_refused(redis, KIND, device_ids)
+    await DEVICES.publish_refused(redis, device_ids)
 
 
 async def publish_state(
     redis: aioredis.Redis, device_ids: Iterable[UUID], *, secret_generation: int | None = None
 ) -> None:
     """After a change that may re-allow devices (or roll a secret): set or drop their markers."""
-    await lifecycle.publish_state(redis, KIND, device_ids, generation=secret_generation)
+    await DEVICES.publish_state(redis, device_ids, generation=secret_generation)
