@@ -171,7 +171,7 @@ async def test_a_missing_totp_is_said_only_after_the_password_held(client, conn,
     """The app can ask for the code; the answer tells nothing to whoever lacks the password."""
     _, uri = await identity.create_account(conn, _new(with_totp=True))
     disabled, _ = await identity.create_account(conn, _new(username="gone.admin", with_totp=True))
-    await identity.set_account_disabled(conn, disabled.id, disabled=True)
+    await identity.set_account_disabled(conn, disabled.id, disabled=True, redis=None)
     needs_code = await _login(client)
     assert needs_code.status_code == 401
     assert needs_code.json()["type"] == "urn:chongjun:problem:totp-required"

@@ -78,6 +78,16 @@ async def _scan(http, headers: dict, app, venue_id: str, id_number: str = VETERA
     return await http.post("/v1/scans", json=body, headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
 
 
+async def _working_staff(http, app, venue_id: str, username: str) -> tuple[dict, dict, str]:
+    """Log in and show the token works: a scan accepted. The session, its headers, the redemption."""
+    login = await _login(http, username)
+    assert login.status_code == 200, login.text
+    staff = bearer(login.json()["access_token"])
+    accepted = await _scan(http, staff, app, venue_id)
+    assert accepted.status_code == 200 and accepted.json()["decision"] == "accepted", accepted.text
+    return login.json(), staff, accepted.json()["redemption_id"]
+
+
 @pytest.mark.parametrize("status", ["suspended", "closed"])
 async def test_staff_of_a_suspended_or_closed_merchant_are_refused_by_every_worker(app, client, settings, status):
     world = await build_world(client, app)
@@ -85,12 +95,7 @@ async def test_staff_of_a_suspended_or_closed_merchant_are_refused_by_every_work
     await _staff(client, city, world.merchant_id, "gate.manager")
     with live_server(settings, workers=2) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-            login = await _login(http, "gate.manager")
-            assert login.status_code == 200, login.text
-            staff = bearer(login.json()["access_token"])
-            accepted = await _scan(http, staff, app, world.venue_id)
-            assert accepted.status_code == 200 and accepted.json()["decision"] == "accepted", accepted.text
-            redemption_id = accepted.json()["redemption_id"]
+            session, staff, redemption_id = await _working_staff(http, app, world.venue_id, "gate.manager")
 
             async def close_the_merchant() -> None:
                 changed = await http.patch(f"/v1/admin/merchants/{world.merchant_id}", headers=city, json={"status": status})
@@ -108,7 +113,7 @@ async def test_staff_of_a_suspended_or_closed_merchant_are_refused_by_every_work
             again = await _login(http, "gate.manager")
             assert again.status_code == 403, again.text
             assert again.json()["type"] == "urn:chongjun:problem:merchant-inactive"
-            refresh = await http.post("/v1/auth/refresh", json={"refresh_token": login.json()["refresh_token"]})
+            refresh = await http.post("/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
             assert refresh.status_code == 401
             # A wrong password still gets the uniform answer: the merchant's state is no oracle.
             wrong = await http.post("/v1/auth/staff", json={"username": "gate.manager", "password": "not it at all"})
@@ -121,46 +126,29 @@ async def test_staff_of_a_suspended_or_closed_merchant_are_refused_by_every_work
                 assert (await http.get("/v1/merchant/venues", headers=bearer(back.json()["access_token"]))).status_code == 200
 
 
-async def test_a_disabled_staff_account_is_refused_by_every_worker(app, client, settings):
+@pytest.mark.parametrize("change", [{"disabled": True}, {"role": "clerk"}], ids=["disabled", "role-changed"])
+async def test_a_disabled_or_changed_staff_account_is_refused_by_every_worker(app, client, settings, change):
     world = await build_world(client, app)
     city = auth_headers(app, admin("city"))
     account_id = await _staff(client, city, world.merchant_id, "gate.clerk")
     with live_server(settings, workers=2) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-            login = await _login(http, "gate.clerk")
-            assert login.status_code == 200, login.text
-            staff = bearer(login.json()["access_token"])
-            accepted = await _scan(http, staff, app, world.venue_id)
-            assert accepted.json()["decision"] == "accepted", accepted.text
+            _, staff, _ = await _working_staff(http, app, world.venue_id, "gate.clerk")
 
-            async def disable() -> None:
-                changed = await http.patch(f"/v1/admin/staff/{account_id}", headers=city, json={"disabled": True})
+            async def apply_change() -> None:
+                changed = await http.patch(f"/v1/admin/staff/{account_id}", headers=city, json=change)
                 assert changed.status_code == 200, changed.text
 
-            await refused_within_a_second(base_url, disable, [("GET", "/v1/merchant/redemptions", staff, None)])
+            await refused_within_a_second(base_url, apply_change, [("GET", "/v1/merchant/redemptions", staff, None)])
             scan = await _scan(http, staff, app, world.venue_id, DISABLED_ID)
             assert scan.status_code == 401 and scan.json()["type"] == INVALID_TOKEN
-
-
-async def test_a_changed_staff_role_refuses_the_old_token_on_every_worker(app, client, settings):
-    world = await build_world(client, app)
-    city = auth_headers(app, admin("city"))
-    account_id = await _staff(client, city, world.merchant_id, "gate.lead")
-    with live_server(settings, workers=2) as base_url:
-        async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-            login = await _login(http, "gate.lead")
-            staff = bearer(login.json()["access_token"])
-
-            async def demote() -> None:
-                changed = await http.patch(f"/v1/admin/staff/{account_id}", headers=city, json={"role": "clerk"})
-                assert changed.status_code == 200, changed.text
-
-            await refused_within_a_second(base_url, demote, [("GET", "/v1/merchant/venues", staff, None)])
-            # Logging in again gives a token of the new role.
-            again = await _login(http, "gate.lead")
-            assert again.status_code == 200
-            ring = app.state.keyring
-            assert identity.verify_access_token(again.json()["access_token"], keyring=ring).role == "clerk"
+            again = await _login(http, "gate.clerk")
+            if "disabled" in change:
+                assert again.status_code == 401
+            else:  # logging in again gives a token of the new role
+                assert again.status_code == 200, again.text
+                ring = app.state.keyring
+                assert identity.verify_access_token(again.json()["access_token"], keyring=ring).role == "clerk"
 
 
 async def test_logout_refuses_the_veterans_access_token_on_every_worker(app, client, settings):
