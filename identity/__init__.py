@@ -72,6 +72,7 @@ from identity.scan import resolve_scan_code, scanned_person, verify_scan_code
 from identity.secrets import MissingSecret, SecretStore, VersionedSecret
 from identity.sessions import (
     SESSION_KINDS,
+    SESSIONS,
     check_session,
     issue_session,
     prune_refresh_tokens,
@@ -79,7 +80,6 @@ from identity.sessions import (
     revoke_merchant_sessions,
     revoke_session,
     revoke_subject_sessions,
-    SESSIONS,
 )
 from identity.suishen import suishen_login
 from identity.tokens import issue_access_token, verify_access_token
@@ -100,6 +100,8 @@ from identity.types import (
 
 __all__ = (
     "ROSTER_COLUMNS",
+    "SESSIONS",
+    "SESSION_KINDS",
     "CardSuspended",
     "CategoryView",
     "CityIdentity",
@@ -172,6 +174,7 @@ __all__ = (
     "VersionedSecret",
     "WrongPrincipal",
     "authenticate_account",
+    "check_session",
     "code_image",
     "code_image_file",
     "create_account",
@@ -192,9 +195,6 @@ __all__ = (
     "revoke_merchant_sessions",
     "revoke_session",
     "revoke_subject_sessions",
-    "SESSIONS",
-    "SESSION_KINDS",
-    "check_session",
     "rotate_keys",
     "set_account_disabled",
     "staff_login",
