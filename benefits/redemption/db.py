@@ -7,6 +7,8 @@ from uuid import UUID
 
 import asyncpg
 
+from benefits.redemption.types import LedgerEntry, RejectedScan
+
 __all__ = (
     "get_redemption",
     "get_stored_answer",
@@ -18,8 +20,14 @@ __all__ = (
 )
 
 _RECORD = """
-SELECT record_redemption($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                         $17::text[], $18::int[], $19, $20, $21, $22, $23)
+SELECT record_redemption(
+    p_id => $1, p_jti => $2, p_code_source => $3, p_service_day => $4,
+    p_person_id => $5, p_benefit_id => $6, p_benefit_version => $7, p_benefit_code => $8,
+    p_venue_id => $9, p_merchant_id => $10, p_device_id => $11, p_staff_id => $12,
+    p_companions => $13, p_value_kind => $14, p_value_fen => $15, p_priority => $16,
+    p_period_keys => $17::text[], p_period_caps => $18::int[], p_venue_capacity => $19,
+    p_idem_caller => $20, p_idem_key => $21, p_idem_fingerprint => $22, p_idem_response => $23
+)
 """
 
 
@@ -33,12 +41,22 @@ _REFUSALS = {
 """What `record_redemption` raises when it refuses (migration 0042); the statement wrote nothing."""
 
 
-async def record_redemption(conn: asyncpg.Connection, *args) -> str:
+async def record_redemption(conn: asyncpg.Connection, *, entry: LedgerEntry) -> str:
     """Run the one-statement accept path outside any transaction: "accepted" once committed, or
     the refusal ("replayed", "quota_exhausted", "venue_capacity_reached", "idempotency_conflict",
-    or "stale_benefit" when the benefit is no longer active at that venue in that version)."""
+    or "stale_benefit" when the benefit is no longer active at that venue in that version, or
+    the venue no longer active)."""
+    e, answer = entry, entry.answer
     try:
-        return await conn.fetchval(_RECORD, *args)
+        return await conn.fetchval(
+            _RECORD,
+            e.id, e.jti, e.code_source, e.service_day,
+            e.person_id, e.benefit_id, e.benefit_version, e.benefit_code,
+            e.venue_id, e.merchant_id, e.device_id, e.staff_id,
+            e.companions, e.value_kind, e.value_fen, e.priority,
+            e.period_keys, e.period_caps, e.venue_capacity,
+            answer.caller, answer.key, answer.fingerprint, answer.response,
+        )
     except asyncpg.PostgresError as exc:
         refusal = _REFUSALS.get(exc.sqlstate)
         if refusal is None:
@@ -65,9 +83,15 @@ SELECT EXISTS (SELECT 1 FROM refused)
 """
 
 
-async def record_rejection(conn: asyncpg.Connection, *args) -> bool:
+async def record_rejection(conn: asyncpg.Connection, *, entry: RejectedScan) -> bool:
     """Record a refused scan; False when an Idempotency-Key answer was stored first by another."""
-    return await conn.fetchval(_REJECT, *args)
+    e, answer = entry, entry.answer
+    return await conn.fetchval(
+        _REJECT,
+        e.id, e.service_day, e.reason, e.venue_id, e.merchant_id, e.device_id, e.staff_id, e.person_id,
+        e.benefit_id, answer.caller, answer.key, answer.fingerprint, answer.response,
+    )
+
 
 
 async def get_stored_answer(conn: asyncpg.Connection, *, caller: str, key: str) -> asyncpg.Record | None:

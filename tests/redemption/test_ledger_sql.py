@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from benefits.redemption import db
+from benefits.redemption.types import LedgerEntry, StoredAnswer
 from merchants.creditcode import make_credit_code
 
 DAY = date(2026, 11, 27)
@@ -66,9 +67,14 @@ async def record(pool, who, *, jti, keys=(), caps=(), capacity=None, companions=
     """The ledger statement through the service's own call, which maps each refusal's SQLSTATE."""
     async with pool.acquire() as conn:
         return await db.record_redemption(
-            conn, uuid.uuid4(), jti, "cj", DAY, who["person"], who["benefit"], 1, "T1", who["venue"],
-            who["merchant"], None, None, companions, "free", 0, False, list(keys), list(caps), capacity,
-            None, None, None, None,
+            conn,
+            entry=LedgerEntry(
+                id=uuid.uuid4(), jti=jti, code_source="cj", service_day=DAY, person_id=who["person"],
+                benefit_id=who["benefit"], benefit_version=1, benefit_code="T1", venue_id=who["venue"],
+                merchant_id=who["merchant"], device_id=None, staff_id=None, companions=companions,
+                value_kind="free", value_fen=0, priority=False, period_keys=list(keys), period_caps=list(caps),
+                venue_capacity=capacity, answer=StoredAnswer(caller="test", key=None, fingerprint=b"", response=b""),
+            ),
         )
 
 
