@@ -427,9 +427,9 @@ async def list_ledger_entries(
               AND ($6::text IS NULL OR $6 IN ('accepted', 'reversed'))
               AND ($7::timestamptz IS NULL OR (r.at, r.id) < ($7, $8::uuid))
             UNION ALL
-            SELECT s.id, s.at, s.service_day, s.venue_id, s.benefit_id, NULL::text,
+            SELECT s.id, s.at, s.service_day, s.venue_id, s.benefit_id, b.code,
                    'rejected', s.reason, 0, 0::bigint, s.device_id, s.staff_id, NULL::timestamptz
-            FROM rejected_scans s
+            FROM rejected_scans s LEFT JOIN benefits b ON b.id = s.benefit_id  -- a benefit's code never changes
             WHERE s.merchant_id = $1
               AND ($2::uuid IS NULL OR s.venue_id = $2)
               AND ($3::uuid IS NULL OR s.benefit_id = $3)

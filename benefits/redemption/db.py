@@ -15,6 +15,7 @@ __all__ = (
     "give_back_quota",
     "insert_reversal",
     "delete_idempotency_keys",
+    "list_paused_at_venue",
     "record_redemption",
     "record_rejection",
 )
@@ -92,6 +93,14 @@ async def record_rejection(conn: asyncpg.Connection, *, entry: RejectedScan) -> 
         e.benefit_id, answer.caller, answer.key, answer.fingerprint, answer.response,
     )
 
+
+async def list_paused_at_venue(conn: asyncpg.Connection, venue_id: UUID) -> list[asyncpg.Record]:
+    """The paused benefits linked to a venue (id, current_version), in code order."""
+    return await conn.fetch(
+        "SELECT b.id, b.current_version FROM venue_benefits vb JOIN benefits b ON b.id = vb.benefit_id"
+        " WHERE vb.venue_id = $1 AND b.status = 'paused' ORDER BY b.code",
+        venue_id,
+    )
 
 
 async def get_stored_answer(conn: asyncpg.Connection, *, caller: str, key: str) -> asyncpg.Record | None:

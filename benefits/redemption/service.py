@@ -43,6 +43,7 @@ from benefits.catalog import (
     evaluate,
     forget_person_benefits,
     get_benefit,
+    get_version,
     local_date,
     period_key,
     window_open,
@@ -149,6 +150,8 @@ class _Offer(Record):
     """the venue's active benefits"""
     named: BenefitVersion | None = None
     """the benefit the request or the code names, whatever its status (None: none or unknown)"""
+    paused: tuple[BenefitVersion, ...] = ()
+    """the venue's paused benefits (read on the fresh pass only, to tell "paused" from "not for you")"""
 
 
 def _ref(version: BenefitVersion) -> BenefitRef:
@@ -160,6 +163,9 @@ def decide(wanted: UUID | None, companions: int, person: identity.Person, offer:
     if wanted is None:
         usable = [v for v in offer.offered.values() if v.is_active and evaluate(v, person, now).eligible]
         if not usable:
+            paused = [v for v in offer.paused if evaluate(v, person, now).eligible]
+            if paused:  # entitled, but the benefit is paused: say so, not "not eligible"
+                return Refuse("benefit_inactive", benefit_id=paused[0].benefit_id if len(paused) == 1 else None)
             return Refuse("not_eligible")
         if len(usable) > 1:
             return Refuse("choose_benefit", choices=sorted((_ref(v) for v in usable), key=lambda r: r.code))
@@ -476,11 +482,18 @@ async def _offer(conn: asyncpg.Connection, venue_id: UUID, wanted: UUID | None, 
     offered = await _offers.get_or_load(venue_id, lambda: _load_offers(conn, venue_id), fresh=fresh)
     if wanted is not None:
         return _Offer(offered, named=offered.get(wanted) or await get_benefit(conn, wanted))
+    if fresh:
+        return _Offer(offered, paused=await _paused_at(conn, venue_id))
     return _Offer(offered)
 
 
 async def _load_offers(conn: asyncpg.Connection, venue_id: UUID) -> dict[UUID, BenefitVersion]:
     return {v.benefit_id: v for v in await benefits_at_venue(conn, venue_id)}
+
+
+async def _paused_at(conn: asyncpg.Connection, venue_id: UUID) -> tuple[BenefitVersion, ...]:
+    found = [await get_version(conn, row["id"], row["current_version"]) for row in await db.list_paused_at_venue(conn, venue_id)]
+    return tuple(v for v in found if v is not None)
 
 
 # --- reversals and housekeeping ------------------------------------------------------------------
