@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -11,13 +10,14 @@ import redis.asyncio as aioredis
 from litestar import Controller, Response, get, patch, post, put
 from litestar.background_tasks import BackgroundTask
 from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter, RawBody
+from litestar.params import FromPath, FromQuery, JSONBody, RawBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from benefits import catalog
 from api.deps import Conn, CurrentPrincipal, Redis
 from api.guards import requires_admin, requires_admin_role, requires_veteran
-from benefits.catalog.types import BenefitPage, BenefitStatus, BenefitSummary, Domain, MyBenefits
+from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
+from benefits.catalog.types import BenefitStatus, BenefitSummary, BenefitView, Domain, MyBenefits
 from identity import Principal
 
 __all__ = ("AdminBenefitController", "BenefitCatalog", "MyBenefitsController", "PublicBenefitController")
@@ -141,11 +141,11 @@ class AdminBenefitController(Controller):
     async def list_benefits(
         self,
         conn: Conn,
-        limit: FromQuery[Annotated[int, Parameter(ge=1, le=200)]] = 50,
-        cursor: FromQuery[Annotated[str | None, Parameter(max_length=200)]] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
         status: FromQuery[BenefitStatus | None] = None,
         domain: FromQuery[Domain | None] = None,
-    ) -> BenefitPage:
+    ) -> Page[BenefitView]:
         return await catalog.list_benefits_page(conn, limit=limit, cursor=cursor, status=status, domain=domain)
 
     @post(

@@ -15,10 +15,9 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.deps import Conn, CurrentPrincipal
 from api.guards import requires_admin, requires_admin_role, requires_veteran
-from api.merchants import Cursor, Limit
+from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from benefits import ratings
 from benefits.ratings import CaseReply, CaseStatus, MyRedemption, Rating, RatingCase, RatingCreate
-from merchants import Page
 
 __all__ = ("AdminRatingController", "MyRedemptionController")
 
@@ -38,7 +37,7 @@ class MyRedemptionController(Controller):
     )
     async def list_mine(
         self, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = 20, cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
     ) -> Page[MyRedemption]:
         return await ratings.list_my_redemptions(conn, principal.subject, limit=limit, cursor=cursor)
 
@@ -78,7 +77,7 @@ class AdminRatingController(Controller):
     )
     async def list_cases(
         self, conn: Conn, principal: CurrentPrincipal,
-        status: Status = "open", limit: Limit = 50, cursor: Cursor = None,
+        status: Status = "open", limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
     ) -> Page[RatingCase]:
         return await ratings.list_cases(conn, principal, status=status, limit=limit, cursor=cursor)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import datetime
 from typing import Any, Final
@@ -14,6 +13,7 @@ import msgspec
 from foundation.structs import Record
 from foundation.audit import write_audit
 from foundation.cache import LocalCache
+from foundation.paging import DEFAULT_LIMIT, Page, decode_cursor, fetch_size, page_of
 from benefits.catalog import db
 from benefits.catalog.errors import (
     BenefitNotFound,
@@ -28,7 +28,6 @@ from benefits.catalog.errors import (
 from benefits.catalog.rules import MAX_DEPTH, problem_from_validation, rule_problems
 from benefits.catalog.types import (
     BenefitDraft,
-    BenefitPage,
     BenefitSpec,
     BenefitVersion,
     BenefitView,
@@ -234,33 +233,18 @@ async def get_benefit_view(conn: asyncpg.Connection, benefit_id: UUID) -> Benefi
     return await _view(conn, pointer)
 
 
-def _encode_cursor(created_at: datetime, benefit_id: UUID) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([created_at, benefit_id])).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, benefit_id = msgspec.json.decode(raw, type=tuple[datetime, UUID])
-    except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
-        raise InvalidBenefit([RuleProblem("cursor", "not a cursor this service issued")]) from None
-    return created_at, benefit_id
-
-
 async def list_benefits_page(
     conn: asyncpg.Connection,
     *,
-    limit: int = 50,
+    limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
     status: str | None = None,
     domain: str | None = None,
-) -> BenefitPage:
+) -> Page[BenefitView]:
     """Every benefit (any status), oldest first, `limit` at a time."""
-    after = _decode_cursor(cursor) if cursor else None
-    rows = await db.list_benefit_page(conn, after=after, limit=limit + 1, status=status, domain=domain)
-    items = [await _view(conn, row) for row in rows[:limit]]
-    next_cursor = _encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
-    return BenefitPage(items, next_cursor)
+    rows = await db.list_benefit_page(conn, after=decode_cursor(cursor), limit=fetch_size(limit), status=status, domain=domain)
+    page = page_of(rows, limit, lambda row: row)
+    return Page(items=[await _view(conn, row) for row in page.items], next_cursor=page.next_cursor)
 
 
 # --- writing ------------------------------------------------------------------------------------

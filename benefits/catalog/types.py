@@ -15,7 +15,6 @@ from benefits.catalog.rules import Always, ClauseResult, Expr
 
 __all__ = (
     "BenefitDraft",
-    "BenefitPage",
     "BenefitSpec",
     "BenefitStatus",
     "BenefitSummary",
@@ -319,11 +318,6 @@ class BenefitView(BenefitVersion, kw_only=True):
 
     venue_ids: list[UUID] = msgspec.field(default_factory=list)
     updated_at: datetime | None = None
-
-
-class BenefitPage(Record):
-    items: list[BenefitView]
-    next_cursor: str | None = None
 
 
 class MatchedBenefit(_Heading, kw_only=True):

@@ -20,7 +20,6 @@ from uuid import UUID
 import asyncpg
 
 from foundation.audit import write_audit
-import merchants
 from benefits.ratings import db
 from benefits.ratings.errors import (
     AlreadyRated,
@@ -41,8 +40,8 @@ from benefits.ratings.types import (
     VenueBrief,
 )
 from foundation.errors import Forbidden
+from foundation.paging import Page, decode_cursor, fetch_size, page_of
 from identity import Principal
-from merchants import Page
 
 __all__ = ("answer_case", "get_my_redemption", "list_cases", "list_my_redemptions", "rate_redemption")
 
@@ -82,13 +81,8 @@ async def list_my_redemptions(
     conn: asyncpg.Connection, person_id: UUID, *, limit: int, cursor: str | None
 ) -> Page[MyRedemption]:
     """The person's own ledger events, newest first, with their ratings."""
-    before = merchants.decode_cursor(cursor)
-    rows = await db.list_person_events(conn, person_id, before=before, limit=limit + 1)
-    last = rows[limit - 1] if len(rows) > limit else None
-    return Page(
-        items=[_event(row) for row in rows[:limit]],
-        next_cursor=merchants.encode_cursor(last["at"], last["id"]) if last else None,
-    )
+    rows = await db.list_person_events(conn, person_id, before=decode_cursor(cursor), limit=fetch_size(limit))
+    return page_of(rows, limit, _event, sort_key="at")
 
 
 async def get_my_redemption(conn: asyncpg.Connection, person_id: UUID, redemption_id: UUID) -> MyRedemption:
@@ -145,13 +139,9 @@ async def list_cases(
     conn: asyncpg.Connection, caller: Principal, *, status: CaseStatus, limit: int, cursor: str | None
 ) -> Page[RatingCase]:
     """Open cases oldest first (the queue), closed ones most recently answered first."""
-    district, after = _district_of(caller), merchants.decode_cursor(cursor)
-    rows = await db.list_cases(conn, status=status, district=district, after=after, limit=limit + 1)
-    last = rows[limit - 1] if len(rows) > limit else None
-    return Page(
-        items=[_case(row) for row in rows[:limit]],
-        next_cursor=merchants.encode_cursor(last["sort_at"], last["id"]) if last else None,
-    )
+    district, after = _district_of(caller), decode_cursor(cursor)
+    rows = await db.list_cases(conn, status=status, district=district, after=after, limit=fetch_size(limit))
+    return page_of(rows, limit, _case, sort_key="sort_at")
 
 
 async def answer_case(conn: asyncpg.Connection, caller: Principal, case_id: UUID, reply: str) -> RatingCase:

@@ -1,0 +1,23 @@
+"""The paging query parameters every list route takes: `?limit=&cursor=` (rules in foundation.paging).
+
+A route declares `limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None`; a limit outside
+1..MAX_LIMIT or an over-long cursor is a 400 `invalid-request` before the handler runs, a cursor
+that does not decode is the service's 400 `invalid-cursor`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar.params import QueryParameter
+
+from foundation.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, Page
+
+__all__ = ("DEFAULT_LIMIT", "Cursor", "Limit", "Page")
+
+Limit = Annotated[
+    int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size (1-{MAX_LIMIT}, default {DEFAULT_LIMIT})")
+]
+Cursor = Annotated[
+    str | None, QueryParameter(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page")
+]
