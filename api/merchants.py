@@ -23,10 +23,12 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 import merchants
 from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Redis
 from api.guards import requires_admin, requires_admin_role, requires_device, requires_staff
+from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from foundation.settings import Settings
 from identity import Principal
 from benefits.redemption import reports
-from merchants.types import (
+from merchants import (
+    CreatedStaff,
     DailyReport,
     Device,
     DeviceCreate,
@@ -37,16 +39,17 @@ from merchants.types import (
     Merchant,
     MerchantCreate,
     MerchantUpdate,
-    Page,
     ProvisionedDevice,
     PublicVenue,
     RedemptionEntry,
     SealedStatement,
+    StaffAccount,
+    StaffCreate,
+    StaffUpdate,
     Venue,
     VenueCreate,
     VenueUpdate,
 )
-from merchants.staff import CreatedStaff, StaffAccount, StaffCreate, StaffUpdate
 
 __all__ = (
     "AdminDeviceController",
@@ -60,8 +63,6 @@ __all__ = (
     "merchant_keys",
 )
 
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size (1-100)")]
-Cursor = Annotated[str | None, QueryParameter(max_length=200, description="`next_cursor` of the previous page")]
 District = Annotated[str | None, QueryParameter(pattern=r"^31[0-9]{4}$", description="GB/T 2260 district code")]
 Month = Annotated[str, PathParameter(pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM (Asia/Shanghai)")]
 PNG = "image/png"
@@ -173,7 +174,7 @@ class AdminMerchantController(Controller):
     @get("/", operation_id="AdminListMerchants", summary="Merchants in the admin's scope (paged; CSV with Accept: text/csv)")
     async def list_merchants(
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = 50, cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
     ) -> Response[Page[Merchant]]:
         return negotiated(request, await merchants.list_merchants(conn, principal, limit=limit, cursor=cursor))
 
@@ -215,7 +216,7 @@ class AdminVenueController(Controller):
     @get("/", operation_id="AdminListVenues", summary="Venues in the admin's scope (paged; CSV with Accept: text/csv)")
     async def list_venues(
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = 50, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[Venue]]:
         page = await merchants.list_venues(conn, principal, limit=limit, cursor=cursor, merchant_id=merchant_id)
         return negotiated(request, page)
@@ -258,7 +259,7 @@ class _DeviceRoutes(Controller):
     @get("/", operation_id=_audience_id("ListDevices"), summary="Devices in the caller's scope (paged; CSV with Accept: text/csv)")
     async def list_devices(
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = 50, cursor: Cursor = None, venue_id: FromQuery[UUID | None] = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, venue_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[Device]]:
         page = await merchants.list_devices(conn, principal, limit=limit, cursor=cursor, venue_id=venue_id)
         return negotiated(request, page)
@@ -315,7 +316,7 @@ class AdminStaffController(Controller):
     @get("/", operation_id="AdminListStaff", summary="Staff accounts in the admin's scope (paged)")
     async def list_staff(
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = 50, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[StaffAccount]]:
         page = await merchants.list_staff(conn, principal, limit=limit, cursor=cursor, merchant_id=merchant_id)
         return negotiated(request, page)
@@ -357,7 +358,7 @@ class MerchantPortalController(Controller):
     @get("/venues", operation_id="MerchantListVenues", summary="The merchant's venues (paged)")
     async def list_venues(
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = 50, cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
     ) -> Response[Page[Venue]]:
         return negotiated(request, await merchants.list_venues(conn, principal, limit=limit, cursor=cursor))
 
@@ -370,7 +371,7 @@ class MerchantPortalController(Controller):
     @get("/redemptions", operation_id="MerchantListRedemptions", summary="Scans at the merchant's venues, newest first (paged; CSV)")
     async def list_redemptions(
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = 50, cursor: Cursor = None, date_from: FromQuery[date | None] = None, date_to: FromQuery[date | None] = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, date_from: FromQuery[date | None] = None, date_to: FromQuery[date | None] = None,
         venue_id: FromQuery[UUID | None] = None, benefit_id: FromQuery[UUID | None] = None,
         result: Annotated[str | None, QueryParameter(pattern="^(accepted|reversed|rejected)$")] = None,
     ) -> Response[Page[RedemptionEntry]]:

@@ -1,127 +1,29 @@
-"""Merchants: partners, venues, scanner devices, staff, reports and settlement statements."""
+"""Merchants: partners, venues, scanner devices and staff, and who may reach which (`scope`).
 
+The public surface is the union of the modules' own `__all__` (the way asyncio's package
+names its surface), so each name is listed once, where it is defined. Other packages import
+from here, never from a module inside.
+"""
+
+from merchants import errors, scope, service, staff, types
 from merchants.creditcode import is_valid_credit_code
 from merchants.devicegate import check_device
-from merchants.errors import (
-    BadDeviceCredentials,
-    DeviceNotFound,
-    DeviceRevoked,
-    MerchantInactive,
-    MerchantNotFound,
-    NotYours,
-    VenueNotFound,
-)
+from merchants.errors import *  # noqa: F403
 from merchants.keys import device_hmac_key, require_keys, seal_key
-from merchants.service import (
-    Caller,
-    DeviceCredentials,
-    authenticate_device,
-    create_merchant,
-    create_venue,
-    decode_cursor,
-    device_identity,
-    encode_cursor,
-    find_venue,
-    get_device,
-    get_merchant,
-    get_venue,
-    issue_device_token,
-    list_devices,
-    list_merchants,
-    list_public_venues,
-    list_venues,
-    provision_device,
-    revoke_device,
-    roll_device_secret,
-    setup_qr_png,
-    update_merchant,
-    update_venue,
-)
-from merchants.staff import (
-    CreatedStaff,
-    admit_staff,
-    StaffAccount,
-    StaffCreate,
-    StaffUpdate,
-    create_staff,
-    get_staff,
-    list_staff,
-    update_staff,
-)
-from merchants.types import (
-    Device,
-    DeviceCreate,
-    DeviceIdentity,
-    DeviceToken,
-    DeviceTokenRequest,
-    Merchant,
-    MerchantCreate,
-    MerchantUpdate,
-    Page,
-    ProvisionedDevice,
-    PublicVenue,
-    Venue,
-    VenueCreate,
-    VenueUpdate,
-)
+from merchants.scope import *  # noqa: F403
+from merchants.service import *  # noqa: F403
+from merchants.staff import *  # noqa: F403
+from merchants.types import *  # noqa: F403
 
 __all__ = (
-    "MerchantInactive",
-    "admit_staff",
-    "require_keys",
-    "issue_device_token",
-    "update_staff",
-    "list_staff",
-    "get_staff",
-    "create_staff",
-    "StaffUpdate",
-    "StaffCreate",
-    "StaffAccount",
-    "CreatedStaff",
-    "BadDeviceCredentials",
-    "Caller",
-    "Device",
-    "DeviceCreate",
-    "DeviceCredentials",
-    "DeviceIdentity",
-    "DeviceNotFound",
-    "DeviceRevoked",
-    "DeviceToken",
-    "DeviceTokenRequest",
-    "Merchant",
-    "MerchantCreate",
-    "MerchantNotFound",
-    "MerchantUpdate",
-    "NotYours",
-    "Page",
-    "ProvisionedDevice",
-    "PublicVenue",
-    "Venue",
-    "VenueCreate",
-    "VenueNotFound",
-    "VenueUpdate",
-    "authenticate_device",
     "check_device",
-    "create_merchant",
-    "create_venue",
-    "decode_cursor",
     "device_hmac_key",
-    "device_identity",
-    "encode_cursor",
-    "find_venue",
-    "get_device",
-    "get_merchant",
-    "get_venue",
     "is_valid_credit_code",
-    "list_devices",
-    "list_merchants",
-    "list_public_venues",
-    "list_venues",
-    "provision_device",
-    "revoke_device",
-    "roll_device_secret",
+    "require_keys",
     "seal_key",
-    "setup_qr_png",
-    "update_merchant",
-    "update_venue",
+    *errors.__all__,
+    *scope.__all__,
+    *service.__all__,
+    *staff.__all__,
+    *types.__all__,
 )

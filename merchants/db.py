@@ -49,6 +49,35 @@ _VENUE_COLUMNS = """
 """
 _DEVICE_COLUMNS = "d.id, d.venue_id, d.merchant_id, d.label, d.status, d.created_at, d.revoked_at, d.last_token_at"
 
+# A district sees a merchant (alias m) that it onboarded or that has a venue inside it ($1).
+_MERCHANT_IN_DISTRICT = "m.district = $1 OR EXISTS (SELECT 1 FROM venues v WHERE v.merchant_id = m.id AND v.district = $1)"
+
+
+async def _keyset(
+    conn: asyncpg.Connection,
+    query: str,
+    *args: Any,
+    key: str,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The rows of `query` (a SELECT … WHERE with `args` as $1…$n) oldest first by `(key.created_at,
+    key.id)`, strictly after the cursor position `after`, `limit` at most: the one keyset list."""
+    n = len(args)
+    after_at, after_id = after or (None, None)
+    return await conn.fetch(
+        f"""
+        {query}
+          AND (${n + 1}::timestamptz IS NULL OR ({key}.created_at, {key}.id) > (${n + 1}, ${n + 2}::uuid))
+        ORDER BY {key}.created_at, {key}.id
+        LIMIT ${n + 3}
+        """,
+        *args,
+        after_at,
+        after_id,
+        limit,
+    )
+
 
 # --- merchants ---------------------------------------------------------------------------------
 
@@ -90,15 +119,7 @@ async def share_merchant_status(conn: asyncpg.Connection, merchant_id: UUID) -> 
 
 
 async def merchant_visible_in_district(conn: asyncpg.Connection, merchant_id: UUID, district: str) -> bool:
-    """A district sees a merchant it onboarded or one with a venue inside it."""
-    return await conn.fetchval(
-        """
-        SELECT EXISTS (SELECT 1 FROM merchants WHERE id = $1 AND district = $2)
-            OR EXISTS (SELECT 1 FROM venues WHERE merchant_id = $1 AND district = $2)
-        """,
-        merchant_id,
-        district,
-    )
+    return await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM merchants m WHERE m.id = $2 AND ({_MERCHANT_IN_DISTRICT}))", district, merchant_id)
 
 
 async def list_merchants(
@@ -109,22 +130,17 @@ async def list_merchants(
     after: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    after_at, after_id = after or (None, None)
-    return await conn.fetch(
+    return await _keyset(
+        conn,
         f"""
         SELECT {_MERCHANT_COLUMNS} FROM merchants m
-        WHERE ($1::text IS NULL OR m.district = $1
-               OR EXISTS (SELECT 1 FROM venues v WHERE v.merchant_id = m.id AND v.district = $1))
-          AND ($2::uuid IS NULL OR m.id = $2)
-          AND ($3::timestamptz IS NULL OR (m.created_at, m.id) > ($3, $4::uuid))
-        ORDER BY m.created_at, m.id
-        LIMIT $5
+        WHERE ($1::text IS NULL OR {_MERCHANT_IN_DISTRICT}) AND ($2::uuid IS NULL OR m.id = $2)
         """,
         district,
         merchant_id,
-        after_at,
-        after_id,
-        limit,
+        key="m",
+        after=after,
+        limit=limit,
     )
 
 
@@ -191,21 +207,17 @@ async def list_venues(
     after: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    after_at, after_id = after or (None, None)
-    return await conn.fetch(
+    return await _keyset(
+        conn,
         f"""
         SELECT {_VENUE_COLUMNS} FROM venues v
-        WHERE ($1::text IS NULL OR v.district = $1)
-          AND ($2::uuid IS NULL OR v.merchant_id = $2)
-          AND ($3::timestamptz IS NULL OR (v.created_at, v.id) > ($3, $4::uuid))
-        ORDER BY v.created_at, v.id
-        LIMIT $5
+        WHERE ($1::text IS NULL OR v.district = $1) AND ($2::uuid IS NULL OR v.merchant_id = $2)
         """,
         district,
         merchant_id,
-        after_at,
-        after_id,
-        limit,
+        key="v",
+        after=after,
+        limit=limit,
     )
 
 
@@ -290,23 +302,19 @@ async def list_devices(
     after: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    after_at, after_id = after or (None, None)
-    return await conn.fetch(
+    return await _keyset(
+        conn,
         f"""
         SELECT {_DEVICE_COLUMNS} FROM devices d JOIN venues v ON v.id = d.venue_id
-        WHERE ($1::text IS NULL OR v.district = $1)
-          AND ($2::uuid IS NULL OR d.merchant_id = $2)
+        WHERE ($1::text IS NULL OR v.district = $1) AND ($2::uuid IS NULL OR d.merchant_id = $2)
           AND ($3::uuid IS NULL OR d.venue_id = $3)
-          AND ($4::timestamptz IS NULL OR (d.created_at, d.id) > ($4, $5::uuid))
-        ORDER BY d.created_at, d.id
-        LIMIT $6
         """,
         district,
         merchant_id,
         venue_id,
-        after_at,
-        after_id,
-        limit,
+        key="d",
+        after=after,
+        limit=limit,
     )
 
 
@@ -514,23 +522,17 @@ async def list_staff(
     after: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    after_at, after_id = after or (None, None)
-    return await conn.fetch(
+    return await _keyset(
+        conn,
         f"""
         SELECT {_STAFF_COLUMNS} FROM accounts a JOIN merchants m ON m.id = a.merchant_id
-        WHERE a.kind = 'staff'
-          AND ($1::text IS NULL OR m.district = $1
-               OR EXISTS (SELECT 1 FROM venues v WHERE v.merchant_id = m.id AND v.district = $1))
-          AND ($2::uuid IS NULL OR a.merchant_id = $2)
-          AND ($3::timestamptz IS NULL OR (a.created_at, a.id) > ($3, $4::uuid))
-        ORDER BY a.created_at, a.id
-        LIMIT $5
+        WHERE a.kind = 'staff' AND ($1::text IS NULL OR {_MERCHANT_IN_DISTRICT}) AND ($2::uuid IS NULL OR a.merchant_id = $2)
         """,
         district,
         merchant_id,
-        after_at,
-        after_id,
-        limit,
+        key="a",
+        after=after,
+        limit=limit,
     )
 
 

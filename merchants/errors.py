@@ -9,7 +9,6 @@ __all__ = (
     "DeviceRevoked",
     "DuplicateCreditCode",
     "InvalidCreditCode",
-    "InvalidCursor",
     "InvalidDistrict",
     "InvalidOpeningHours",
     "InvalidPeriod",
@@ -61,11 +60,6 @@ class InvalidDistrict(Invalid):
 class InvalidOpeningHours(Invalid):
     type = "invalid-opening-hours"
     title = "Invalid opening hours"
-
-
-class InvalidCursor(BadRequest):
-    type = "invalid-cursor"
-    title = "Invalid cursor"
 
 
 class InvalidPeriod(BadRequest):

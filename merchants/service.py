@@ -1,23 +1,13 @@
-"""Rules of the merchants package: who may see and change which merchant, venue and device.
-
-Scope, decided once here (docs/architecture.md repeats it):
-- a city admin (and a city-wide auditor) sees everything; auditors never write;
-- a district admin sees the venues in their district and the merchants that their district onboarded
-  (`merchants.district`) or that have a venue there; they create and change venues only inside their
-  district, and change only merchants their district onboarded;
-- staff see their own merchant's venues and devices only;
-- an object outside the caller's scope answers "not found", so ids cannot be probed.
-"""
+"""Rules of the merchants package: merchants, venues and devices, each reached through
+`merchants.scope` (who may see and change what is decided there, once)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -25,10 +15,11 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from foundation.audit import write_audit
-from foundation.qr import render_qr
 import identity
+from foundation.audit import write_audit
 from foundation.errors import Forbidden, Unavailable
+from foundation.paging import Page, decode_cursor, fetch_size, page_of
+from foundation.qr import render_qr
 from foundation.vocabulary import SHANGHAI_DISTRICTS
 from merchants import db, devicegate
 from merchants.creditcode import is_valid_credit_code
@@ -37,18 +28,27 @@ from merchants.errors import (
     DeviceNotFound,
     DuplicateCreditCode,
     InvalidCreditCode,
-    InvalidCursor,
     InvalidDistrict,
     InvalidOpeningHours,
-    MerchantNotFound,
     NotActive,
     NotYours,
     SetupQrGone,
-    VenueNotFound,
+)
+from merchants.scope import (
+    Caller,
+    admin_district,
+    list_bounds,
+    managed_merchant,
+    require_admin_writer,
+    require_device_manager,
+    visible_device,
+    visible_merchant,
+    visible_venue,
 )
 from merchants.types import (
     Device,
     DeviceCreate,
+    DeviceCredentials,
     DeviceIdentity,
     DeviceToken,
     DeviceTokenRequest,
@@ -56,7 +56,6 @@ from merchants.types import (
     MerchantCreate,
     MerchantUpdate,
     OpeningPeriod,
-    Page,
     ProvisionedDevice,
     PublicVenue,
     Venue,
@@ -65,14 +64,11 @@ from merchants.types import (
 )
 
 __all__ = (
-    "Caller",
-    "DeviceCredentials",
+    "audit",
     "authenticate_device",
     "create_merchant",
     "create_venue",
-    "decode_cursor",
     "device_identity",
-    "encode_cursor",
     "find_venue",
     "get_device",
     "get_merchant",
@@ -96,114 +92,12 @@ SETUP_QR_TTL = 600
 """Seconds the setup QR of a new (or rolled) device can be fetched, once."""
 
 
-class Caller(Protocol):
-    """What the rules need of `identity.Principal` (kept structural so tests and tools can build one)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def subject(self) -> UUID: ...
-    @property
-    def role(self) -> str | None: ...
-    @property
-    def district(self) -> str | None: ...
-    @property
-    def merchant_id(self) -> UUID | None: ...
-    @property
-    def venue_id(self) -> UUID | None: ...
-
-
-class DeviceCredentials(msgspec.Struct, frozen=True):
-    """A device that proved its secret: what its token will say."""
-
-    device_id: UUID
-    venue_id: UUID
-    merchant_id: UUID
-    secret_generation: int
-
-
-# --- paging --------------------------------------------------------------------------------------
-
-
-def encode_cursor(created_at: datetime, row_id: UUID) -> str:
-    raw = msgspec.json.encode([created_at.isoformat(), str(row_id)])
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, row_id = msgspec.json.decode(raw, type=tuple[str, str])
-        return datetime.fromisoformat(at), UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, msgspec.DecodeError) as exc:
-        raise InvalidCursor("The cursor is not one this list gave out") from exc
-
-
-def _page(rows: list[asyncpg.Record], kind: type, limit: int) -> Page:
-    items = msgspec.convert(rows[:limit], list[kind])
-    more = len(rows) > limit
-    return Page(items=items, next_cursor=encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if more else None)
-
-
-# --- scope ---------------------------------------------------------------------------------------
-
-
-def _is_admin(caller: Caller) -> bool:
-    return caller.kind == "admin"
-
-
-def _admin_district(caller: Caller) -> str | None:
-    """The district an admin is confined to; None for city-wide admins."""
-    return caller.district if caller.role != "city" else None
-
-
-def _require_admin_writer(caller: Caller) -> None:
-    if caller.kind != "admin" or caller.role not in ("city", "district"):
-        raise Forbidden("Only city and district admins may change merchants and venues")
-
-
-def _require_admin_or_staff(caller: Caller) -> None:
-    if caller.kind not in ("admin", "staff"):
-        raise Forbidden("Only admins and merchant staff may manage devices")
-
-
 def _require_district(code: str) -> None:
     if code not in SHANGHAI_DISTRICTS:
         raise InvalidDistrict(f"{code} is not a GB/T 2260 code of a Shanghai district")
 
 
-def _sees_venue(caller: Caller, venue: asyncpg.Record) -> bool:
-    if caller.kind == "admin":
-        district = _admin_district(caller)
-        return district is None or venue["district"] == district
-    if caller.kind == "staff":
-        return caller.merchant_id is not None and venue["merchant_id"] == caller.merchant_id
-    return False
-
-
-async def _visible_venue(conn: asyncpg.Connection, caller: Caller, venue_id: UUID, *, for_update: bool = False) -> asyncpg.Record:
-    venue = await db.get_venue(conn, venue_id, for_update=for_update)
-    if venue is None or not _sees_venue(caller, venue):
-        raise VenueNotFound()
-    return venue
-
-
-async def _visible_merchant(conn: asyncpg.Connection, caller: Caller, merchant_id: UUID, *, for_update: bool = False) -> asyncpg.Record:
-    merchant = await db.get_merchant(conn, merchant_id, for_update=for_update)
-    if merchant is None:
-        raise MerchantNotFound()
-    if caller.kind == "admin":
-        district = _admin_district(caller)
-        if district is None or await db.merchant_visible_in_district(conn, merchant_id, district):
-            return merchant
-    elif caller.kind == "staff" and caller.merchant_id == merchant_id:
-        return merchant
-    raise MerchantNotFound()
-
-
-async def _audit(conn: asyncpg.Connection, caller: Caller, action: str, kind: str, object_id: UUID, district: str | None, **detail: Any) -> None:
+async def audit(conn: asyncpg.Connection, caller: Caller, action: str, kind: str, object_id: UUID, district: str | None, **detail: Any) -> None:
     await write_audit(
         conn,
         actor_kind=caller.kind,
@@ -225,9 +119,9 @@ def _plain(value: Any) -> Any:
 
 
 async def create_merchant(conn: asyncpg.Connection, caller: Caller, data: MerchantCreate) -> Merchant:
-    _require_admin_writer(caller)
+    require_admin_writer(caller)
     _require_district(data.district)
-    district = _admin_district(caller)
+    district = admin_district(caller)
     if district is not None and data.district != district:
         raise NotYours("A district admin onboards merchants into their own district only")
     code = data.credit_code.upper()
@@ -244,33 +138,27 @@ async def create_merchant(conn: asyncpg.Connection, caller: Caller, data: Mercha
     if row is None:
         raise DuplicateCreditCode()
     merchant = msgspec.convert(row, Merchant)
-    await _audit(conn, caller, "merchant.create", "merchant", merchant.id, merchant.district, name=merchant.name)
+    await audit(conn, caller, "merchant.create", "merchant", merchant.id, merchant.district, name=merchant.name)
     return merchant
 
 
 async def get_merchant(conn: asyncpg.Connection, caller: Caller, merchant_id: UUID) -> Merchant:
-    return msgspec.convert(await _visible_merchant(conn, caller, merchant_id), Merchant)
+    return msgspec.convert(await visible_merchant(conn, caller, merchant_id), Merchant)
 
 
 async def list_merchants(conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None) -> Page[Merchant]:
-    if caller.kind == "admin":
-        district, only = _admin_district(caller), None
-    elif caller.kind == "staff":
-        district, only = None, caller.merchant_id
-    else:
-        raise Forbidden()
-    rows = await db.list_merchants(conn, district=district, merchant_id=only, after=decode_cursor(cursor), limit=limit + 1)
-    return _page(rows, Merchant, limit)
+    district, merchant_id = list_bounds(caller)
+    rows = await db.list_merchants(conn, district=district, merchant_id=merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit))
+    return page_of(rows, limit, partial(msgspec.convert, type=Merchant))
 
 
 async def update_merchant(
     conn: asyncpg.Connection, redis: aioredis.Redis, caller: Caller, merchant_id: UUID, data: MerchantUpdate
 ) -> Merchant:
-    _require_admin_writer(caller)
-    before = await _visible_merchant(conn, caller, merchant_id, for_update=True)
-    district = _admin_district(caller)
-    if district is not None and before["district"] != district:
-        raise NotYours("This merchant is managed by the district that onboarded it")
+    before = await managed_merchant(
+        conn, caller, merchant_id, for_update=True, why="This merchant is managed by the district that onboarded it"
+    )
+    district = admin_district(caller)
     changes = {f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not msgspec.UNSET}
     if "district" in changes:
         _require_district(changes["district"])
@@ -287,7 +175,7 @@ async def update_merchant(
         else:
             await devicegate.publish_refused(redis, devices)
             await identity.revoke_merchant_sessions(conn, merchant_id, redis=redis)  # its staff's tokens stop
-    await _audit(
+    await audit(
         conn, caller, "merchant.update", "merchant", merchant_id, merchant.district,
         changes=_plain(changes), before={k: _plain(before[k]) for k in changes},
     )
@@ -306,15 +194,15 @@ def _check_hours(hours: list[OpeningPeriod]) -> None:
 
 
 async def create_venue(conn: asyncpg.Connection, caller: Caller, data: VenueCreate) -> Venue:
-    _require_admin_writer(caller)
+    require_admin_writer(caller)
     _require_district(data.district)
     _check_hours(data.opening_hours)
-    district = _admin_district(caller)
+    district = admin_district(caller)
     if district is not None and data.district != district:
         raise NotYours("A district admin creates venues in their own district only")
-    merchant = await db.get_merchant(conn, data.merchant_id)
-    if merchant is None:
-        raise MerchantNotFound()
+    merchant = await managed_merchant(
+        conn, caller, data.merchant_id, why="A district admin adds venues only to merchants their district onboarded"
+    )
     if merchant["status"] == "closed":
         raise NotActive("The merchant is closed")
     row = await db.create_venue(
@@ -331,7 +219,7 @@ async def create_venue(conn: asyncpg.Connection, caller: Caller, data: VenueCrea
         daily_capacity=data.daily_capacity,
     )
     venue = msgspec.convert(row, Venue)
-    await _audit(conn, caller, "venue.create", "venue", venue.id, venue.district, merchant_id=str(venue.merchant_id), name_zh=venue.name_zh)
+    await audit(conn, caller, "venue.create", "venue", venue.id, venue.district, merchant_id=str(venue.merchant_id), name_zh=venue.name_zh)
     return venue
 
 
@@ -342,27 +230,24 @@ async def find_venue(conn: asyncpg.Connection, venue_id: UUID) -> Venue | None:
 
 
 async def get_venue(conn: asyncpg.Connection, caller: Caller, venue_id: UUID) -> Venue:
-    return msgspec.convert(await _visible_venue(conn, caller, venue_id), Venue)
+    return msgspec.convert(await visible_venue(conn, caller, venue_id), Venue)
 
 
 async def list_venues(
     conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, merchant_id: UUID | None = None
 ) -> Page[Venue]:
-    if caller.kind == "admin":
-        district = _admin_district(caller)
-    elif caller.kind == "staff":
-        district, merchant_id = None, caller.merchant_id
-    else:
-        raise Forbidden()
-    rows = await db.list_venues(conn, district=district, merchant_id=merchant_id, after=decode_cursor(cursor), limit=limit + 1)
-    return _page(rows, Venue, limit)
+    district, own = list_bounds(caller)
+    rows = await db.list_venues(
+        conn, district=district, merchant_id=own or merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit)
+    )
+    return page_of(rows, limit, partial(msgspec.convert, type=Venue))
 
 
 async def update_venue(
     conn: asyncpg.Connection, redis: aioredis.Redis, caller: Caller, venue_id: UUID, data: VenueUpdate
 ) -> Venue:
-    _require_admin_writer(caller)
-    before = await _visible_venue(conn, caller, venue_id, for_update=True)
+    require_admin_writer(caller)
+    before = await visible_venue(conn, caller, venue_id, for_update=True)
     changes: dict[str, Any] = {}
     for field in data.__struct_fields__:
         value = getattr(data, field)
@@ -378,7 +263,7 @@ async def update_venue(
             changes[field] = value
     if "district" in changes:
         _require_district(changes["district"])
-        district = _admin_district(caller)
+        district = admin_district(caller)
         if district is not None and changes["district"] != district:
             raise NotYours("Only a city admin moves a venue to another district")
     if not changes:
@@ -390,7 +275,7 @@ async def update_venue(
             await devicegate.publish_state(redis, devices)
         else:
             await devicegate.publish_refused(redis, devices)
-    await _audit(
+    await audit(
         conn, caller, "venue.update", "venue", venue_id, venue.district,
         changes=_plain(changes), before_district=before["district"],
     )
@@ -448,10 +333,8 @@ async def provision_device(
     hmac_key: bytes,
     api_base_url: str,
 ) -> ProvisionedDevice:
-    _require_admin_or_staff(caller)
-    if caller.kind == "admin":
-        _require_admin_writer(caller)
-    venue = await _visible_venue(conn, caller, data.venue_id)
+    require_device_manager(caller)
+    venue = await visible_venue(conn, caller, data.venue_id)
     merchant = await db.get_merchant(conn, venue["merchant_id"])
     if venue["status"] != "active" or merchant is None or merchant["status"] != "active":
         raise NotActive("Devices are provisioned for active venues of active merchants only")
@@ -467,43 +350,29 @@ async def provision_device(
         created_by_kind=caller.kind,
         created_by=str(caller.subject),
     )
-    await _audit(conn, caller, "device.provision", "device", device_id, venue["district"], venue_id=str(venue["id"]), label=data.label)
+    await audit(conn, caller, "device.provision", "device", device_id, venue["district"], venue_id=str(venue["id"]), label=data.label)
     url, ttl = await _offer_setup(redis, row["id"], secret, venue, api_base_url=api_base_url, audience=caller.kind)
     return ProvisionedDevice(device_id=row["id"], secret=secret, setup_qr_url=url, setup_qr_expires_in=ttl)
 
 
-async def _visible_device(conn: asyncpg.Connection, caller: Caller, device_id: UUID, *, for_update: bool = False) -> asyncpg.Record:
-    device = await db.get_device(conn, device_id, for_update=for_update)
-    if device is None or not _sees_venue(caller, device):
-        raise DeviceNotFound()
-    return device
-
-
 async def get_device(conn: asyncpg.Connection, caller: Caller, device_id: UUID) -> Device:
-    return msgspec.convert(await _visible_device(conn, caller, device_id), Device)
+    return msgspec.convert(await visible_device(conn, caller, device_id), Device)
 
 
 async def list_devices(
     conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, venue_id: UUID | None = None
 ) -> Page[Device]:
-    if caller.kind == "admin":
-        district, merchant_id = _admin_district(caller), None
-    elif caller.kind == "staff":
-        district, merchant_id = None, caller.merchant_id
-    else:
-        raise Forbidden()
+    district, merchant_id = list_bounds(caller)
     rows = await db.list_devices(
-        conn, district=district, merchant_id=merchant_id, venue_id=venue_id, after=decode_cursor(cursor), limit=limit + 1
+        conn, district=district, merchant_id=merchant_id, venue_id=venue_id, after=decode_cursor(cursor), limit=fetch_size(limit)
     )
-    return _page(rows, Device, limit)
+    return page_of(rows, limit, partial(msgspec.convert, type=Device))
 
 
 async def revoke_device(conn: asyncpg.Connection, redis: aioredis.Redis, caller: Caller, device_id: UUID) -> Device:
     """Revoke for good; the device's tokens stop working within a second (see merchants.devicegate)."""
-    _require_admin_or_staff(caller)
-    if caller.kind == "admin":
-        _require_admin_writer(caller)
-    device = await _visible_device(conn, caller, device_id, for_update=True)
+    require_device_manager(caller)
+    device = await visible_device(conn, caller, device_id, for_update=True)
     if device["status"] == "revoked":
         return msgspec.convert(device, Device)  # idempotent: revoking twice is not an error
     row = await db.revoke_device(conn, device_id)
@@ -512,7 +381,7 @@ async def revoke_device(conn: asyncpg.Connection, redis: aioredis.Redis, caller:
         await redis.delete(_setup_key(device_id))
     except (OSError, RedisError):
         pass  # the setup payload expires by itself; its secret no longer works anyway
-    await _audit(conn, caller, "device.revoke", "device", device_id, device["district"], venue_id=str(device["venue_id"]))
+    await audit(conn, caller, "device.revoke", "device", device_id, device["district"], venue_id=str(device["venue_id"]))
     return msgspec.convert(row, Device)
 
 
@@ -526,10 +395,8 @@ async def roll_device_secret(
     api_base_url: str,
 ) -> ProvisionedDevice:
     """A new secret (shown once); the old one and every token issued with it stop working."""
-    _require_admin_or_staff(caller)
-    if caller.kind == "admin":
-        _require_admin_writer(caller)
-    device = await _visible_device(conn, caller, device_id, for_update=True)
+    require_device_manager(caller)
+    device = await visible_device(conn, caller, device_id, for_update=True)
     if device["status"] != "active":
         raise NotActive("A revoked device cannot be given a new secret; provision a new one")
     secret = secrets.token_urlsafe(32)
@@ -541,14 +408,14 @@ async def roll_device_secret(
     # secret's tokens are never let through. If the transaction then rolls back, the device's
     # tokens are refused until the marker expires (ACTIVE_TTL): that failure is closed.
     await devicegate.publish_state(redis, [device_id], secret_generation=row["secret_generation"])
-    await _audit(conn, caller, "device.roll_secret", "device", device_id, device["district"], venue_id=str(device["venue_id"]))
+    await audit(conn, caller, "device.roll_secret", "device", device_id, device["district"], venue_id=str(device["venue_id"]))
     return ProvisionedDevice(device_id=device_id, secret=secret, setup_qr_url=url, setup_qr_expires_in=ttl)
 
 
 async def setup_qr_png(conn: asyncpg.Connection, redis: aioredis.Redis, caller: Caller, device_id: UUID) -> bytes:
     """The setup QR of a device just provisioned or rolled: served once, to whoever may manage it."""
-    _require_admin_or_staff(caller)
-    await _visible_device(conn, caller, device_id)
+    require_device_manager(caller)
+    await visible_device(conn, caller, device_id)
     try:
         payload = await redis.getdel(_setup_key(device_id))
     except (OSError, RedisError) as exc:

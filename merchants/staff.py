@@ -1,13 +1,14 @@
 """Staff accounts of a merchant, managed by admins on top of `identity.create_account`.
 
 The `accounts` table is identity's (migration 0010); this module only reads staff rows and
-changes their merchant role, always inside the caller's scope (the merchant's onboarding district
-for district admins).
+changes their merchant role, always through the merchant they belong to (`merchants.scope`):
+a district admin manages the staff of merchants their district onboarded.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -17,10 +18,12 @@ import redis.asyncio as aioredis
 
 import identity
 from foundation.errors import Forbidden
+from foundation.paging import Page, decode_cursor, fetch_size, page_of
+from foundation.structs import Input, Record
 from merchants import db
-from merchants.errors import MerchantInactive, MerchantNotFound, NotActive, NotYours, StaffNotFound
-from merchants.service import Caller, _admin_district, _audit, _page, _require_admin_writer, _visible_merchant, decode_cursor
-from merchants.types import Input, Page, Record
+from merchants.errors import MerchantInactive, MerchantNotFound, NotActive, StaffNotFound
+from merchants.scope import Caller, admin_district, managed_merchant, require_admin_writer, visible_merchant
+from merchants.service import audit
 
 __all__ = (
     "CreatedStaff", "StaffAccount", "StaffCreate", "StaffRole", "StaffUpdate",
@@ -59,17 +62,11 @@ class CreatedStaff(Record):
     """otpauth:// URI with the TOTP secret: shown once, for the account holder's authenticator."""
 
 
-async def _managed_merchant(conn: asyncpg.Connection, caller: Caller, merchant_id: UUID) -> asyncpg.Record:
-    merchant = await _visible_merchant(conn, caller, merchant_id)
-    district = _admin_district(caller)
-    if district is not None and merchant["district"] != district:
-        raise NotYours("Staff of a merchant are managed by the district that onboarded it")
-    return merchant
+_MANAGED_BY = "Staff of a merchant are managed by the district that onboarded it"
 
 
 async def create_staff(conn: asyncpg.Connection, caller: Caller, data: StaffCreate) -> CreatedStaff:
-    _require_admin_writer(caller)
-    merchant = await _managed_merchant(conn, caller, data.merchant_id)
+    merchant = await managed_merchant(conn, caller, data.merchant_id, why=_MANAGED_BY)
     if merchant["status"] == "closed":
         raise NotActive("The merchant is closed")
     record, uri = await identity.create_account(
@@ -80,16 +77,17 @@ async def create_staff(conn: asyncpg.Connection, caller: Caller, data: StaffCrea
         ),
     )
     account = msgspec.convert(await db.get_staff(conn, record.id), StaffAccount)
-    await _audit(conn, caller, "staff.create", "account", account.id, merchant["district"], merchant_id=str(data.merchant_id), username=account.username, role=data.role)
+    await audit(conn, caller, "staff.create", "account", account.id, merchant["district"], merchant_id=str(data.merchant_id), username=account.username, role=data.role)
     return CreatedStaff(account=account, totp_uri=uri)
 
 
 async def _visible_staff(conn: asyncpg.Connection, caller: Caller, account_id: UUID) -> asyncpg.Record:
+    """A staff account is seen by whoever sees its merchant; otherwise the same 404 as a missing one."""
     row = await db.get_staff(conn, account_id)
     if row is None:
         raise StaffNotFound()
     try:
-        await _visible_merchant(conn, caller, row["merchant_id"])
+        await visible_merchant(conn, caller, row["merchant_id"])
     except MerchantNotFound:
         raise StaffNotFound() from None
     return row
@@ -107,18 +105,18 @@ async def list_staff(
     if caller.kind != "admin":
         raise Forbidden()
     rows = await db.list_staff(
-        conn, district=_admin_district(caller), merchant_id=merchant_id, after=decode_cursor(cursor), limit=limit + 1
+        conn, district=admin_district(caller), merchant_id=merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit)
     )
-    return _page(rows, StaffAccount, limit)
+    return page_of(rows, limit, partial(msgspec.convert, type=StaffAccount))
 
 
 async def update_staff(
     conn: asyncpg.Connection, caller: Caller, account_id: UUID, data: StaffUpdate, *, redis: aioredis.Redis
 ) -> StaffAccount:
     """Change a role or disable: either ends the account's sessions (its tokens stop within a second)."""
-    _require_admin_writer(caller)
+    require_admin_writer(caller)
     row = await _visible_staff(conn, caller, account_id)
-    merchant = await _managed_merchant(conn, caller, row["merchant_id"])
+    merchant = await managed_merchant(conn, caller, row["merchant_id"], why=_MANAGED_BY)
     changes = {}
     if data.role is not msgspec.UNSET and data.role != row["role"]:
         await db.set_staff_role(conn, account_id, data.role)
@@ -128,7 +126,7 @@ async def update_staff(
         await identity.set_account_disabled(conn, account_id, disabled=data.disabled, redis=redis)
         changes["disabled"] = data.disabled
     if changes:
-        await _audit(conn, caller, "staff.update", "account", account_id, merchant["district"], changes=changes)
+        await audit(conn, caller, "staff.update", "account", account_id, merchant["district"], changes=changes)
     return msgspec.convert(await db.get_staff(conn, account_id), StaffAccount)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -11,8 +11,11 @@ import msgspec
 from foundation.structs import Input, Record
 
 __all__ = (
+    "BenefitLine",
+    "DailyReport",
     "Device",
     "DeviceCreate",
+    "DeviceCredentials",
     "DeviceIdentity",
     "DeviceToken",
     "DeviceTokenRequest",
@@ -23,16 +26,20 @@ __all__ = (
     "MerchantStatus",
     "MerchantUpdate",
     "OpeningPeriod",
-    "Page",
     "ProvisionedDevice",
     "PublicVenue",
+    "RedemptionEntry",
+    "RedemptionResult",
+    "Seal",
+    "SealedStatement",
+    "Statement",
     "Venue",
     "VenueCreate",
+    "VenueReport",
+    "VenueStatement",
     "VenueStatus",
     "VenueUpdate",
 )
-
-T = TypeVar("T")
 
 Domain = Literal["culture", "tourism", "transit", "other"]
 MerchantStatus = Literal["active", "suspended", "closed"]
@@ -51,21 +58,14 @@ ClockTime = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]
 Weekday = Annotated[int, msgspec.Meta(ge=1, le=7)]
 
 
-class Page(msgspec.Struct, Generic[T], frozen=True):
-    """One page of a long list; pass `next_cursor` back as `cursor` for the next one (None: the end)."""
-
-    items: list[T]
-    next_cursor: str | None
-
-
-class Location(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Location(Input):
     """GCJ-02 coordinates (the datum of maps in China, and of the mini-program's map)."""
 
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
     lng: Annotated[float, msgspec.Meta(ge=-180, le=180)]
 
 
-class OpeningPeriod(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class OpeningPeriod(Input):
     """Open from `opens` to `closes` (Asia/Shanghai) on the ISO weekdays in `days` (1 = Monday)."""
 
     days: Annotated[list[Weekday], msgspec.Meta(min_length=1, max_length=7)]
@@ -184,6 +184,15 @@ class ProvisionedDevice(Record):
     secret: str
     setup_qr_url: str
     setup_qr_expires_in: int
+
+
+class DeviceCredentials(Record):
+    """A device that proved its secret: what its token will say."""
+
+    device_id: UUID
+    venue_id: UUID
+    merchant_id: UUID
+    secret_generation: int
 
 
 class DeviceTokenRequest(Input):

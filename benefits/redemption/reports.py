@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -17,22 +18,26 @@ import msgspec
 
 from benefits import catalog
 from foundation.errors import Forbidden
-from merchants import db
-from merchants.errors import InvalidPeriod, MerchantNotFound, VenueNotFound
-from merchants.keys import SealKey
-from merchants.seal import CANONICALIZATION, seal
-from merchants.service import Caller, _admin_district, _visible_merchant, decode_cursor, encode_cursor
-from merchants.types import (
+from foundation.paging import Page, decode_cursor, fetch_size, page_of
+from merchants import (
     BenefitLine,
+    Caller,
     DailyReport,
-    Page,
+    InvalidPeriod,
+    MerchantNotFound,
     RedemptionEntry,
     Seal,
     SealedStatement,
     Statement,
+    VenueNotFound,
     VenueReport,
     VenueStatement,
+    admin_district,
+    db,
+    visible_merchant,
 )
+from merchants.keys import SealKey
+from merchants.seal import CANONICALIZATION, seal
 
 __all__ = ("ISSUER", "SHANGHAI", "daily_report", "list_redemptions", "monthly_statement")
 
@@ -80,11 +85,9 @@ async def list_redemptions(
         day_to=day_to,
         result=result,
         before=decode_cursor(cursor),
-        limit=limit + 1,
+        limit=fetch_size(limit),
     )
-    items = msgspec.convert(rows[:limit], list[RedemptionEntry])
-    last = rows[limit - 1] if len(rows) > limit else None
-    return Page(items=items, next_cursor=encode_cursor(last["at"], last["id"]) if last else None)
+    return page_of(rows, limit, partial(msgspec.convert, type=RedemptionEntry), sort_key="at")
 
 
 async def _lines(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> dict[UUID, list[BenefitLine]]:
@@ -161,8 +164,8 @@ async def monthly_statement(
     """
     district = None
     if caller.kind == "admin" and merchant_id is not None:
-        await _visible_merchant(conn, caller, merchant_id)
-        district = _admin_district(caller)
+        await visible_merchant(conn, caller, merchant_id)
+        district = admin_district(caller)
     else:
         merchant_id = _merchant_of(caller)
     start, end = parse_month(month)

@@ -9,12 +9,12 @@ import pytest
 
 import merchants
 from foundation.errors import Forbidden
+from foundation.paging import InvalidCursor
 from merchants.creditcode import is_valid_credit_code
 from merchants.errors import (
     BadDeviceCredentials,
     DuplicateCreditCode,
     InvalidCreditCode,
-    InvalidCursor,
     InvalidDistrict,
     InvalidOpeningHours,
     NotYours,
@@ -85,8 +85,9 @@ async def test_district_admin_scope(conn):
     with pytest.raises(NotYours):
         await make_merchant(conn, district=XUHUI, by=pudong_admin)
     theirs = await make_merchant(conn, district=XUHUI, by=xuhui_admin)
-    # A Xuhui merchant with a venue in Pudong becomes visible to Pudong, but stays Xuhui's to manage.
-    pudong_venue = await make_venue(conn, theirs.id, district=PUDONG, by=pudong_admin)
+    # A Xuhui merchant with a venue in Pudong (only the city places one there) becomes visible to
+    # Pudong, but stays Xuhui's to manage.
+    pudong_venue = await make_venue(conn, theirs.id, district=PUDONG, by=city_admin())
     with pytest.raises(NotYours):
         await make_venue(conn, mine.id, district=XUHUI, by=pudong_admin)
     listed = await merchants.list_merchants(conn, pudong_admin, limit=10, cursor=None)
