@@ -40,6 +40,7 @@ def _requires(*kinds: str) -> Guard:
             raise WrongPrincipal()
 
     guard.__name__ = "requires_" + "_or_".join(kinds)
+    guard.audience = frozenset(kinds)  # read by api.openapi to say who may call
     return guard
 
 
@@ -59,6 +60,7 @@ def requires_admin_role(*roles: str) -> Guard:
             raise WrongPrincipal()
 
     guard.__name__ = "requires_admin_role_" + "_".join(roles)
+    guard.audience = frozenset(f"admin:{role}" for role in roles)
     return guard
 
 

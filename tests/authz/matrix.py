@@ -88,7 +88,8 @@ EXPECT: dict[str, Expect] = {
     "GET /metrics": Expect(EVERYONE),
     "GET /schema": Expect(EVERYONE, public=True),
     "GET /schema/openapi.json": Expect(EVERYONE, public=True),
-    "GET /schema/scalar": Expect(EVERYONE, public=True),
+    "GET /schema/redoc": Expect(EVERYONE, public=True),
+    "GET /schema/redoc.standalone.js": Expect(EVERYONE, public=True),
     "GET /schema/{path:str}": Expect(EVERYONE, public=True),
     "GET /.well-known/jwks.json": Expect(EVERYONE),
     # --- auth and the veteran's codes ----------------------------------------------------------
