@@ -13,7 +13,6 @@ import jsonschema_rs
 import pytest
 
 from api.openapi import DOMAIN_PROBLEMS
-from benefits.catalog import Expr  # noqa: F401  (the rule language the schema must describe)
 from tests.authz.world import BENEFIT_DRAFT
 
 METHODS = ("get", "put", "post", "delete", "patch")
