@@ -6,8 +6,9 @@ is added here, once, when the document is first served (`finish`):
 - **Errors.** Every error is RFC 9457 problem+json (`api/errors.py`), never Litestar's
   `{status_code, detail, extra}`. The statuses an operation can answer are derived from the route:
   a bearer-protected route ⇒ 401, a guard ⇒ 403, a path parameter ⇒ 404, parameters or a body ⇒
-  400, a body ⇒ 413 and 422, a throttled route ⇒ 429, any route but liveness ⇒ 503; plus the
-  domain problems of `DOMAIN_PROBLEMS`, keyed by operation id, listing the stable `type` slugs.
+  400, a body ⇒ 413 and 422, a `cursor` ⇒ 400 `invalid-cursor`, a uuid query filter ⇒ 404, any
+  route but liveness and readiness ⇒ 503; plus the domain problems of `DOMAIN_PROBLEMS` (throttles
+  ⇒ 429, conflicts ⇒ 409, ...), keyed by operation id, listing the stable `type` slugs.
 - **Security.** `bearer` only where the auth middleware runs: not on `PUBLIC_PATHS` and not on
   routes with `opt={"exclude_from_auth": True}`. Who may call (the guards' `audience`) is stated
   in each description and as `x-audience`.
@@ -30,6 +31,7 @@ import hashlib
 import html
 import json
 import re
+from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
@@ -42,6 +44,7 @@ from litestar.routes import HTTPRoute
 from api.auth import PUBLIC_PATHS
 from api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX
 from benefits import catalog
+from foundation.errors import DomainError
 
 __all__ = ("DOMAIN_PROBLEMS", "DocsPage", "SchemaJson", "audience_of", "document", "finish")
 
@@ -88,7 +91,7 @@ _GENERIC: dict[int, tuple[str, tuple[str, ...]]] = {
 DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     # Sessions and identity
     "SuishenLogin": {401: ("invalid-token", "expired-code"), 403: ("not-enrolled", "card-suspended"), 429: ("login-throttled",),
-                     503: ("city-platform-unavailable", "login-replay-unavailable")},
+                     503: ("city-platform-unavailable",)},
     "StaffLogin": {401: ("invalid-credentials",), 429: ("login-throttled",)},
     "RefreshSession": {401: ("invalid-token",)},
     "Logout": {401: ("invalid-token",)},
@@ -99,33 +102,30 @@ DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     "GetCodeImage": {404: ("code-not-found",), 503: ("code-store-unavailable",)},
     # Catalog
     "AdminListBenefits": {422: ("invalid-benefit",)},  # a cursor it did not issue (the other lists say 400)
-    "AdminCreateBenefit": {409: ("code-taken",), 422: ("invalid-rule", "invalid-benefit")},
-    "AdminReplaceBenefit": {409: ("version-conflict", "code-taken"), 422: ("invalid-rule", "invalid-benefit")},
-    "AdminPatchBenefit": {409: ("version-conflict", "code-taken"), 422: ("invalid-rule", "invalid-benefit")},
-    "AdminChangeBenefitStatus": {409: ("status-change-refused",)},
+    "AdminCreateBenefit": {409: ("benefit-code-taken",), 422: ("invalid-rule", "invalid-benefit")},
+    "AdminReplaceBenefit": {409: ("benefit-version-conflict", "benefit-code-taken"), 422: ("invalid-rule", "invalid-benefit")},
+    "AdminPatchBenefit": {409: ("benefit-version-conflict", "benefit-code-taken"), 422: ("invalid-rule", "invalid-benefit")},
+    "AdminChangeBenefitStatus": {409: ("benefit-status-change-refused",)},
     "AdminSetBenefitVenues": {422: ("invalid-benefit",)},
     # Merchants, venues, devices, staff
     "AdminCreateMerchant": {409: ("duplicate-credit-code",), 422: ("invalid-credit-code", "invalid-district")},
     "AdminUpdateMerchant": {409: ("duplicate-credit-code",), 422: ("invalid-district",)},
     "AdminCreateVenue": {404: ("merchant-not-found",), 409: ("not-active",), 422: ("invalid-district", "invalid-opening-hours")},
     "AdminUpdateVenue": {422: ("invalid-district", "invalid-opening-hours")},
-    "AdminProvisionDevice": {404: ("venue-not-found",), 409: ("not-active",)},
-    "MerchantProvisionDevice": {404: ("venue-not-found",), 409: ("not-active",)},
-    "AdminRevokeDevice": {409: ("not-active",)},
-    "MerchantRevokeDevice": {409: ("not-active",)},
-    "AdminRollDeviceSecret": {409: ("not-active",)},
-    "MerchantRollDeviceSecret": {409: ("not-active",)},
-    "AdminGetDeviceSetupQr": {404: ("setup-qr-gone",)},
-    "MerchantGetDeviceSetupQr": {404: ("setup-qr-gone",)},
+    # The device routes exist twice, for admins and for merchant staff (api/merchants.py).
+    **{
+        audience + name: problems
+        for name, problems in {
+            "ProvisionDevice": {404: ("venue-not-found",), 409: ("not-active",)},
+            "RevokeDevice": {409: ("not-active",)},
+            "RollDeviceSecret": {409: ("not-active",)},
+            "GetDeviceSetupQr": {404: ("setup-qr-gone",)},
+        }.items()
+        for audience in ("Admin", "Merchant")
+    },
     "AdminCreateStaff": {404: ("merchant-not-found",), 409: ("account-exists",), 422: ("invalid-account",)},
     "AdminUpdateStaff": {422: ("invalid-account",)},
-    "AdminListMerchants": {400: ("invalid-cursor",)},
-    "AdminListVenues": {400: ("invalid-cursor",)},
-    "AdminListDevices": {400: ("invalid-cursor",)},
-    "AdminListStaff": {400: ("invalid-cursor",)},
-    "MerchantListVenues": {400: ("invalid-cursor",)},
-    "MerchantListDevices": {400: ("invalid-cursor",)},
-    "MerchantListRedemptions": {400: ("invalid-cursor", "invalid-period")},
+    "MerchantListRedemptions": {400: ("invalid-period",)},
     "MerchantDailyReport": {400: ("invalid-period",)},
     "MerchantMonthlyStatement": {400: ("invalid-period",)},
     "AdminMerchantStatement": {400: ("invalid-period",)},
@@ -135,7 +135,7 @@ DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     "ReverseScan": {404: ("redemption-not-found",), 409: ("already-reversed", "reversal-window-closed")},
     "GetMyRedemption": {404: ("redemption-not-found",)},
     "RateMyRedemption": {404: ("redemption-not-found",), 409: ("already-rated", "not-rateable")},
-    "AdminAnswerRatingCase": {404: ("case-not-found",), 409: ("case-already-closed",), 422: ("empty-reply",)},
+    "AdminAnswerRatingCase": {404: ("rating-case-not-found",), 409: ("rating-case-closed",), 422: ("empty-reply",)},
     "ImportRoster": {415: ("unsupported-media-type",), 422: ("roster-rejected",)},
 }
 """Per operation id, the domain problems beyond those the route's shape implies: status -> types."""
@@ -212,13 +212,26 @@ def _handlers(app: Litestar) -> dict[tuple[str, str], Any]:
 # Finishing the document
 
 
+@functools.cache
+def _titles() -> dict[str, str]:
+    """The title of every domain problem type, read from the error classes themselves."""
+    found: dict[str, str] = {}
+    pending = [DomainError]
+    while pending:
+        kind = pending.pop()
+        found.setdefault(kind.type, kind.title)
+        pending.extend(kind.__subclasses__())
+    return found
+
+
 def _problem_response(status: int, types: list[str]) -> dict[str, Any]:
     description = _GENERIC[status][0]
     if types:
         description += ". Problem types: " + ", ".join(f"`{t}`" for t in types)
+    fallback = HTTPStatus(status).phrase
     examples = {
-        t: {"value": {"type": PROBLEM_TYPE_PREFIX + t, "title": _GENERIC[status][0].split(":")[0],
-                      "status": status, "detail": "…", "request_id": "01JDZ4Q6W7K9T3S2R1P0N8M6B4"}}
+        t: {"value": {"type": PROBLEM_TYPE_PREFIX + t, "title": _titles().get(t, fallback), "status": status,
+                      "detail": _titles().get(t, fallback), "request_id": "3f9c1d2e8a7b6c5d"}}
         for t in types[:6]
     }
     return {"description": description,
@@ -232,7 +245,7 @@ def _names_object(schema: dict[str, Any]) -> bool:
     return any(_names_object(s) for key in ("oneOf", "anyOf") for s in schema.get(key, ()))
 
 
-def _statuses(op: dict[str, Any], handler, public: bool, audience: frozenset[str], op_id: str) -> dict[int, list[str]]:
+def _statuses(op: dict[str, Any], public: bool, audience: frozenset[str], op_id: str) -> dict[int, list[str]]:
     params = op.get("parameters", [])
     wanted: dict[int, list[str]] = {}
 
@@ -244,11 +257,15 @@ def _statuses(op: dict[str, Any], handler, public: bool, audience: frozenset[str
         add(401, *_GENERIC[401][1])
     if audience:
         add(403, *_GENERIC[403][1])
+    if audience - {"veteran", "device"}:
+        add(403, "out-of-scope")  # staff and admins are scoped to a merchant or a district
     if any(p["in"] == "path" for p in params):
         add(404, *_GENERIC[404][1])
         add(400, "bad-request")
     if params:
         add(400, "invalid-request")
+    if any(p["name"] == "cursor" for p in params):
+        add(400, "invalid-cursor")  # a paged list given a cursor it did not issue
     if any(p["in"] == "query" and _names_object(p.get("schema", {})) for p in params):
         add(404, *_GENERIC[404][1])  # a filter naming an object the caller cannot see
     if "requestBody" in op:
@@ -362,7 +379,7 @@ def finish(schema: dict[str, Any], app: Litestar) -> dict[str, Any]:
             if op_id == "Ready":
                 op["responses"]["503"] = {**copy.deepcopy(op["responses"]["200"]),
                                           "description": "PostgreSQL or Redis does not answer: `down` names which"}
-            for status, types in sorted(_statuses(op, handler, public, audience, op_id).items()):
+            for status, types in sorted(_statuses(op, public, audience, op_id).items()):
                 op["responses"][str(status)] = _problem_response(status, types)
             if op_id in examples:
                 _add_examples(op, examples[op_id])

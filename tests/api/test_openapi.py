@@ -12,7 +12,9 @@ import re
 import jsonschema_rs
 import pytest
 
+from api.errors import _TYPE_BY_STATUS
 from api.openapi import DOMAIN_PROBLEMS
+from foundation.errors import DomainError
 from tests.authz.world import BENEFIT_DRAFT
 
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -81,9 +83,20 @@ async def test_statuses_follow_from_the_route(document):
     assert "already-reversed" in reversal["description"] and "reversal-window-closed" in reversal["description"]
 
 
-async def test_domain_table_names_real_operations(document):
+async def test_domain_table_names_real_operations_and_types(document):
     ids = {op["operationId"] for _, op in operations(document)}
     assert not set(DOMAIN_PROBLEMS) - ids
+    # Every documented problem type is one the code can answer: a domain error class or the edge's own.
+    known = {kind.type for kind in _subclasses(DomainError)} | {slug for slug, _ in _TYPE_BY_STATUS.values()}
+    known |= {"malformed-json", "invalid-request", "invalid-text"}  # api/errors.py answers these itself
+    documented = set(re.findall(r"urn:chongjun:problem:([a-z0-9-]+)", json.dumps(document["paths"])))
+    assert documented and not documented - known, sorted(documented - known)
+
+
+def _subclasses(kind):
+    yield kind
+    for sub in kind.__subclasses__():
+        yield from _subclasses(sub)
 
 
 async def test_security_only_where_a_token_is_needed(document):
