@@ -51,6 +51,7 @@ async def test_docs_page_renders_offline(settings):
                 heading = page.locator("h2", has_text="Decide a scanned 崇军码 or 随申码")
                 await heading.first.wait_for(timeout=30_000)
                 operations = await page.locator("[data-section-id*='operation/']").count()
+                await heading.first.scroll_into_view_if_needed()
                 await page.screenshot(path=str(SCREENSHOT))
             finally:
                 await browser.close()
