@@ -19,7 +19,6 @@ __all__ = (
     "list_active_pointers",
     "list_benefit_page",
     "list_venue_links",
-    "lock_pointer",
     "active_ids_at_venue",
     "quota_usage_for_person",
     "update_pointer",
@@ -57,27 +56,19 @@ async def insert_version(
     return await conn.fetchrow(
         "INSERT INTO benefit_versions (benefit_id, version, status, spec, actor_kind, actor_id, note)"
         f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_VERSION}",
-        benefit_id,
-        version,
-        status,
-        spec,
-        actor_kind,
-        actor_id,
-        note,
+        *(benefit_id, version, status, spec, actor_kind, actor_id, note),
     )
 
 
-async def get_pointer(conn: asyncpg.Connection, benefit_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"SELECT {_POINTER} FROM benefits WHERE id = $1", benefit_id)
+async def get_pointer(conn: asyncpg.Connection, benefit_id: UUID, *, for_update: bool = False) -> asyncpg.Record | None:
+    """The benefit row; `for_update` locks it until the transaction ends, so version numbers are
+    taken one at a time."""
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT {_POINTER} FROM benefits WHERE id = $1{lock}", benefit_id)
 
 
 async def get_pointer_by_code(conn: asyncpg.Connection, code: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {_POINTER} FROM benefits WHERE code = $1", code)
-
-
-async def lock_pointer(conn: asyncpg.Connection, benefit_id: UUID) -> asyncpg.Record | None:
-    """The benefit row, locked until the transaction ends: version numbers are taken one at a time."""
-    return await conn.fetchrow(f"SELECT {_POINTER} FROM benefits WHERE id = $1 FOR UPDATE", benefit_id)
 
 
 async def update_pointer(

@@ -312,7 +312,7 @@ async def _new_version(
     expected_version: int | None = None,
 ) -> BenefitView:
     async with conn.transaction():
-        pointer = await db.lock_pointer(conn, benefit_id)
+        pointer = await db.get_pointer(conn, benefit_id, for_update=True)
         if pointer is None:
             raise BenefitNotFound(f"no benefit {benefit_id}")
         if expected_version is not None and expected_version != pointer["current_version"]:
@@ -437,7 +437,7 @@ async def set_benefit_venues(
 ) -> BenefitView:
     """Where the benefit can be used: replaces the venue list (not a new version: the rule is unchanged)."""
     async with conn.transaction():
-        pointer = await db.lock_pointer(conn, benefit_id)
+        pointer = await db.get_pointer(conn, benefit_id, for_update=True)
         if pointer is None:
             raise BenefitNotFound(f"no benefit {benefit_id}")
         await db.delete_venue_links(conn, benefit_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -112,6 +113,19 @@ async def _lines(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> dict[U
     return by_venue
 
 
+def _venue_totals(venue: asyncpg.Record, lines: dict[UUID, list[BenefitLine]]) -> dict[str, Any]:
+    """What a daily report and a statement say of one venue: who it is, its lines and their sums."""
+    mine = lines.get(venue["id"], [])
+    return {
+        "venue_id": venue["id"],
+        "venue_name_zh": venue["name_zh"],
+        "district": venue["district"],
+        "lines": mine,
+        "net_count": sum(line.net_count for line in mine),
+        "net_value_fen": sum(line.net_value_fen for line in mine),
+    }
+
+
 async def daily_report(conn: asyncpg.Connection, caller: Caller, day: date) -> DailyReport:
     """Per venue and benefit, one Asia/Shanghai service day; refused scans by reason."""
     merchant_id = _merchant_of(caller)
@@ -121,18 +135,7 @@ async def daily_report(conn: asyncpg.Connection, caller: Caller, day: date) -> D
     rejected: dict[UUID, dict[str, int]] = {}
     for row in await db.rejected_totals(conn, venue_ids=ids, day=day):
         rejected.setdefault(row["venue_id"], {})[row["reason"]] = row["n"]
-    reports = [
-        VenueReport(
-            venue_id=v["id"],
-            venue_name_zh=v["name_zh"],
-            district=v["district"],
-            lines=lines.get(v["id"], []),
-            rejected=rejected.get(v["id"], {}),
-            net_count=sum(line.net_count for line in lines.get(v["id"], [])),
-            net_value_fen=sum(line.net_value_fen for line in lines.get(v["id"], [])),
-        )
-        for v in venues
-    ]
+    reports = [VenueReport(**_venue_totals(v, lines), rejected=rejected.get(v["id"], {})) for v in venues]
     return DailyReport(merchant_id=merchant_id, date=day, timezone="Asia/Shanghai", venues=reports)
 
 
@@ -184,17 +187,7 @@ async def monthly_statement(
     if venue_id is not None and not venues:
         raise VenueNotFound()
     lines = await _lines(conn, await db.ledger_totals(conn, venue_ids=[v["id"] for v in venues], day_from=start, day_to=end))
-    sections = [
-        VenueStatement(
-            venue_id=v["id"],
-            venue_name_zh=v["name_zh"],
-            district=v["district"],
-            lines=lines.get(v["id"], []),
-            net_count=sum(line.net_count for line in lines.get(v["id"], [])),
-            net_value_fen=sum(line.net_value_fen for line in lines.get(v["id"], [])),
-        )
-        for v in venues
-    ]
+    sections = [VenueStatement(**_venue_totals(v, lines)) for v in venues]
     closes = datetime.combine(end + timedelta(days=1), datetime.min.time(), SHANGHAI)
     statement_id = (
         f"CJ-ST-{start:%Y%m}-{merchant_id.hex[:12]}"
