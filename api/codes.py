@@ -46,6 +46,6 @@ class JwksController(Controller):
     @get("/.well-known/jwks.json", operation_id="Jwks", summary="Our public keys: token keys (next, active, retired) and the statement seal")
     async def jwks(self, keyring: Keyring, settings: AppSettings) -> Response[dict]:
         jwks = keyring.jwks()
-        # The e-seal of settlement statements (kid "seal-..."): see merchants/seal.py.
+        # The e-seal of settlement statements (kid "seal-..."): see benefits/redemption/seal.py.
         jwks["keys"].append(merchants.seal_key(settings).public_jwk)
         return Response(jwks, headers={"Cache-Control": "public, max-age=300"})

@@ -26,10 +26,9 @@ from api.guards import requires_admin, requires_admin_role, requires_device, req
 from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from foundation.settings import Settings
 from identity import Principal
-from benefits.redemption import reports
+from benefits.redemption import DailyReport, RedemptionEntry, SealedStatement, reports
 from merchants import (
     CreatedStaff,
-    DailyReport,
     Device,
     DeviceCreate,
     DeviceIdentity,
@@ -41,8 +40,6 @@ from merchants import (
     MerchantUpdate,
     ProvisionedDevice,
     PublicVenue,
-    RedemptionEntry,
-    SealedStatement,
     StaffAccount,
     StaffCreate,
     StaffUpdate,

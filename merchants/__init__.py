@@ -9,13 +9,14 @@ from merchants import errors, scope, service, staff, types
 from merchants.creditcode import is_valid_credit_code
 from merchants.devicegate import check_device
 from merchants.errors import *  # noqa: F403
-from merchants.keys import device_hmac_key, require_keys, seal_key
+from merchants.keys import SealKey, device_hmac_key, require_keys, seal_key
 from merchants.scope import *  # noqa: F403
 from merchants.service import *  # noqa: F403
 from merchants.staff import *  # noqa: F403
 from merchants.types import *  # noqa: F403
 
 __all__ = (
+    "SealKey",
     "check_device",
     "device_hmac_key",
     "is_valid_credit_code",

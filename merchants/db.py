@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,8 +19,6 @@ __all__ = (
     "get_merchant",
     "get_staff",
     "get_venue",
-    "ledger_totals",
-    "list_ledger_entries",
     "list_merchant_venues",
     "list_devices",
     "list_merchants",
@@ -29,7 +27,6 @@ __all__ = (
     "list_venues",
     "merchant_device_ids",
     "merchant_visible_in_district",
-    "rejected_totals",
     "revoke_device",
     "roll_device_secret",
     "set_staff_role",
@@ -397,108 +394,12 @@ async def venue_device_ids(conn: asyncpg.Connection, venue_id: UUID) -> list[UUI
     return [row["id"] for row in rows]
 
 
-# --- the ledger, read for the merchant's views (tables of migration 0040) ----------------------
+# --- venues of one merchant (for the ledger's reports) -------------------------------------------
 
 
 async def list_merchant_venues(conn: asyncpg.Connection, merchant_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT id, name_zh, district FROM venues WHERE merchant_id = $1 ORDER BY created_at, id", merchant_id
-    )
-
-
-async def list_ledger_entries(
-    conn: asyncpg.Connection,
-    *,
-    merchant_id: UUID,
-    venue_id: UUID | None,
-    benefit_id: UUID | None,
-    day_from: date | None,
-    day_to: date | None,
-    result: str | None,
-    before: tuple[datetime, UUID] | None,
-    limit: int,
-) -> list[asyncpg.Record]:
-    """Accepted (standing or reversed) and refused scans of one merchant, newest first."""
-    before_at, before_id = before or (None, None)
-    return await conn.fetch(
-        """
-        SELECT * FROM (
-            SELECT r.id, r.at, r.service_day, r.venue_id, r.benefit_id, r.benefit_code,
-                   CASE WHEN x.id IS NULL THEN 'accepted' ELSE 'reversed' END AS result,
-                   x.reason, r.companions, r.value_fen, r.device_id, r.staff_id, x.at AS reversed_at
-            FROM redemptions r LEFT JOIN redemptions x ON x.reverses = r.id
-            WHERE r.kind = 'redemption' AND r.merchant_id = $1
-              AND ($2::uuid IS NULL OR r.venue_id = $2)
-              AND ($3::uuid IS NULL OR r.benefit_id = $3)
-              AND ($4::date IS NULL OR r.service_day >= $4)
-              AND ($5::date IS NULL OR r.service_day <= $5)
-              AND ($6::text IS NULL OR $6 IN ('accepted', 'reversed'))
-              AND ($7::timestamptz IS NULL OR (r.at, r.id) < ($7, $8::uuid))
-            UNION ALL
-            SELECT s.id, s.at, s.service_day, s.venue_id, s.benefit_id, b.code,
-                   'rejected', s.reason, 0, 0::bigint, s.device_id, s.staff_id, NULL::timestamptz
-            FROM rejected_scans s LEFT JOIN benefits b ON b.id = s.benefit_id  -- a benefit's code never changes
-            WHERE s.merchant_id = $1
-              AND ($2::uuid IS NULL OR s.venue_id = $2)
-              AND ($3::uuid IS NULL OR s.benefit_id = $3)
-              AND ($4::date IS NULL OR s.service_day >= $4)
-              AND ($5::date IS NULL OR s.service_day <= $5)
-              AND ($6::text IS NULL OR $6 = 'rejected')
-              AND ($7::timestamptz IS NULL OR (s.at, s.id) < ($7, $8::uuid))
-        ) e
-        WHERE ($6::text IS NULL OR e.result = $6)
-        ORDER BY e.at DESC, e.id DESC
-        LIMIT $9
-        """,
-        merchant_id,
-        venue_id,
-        benefit_id,
-        day_from,
-        day_to,
-        result,
-        before_at,
-        before_id,
-        limit,
-    )
-
-
-async def ledger_totals(
-    conn: asyncpg.Connection, *, venue_ids: list[UUID], day_from: date, day_to: date
-) -> list[asyncpg.Record]:
-    """Per venue and benefit: redemptions and reversals whose service day is in the range.
-
-    A reversal counts on its own service day, with the companions and value of the redemption
-    it reverses, so a closed period's totals do not move when a later reversal happens.
-    """
-    return await conn.fetch(
-        """
-        SELECT r.venue_id, r.benefit_id, min(r.benefit_code) AS benefit_code,
-               count(*) FILTER (WHERE r.kind = 'redemption') AS redemptions,
-               count(*) FILTER (WHERE r.kind = 'reversal') AS reversals,
-               coalesce(sum(CASE WHEN r.kind = 'redemption' THEN 1 + o.companions
-                                 ELSE -(1 + o.companions) END), 0)::bigint AS net_admitted,
-               coalesce(sum(CASE WHEN r.kind = 'redemption' THEN o.value_fen ELSE -o.value_fen END), 0)::bigint
-                   AS net_value_fen
-        FROM redemptions r JOIN redemptions o ON o.id = coalesce(r.reverses, r.id)
-        WHERE r.venue_id = ANY($1::uuid[]) AND r.service_day BETWEEN $2 AND $3
-        GROUP BY r.venue_id, r.benefit_id
-        ORDER BY r.venue_id, min(r.benefit_code), r.benefit_id
-        """,
-        venue_ids,
-        day_from,
-        day_to,
-    )
-
-
-async def rejected_totals(conn: asyncpg.Connection, *, venue_ids: list[UUID], day: date) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """
-        SELECT venue_id, reason, count(*) AS n FROM rejected_scans
-        WHERE venue_id = ANY($1::uuid[]) AND service_day = $2
-        GROUP BY venue_id, reason ORDER BY venue_id, reason
-        """,
-        venue_ids,
-        day,
     )
 
 

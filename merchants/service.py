@@ -69,6 +69,7 @@ __all__ = (
     "create_merchant",
     "create_venue",
     "device_identity",
+    "find_merchant",
     "find_venue",
     "get_device",
     "get_merchant",
@@ -78,6 +79,7 @@ __all__ = (
     "list_merchants",
     "list_public_venues",
     "list_venues",
+    "merchant_venues",
     "provision_device",
     "revoke_device",
     "roll_device_secret",
@@ -227,6 +229,18 @@ async def find_venue(conn: asyncpg.Connection, venue_id: UUID) -> Venue | None:
     """A venue by id with no caller scope: for other packages (the scan engine), never for a route."""
     row = await db.get_venue(conn, venue_id)
     return None if row is None else msgspec.convert(row, Venue)
+
+
+async def find_merchant(conn: asyncpg.Connection, merchant_id: UUID) -> Merchant | None:
+    """A merchant by id with no caller scope: for other packages (the ledger's statements), never for a route."""
+    row = await db.get_merchant(conn, merchant_id)
+    return None if row is None else msgspec.convert(row, Merchant)
+
+
+async def merchant_venues(conn: asyncpg.Connection, merchant_id: UUID) -> list[asyncpg.Record]:
+    """Every venue of a merchant (`id`, `name_zh`, `district`), oldest first, with no caller scope:
+    for the ledger's reports, which confine the caller themselves."""
+    return await db.list_merchant_venues(conn, merchant_id)
 
 
 async def get_venue(conn: asyncpg.Connection, caller: Caller, venue_id: UUID) -> Venue:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -11,8 +11,6 @@ import msgspec
 from foundation.structs import Input, Record
 
 __all__ = (
-    "BenefitLine",
-    "DailyReport",
     "Device",
     "DeviceCreate",
     "DeviceCredentials",
@@ -28,15 +26,8 @@ __all__ = (
     "OpeningPeriod",
     "ProvisionedDevice",
     "PublicVenue",
-    "RedemptionEntry",
-    "RedemptionResult",
-    "Seal",
-    "SealedStatement",
-    "Statement",
     "Venue",
     "VenueCreate",
-    "VenueReport",
-    "VenueStatement",
     "VenueStatus",
     "VenueUpdate",
 )
@@ -216,109 +207,3 @@ class DeviceIdentity(Record):
     venue_name_en: str | None
     merchant_id: UUID
     merchant_name: str
-
-
-# --- merchant views over the ledger ----------------------------------------------------------------
-
-RedemptionResult = Literal["accepted", "reversed", "rejected"]
-
-
-class RedemptionEntry(Record):
-    """One scan at the merchant's venues, as the merchant may see it: no person, no personal data.
-
-    `accepted` is a redemption that stands, `reversed` one that was later reversed, `rejected` a
-    refused scan with its reason code.
-    """
-
-    id: UUID
-    at: datetime
-    service_day: date
-    venue_id: UUID
-    benefit_id: UUID | None
-    benefit_code: str | None
-    result: RedemptionResult
-    reason: str | None
-    companions: int
-    value_fen: int
-    device_id: UUID | None
-    staff_id: UUID | None
-    reversed_at: datetime | None
-
-
-class BenefitLine(Record):
-    """Counts for one benefit at one venue: reversals are netted in the period they happen."""
-
-    benefit_id: UUID
-    benefit_code: str
-    benefit_name_zh: str | None
-    """The benefit's name in the catalog now (the code is what the ledger recorded)."""
-    redemptions: int
-    reversals: int
-    net_count: int
-    net_admitted: int
-    """Holders and companions, net of reversals."""
-    net_value_fen: int
-
-
-class VenueReport(Record):
-    venue_id: UUID
-    venue_name_zh: str
-    district: str
-    lines: list[BenefitLine]
-    rejected: dict[str, int]
-    """Refused scans by reason code."""
-    net_count: int
-    net_value_fen: int
-
-
-class DailyReport(Record):
-    merchant_id: UUID
-    date: date
-    timezone: str
-    venues: list[VenueReport]
-
-
-class VenueStatement(Record):
-    venue_id: UUID
-    venue_name_zh: str
-    district: str
-    lines: list[BenefitLine]
-    net_count: int
-    net_value_fen: int
-
-
-class Statement(Record):
-    """A monthly settlement statement: the canonical form of this struct is what the seal signs."""
-
-    statement_id: str
-    issuer: str
-    merchant_id: UUID
-    merchant_name: str
-    merchant_credit_code: str
-    month: str
-    period_start: date
-    period_end: date
-    timezone: str
-    currency: str
-    value_unit: str
-    final: bool
-    """False while reversals may still change the month (the month, plus the reversal window)."""
-    issued_at: datetime
-    venues: list[VenueStatement]
-    net_count: int
-    net_value_fen: int
-
-
-class Seal(Record):
-    """A detached JWS (RFC 7515 Appendix F) over the canonical bytes of `statement`."""
-
-    alg: str
-    kid: str
-    jws: str
-    jwks_url: str
-    canonicalization: str
-
-
-class SealedStatement(Record):
-    statement: Statement
-    seal: Seal

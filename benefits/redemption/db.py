@@ -1,4 +1,5 @@
-"""SQL of the redemption engine: the ledger, the idempotency records and the reversal."""
+"""SQL of the redemption engine: the ledger, the idempotency records, the reversal, and the ledger
+read for the merchant's views (reports.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import asyncpg
 from benefits.redemption.types import LedgerEntry, RejectedScan
 
 __all__ = (
+    "delete_idempotency_keys",
     "get_redemption",
     "get_stored_answer",
     "give_back_quota",
     "insert_reversal",
-    "delete_idempotency_keys",
+    "ledger_totals",
+    "list_ledger_entries",
     "list_paused_at_venue",
     "record_redemption",
     "record_rejection",
+    "rejected_totals",
 )
 
 _RECORD = """
@@ -168,3 +172,102 @@ async def delete_idempotency_keys(conn: asyncpg.Connection, *, created_before: d
         created_before, batch,
     )
     return int(status.split()[-1])
+
+
+# --- the ledger, read for the merchant's views (tables of migration 0040) ----------------------
+
+
+async def list_ledger_entries(
+    conn: asyncpg.Connection,
+    *,
+    merchant_id: UUID,
+    venue_id: UUID | None,
+    benefit_id: UUID | None,
+    day_from: date | None,
+    day_to: date | None,
+    result: str | None,
+    before: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Accepted (standing or reversed) and refused scans of one merchant, newest first."""
+    before_at, before_id = before or (None, None)
+    return await conn.fetch(
+        """
+        SELECT * FROM (
+            SELECT r.id, r.at, r.service_day, r.venue_id, r.benefit_id, r.benefit_code,
+                   CASE WHEN x.id IS NULL THEN 'accepted' ELSE 'reversed' END AS result,
+                   x.reason, r.companions, r.value_fen, r.device_id, r.staff_id, x.at AS reversed_at
+            FROM redemptions r LEFT JOIN redemptions x ON x.reverses = r.id
+            WHERE r.kind = 'redemption' AND r.merchant_id = $1
+              AND ($2::uuid IS NULL OR r.venue_id = $2)
+              AND ($3::uuid IS NULL OR r.benefit_id = $3)
+              AND ($4::date IS NULL OR r.service_day >= $4)
+              AND ($5::date IS NULL OR r.service_day <= $5)
+              AND ($6::text IS NULL OR $6 IN ('accepted', 'reversed'))
+              AND ($7::timestamptz IS NULL OR (r.at, r.id) < ($7, $8::uuid))
+            UNION ALL
+            SELECT s.id, s.at, s.service_day, s.venue_id, s.benefit_id, b.code,
+                   'rejected', s.reason, 0, 0::bigint, s.device_id, s.staff_id, NULL::timestamptz
+            FROM rejected_scans s LEFT JOIN benefits b ON b.id = s.benefit_id  -- a benefit's code never changes
+            WHERE s.merchant_id = $1
+              AND ($2::uuid IS NULL OR s.venue_id = $2)
+              AND ($3::uuid IS NULL OR s.benefit_id = $3)
+              AND ($4::date IS NULL OR s.service_day >= $4)
+              AND ($5::date IS NULL OR s.service_day <= $5)
+              AND ($6::text IS NULL OR $6 = 'rejected')
+              AND ($7::timestamptz IS NULL OR (s.at, s.id) < ($7, $8::uuid))
+        ) e
+        WHERE ($6::text IS NULL OR e.result = $6)
+        ORDER BY e.at DESC, e.id DESC
+        LIMIT $9
+        """,
+        merchant_id,
+        venue_id,
+        benefit_id,
+        day_from,
+        day_to,
+        result,
+        before_at,
+        before_id,
+        limit,
+    )
+
+
+async def ledger_totals(
+    conn: asyncpg.Connection, *, venue_ids: list[UUID], day_from: date, day_to: date
+) -> list[asyncpg.Record]:
+    """Per venue and benefit: redemptions and reversals whose service day is in the range.
+
+    A reversal counts on its own service day, with the companions and value of the redemption
+    it reverses, so a closed period's totals do not move when a later reversal happens.
+    """
+    return await conn.fetch(
+        """
+        SELECT r.venue_id, r.benefit_id, min(r.benefit_code) AS benefit_code,
+               count(*) FILTER (WHERE r.kind = 'redemption') AS redemptions,
+               count(*) FILTER (WHERE r.kind = 'reversal') AS reversals,
+               coalesce(sum(CASE WHEN r.kind = 'redemption' THEN 1 + o.companions
+                                 ELSE -(1 + o.companions) END), 0)::bigint AS net_admitted,
+               coalesce(sum(CASE WHEN r.kind = 'redemption' THEN o.value_fen ELSE -o.value_fen END), 0)::bigint
+                   AS net_value_fen
+        FROM redemptions r JOIN redemptions o ON o.id = coalesce(r.reverses, r.id)
+        WHERE r.venue_id = ANY($1::uuid[]) AND r.service_day BETWEEN $2 AND $3
+        GROUP BY r.venue_id, r.benefit_id
+        ORDER BY r.venue_id, min(r.benefit_code), r.benefit_id
+        """,
+        venue_ids,
+        day_from,
+        day_to,
+    )
+
+
+async def rejected_totals(conn: asyncpg.Connection, *, venue_ids: list[UUID], day: date) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT venue_id, reason, count(*) AS n FROM rejected_scans
+        WHERE venue_id = ANY($1::uuid[]) AND service_day = $2
+        GROUP BY venue_id, reason ORDER BY venue_id, reason
+        """,
+        venue_ids,
+        day,
+    )

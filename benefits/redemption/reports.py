@@ -18,27 +18,32 @@ import asyncpg
 import msgspec
 
 from benefits import catalog
-from foundation.errors import Forbidden
-from foundation.paging import Page, decode_cursor, fetch_size, page_of
-from merchants import (
+from benefits.redemption import db
+from benefits.redemption.seal import CANONICALIZATION, seal
+from benefits.redemption.types import (
     BenefitLine,
-    Caller,
     DailyReport,
-    InvalidPeriod,
-    MerchantNotFound,
     RedemptionEntry,
     Seal,
     SealedStatement,
     Statement,
-    VenueNotFound,
     VenueReport,
     VenueStatement,
+)
+from foundation.errors import Forbidden
+from foundation.paging import Page, decode_cursor, fetch_size, page_of
+from merchants import (
+    Caller,
+    InvalidPeriod,
+    MerchantNotFound,
+    SealKey,
+    VenueNotFound,
     admin_district,
-    db,
+    find_merchant,
+    find_venue,
+    merchant_venues,
     visible_merchant,
 )
-from merchants.keys import SealKey
-from merchants.seal import CANONICALIZATION, seal
 
 __all__ = ("ISSUER", "SHANGHAI", "daily_report", "list_redemptions", "monthly_statement")
 
@@ -56,8 +61,8 @@ def _merchant_of(caller: Caller) -> UUID:
 async def _own_venue(conn: asyncpg.Connection, merchant_id: UUID, venue_id: UUID | None) -> None:
     if venue_id is None:
         return
-    venue = await db.get_venue(conn, venue_id)
-    if venue is None or venue["merchant_id"] != merchant_id:
+    venue = await find_venue(conn, venue_id)
+    if venue is None or venue.merchant_id != merchant_id:
         raise VenueNotFound()
 
 
@@ -129,7 +134,7 @@ def _venue_totals(venue: asyncpg.Record, lines: dict[UUID, list[BenefitLine]]) -
 async def daily_report(conn: asyncpg.Connection, caller: Caller, day: date) -> DailyReport:
     """Per venue and benefit, one Asia/Shanghai service day; refused scans by reason."""
     merchant_id = _merchant_of(caller)
-    venues = await db.list_merchant_venues(conn, merchant_id)
+    venues = await merchant_venues(conn, merchant_id)
     ids = [v["id"] for v in venues]
     lines = await _lines(conn, await db.ledger_totals(conn, venue_ids=ids, day_from=day, day_to=day))
     rejected: dict[UUID, dict[str, int]] = {}
@@ -175,13 +180,13 @@ async def monthly_statement(
     now = now or datetime.now(timezone.utc)
     if start > now.astimezone(SHANGHAI).date():
         raise InvalidPeriod("That month has not begun")
-    merchant = await db.get_merchant(conn, merchant_id)
+    merchant = await find_merchant(conn, merchant_id)
     if merchant is None:
         raise MerchantNotFound()
     await _own_venue(conn, merchant_id, venue_id)
     venues = [
         v
-        for v in await db.list_merchant_venues(conn, merchant_id)
+        for v in await merchant_venues(conn, merchant_id)
         if (venue_id is None or v["id"] == venue_id) and (district is None or v["district"] == district)
     ]
     if venue_id is not None and not venues:
@@ -198,8 +203,8 @@ async def monthly_statement(
         statement_id=statement_id,
         issuer=ISSUER,
         merchant_id=merchant_id,
-        merchant_name=merchant["name"],
-        merchant_credit_code=merchant["credit_code"],
+        merchant_name=merchant.name,
+        merchant_credit_code=merchant.credit_code,
         month=month,
         period_start=start,
         period_end=end,

@@ -7,7 +7,7 @@ import io
 import uuid
 
 
-from merchants.seal import verify_sealed
+from benefits.redemption.seal import verify_sealed
 from tests import tokens
 from tests.foundation.test_http_contract import assert_problem
 from tests.merchants.support import credit_code

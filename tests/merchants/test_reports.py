@@ -12,8 +12,8 @@ import pytest
 from foundation.errors import Forbidden
 from benefits.redemption import reports
 from merchants.errors import InvalidPeriod, VenueNotFound
-from merchants.keys import SealKey
-from merchants.seal import canonical_bytes, verify_sealed
+from merchants import SealKey
+from benefits.redemption.seal import canonical_bytes, verify_sealed
 from tests.merchants.support import make_merchant, make_venue, staff
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

@@ -17,7 +17,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from merchants.keys import SealKey
+from merchants import SealKey
 
 __all__ = ("CANONICALIZATION", "JWS_TYPE", "canonical_bytes", "seal", "verify_sealed")
 
