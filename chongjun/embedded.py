@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ("EmbeddedServices", "start_embedded")
@@ -65,8 +67,35 @@ def start_embedded(data_dir: Path, *, need_postgres: bool = True, need_redis: bo
     return services
 
 
+@contextmanager
+def _runtime_dir(data_dir: Path) -> Iterator[None]:
+    """XDG_RUNTIME_DIR, for the duration of pgserver's import, set to a directory of our own.
+
+    pgserver asks platformdirs for the user's runtime directory when it is imported (for its lock
+    file, and for the socket when the data path is too long for one). A process outside a login
+    session (a container, cron, a systemd service) has no XDG_RUNTIME_DIR, so platformdirs fell
+    back to /tmp/runtime-<uid> and printed a RuntimeDirWarning on every CLI call. Here it gets a
+    directory under the data directory, beside the servers' other files, with the mode 0700 that
+    the XDG spec asks for. Only the import sees it: workers and PostgreSQL inherit nothing.
+    """
+    # The socket pgserver may place there: <dir>/python_PostgresServer/<10 hex>/.s.PGSQL.5432
+    directory = _short_enough(data_dir / "run", len("/python_PostgresServer/0123456789/.s.PGSQL.5432"))
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    before = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(directory)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["XDG_RUNTIME_DIR"]
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = before
+
+
 def _start_postgres(pgdata: Path) -> str:
-    import pgserver  # imported late: only the embedded default needs it
+    with _runtime_dir(pgdata.parent):
+        import pgserver  # imported late: only the embedded default needs it
     from pgserver._commands import pg_ctl
 
     # pgserver stops the server when the last process holding a handle exits.
@@ -80,14 +109,19 @@ def _start_postgres(pgdata: Path) -> str:
     return server.get_uri()
 
 
-def _socket_path(redis_dir: Path) -> Path:
-    path = redis_dir / "redis.sock"
-    if len(str(path)) <= _MAX_SOCKET_PATH:
-        return path
-    digest = hashlib.sha256(str(redis_dir).encode()).hexdigest()[:12]
+def _short_enough(directory: Path, suffix: int) -> Path:
+    """`directory`, or a private one in the temporary directory when a socket of `suffix` more
+    characters below it would be too long."""
+    if len(str(directory)) + suffix <= _MAX_SOCKET_PATH:
+        return directory
+    digest = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
     short = Path(tempfile.gettempdir()) / f"chongjun-{digest}"
     short.mkdir(mode=0o700, exist_ok=True)
-    return short / "redis.sock"
+    return short
+
+
+def _socket_path(redis_dir: Path) -> Path:
+    return _short_enough(redis_dir, len("/redis.sock")) / "redis.sock"
 
 
 def _ping(socket_path: Path) -> bool:

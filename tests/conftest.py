@@ -8,7 +8,6 @@ given, so never point REDIS_URL at one that matters.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from api import create_app
 from foundation.settings import Settings, load_settings
 from chongjun.embedded import start_embedded
 from migrations import apply_migrations, discover
-from tests.support import dsn_with_database, init_connection
+from tests.support import dsn_with_database, embedded_test_dir, init_connection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,9 +32,8 @@ def base_settings() -> Settings:
     """Settings pointing at the servers for this test session (configured or embedded)."""
     settings = load_settings()
     if not (settings.database_url and settings.redis_url):
-        data_dir = Path(os.environ.get("CHONGJUN_TEST_DATA_DIR", ROOT / ".chongjun" / "test"))
         embedded = start_embedded(
-            data_dir, need_postgres=not settings.database_url, need_redis=not settings.redis_url
+            embedded_test_dir(), need_postgres=not settings.database_url, need_redis=not settings.redis_url
         )
         settings = msgspec.structs.replace(
             settings,

@@ -17,7 +17,14 @@ import httpx
 from foundation.connections import init_connection
 from foundation.settings import Settings
 
-__all__ = ("dsn_with_database", "free_port", "init_connection", "live_server")
+__all__ = ("dsn_with_database", "free_port", "init_connection", "live_server", "embedded_test_dir")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def embedded_test_dir() -> Path:
+    """Where the tests' embedded servers live (when DATABASE_URL and REDIS_URL are not set)."""
+    return Path(os.environ.get("CHONGJUN_TEST_DATA_DIR", ROOT / ".chongjun" / "test"))
 
 
 def dsn_with_database(dsn: str, database: str) -> str:
