@@ -1,5 +1,7 @@
-"""Runtime of the chongjun service: configuration, embedded servers, logging and the CLI.
+"""The runtime: the `chongjun` command (`cli`), where PostgreSQL and Redis are (`runtime`: the
+configured URLs or the embedded servers of `embedded`), and `serve`.
 
-Domain packages (`identity`, `benefits`, `merchants`) may import `foundation.errors` and
-`foundation.settings`; nothing here imports a domain package at module level except the CLI.
+Beside it, not in it: `demo` (the demo data seed and its reference catalog) and `bench` (the
+benchmarks), tools that only the CLI imports. The runtime core never imports them and they do
+not import each other (import-linter contract `runtime-layers` in pyproject.toml).
 """

@@ -1,53 +1,106 @@
-"""The `chongjun` command line."""
+"""The `chongjun` command line.
+
+Every command that reaches PostgreSQL goes through `_servers()` (the configured servers, or the
+embedded ones started for the command and stopped after) and `_Servers.run` (one connection,
+opened with `foundation.connections.open_connection`, closed when the work is done).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import platform
+import shutil
 import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
 
+import asyncpg
 import click
+import msgspec
+import uvloop
+from granian import Granian
+from granian.constants import Interfaces
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from benefits.redemption import prune_idempotency_keys
+from chongjun import demo
+from chongjun.bench.matching import run_matching_bench
+from chongjun.bench.roster import bench_import
+from chongjun.bench.scans import run_scan_bench
+from chongjun.runtime import resolve_settings
+from foundation.connections import connect_redis, open_connection
+from foundation.settings import Settings, load_settings
+from identity import (
+    AccountExists,
+    DevCityIssuer,
+    DevIssuerRefused,
+    InvalidAccount,
+    InvalidIdNumber,
+    NewAccount,
+    RosterEncoding,
+    RosterRejected,
+    SecretStore,
+    create_account,
+    import_roster,
+    list_keys,
+    pii_vault,
+    prune_refresh_tokens,
+    remove_key,
+    rotate_keys,
+)
+from identity.people import masked_name_of
+from migrations import apply_migrations, pending_migrations
 
 __all__ = ("main",)
+
+T = TypeVar("T")
+
+
+class _Servers:
+    """The resolved settings, and a way to run async work on one connection to that PostgreSQL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`work(conn)` in an event loop of its own; the connection is closed after, even on error."""
+
+        async def on_connection() -> T:
+            conn = await open_connection(self.settings)
+            try:
+                return await work(conn)
+            finally:
+                await conn.close()
+
+        return asyncio.run(on_connection())
+
+
+@contextmanager
+def _servers(*, migrate: bool = False) -> Iterator[_Servers]:
+    """Settings with both URLs: the configured servers, or embedded ones that stop on exit.
+
+    With `migrate`, pending migrations are applied first (commands that write to the schema).
+    """
+    settings, embedded = resolve_settings()
+    try:
+        servers = _Servers(settings)
+        if migrate:
+            servers.run(apply_migrations)
+        yield servers
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 @click.group()
 def main() -> None:
     """chongjun: the 崇军魔方 backend."""
-
-
-async def _migrate(settings) -> list:
-    from foundation.connections import open_connection
-    from migrations import apply_migrations
-
-    conn = await open_connection(settings)
-    try:
-        return await apply_migrations(conn)
-    finally:
-        await conn.close()
-
-
-async def _pending(settings) -> list:
-    from foundation.connections import open_connection
-    from migrations import pending_migrations
-
-    conn = await open_connection(settings)
-    try:
-        return await pending_migrations(conn)
-    finally:
-        await conn.close()
-
-
-@main.command()
-def migrate() -> None:
-    """Apply pending database migrations."""
-    from chongjun.runtime import resolve_settings
-
-    settings, _ = resolve_settings()
-    applied = asyncio.run(_migrate(settings))
-    for migration in applied:
-        click.echo(f"applied {migration.version:04d}_{migration.name}")
-    click.echo(f"{len(applied)} migration(s) applied; schema is current")
 
 
 @main.command()
@@ -57,66 +110,72 @@ def migrate() -> None:
 @click.option("--seed/--no-seed", default=True, show_default=True, help="dev: seed demo data into an empty database")
 def serve(host: str, port: int, workers: int, seed: bool) -> None:
     """Serve the API (embedded PostgreSQL and Redis unless DATABASE_URL and REDIS_URL are set)."""
-    from granian import Granian
-    from granian.constants import Interfaces
+    with _servers() as servers:
+        settings = servers.settings
+        # Before anything imports prometheus_client (the workers import api.asgi): its
+        # multiprocess mode is chosen at import. Nothing this module imports loads it.
+        _prepare_metrics_dir(settings, workers)
+        if settings.is_production:
+            pending = servers.run(pending_migrations)
+            if pending:
+                names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
+                click.echo(f"refusing to start: pending migrations {names}; run `chongjun migrate` first", err=True)
+                sys.exit(2)
+        else:
+            for migration in servers.run(apply_migrations):
+                click.echo(f"applied {migration.version:04d}_{migration.name}", err=True)
+            if seed:  # dev: the demo data, once, into an empty database
+                summary = servers.run(lambda conn: _seed_demo(conn, settings, only_if_empty=True))
+                if summary:
+                    click.echo(summary, err=True)
+        click.echo(f"chongjun: serving on http://{host}:{port} with {workers} worker(s); OpenAPI at /schema", err=True)
+        Granian(
+            "api.asgi:app_factory",
+            factory=True,
+            address=host,
+            port=port,
+            workers=workers,
+            interface=Interfaces.ASGI,
+            log_access=False,
+            backlog=2048,
+        ).serve()
 
-    from chongjun.runtime import resolve_settings
 
-    settings, embedded = resolve_settings()
-    # Before anything imports prometheus_client: its multiprocess mode is chosen at import.
-    _prepare_metrics_dir(settings, workers)
-    if settings.is_production:
-        pending = asyncio.run(_pending(settings))
-        if pending:
-            names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
-            click.echo(f"refusing to start: pending migrations {names}; run `chongjun migrate` first", err=True)
-            sys.exit(2)
-    else:
-        for migration in asyncio.run(_migrate(settings)):
-            click.echo(f"applied {migration.version:04d}_{migration.name}", err=True)
-        if seed:
-            _seed_demo_if_empty(settings)
-    click.echo(f"chongjun: serving on http://{host}:{port} with {workers} worker(s); OpenAPI at /schema", err=True)
-    Granian(
-        "api.asgi:app_factory",
-        factory=True,
-        address=host,
-        port=port,
-        workers=workers,
-        interface=Interfaces.ASGI,
-        log_access=False,
-        backlog=2048,
-    ).serve()
-    if embedded is not None:
-        embedded.stop()
+def _prepare_metrics_dir(settings: Settings, workers: int) -> None:
+    """With several workers, Prometheus metrics are pooled in files so /metrics shows them all."""
+    if workers < 2 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = settings.data_dir.resolve() / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    with _servers() as servers:
+        applied = servers.run(apply_migrations)
+    for migration in applied:
+        click.echo(f"applied {migration.version:04d}_{migration.name}")
+    click.echo(f"{len(applied)} migration(s) applied; schema is current")
 
 
 @main.command("seed-demo")
 def seed_demo() -> None:
     """Seed the demo catalog, venues, merchants, devices, people and accounts (idempotent)."""
-    from chongjun.runtime import resolve_settings
-
-    settings, embedded = resolve_settings()
-    try:
-        asyncio.run(_migrate(settings))
-        click.echo(asyncio.run(_seed_demo(settings)))
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with _servers(migrate=True) as servers:
+        click.echo(servers.run(lambda conn: _seed_demo(conn, servers.settings, only_if_empty=False)))
 
 
-async def _seed_demo(settings) -> str:
-    from foundation.connections import connect_redis
-    from chongjun.demo import seed_demo as seed
-    from foundation.connections import open_connection
-
-    conn = await open_connection(settings)
+async def _seed_demo(conn: asyncpg.Connection, settings: Settings, *, only_if_empty: bool) -> str | None:
     redis = connect_redis(settings)
     try:
-        return await seed(conn, redis, settings)
+        if only_if_empty:
+            return await demo.seed_demo_if_empty(conn, redis, settings)
+        return await demo.seed_demo(conn, redis, settings)
     finally:
         await redis.aclose()
-        await conn.close()
 
 
 @main.command()
@@ -130,87 +189,16 @@ def prune(idempotency_hours: int, refresh_days: int) -> None:
     Stored Idempotency-Key answers older than the window and long-expired refresh tokens. The
     ledger, refused scans, consumed codes and the audit log are never pruned.
     """
-    from datetime import timedelta
 
-    from benefits.redemption import prune_idempotency_keys
-    from chongjun.runtime import resolve_settings
-    from identity import prune_refresh_tokens
-
-    settings, embedded = resolve_settings()
-
-    async def run(conn) -> tuple[int, int]:
+    async def run(conn: asyncpg.Connection) -> tuple[int, int]:
         keys = await prune_idempotency_keys(conn, older_than=timedelta(hours=idempotency_hours))
         tokens = await prune_refresh_tokens(conn, expired_for=timedelta(days=refresh_days))
         return keys, tokens
 
-    try:
-        keys, tokens = asyncio.run(_with_connection(settings, run))
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with _servers() as servers:
+        keys, tokens = servers.run(run)
     click.echo(f"pruned {keys} Idempotency-Key answer(s) older than {idempotency_hours} h "
                f"and {tokens} refresh token(s) expired for over {refresh_days} day(s)")
-
-
-@main.group()
-def bench() -> None:
-    """Benchmarks: `import` and `matching` in scratch databases, `scans` over HTTP against a server."""
-
-
-@bench.command("matching")
-@click.option("--iterations", default=2000, show_default=True, type=click.IntRange(10, 1_000_000))
-def bench_matching(iterations: int) -> None:
-    """免申即享 matching latency: one person against 50 active benefits (p50/p95/p99)."""
-    import os
-
-    from chongjun.bench_matching import run_matching_bench
-    from chongjun.runtime import resolve_settings
-
-    settings, embedded = resolve_settings()
-    try:
-        results = asyncio.run(run_matching_bench(settings, iterations=iterations, echo=click.echo))
-    finally:
-        if embedded is not None:
-            embedded.stop()
-    click.echo(f"matching, one person x 50 active benefits, {iterations} requests per case (ms):")
-    for case, (p50, p95, p99) in results.items():
-        click.echo(f"  {case:<9} p50 {p50:6.2f}  p95 {p95:6.2f}  p99 {p99:6.2f}")
-    click.echo(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
-    click.echo(f"reproduce: ./dev bench matching --iterations {iterations}")
-
-
-def _prepare_metrics_dir(settings, workers: int) -> None:
-    """With several workers, Prometheus metrics are pooled in files so /metrics shows them all."""
-    import os
-    import shutil
-
-    if workers < 2 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return
-    directory = settings.data_dir.resolve() / "metrics"
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
-
-
-def _seed_demo_if_empty(settings) -> None:
-    """In dev the demo data is seeded once, on an empty database (when the seed exists)."""
-    try:
-        from chongjun.demo import seed_demo_if_empty
-    except ImportError:
-        return
-    summary = asyncio.run(seed_demo_if_empty(settings))
-    if summary:
-        click.echo(summary, err=True)
-
-
-async def _with_connection(settings, work):
-    from foundation.connections import open_connection
-
-    conn = await open_connection(settings)
-    try:
-        return await work(conn)
-    finally:
-        await conn.close()
 
 
 @main.command("create-admin")
@@ -220,11 +208,6 @@ async def _with_connection(settings, work):
 @click.option("--totp/--no-totp", default=False, show_default=True, help="require a TOTP code at login")
 def create_admin(username: str, role: str, district: str | None, totp: bool) -> None:
     """Create an admin account; the password is read from stdin (one line, never an argument)."""
-    import msgspec
-
-    from chongjun.runtime import resolve_settings
-    from identity import AccountExists, InvalidAccount, NewAccount, SecretStore, create_account
-
     password = sys.stdin.readline().rstrip("\r\n")
     try:
         new = msgspec.convert(
@@ -234,13 +217,12 @@ def create_admin(username: str, role: str, district: str | None, totp: bool) -> 
         )
     except msgspec.ValidationError as exc:
         raise click.UsageError(f"invalid account: {exc}") from None
-    settings, _ = resolve_settings()
-    asyncio.run(_migrate(settings))
-    secrets = SecretStore.from_settings(settings)
-    try:
-        account, uri = asyncio.run(_with_connection(settings, lambda conn: create_account(conn, new, secrets=secrets)))
-    except (InvalidAccount, AccountExists) as exc:
-        raise click.ClickException(exc.detail) from None
+    with _servers(migrate=True) as servers:
+        secrets = SecretStore.from_settings(servers.settings)
+        try:
+            account, uri = servers.run(lambda conn: create_account(conn, new, secrets=secrets))
+        except (InvalidAccount, AccountExists) as exc:
+            raise click.ClickException(exc.detail) from None
     click.echo(f"created {account.kind} {account.username} ({account.role}) id={account.id}")
     if uri:
         click.echo(f"TOTP (add to an authenticator app, shown once): {uri}")
@@ -255,13 +237,9 @@ def keys() -> None:
 @click.option("--alg", default="EdDSA", show_default=True, type=click.Choice(["EdDSA", "ES256"]))
 def keys_rotate(alg: str) -> None:
     """next → active, active → retired, and a new next key. Workers pick it up within 30 s."""
-    from chongjun.runtime import resolve_settings
-    from identity import SecretStore, rotate_keys
-
-    settings, _ = resolve_settings()
-    asyncio.run(_migrate(settings))
-    secrets = SecretStore.from_settings(settings)
-    result = asyncio.run(_with_connection(settings, lambda conn: rotate_keys(conn, secrets, alg=alg)))
+    with _servers(migrate=True) as servers:
+        secrets = SecretStore.from_settings(servers.settings)
+        result = servers.run(lambda conn: rotate_keys(conn, secrets, alg=alg))
     for state in ("active", "next", "retired"):
         if state in result:
             click.echo(f"{state}: {result[state]}")
@@ -270,11 +248,9 @@ def keys_rotate(alg: str) -> None:
 @keys.command("list")
 def keys_list() -> None:
     """Every key with its state and dates."""
-    from chongjun.runtime import resolve_settings
-    from identity import list_keys
-
-    settings, _ = resolve_settings()
-    for row in asyncio.run(_with_connection(settings, list_keys)):
+    with _servers() as servers:
+        rows = servers.run(list_keys)
+    for row in rows:
         click.echo(f"{row['kid']}  {row['alg']:<5}  {row['state']:<7}  created {row['created_at']:%Y-%m-%d %H:%M}")
 
 
@@ -285,11 +261,9 @@ def keys_remove(kid: str) -> None:
 
     A kid is base64url and may begin with "-": write `chongjun keys remove -- KID` for those.
     """
-    from chongjun.runtime import resolve_settings
-    from identity import remove_key
-
-    settings, _ = resolve_settings()
-    if not asyncio.run(_with_connection(settings, lambda conn: remove_key(conn, kid))):
+    with _servers() as servers:
+        removed = servers.run(lambda conn: remove_key(conn, kid))
+    if not removed:
         raise click.ClickException(f"{kid} is not a retired key")
     click.echo(f"removed {kid}")
 
@@ -299,7 +273,7 @@ class _Phases:
 
     LABELS = {"validate": "validating lines", "seal": "sealing PII", "write": "writing to PostgreSQL"}
 
-    def __init__(self, progress) -> None:
+    def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.tasks: dict[str, int] = {}
 
@@ -309,20 +283,15 @@ class _Phases:
         self.progress.update(self.tasks[phase], completed=done, total=max(total, done))
 
 
-def _progress_bar():
+def _progress_bar() -> Progress:
     """On stderr, so stdout carries only results (a pipe gets no bar characters)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     return Progress(
         TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=Console(stderr=True), transient=False,
     )
 
 
-def _print_report(report, console) -> None:
-    from rich.table import Table
-
+def _print_report(report, console: Console) -> None:
     if report.errors:
         table = Table(title="invalid lines (ID numbers masked)")
         for column in ("line", "field", "ID number", "problem"):
@@ -344,36 +313,94 @@ def _print_report(report, console) -> None:
 @click.option("--valid-only", is_flag=True, help="import the valid lines and report the others (default: all or nothing)")
 def import_roster_command(file: str, valid_only: bool) -> None:
     """Import the bureau's roster CSV (an idempotent upsert keyed by the blind index of the ID number)."""
-    from pathlib import Path
-
-    from rich.console import Console
-
-    from chongjun.runtime import resolve_settings
-    from foundation.connections import open_connection
-    from identity.people import RosterEncoding, RosterRejected, import_roster, pii_vault
-
-    settings, _ = resolve_settings()
     console = Console(stderr=True, soft_wrap=True)
     data = Path(file).read_bytes()
-
-    async def run():
-        vault = pii_vault(settings)
-        conn = await open_connection(settings)
+    with _servers() as servers:
+        vault = pii_vault(servers.settings)
         try:
             with _progress_bar() as bar:
-                return await import_roster(conn, vault, data, valid_only=valid_only, progress=_Phases(bar))
-        finally:
-            await conn.close()
-
-    try:
-        report = asyncio.run(run())
-    except RosterRejected as exc:
-        _print_report(exc.report, console)
-        sys.exit(1)
-    except RosterEncoding as exc:
-        console.print(f"[red]{exc.detail}[/red]")
-        sys.exit(1)
+                report = servers.run(
+                    lambda conn: import_roster(conn, vault, data, valid_only=valid_only, progress=_Phases(bar))
+                )
+        except RosterRejected as exc:
+            _print_report(exc.report, console)
+            sys.exit(1)
+        except RosterEncoding as exc:
+            console.print(f"[red]{exc.detail}[/red]")
+            sys.exit(1)
     _print_report(report, console)
+
+
+@main.group()
+def suishen() -> None:
+    """The simulated city platform (dev only)."""
+
+
+@suishen.command("issue")
+@click.option("--id-number", "id_number", required=True, help="the citizen's resident ID number (GB 11643)")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--ttl", default=60, show_default=True, type=click.IntRange(1, 3600), help="seconds each code lives")
+def suishen_issue(id_number: str, count: int, ttl: int) -> None:
+    """Print COUNT fresh 随申码 for a citizen, one a line (refused when CHONGJUN_ENV=production)."""
+    if load_settings().is_production:  # refused before any server is started
+        click.echo(f"error: {DevIssuerRefused()}", err=True)
+        sys.exit(2)
+    with _servers() as servers:
+        vault = pii_vault(servers.settings)
+        try:
+            id_hmac = vault.index_of(id_number)
+        except InvalidIdNumber as exc:
+            click.echo(f"error: {exc.detail}", err=True)  # never echo the number itself
+            sys.exit(2)
+        name_masked = servers.run(lambda conn: masked_name_of(conn, id_hmac))
+        issuer = DevCityIssuer(servers.settings, vault)
+    if name_masked is None:
+        click.echo("note: this ID number is not in the roster; logging in with these codes answers 403", err=True)
+    for _ in range(count):
+        click.echo(issuer.issue(id_number, name_masked=name_masked, ttl_seconds=ttl))
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks: `import` and `matching` in scratch databases, `scans` over HTTP against a server."""
+
+
+def _machine() -> str:
+    return (
+        f"machine: {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+
+
+@bench.command("import")
+@click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1, 5_000_000))
+@click.option("--seed", default=2026, show_default=True, type=int)
+def bench_import_command(rows: int, seed: int) -> None:
+    """Import a synthetic roster of ROWS people into a scratch database; print rows/s."""
+    with _servers() as servers, _progress_bar() as bar:
+        result = asyncio.run(bench_import(servers.settings, rows=rows, seed=seed, progress=_Phases(bar)))
+    click.echo(
+        f"roster import: {result.rows} rows in {result.import_seconds:.2f} s = {result.rows_per_second} rows/s "
+        f"(inserted {result.inserted}); re-import (idempotent, {result.unchanged_on_reimport} unchanged) "
+        f"{result.reimport_seconds:.2f} s; generating the CSV took {result.generate_seconds:.2f} s"
+    )
+    click.echo(_machine())
+    click.echo(f"reproduce: chongjun bench import --rows {rows} --seed {seed}")
+
+
+@bench.command("matching")
+@click.option("--iterations", default=2000, show_default=True, type=click.IntRange(10, 1_000_000))
+def bench_matching(iterations: int) -> None:
+    """免申即享 matching latency: one person against 50 active benefits (p50/p95/p99)."""
+    with _servers() as servers:
+        results = asyncio.run(
+            run_matching_bench(servers.settings, seed_catalog=demo.seed_demo, iterations=iterations, echo=click.echo)
+        )
+    click.echo(f"matching, one person x 50 active benefits, {iterations} requests per case (ms):")
+    for case, (p50, p95, p99) in results.items():
+        click.echo(f"  {case:<9} p50 {p50:6.2f}  p95 {p95:6.2f}  p99 {p99:6.2f}")
+    click.echo(_machine())
+    click.echo(f"reproduce: ./dev bench matching --iterations {iterations}")
 
 
 @bench.command("scans")
@@ -389,22 +416,11 @@ def import_roster_command(file: str, valid_only: bool) -> None:
 @click.option("--seed", default=2026, show_default=True, type=int, help="of the synthetic roster")
 def bench_scans(url, workers, scans, warmup, concurrency, venues, devices, admin_user, admin_password, seed) -> None:
     """Accepted scans/s and p50/p95/p99 of POST /v1/scans over real HTTP, one fresh 随申码 per scan."""
-    import platform
-
-    from chongjun.bench_scans import run_scan_bench
-    from foundation.settings import load_settings
-
-    settings = load_settings()
+    settings = load_settings()  # no servers of its own: it drives a server, started or given by --url
     if settings.is_production:
         click.echo("error: the scan bench mints simulated 随申码 and is refused in production", err=True)
         sys.exit(2)
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is in requirements.lock
-        runner = asyncio.run
-    result = runner(
+    result = uvloop.run(
         run_scan_bench(
             settings, url=url, workers=workers, scans=scans, warmup=warmup, concurrency=concurrency,
             venues=venues, devices=devices, admin=(admin_user, admin_password), seed=seed, echo=click.echo,
@@ -425,82 +441,12 @@ def bench_scans(url, workers, scans, warmup, concurrency, venues, devices, admin
     if result.server_cpu_ms_per_scan is not None:
         click.echo(f"server CPU (its Python processes, not PostgreSQL or Redis): {result.server_cpu_ms_per_scan:.2f} ms per scan")
     click.echo(f"setup (not timed): {result.setup_seconds:.1f} s")
-    click.echo(
-        f"machine: {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
-        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-    )
+    click.echo(_machine())
     target = f"--url {url} " if url else f"--workers {workers} "
     click.echo(
         f"reproduce: ./dev bench scans {target}--scans {scans} --warmup {warmup} "
         f"--concurrency {concurrency} --venues {venues} --devices {devices} --seed {seed}"
     )
-
-
-@bench.command("import")
-@click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1, 5_000_000))
-@click.option("--seed", default=2026, show_default=True, type=int)
-def bench_import_command(rows: int, seed: int) -> None:
-    """Import a synthetic roster of ROWS people into a scratch database; print rows/s."""
-    import platform
-
-    from chongjun.bench import bench_import
-    from chongjun.runtime import resolve_settings
-
-    settings, _ = resolve_settings()
-    with _progress_bar() as bar:
-        result = asyncio.run(bench_import(settings, rows=rows, seed=seed, progress=_Phases(bar)))
-    click.echo(
-        f"roster import: {result.rows} rows in {result.import_seconds:.2f} s = {result.rows_per_second} rows/s "
-        f"(inserted {result.inserted}); re-import (idempotent, {result.unchanged_on_reimport} unchanged) "
-        f"{result.reimport_seconds:.2f} s; generating the CSV took {result.generate_seconds:.2f} s"
-    )
-    click.echo(f"machine: {os.cpu_count()} CPU(s), Python {platform.python_version()}")
-    click.echo(f"reproduce: chongjun bench import --rows {rows} --seed {seed}")
-
-
-@main.group()
-def suishen() -> None:
-    """The simulated city platform (dev only)."""
-
-
-@suishen.command("issue")
-@click.option("--id-number", "id_number", required=True, help="the citizen's resident ID number (GB 11643)")
-@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--ttl", default=60, show_default=True, type=click.IntRange(1, 3600), help="seconds each code lives")
-def suishen_issue(id_number: str, count: int, ttl: int) -> None:
-    """Print COUNT fresh 随申码 for a citizen, one a line (refused when CHONGJUN_ENV=production)."""
-    from foundation.settings import load_settings
-    from identity.city import DevCityIssuer, DevIssuerRefused
-    from identity.pii import InvalidIdNumber
-
-    if load_settings().is_production:
-        click.echo(f"error: {DevIssuerRefused()}", err=True)
-        sys.exit(2)
-    from chongjun.runtime import resolve_settings
-    from foundation.connections import open_connection
-    from identity.people import masked_name_of, pii_vault
-
-    settings, _ = resolve_settings()
-    vault = pii_vault(settings)
-    try:
-        id_hmac = vault.index_of(id_number)
-    except InvalidIdNumber as exc:
-        click.echo(f"error: {exc.detail}", err=True)  # never echo the number itself
-        sys.exit(2)
-
-    async def lookup() -> str | None:
-        conn = await open_connection(settings)
-        try:
-            return await masked_name_of(conn, id_hmac)
-        finally:
-            await conn.close()
-
-    name_masked = asyncio.run(lookup())
-    if name_masked is None:
-        click.echo("note: this ID number is not in the roster; logging in with these codes answers 403", err=True)
-    issuer = DevCityIssuer(settings, vault)
-    for _ in range(count):
-        click.echo(issuer.issue(id_number, name_masked=name_masked, ttl_seconds=ttl))
 
 
 if __name__ == "__main__":

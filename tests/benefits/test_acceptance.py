@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from chongjun.demo import _NAMED_PEOPLE, seed_demo
+from chongjun.demo import NAMED_PEOPLE, seed_demo
 from tests.benefits.test_demo_seed import CODES
 from tests.foundation.test_http_contract import assert_problem
 from tests.tokens import admin, auth_headers, veteran
 
-DISABLED = dict(_NAMED_PEOPLE)["grade-2 disabled serviceman (因战)"]["id_number"]
-PLAIN = dict(_NAMED_PEOPLE)["plain veteran"]["id_number"]
+DISABLED = dict(NAMED_PEOPLE)["grade-2 disabled serviceman (因战)"]["id_number"]
+PLAIN = dict(NAMED_PEOPLE)["plain veteran"]["id_number"]
 
 
 async def _login(client, app, id_number: str) -> dict[str, str]:

@@ -54,3 +54,21 @@ def test_ratings_below_redemption_breaks_the_benefits_layers(tmp_path):
     result = _lint_imports(tree)
     assert result.returncode != 0
     assert "benefits.redemption.reasons -> benefits.ratings" in result.stdout
+
+
+def test_the_runtime_core_importing_the_demo_breaks_the_runtime_layers(tmp_path):
+    tree = _copy_tree(tmp_path)
+    runtime = tree / "chongjun" / "runtime.py"
+    runtime.write_text(runtime.read_text() + "\nimport chongjun.demo  # the runtime must not know its tools\n")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert "chongjun.runtime -> chongjun.demo" in result.stdout
+
+
+def test_a_bench_importing_the_demo_breaks_their_independence(tmp_path):
+    tree = _copy_tree(tmp_path)
+    matching = tree / "chongjun" / "bench" / "matching.py"
+    matching.write_text(matching.read_text() + "\nimport chongjun.demo  # the CLI hands the bench its catalog\n")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert "chongjun.bench.matching -> chongjun.demo" in result.stdout

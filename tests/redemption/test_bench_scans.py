@@ -5,7 +5,7 @@ README; this only keeps the tool working."""
 from __future__ import annotations
 
 import identity
-from chongjun.bench_scans import run_scan_bench
+from chongjun.bench.scans import run_scan_bench
 from tests.support import live_server
 
 

@@ -1,9 +1,10 @@
 """`chongjun bench matching`: the latency of 免申即享 matching for one person against 50 benefits.
 
 Runs against the configured (or embedded) PostgreSQL and Redis, in a scratch database that is
-dropped afterwards: the 41 reference benefits plus 9 more (50 active), their venues, a person
-with quota already used. It times `catalog.my_benefits` — what `GET /v1/me/benefits` runs
-after authentication and loading the person — in two cases:
+dropped afterwards: the catalog the caller seeds (the CLI passes the demo seed: the 41 reference
+benefits and their venues) plus 9 copies of C12 (50 active), a person with quota already used.
+It times `catalog.my_benefits` — what `GET /v1/me/benefits` runs after authentication and
+loading the person — in two cases:
 
 - cold: the person's cached answer was just invalidated (as after a redemption), so the list is
   computed: catalog from the process cache, the person's quota rows from PostgreSQL, 50 rules
@@ -19,15 +20,23 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 
 import asyncpg
 import msgspec
+import redis.asyncio as aioredis
 
 from benefits import catalog
+from chongjun.bench.scratch import scratch_database
+from foundation.connections import connect_redis
 from foundation.settings import Settings
 
-__all__ = ("BenchPerson", "run_matching_bench")
+__all__ = ("BenchPerson", "SeedCatalog", "run_matching_bench")
+
+# Writes a catalog with the reference benefit C12 into the scratch database it is given.
+SeedCatalog = Callable[[asyncpg.Connection, aioredis.Redis, Settings], Awaitable[object]]
+_BENCH_ACTOR = catalog.Actor("system", "bench-matching")
 
 
 class BenchPerson(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,35 +59,26 @@ def _percentiles(samples: list[float]) -> tuple[float, float, float]:
     return cuts[49], cuts[94], cuts[98]
 
 
-async def run_matching_bench(settings: Settings, *, iterations: int, echo) -> dict[str, tuple[float, float, float]]:
+async def run_matching_bench(
+    settings: Settings, *, seed_catalog: SeedCatalog, iterations: int, echo
+) -> dict[str, tuple[float, float, float]]:
     """Build the scratch database, time both cases, drop it; returns {case: (p50, p95, p99)} in ms."""
-    from foundation.connections import connect_redis, init_connection
-    from chongjun.demo import DEMO_ACTOR, seed_demo
-    from migrations import apply_migrations
-
-    name = "cj_bench_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(settings.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
     redis = connect_redis(settings)
     people = [BenchPerson(id=uuid.uuid4(), categories=frozenset({"DEMOBILIZED_SOLDIER"})),
               BenchPerson(id=uuid.uuid4(), categories=frozenset({"VETERAN", "DISABLED_SERVICEMAN"}),
                           disability_grade=2, disability_cause="WAR")]
     try:
-        conn = await asyncpg.connect(_dsn_with_database(settings.database_url, name))
-        try:
-            await init_connection(conn)
-            await apply_migrations(conn)
-            bench_settings = msgspec.structs.replace(settings, database_url=_dsn_with_database(settings.database_url, name))
-            await seed_demo(conn, redis, bench_settings)
+        async with scratch_database(settings) as (bench_settings, conn):
+            await seed_catalog(conn, redis, bench_settings)
             c12 = await catalog.get_benefit_by_code(conn, "C12")
             venues = [row["venue_id"] for row in await conn.fetch(
                 "SELECT venue_id FROM venue_benefits WHERE benefit_id = $1", c12.benefit_id)]
             for i in range(1, 10):
                 spec = msgspec.to_builtins(c12.spec()) | {"code": f"X{i}", "status": "active"}
-                await catalog.create_benefit(conn, catalog.decode_draft(spec), DEMO_ACTOR, venue_ids=venues)
+                await catalog.create_benefit(conn, catalog.decode_draft(spec), _BENCH_ACTOR, venue_ids=venues)
             await catalog.catalog_changed(redis)
             active = await catalog.list_active_benefits(conn)
-            echo(f"scratch database {name}: {len(active)} active benefits")
+            echo(f"scratch database: {len(active)} active benefits")
             for person in people:
                 for version in active[:10]:
                     for cap in version.caps:
@@ -103,22 +103,9 @@ async def run_matching_bench(settings: Settings, *, iterations: int, echo) -> di
                 results["warm"].append((time.perf_counter() - started) * 1000)
                 results["warm-cpu"].append((time.process_time() - cpu) * 1000)
                 assert len(answer.items) == len(again.items) == len(active)
-        finally:
-            await conn.close()
     finally:
         for person in people:
             await redis.delete(catalog.person_cache_key(person.id), catalog.person_cache_key(person.id) + ":gen")
         await redis.aclose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     return {case: _percentiles(samples) for case, samples in results.items()}
 
-
-def _dsn_with_database(dsn: str, database: str) -> str:
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    parts = urlsplit(dsn)
-    query = dict(parse_qsl(parts.query))
-    query.pop("dbname", None)
-    query.pop("database", None)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, urlencode(query), parts.fragment))

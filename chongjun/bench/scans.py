@@ -35,8 +35,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
+import psutil  # comes with pgserver: the memory and CPU of the server's processes
 
 from foundation.settings import Settings
+from identity import DevCityIssuer, pii_vault, synthetic_roster, synthetic_roster_csv
+from merchants.creditcode import make_credit_code
 
 __all__ = ("ScanBench", "run_scan_bench")
 
@@ -138,8 +141,6 @@ class SpawnedServer:
 
 
 def _server_processes(root_pid: int) -> list:
-    import psutil
-
     try:
         root = psutil.Process(root_pid)
         family = [root, *root.children(recursive=True)]
@@ -159,8 +160,6 @@ def _cpu_seconds(root_pid: int | None) -> float | None:
     """User plus system CPU time so far of the server's processes (None when unknown)."""
     if root_pid is None:
         return None
-    import psutil
-
     total = 0.0
     for process in _server_processes(root_pid):
         try:
@@ -173,8 +172,6 @@ def _cpu_seconds(root_pid: int | None) -> float | None:
 
 def _listening_pid(port: int) -> int | None:
     """The server's root process: of the processes listening on `port`, the one whose parent is not."""
-    import psutil
-
     listening = {
         conn.pid for conn in psutil.net_connections(kind="tcp")
         if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid
@@ -192,8 +189,6 @@ async def _sample_rss(root_pid: int | None, peaks: dict[int, float], stop: async
     """Peak resident memory of every process of the server (its workers and the parent)."""
     if root_pid is None:
         return
-    import psutil
-
     while not stop.is_set():
         for process in _server_processes(root_pid):
             try:
@@ -208,9 +203,6 @@ async def _sample_rss(root_pid: int | None, peaks: dict[int, float], stop: async
 
 
 async def _build_world(url: str, *, admin: tuple[str, str], people: int, venues: int, devices: int, seed: int) -> _World:
-    from merchants.creditcode import make_credit_code
-    from identity.people import synthetic_roster, synthetic_roster_csv
-
     run = uuid.uuid4().hex[:6].upper()
     async with httpx.AsyncClient(base_url=url, timeout=300.0) as client:
 
@@ -285,9 +277,6 @@ async def _retire_world(url: str, world: _World, *, admin: tuple[str, str], echo
 
 def _encode_requests(world: _World, settings: Settings, host: str) -> list[bytes]:
     """One ready-to-send HTTP request per person, the people dealt round-robin to the gates."""
-    from identity.city import DevCityIssuer
-    from identity.people import pii_vault
-
     issuer = DevCityIssuer(settings, pii_vault(settings))
     encode = msgspec.json.Encoder().encode
     requests = []

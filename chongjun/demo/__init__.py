@@ -4,6 +4,10 @@ synthetic people and accounts where those packages provide them.
 
 Deterministic (the same input data every time) and idempotent: each part is written in one
 transaction and skipped when it is already there, so running it twice changes nothing.
+
+A tool that uses the runtime, not part of it: only the CLI imports it (`chongjun seed-demo`, and
+`serve` in dev on an empty database), and the matching bench gets its catalog from the CLI.
+The reference catalog it writes is `catalog.json` beside this file.
 """
 
 from __future__ import annotations
@@ -17,10 +21,21 @@ import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 
-from benefits import catalog
 import merchants
-from merchants.creditcode import make_credit_code
+from benefits import catalog
 from foundation.settings import Settings
+from identity import (
+    AccountExists,
+    NewAccount,
+    SecretStore,
+    create_account,
+    import_roster,
+    pii_vault,
+    synthetic_roster,
+    synthetic_roster_csv,
+)
+from identity.pii import id_checksum_char
+from merchants.creditcode import make_credit_code
 from foundation.vocabulary import (
     CATEGORIES,
     DISABILITY_CAUSES,
@@ -30,7 +45,7 @@ from foundation.vocabulary import (
     VETERAN_SUBKINDS,
 )
 
-__all__ = ("DEMO_ACTOR", "load_reference_catalog", "seed_demo", "seed_demo_if_empty")
+__all__ = ("DEMO_ACTOR", "NAMED_PEOPLE", "load_reference_catalog", "seed_demo", "seed_demo_if_empty")
 
 # Fixed ids, so the demo's actors read the same in every audit log.
 _SEED_SUBJECT = UUID("00000000-0000-4000-8000-00000000d3e0")
@@ -79,8 +94,8 @@ class ReferenceCatalog(msgspec.Struct, frozen=True):
 
 
 def load_reference_catalog() -> ReferenceCatalog:
-    """`benefits/data/catalog.json`: every item of the reference catalog and the venues it names."""
-    raw = resources.files("benefits.catalog").joinpath("data/catalog.json").read_bytes()
+    """`catalog.json` beside this file: every item of the reference catalog and the venues it names."""
+    raw = resources.files(__name__).joinpath("catalog.json").read_bytes()
     return msgspec.json.decode(raw, type=ReferenceCatalog)
 
 
@@ -174,8 +189,6 @@ async def _demo_merchant_id(conn: asyncpg.Connection) -> UUID | None:
 
 
 async def _seed_accounts(conn: asyncpg.Connection, settings: Settings) -> list[str]:
-    from identity import AccountExists, NewAccount, SecretStore, create_account
-
     merchant_id = await _demo_merchant_id(conn)
     secrets = SecretStore.from_settings(settings)
     lines = []
@@ -203,14 +216,12 @@ async def _seed_accounts(conn: asyncpg.Connection, settings: Settings) -> list[s
 _PEOPLE_SEED = 2026
 _PEOPLE_TODAY = date(2026, 11, 27)  # fixed, so the same rows are generated every run
 _SYNTHETIC_PEOPLE = 1900
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
 
 
 def _id_number(region: str, born: date, serial: int) -> str:
     """A well-formed GB 11643 citizen number (ISO 7064 MOD 11-2 check) for a fictitious person."""
     first17 = f"{region}{born:%Y%m%d}{serial:03d}"
-    return first17 + _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+    return first17 + id_checksum_char(first17)
 
 
 def _row(region: str, born: date, serial: int, name: str, categories: str, **fields: str) -> dict[str, str]:
@@ -233,7 +244,7 @@ def _row(region: str, born: date, serial: int, name: str, categories: str, **fie
 
 
 # The people the summary names, with ready `suishen issue` lines (fictitious ID numbers).
-_NAMED_PEOPLE = (
+NAMED_PEOPLE = (
     ("grade-2 disabled serviceman (因战)", _row("310104", date(1968, 3, 9), 101, "张建国", "VETERAN|DISABLED_SERVICEMAN",
                                                   disability_grade="2", disability_cause="WAR")),
     ("plain veteran", _row("310115", date(1975, 6, 18), 102, "李伟", "VETERAN")),
@@ -246,7 +257,7 @@ _NAMED_PEOPLE = (
 
 def _coverage_rows() -> list[dict[str, str]]:
     """Every category, every disability grade and cause, every district, at least once."""
-    rows = [row for _, row in _NAMED_PEOPLE]
+    rows = [row for _, row in NAMED_PEOPLE]
     serial = 200
     districts = list(SHANGHAI_DISTRICTS)
     for i, category in enumerate(sorted(CATEGORIES)):
@@ -269,10 +280,6 @@ def _coverage_rows() -> list[dict[str, str]]:
 
 
 async def _seed_people(conn: asyncpg.Connection, settings: Settings) -> list[str]:
-    try:
-        from identity import import_roster, pii_vault, synthetic_roster, synthetic_roster_csv
-    except ImportError:  # the people registry is not part of this build yet
-        return ["people: the identity roster import is not available in this build"]
     done = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = 'people.import' AND actor_id = 'seed-demo')"
     )
@@ -289,7 +296,7 @@ async def _seed_people(conn: asyncpg.Connection, settings: Settings) -> list[str
         today=_PEOPLE_TODAY,
     )
     lines = [f"people: {report.inserted} imported ({report.rejected} refused) covering every category, grade and district"]
-    for label, row in _NAMED_PEOPLE:
+    for label, row in NAMED_PEOPLE:
         lines.append(f"  {label}: chongjun suishen issue --id-number {row['id_number']}")
     return lines
 
@@ -307,17 +314,8 @@ async def seed_demo(conn: asyncpg.Connection, redis: aioredis.Redis, settings: S
     return "\n".join(lines)
 
 
-async def seed_demo_if_empty(settings: Settings) -> str | None:
+async def seed_demo_if_empty(conn: asyncpg.Connection, redis: aioredis.Redis, settings: Settings) -> str | None:
     """`serve` in dev: seed an empty database (no benefits yet); None when there was data."""
-    from foundation.connections import connect_redis
-    from foundation.connections import open_connection
-
-    conn = await open_connection(settings)
-    redis = connect_redis(settings)
-    try:
-        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM benefits)"):
-            return None
-        return await seed_demo(conn, redis, settings)
-    finally:
-        await redis.aclose()
-        await conn.close()
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM benefits)"):
+        return None
+    return await seed_demo(conn, redis, settings)

@@ -1,0 +1,48 @@
+"""A scratch database for one benchmark run: created on the configured server, dropped after."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+from foundation.connections import open_connection
+from foundation.settings import Settings
+from migrations import apply_migrations
+
+__all__ = ("scratch_database",)
+
+
+@asynccontextmanager
+async def scratch_database(settings: Settings) -> AsyncIterator[tuple[Settings, asyncpg.Connection]]:
+    """Settings pointing at a new, migrated database and one connection to it; both gone on exit.
+
+    The database is dropped even when the run fails, so benchmarks never leave data behind.
+    """
+    name = "cj_bench_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(settings.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        scratch = msgspec.structs.replace(settings, database_url=_with_database(settings.database_url, name))
+        conn = await open_connection(scratch)
+        try:
+            await apply_migrations(conn)
+            yield scratch, conn
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _with_database(dsn: str, database: str) -> str:
+    """The same server, another database; keeps query options such as a socket `host`."""
+    parts = urlsplit(dsn)
+    query = dict(parse_qsl(parts.query))
+    query.pop("dbname", None)
+    query.pop("database", None)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, urlencode(query), parts.fragment))
