@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 
 from foundation.settings import Settings
 
-__all__ = ("connect_postgres", "connect_redis", "init_connection", "open_connection", "reset_connection")
+__all__ = (
+    "connect_postgres", "connect_redis", "dsn_with_database", "init_connection", "open_connection", "reset_connection",
+)
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -62,3 +66,12 @@ async def open_connection(settings: Settings) -> asyncpg.Connection:
     conn = await asyncpg.connect(settings.database_url, timeout=10)
     await init_connection(conn)
     return conn
+
+
+def dsn_with_database(dsn: str, database: str) -> str:
+    """The same server, another database; keeps query options such as a socket `host`."""
+    parts = urlsplit(dsn)
+    query = dict(parse_qsl(parts.query))
+    query.pop("dbname", None)
+    query.pop("database", None)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, urlencode(query), parts.fragment))

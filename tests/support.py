@@ -10,14 +10,13 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from foundation.connections import init_connection
+from foundation.connections import dsn_with_database, init_connection
 from foundation.settings import Settings
 
-__all__ = ("dsn_with_database", "free_port", "init_connection", "live_server", "embedded_test_dir")
+__all__ = ("dsn_with_database", "embedded_test_dir", "free_port", "init_connection", "live_server")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,15 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def embedded_test_dir() -> Path:
     """Where the tests' embedded servers live (when DATABASE_URL and REDIS_URL are not set)."""
     return Path(os.environ.get("CHONGJUN_TEST_DATA_DIR", ROOT / ".chongjun" / "test"))
-
-
-def dsn_with_database(dsn: str, database: str) -> str:
-    """The same server, another database; keeps query options such as a socket `host`."""
-    parts = urlsplit(dsn)
-    query = dict(parse_qsl(parts.query))
-    query.pop("dbname", None)
-    query.pop("database", None)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, urlencode(query), parts.fragment))
 
 
 def free_port() -> int:

@@ -31,27 +31,22 @@ from benefits import catalog
 from chongjun.bench.scratch import scratch_database
 from foundation.connections import connect_redis
 from foundation.settings import Settings
+from identity import Person
 
-__all__ = ("BenchPerson", "SeedCatalog", "run_matching_bench")
+__all__ = ("SeedCatalog", "run_matching_bench")
 
 # Writes a catalog with the reference benefit C12 into the scratch database it is given.
 SeedCatalog = Callable[[asyncpg.Connection, aioredis.Redis, Settings], Awaitable[object]]
 _BENCH_ACTOR = catalog.Actor("system", "bench-matching")
 
 
-class BenchPerson(msgspec.Struct, frozen=True, kw_only=True):
-    """Shaped like identity.Person (what the rules read)."""
-
-    id: uuid.UUID
-    name_masked: str = "王*"
-    categories: frozenset[str]
-    disability_grade: int | None = None
-    disability_cause: str | None = None
-    card_kind: str = "VETERAN_CARD"
-    card_status: str = "ACTIVE"
-    card_province: str = "310000"
-    district: str | None = "310104"
-    birth_date: date | None = date(1968, 3, 9)
+def _person(categories: set[str], **fields) -> Person:
+    """A person as the rules see it (a Xuhui veteran born in 1968 unless `fields` say otherwise)."""
+    return Person(**({
+        "id": uuid.uuid4(), "name_masked": "王*", "categories": frozenset(categories), "disability_grade": None,
+        "disability_cause": None, "card_kind": "VETERAN_CARD", "card_status": "ACTIVE", "card_province": "310000",
+        "district": "310104", "birth_date": date(1968, 3, 9),
+    } | fields))
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -64,9 +59,8 @@ async def run_matching_bench(
 ) -> dict[str, tuple[float, float, float]]:
     """Build the scratch database, time both cases, drop it; returns {case: (p50, p95, p99)} in ms."""
     redis = connect_redis(settings)
-    people = [BenchPerson(id=uuid.uuid4(), categories=frozenset({"DEMOBILIZED_SOLDIER"})),
-              BenchPerson(id=uuid.uuid4(), categories=frozenset({"VETERAN", "DISABLED_SERVICEMAN"}),
-                          disability_grade=2, disability_cause="WAR")]
+    people = [_person({"DEMOBILIZED_SOLDIER"}),
+              _person({"VETERAN", "DISABLED_SERVICEMAN"}, disability_grade=2, disability_cause="WAR")]
     try:
         async with scratch_database(settings) as (bench_settings, conn):
             await seed_catalog(conn, redis, bench_settings)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 
-from foundation.connections import open_connection
+from foundation.connections import dsn_with_database, open_connection
 from foundation.settings import Settings
 from migrations import apply_migrations
 
@@ -27,7 +26,7 @@ async def scratch_database(settings: Settings) -> AsyncIterator[tuple[Settings, 
     admin = await asyncpg.connect(settings.database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        scratch = msgspec.structs.replace(settings, database_url=_with_database(settings.database_url, name))
+        scratch = msgspec.structs.replace(settings, database_url=dsn_with_database(settings.database_url, name))
         conn = await open_connection(scratch)
         try:
             await apply_migrations(conn)
@@ -38,11 +37,3 @@ async def scratch_database(settings: Settings) -> AsyncIterator[tuple[Settings, 
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
-
-def _with_database(dsn: str, database: str) -> str:
-    """The same server, another database; keeps query options such as a socket `host`."""
-    parts = urlsplit(dsn)
-    query = dict(parse_qsl(parts.query))
-    query.pop("dbname", None)
-    query.pop("database", None)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, urlencode(query), parts.fragment))

@@ -21,29 +21,13 @@ import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 
-import merchants
 from benefits import catalog
+from foundation import vocabulary
 from foundation.settings import Settings
-from identity import (
-    AccountExists,
-    NewAccount,
-    SecretStore,
-    create_account,
-    import_roster,
-    pii_vault,
-    synthetic_roster,
-    synthetic_roster_csv,
-)
+import identity
 from identity.pii import id_checksum_char
+import merchants
 from merchants.creditcode import make_credit_code
-from foundation.vocabulary import (
-    CATEGORIES,
-    DISABILITY_CAUSES,
-    SHANGHAI_DISTRICTS,
-    SHANGHAI_PROVINCE,
-    SURVIVOR_CATEGORIES,
-    VETERAN_SUBKINDS,
-)
 
 __all__ = ("DEMO_ACTOR", "NAMED_PEOPLE", "load_reference_catalog", "seed_demo", "seed_demo_if_empty")
 
@@ -190,10 +174,10 @@ async def _demo_merchant_id(conn: asyncpg.Connection) -> UUID | None:
 
 async def _seed_accounts(conn: asyncpg.Connection, settings: Settings) -> list[str]:
     merchant_id = await _demo_merchant_id(conn)
-    secrets = SecretStore.from_settings(settings)
+    secrets = identity.SecretStore.from_settings(settings)
     lines = []
     for kind, username, password, role, district in _ACCOUNTS:
-        new = NewAccount(
+        new = identity.NewAccount(
             kind=kind,
             username=username,
             password=password,
@@ -203,8 +187,8 @@ async def _seed_accounts(conn: asyncpg.Connection, settings: Settings) -> list[s
         )
         try:
             async with conn.transaction():
-                await create_account(conn, new, secrets=secrets)
-        except AccountExists:
+                await identity.create_account(conn, new, secrets=secrets)
+        except identity.AccountExists:
             continue
         where = f" {district}" if district else (" of the demo merchant" if kind == "staff" else "")
         lines.append(f"{kind} ({role}{where}): username={username} password={password}")
@@ -226,7 +210,7 @@ def _id_number(region: str, born: date, serial: int) -> str:
 
 def _row(region: str, born: date, serial: int, name: str, categories: str, **fields: str) -> dict[str, str]:
     card_kind = fields.get("card_kind") or (
-        "SURVIVOR_CARD" if categories.split("|")[0] in SURVIVOR_CATEGORIES
+        "SURVIVOR_CARD" if categories.split("|")[0] in vocabulary.SURVIVOR_CATEGORIES
         else "NONE" if categories in ("ACTIVE_SERVICE", "SERVICE_FAMILY", "FIREFIGHTER") else "VETERAN_CARD"
     )
     return {
@@ -237,8 +221,8 @@ def _row(region: str, born: date, serial: int, name: str, categories: str, **fie
         "disability_cause": fields.get("disability_cause", ""),
         "card_kind": card_kind,
         "card_status": fields.get("card_status", "ACTIVE"),
-        "card_province": fields.get("card_province", SHANGHAI_PROVINCE),
-        "district": fields.get("district", region if region in SHANGHAI_DISTRICTS else "310101"),
+        "card_province": fields.get("card_province", vocabulary.SHANGHAI_PROVINCE),
+        "district": fields.get("district", region if region in vocabulary.SHANGHAI_DISTRICTS else "310101"),
         "birth_date": born.isoformat(),
     }
 
@@ -259,15 +243,15 @@ def _coverage_rows() -> list[dict[str, str]]:
     """Every category, every disability grade and cause, every district, at least once."""
     rows = [row for _, row in NAMED_PEOPLE]
     serial = 200
-    districts = list(SHANGHAI_DISTRICTS)
-    for i, category in enumerate(sorted(CATEGORIES)):
-        categories = category if category not in VETERAN_SUBKINDS else f"VETERAN|{category}"
+    districts = list(vocabulary.SHANGHAI_DISTRICTS)
+    for i, category in enumerate(sorted(vocabulary.CATEGORIES)):
+        categories = category if category not in vocabulary.VETERAN_SUBKINDS else f"VETERAN|{category}"
         extra = {"disability_grade": "5", "disability_cause": "DUTY"} if category == "DISABLED_SERVICEMAN" else {}
         born = date(1990, 1, 1) if category in ("ACTIVE_SERVICE", "FIREFIGHTER") else date(1950 + i, 2, 2)
         rows.append(_row(districts[i % 16], born, serial, "演示" + "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午"[i], categories, **extra))
         serial += 1
     for grade in range(1, 11):
-        for j, cause in enumerate(sorted(DISABILITY_CAUSES)):
+        for j, cause in enumerate(sorted(vocabulary.DISABILITY_CAUSES)):
             rows.append(
                 _row(districts[(grade * 3 + j) % 16], date(1960, grade, 10 + j), serial, "演示残疾", "VETERAN|DISABLED_SERVICEMAN",
                      disability_grade=str(grade), disability_cause=cause)
@@ -285,11 +269,11 @@ async def _seed_people(conn: asyncpg.Connection, settings: Settings) -> list[str
     )
     if done:
         return ["people: already present, unchanged"]
-    rows = _coverage_rows() + list(synthetic_roster(_SYNTHETIC_PEOPLE, seed=_PEOPLE_SEED, today=_PEOPLE_TODAY))
-    report = await import_roster(
+    rows = _coverage_rows() + list(identity.synthetic_roster(_SYNTHETIC_PEOPLE, seed=_PEOPLE_SEED, today=_PEOPLE_TODAY))
+    report = await identity.import_roster(
         conn,
-        pii_vault(settings),
-        synthetic_roster_csv(0, rows=rows),
+        identity.pii_vault(settings),
+        identity.synthetic_roster_csv(0, rows=rows),
         valid_only=True,
         actor_kind="system",
         actor_id="seed-demo",

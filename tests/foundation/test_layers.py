@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("foundation", "migrations", "identity", "merchants", "benefits", "api", "chongjun")
 
@@ -38,37 +40,41 @@ def test_the_layer_contracts_hold():
     assert "0 broken" in result.stdout
 
 
-def test_an_upward_import_breaks_a_contract(tmp_path):
+def _lint_with_import(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess[str]:
+    """import-linter over a copy of the tree in which `module` (a path) ends with one more import."""
     tree = _copy_tree(tmp_path)
-    errors = tree / "foundation" / "errors.py"
-    errors.write_text(errors.read_text() + "\nimport identity  # an upward import: the ground must not know identity\n")
-    result = _lint_imports(tree)
+    target = tree / module
+    target.write_text(target.read_text() + "\n" + line + "\n")
+    return _lint_imports(tree)
+
+
+def test_an_upward_import_breaks_a_contract(tmp_path):
+    result = _lint_with_import(
+        tmp_path, "foundation/errors.py", "import identity  # an upward import: the ground must not know identity"
+    )
     assert result.returncode != 0
     assert "foundation is not allowed to import identity" in result.stdout or "foundation.errors -> identity" in result.stdout
 
 
 def test_ratings_below_redemption_breaks_the_benefits_layers(tmp_path):
-    tree = _copy_tree(tmp_path)
-    reasons = tree / "benefits" / "redemption" / "reasons.py"
-    reasons.write_text(reasons.read_text() + "\nimport benefits.ratings  # redemption must not know ratings\n")
-    result = _lint_imports(tree)
+    result = _lint_with_import(
+        tmp_path, "benefits/redemption/reasons.py", "import benefits.ratings  # redemption must not know ratings"
+    )
     assert result.returncode != 0
     assert "benefits.redemption.reasons -> benefits.ratings" in result.stdout
 
 
-def test_the_runtime_core_importing_the_demo_breaks_the_runtime_layers(tmp_path):
-    tree = _copy_tree(tmp_path)
-    runtime = tree / "chongjun" / "runtime.py"
-    runtime.write_text(runtime.read_text() + "\nimport chongjun.demo  # the runtime must not know its tools\n")
-    result = _lint_imports(tree)
+@pytest.mark.parametrize(
+    ("module", "line", "reported"),
+    [
+        ("chongjun/runtime.py", "import chongjun.demo  # the runtime must not know its tools",
+         "chongjun.runtime -> chongjun.demo"),
+        ("chongjun/bench/matching.py", "import chongjun.demo  # the CLI hands the bench its catalog",
+         "chongjun.bench.matching -> chongjun.demo"),
+    ],
+    ids=["runtime-imports-demo", "bench-imports-demo"],
+)
+def test_the_runtime_core_and_its_tools_keep_apart(tmp_path, module, line, reported):
+    result = _lint_with_import(tmp_path, module, line)
     assert result.returncode != 0
-    assert "chongjun.runtime -> chongjun.demo" in result.stdout
-
-
-def test_a_bench_importing_the_demo_breaks_their_independence(tmp_path):
-    tree = _copy_tree(tmp_path)
-    matching = tree / "chongjun" / "bench" / "matching.py"
-    matching.write_text(matching.read_text() + "\nimport chongjun.demo  # the CLI hands the bench its catalog\n")
-    result = _lint_imports(tree)
-    assert result.returncode != 0
-    assert "chongjun.bench.matching -> chongjun.demo" in result.stdout
+    assert reported in result.stdout
