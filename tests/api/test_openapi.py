@@ -15,7 +15,7 @@ import pytest
 from api.errors import _TYPE_BY_STATUS
 from api.openapi import DOMAIN_PROBLEMS
 from foundation.errors import DomainError
-from tests.authz.world import BENEFIT_DRAFT
+from tests.factories.world import BENEFIT_DRAFT
 
 METHODS = ("get", "put", "post", "delete", "patch")
 PUBLIC = {

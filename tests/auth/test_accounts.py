@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import identity
-from tests.merchants.support import make_merchant
+from tests.factories.world import make_merchant
 from identity import (
     AccountExists,
     InvalidAccount,

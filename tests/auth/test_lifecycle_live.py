@@ -17,8 +17,8 @@ import pytest
 
 import identity
 from identity import Principal
-from tests.merchants.support import credit_code
-from tests.redemption.world import DISABLED_ID, VETERAN_ID, build_world, suishen
+from tests.factories.people import DISABLED_ID, VETERAN_ID
+from tests.factories.world import build_world, credit_code, suishen
 from tests.support import live_server
 from tests.tokens import admin, auth_headers
 

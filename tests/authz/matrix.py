@@ -2,7 +2,7 @@
 
 HOW TO EXTEND (every engineer adding a route must): add one `EXPECT` entry per method and path
 template exactly as Litestar prints it (`"GET /v1/admin/venues/{venue_id:uuid}"`), naming the
-roles that may get a 2xx when they aim at the *victim* objects of `tests/authz/world.py`. Give a
+roles that may get a 2xx when they aim at the *victim* objects of `tests/factories/world.py`. Give a
 `body` (and `query`) that would be valid for an entitled caller, so a refusal proves the scope
 check and not the validator. A new path parameter needs an entry in `PATH_PARAMS` pointing at
 a victim object (add the object to `World` if it is new). Set `public=True` only for answers
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.authz.world import ROLES, World
+from tests.factories.world import ROLES, MatrixWorld as World
 
 __all__ = ("ADMIN_ROLES", "EXPECT", "PATH_PARAMS", "Expect", "route_key")
 
@@ -60,13 +60,13 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
 
 
 def _draft() -> dict:
-    from tests.authz.world import BENEFIT_DRAFT
+    from tests.factories.world import BENEFIT_DRAFT
 
     return dict(BENEFIT_DRAFT)
 
 
 def _merchant_body(w: World) -> dict:
-    from tests.merchants.support import credit_code
+    from tests.factories.world import credit_code
 
     return {"name": "新商户", "credit_code": credit_code("310115"), "district": "310115", "contact_name": "李", "contact_phone": "021-1234567"}
 

@@ -14,7 +14,7 @@ from typing import Any
 from litestar.routes import HTTPRoute
 
 from tests.authz.matrix import ADMIN_ROLES, EXPECT, PATH_PARAMS, Expect, route_key
-from tests.authz.world import OTHER_DISTRICT, ROLES, World, build_world
+from tests.factories.world import OTHER_DISTRICT, ROLES, MatrixWorld as World, build_matrix_world
 
 _SKIPPED_METHODS = {"OPTIONS", "HEAD"}
 
@@ -54,7 +54,7 @@ def _path(route: HTTPRoute, world) -> str:
 
 
 async def test_no_unexpected_success(app, client, conn, redis):
-    world = await build_world(conn, redis)
+    world = await build_matrix_world(conn, redis)
     victim_ids = world.victim_ids()
     unexpected: list[str] = []
     # The control: every token of the matrix is genuine and live, so a refusal is the route's
@@ -129,7 +129,7 @@ async def test_foreign_objects_answer_as_missing_ones(app, client, conn, redis):
     a victim object answers exactly what aiming at an id that does not exist answers (status and
     problem type), and so does a write re-aimed at the attacker's own district (issue 11, defect 4:
     a 310104 admin creating a venue for a 310115 merchant got 201, a random merchant id 404)."""
-    world = await build_world(conn, redis)
+    world = await build_matrix_world(conn, redis)
     victims = world.victim_ids() + [str(world.benefit_id)]
     differ: list[str] = []
     reaimed_success: list[str] = []

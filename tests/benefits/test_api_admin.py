@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
+from tests.factories.world import BENEFIT_DRAFT as DRAFT
 from tests.foundation.test_http_contract import assert_problem
 from tests.tokens import admin, auth_headers, veteran
-
-DRAFT = {
-    "code": "T1",
-    "name_zh": "残疾军人免费乘坐本市公交、电车",
-    "name_en": "Free city bus for disabled servicemen",
-    "domain": "transit",
-    "value": {"kind": "free"},
-    "rule": {"op": "has_category", "category": "DISABLED_SERVICEMAN"},
-    "status": "active",
-}
 
 
 async def test_create_edit_version_and_status(app, client, conn):

@@ -11,7 +11,7 @@ import pytest
 
 from benefits import catalog
 from benefits.catalog import Actor, InvalidBenefit, InvalidRule, StatusChange
-from tests.merchants.support import make_merchant, make_venue
+from tests.factories.world import make_merchant, make_venue
 
 ADMIN = Actor("admin", "test-admin")
 

@@ -9,7 +9,7 @@ import merchants
 from chongjun.demo import load_reference_catalog, seed_demo
 from merchants.creditcode import make_credit_code
 from foundation.vocabulary import SHANGHAI_DISTRICTS
-from tests.benefits.people import person
+from tests.factories.people import person
 
 CODES = [f"T{i}" for i in range(1, 13)] + [f"C{i}" for i in range(1, 14)] + [f"L{i}" for i in range(1, 17)]
 

@@ -8,9 +8,9 @@ import msgspec
 
 from benefits import catalog
 from benefits.catalog import Actor, StatusChange
-from tests.benefits.people import person
+from tests.factories.people import person
 from tests.benefits.test_catalog_service import draft
-from tests.merchants.support import make_merchant, make_venue
+from tests.factories.world import make_merchant, make_venue
 
 ADMIN = Actor("admin", "test-admin")
 AT = datetime(2026, 11, 27, 2, tzinfo=UTC)

@@ -20,7 +20,8 @@ from foundation.vocabulary import (
     SHANGHAI_DISTRICTS,
     VETERAN_SUBKINDS,
 )
-from tests.benefits.people import TestPerson, person
+from identity import Person
+from tests.factories.people import person
 
 AT = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
@@ -220,7 +221,7 @@ people = st.builds(
 instants = st.datetimes(datetime(2024, 1, 1), datetime(2030, 12, 31)).map(lambda d: d.replace(tzinfo=UTC))
 
 
-def _reference(rule: dict, p: TestPerson, day: date) -> bool:
+def _reference(rule: dict, p: Person, day: date) -> bool:
     """An independent, naive reading of the rule's meaning."""
     op = rule["op"]
     if op == "all":

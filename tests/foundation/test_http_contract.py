@@ -144,7 +144,7 @@ def test_operations_over_real_http(settings):
 async def test_nul_in_free_text_is_400_and_writes_nothing(app, client, conn):
     """PostgreSQL text cannot hold NUL. A field without its own pattern still gets a 400 problem
     (not a 500) and its transaction rolls back."""
-    from tests.merchants.support import credit_code
+    from tests.factories.world import credit_code
     from tests.tokens import admin, auth_headers
 
     response = await client.post(

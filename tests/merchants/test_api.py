@@ -10,7 +10,7 @@ import uuid
 from benefits.redemption.seal import verify_sealed
 from tests import tokens
 from tests.foundation.test_http_contract import assert_problem
-from tests.merchants.support import credit_code
+from tests.factories.world import credit_code
 
 PUDONG, XUHUI = "310115", "310104"
 

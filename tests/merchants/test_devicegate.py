@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 import merchants
 from merchants import devicegate
 from merchants.errors import DeviceRevoked
-from tests.merchants.support import city_admin, make_merchant, make_venue, staff
+from tests.factories.world import city_admin, make_merchant, make_venue, staff
 from tests.support import init_connection
 
 KEY = b"k" * 32

@@ -14,7 +14,7 @@ from benefits.redemption import reports
 from merchants.errors import InvalidPeriod, VenueNotFound
 from merchants import SealKey
 from benefits.redemption.seal import canonical_bytes, verify_sealed
-from tests.merchants.support import make_merchant, make_venue, staff
+from tests.factories.world import make_merchant, make_venue, staff
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -175,7 +175,7 @@ async def test_statement_period_rules(conn, world):
 
 
 async def test_admins_get_statements_in_their_scope(conn, world):
-    from tests.merchants.support import city_admin, district_admin, make_venue
+    from tests.factories.world import city_admin, district_admin, make_venue
 
     mine, east, *_ = world
     xuhui_venue = await make_venue(conn, mine.id, district="310104", name="徐汇分馆")

@@ -8,7 +8,7 @@ import time
 import httpx
 
 from tests import tokens
-from tests.merchants.support import credit_code
+from tests.factories.world import credit_code
 from tests.support import live_server
 
 

@@ -20,7 +20,7 @@ from merchants.errors import (
     NotYours,
     SetupQrGone,
 )
-from tests.merchants.support import (
+from tests.factories.world import (
     Caller,
     city_admin,
     credit_code,

@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from tests.ratings.world import DISABLED_ID, VETERAN_ID, build_rating_world, login, reverse, visit
+from tests.factories.people import DISABLED_ID, VETERAN_ID
+from tests.factories.world import build_rating_world, login, reverse, visit
 
 ITEM_FIELDS = {"id", "kind", "at", "service_day", "benefit", "venue", "companions", "reversed", "reverses", "rating"}
 PROBLEM = "application/problem+json"

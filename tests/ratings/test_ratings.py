@@ -7,15 +7,8 @@ import uuid
 
 import pytest
 
-from tests.ratings.world import (
-    DISABLED_ID,
-    OTHER_DISTRICT,
-    VETERAN_ID,
-    build_rating_world,
-    login,
-    reverse,
-    visit,
-)
+from tests.factories.people import DISABLED_ID, VETERAN_ID
+from tests.factories.world import OTHER_DISTRICT, build_rating_world, login, reverse, visit
 
 PROBLEM = "application/problem+json"
 

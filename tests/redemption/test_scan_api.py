@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from tests.redemption.world import DAILY, DISABLED_ID, STRANGER_ID, VETERAN_ID, build_world, suishen
+from tests.factories.people import DISABLED_ID, STRANGER_ID, VETERAN_ID
+from tests.factories.world import DAILY, build_world, suishen
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from uuid import UUID, uuid4
 import msgspec
 import redis.asyncio as aioredis
 
-from tests.redemption.world import DISABLED_ID, VETERAN_ID, build_world, suishen
+from tests.factories.people import DISABLED_ID, VETERAN_ID
+from tests.factories.world import build_world, suishen
 from tests.tokens import admin, auth_headers
 
 

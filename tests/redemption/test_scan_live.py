@@ -7,7 +7,8 @@ import asyncio
 
 import httpx
 
-from tests.redemption.world import DAILY, DISABLED_ID, VETERAN_ID, build_world, device_headers, suishen
+from tests.factories.people import DISABLED_ID, VETERAN_ID
+from tests.factories.world import DAILY, build_world, device_headers, suishen
 from tests.support import live_server
 from tests.tokens import admin, auth_headers
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 from benefits.redemption import reports
-from tests.redemption.world import DAILY, DISABLED_ID, VETERAN_ID, build_world, suishen
+from tests.factories.people import DISABLED_ID, VETERAN_ID
+from tests.factories.world import DAILY, build_world, suishen
 from tests.tokens import admin, auth_headers, staff
 
 
