@@ -116,7 +116,6 @@ async def keyring_lifespan(app: Litestar) -> AsyncIterator[None]:
         await _load(app, ring)
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("key ring not loaded at start (%s); retrying in the background", type(exc).__name__)
-    identity.install_keyring(ring)
     task = asyncio.create_task(_keep_fresh(app, ring))
     try:
         yield
@@ -124,4 +123,3 @@ async def keyring_lifespan(app: Litestar) -> AsyncIterator[None]:
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
-        identity.uninstall_keyring(ring)

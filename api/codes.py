@@ -25,9 +25,11 @@ class CodeController(Controller):
         self,
         principal: CurrentPrincipal,
         redis: Redis,
+        keyring: Keyring,
         data: JSONBody[CodeRequest | None] = None,
     ) -> IssuedCode:
-        return await identity.issue_code(redis, principal.subject, benefit_id=data.benefit_id if data else None)
+        benefit_id = data.benefit_id if data else None
+        return await identity.issue_code(redis, principal.subject, keyring=keyring, benefit_id=benefit_id)
 
     @get("/{image:str}", operation_id="GetCodeImage", summary="QR of one's own live code: {jti}.png or {jti}.svg")
     async def image(

@@ -21,7 +21,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryP
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 import merchants
-from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Redis
+from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, Redis
 from api.guards import requires_admin, requires_admin_role, requires_device, requires_staff
 from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from foundation.settings import Settings
@@ -320,9 +320,9 @@ class AdminStaffController(Controller):
 
     @post("/", operation_id="AdminCreateStaff", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a staff account for a merchant")
     async def create_staff(
-        self, data: JSONBody[StaffCreate], conn: Conn, principal: CurrentPrincipal
+        self, data: JSONBody[StaffCreate], conn: Conn, principal: CurrentPrincipal, keyring: Keyring
     ) -> CreatedStaff:
-        return await merchants.create_staff(conn, principal, data)
+        return await merchants.create_staff(conn, principal, data, secrets=keyring.secrets)
 
     @get("/{account_id:uuid}", operation_id="AdminGetStaff", summary="One staff account")
     async def get_staff(
@@ -405,9 +405,11 @@ class DeviceController(Controller):
         summary="Exchange a device's id and secret for a short-lived device token",
     )
     async def token(
-        self, data: JSONBody[DeviceTokenRequest], conn: Conn, settings: AppSettings
+        self, data: JSONBody[DeviceTokenRequest], conn: Conn, settings: AppSettings, keyring: Keyring
     ) -> DeviceToken:
-        return await merchants.issue_device_token(conn, data, hmac_key=merchants.device_hmac_key(settings))
+        return await merchants.issue_device_token(
+            conn, data, hmac_key=merchants.device_hmac_key(settings), keyring=keyring
+        )
 
     @get("/me", operation_id="DeviceMe", guards=[requires_device], summary="The calling device, its venue and merchant")
     async def me(self, conn: Conn, principal: CurrentPrincipal) -> DeviceIdentity:

@@ -45,11 +45,9 @@ async def people_lifespan(app: Litestar) -> AsyncIterator[None]:
         log.error("CHONGJUN_CITY_PLATFORM_URL is not set: every 随申码 will be refused")
     app.state.pii_vault = vault
     app.state.city = providers
-    identity.install_city_providers(providers)
     try:
         yield
     finally:
-        identity.uninstall_city_providers(providers)
         await providers.aclose()
 
 

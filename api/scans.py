@@ -44,6 +44,7 @@ class ScanController(Controller):
         answer = await redemption.scan(
             plain_conn, state.redis, request.user, data,
             idempotency_key=idempotency_key, scan_rate=settings.device_scan_rate,
+            keyring=state.keyring, providers=state.city,
         )
         return Response(answer, media_type="application/json")
 

@@ -20,13 +20,10 @@ from identity.errors import (
 from identity.keys import (
     KeyRing,
     KeysUnavailable,
-    current_keyring,
     ensure_signing_keys,
-    install_keyring,
     list_keys,
     remove_key,
     rotate_keys,
-    uninstall_keyring,
 )
 from identity.city import (
     CityIdentity,
@@ -36,9 +33,6 @@ from identity.city import (
     DevCityIssuer,
     DevIssuerRefused,
     PlatformCityProvider,
-    current_city_providers,
-    install_city_providers,
-    uninstall_city_providers,
 )
 from identity.people import (
     ROSTER_COLUMNS,
@@ -126,11 +120,9 @@ __all__ = (
     "SuishenLogin",
     "SuishenSession",
     "add_relation",
-    "current_city_providers",
     "get_person",
     "get_profile",
     "import_roster",
-    "install_city_providers",
     "is_valid_id_number",
     "list_relations",
     "mask_id_number",
@@ -141,7 +133,6 @@ __all__ = (
     "suishen_login",
     "synthetic_roster",
     "synthetic_roster_csv",
-    "uninstall_city_providers",
     "CODE_PREFIX",
     "AccountExists",
     "AccountRecord",
@@ -178,9 +169,7 @@ __all__ = (
     "code_image",
     "code_image_file",
     "create_account",
-    "current_keyring",
     "ensure_signing_keys",
-    "install_keyring",
     "issue_access_token",
     "issue_code",
     "issue_session",
@@ -198,7 +187,6 @@ __all__ = (
     "rotate_keys",
     "set_account_disabled",
     "staff_login",
-    "uninstall_keyring",
     "verify_access_token",
     "verify_code",
 )

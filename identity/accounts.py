@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from identity import db
 from identity.errors import AccountExists, InvalidAccount, InvalidCredentials, TotpRequired
-from identity.keys import KeyRing, current_keyring
+from identity.keys import KeyRing
 from identity.secrets import SecretStore
 from identity.sessions import account_principal, issue_session, revoke_subject_sessions
 from identity.throttle import (
@@ -89,7 +89,8 @@ def _check(new: NewAccount) -> None:
 async def create_account(
     conn: asyncpg.Connection, new: NewAccount, *, secrets: SecretStore | None = None
 ) -> tuple[AccountRecord, str | None]:
-    """Create a staff or admin account; returns it and, with `with_totp`, the otpauth:// URI.
+    """Create a staff or admin account; returns it and, with `with_totp`, the otpauth:// URI
+    (which needs `secrets`, the store holding the key that seals TOTP secrets).
 
     The URI holds the TOTP secret: show it once to the account holder and never log it.
     """
@@ -109,8 +110,9 @@ async def create_account(
         raise AccountExists()
     uri = None
     if new.with_totp:
-        store = secrets or current_keyring().secrets
-        key = store.versioned(TOTP_SECRET)
+        if secrets is None:
+            raise TypeError("create_account needs `secrets` to seal a TOTP secret")
+        key = secrets.versioned(TOTP_SECRET)
         secret = new_totp_secret()
         nonce = os.urandom(12)
         sealed = nonce + AESGCM(key.current).encrypt(nonce, secret, row["id"].bytes)
@@ -151,7 +153,7 @@ async def authenticate_account(
     login: StaffLogin,
     *,
     client: str,
-    secrets: SecretStore | None = None,
+    secrets: SecretStore,
     now: float | None = None,
 ) -> Principal:
     """The principal of a correct login; InvalidCredentials, TotpRequired or LoginThrottled otherwise.
@@ -169,8 +171,7 @@ async def authenticate_account(
         if not login.totp and row["disabled_at"] is None:
             log.info("login refused", extra={"fields": {"client": client, "reason": "totp-required"}})
             raise TotpRequired()
-        store = secrets or current_keyring().secrets
-        key = store.versioned(TOTP_SECRET).get(row["totp_key_version"])
+        key = secrets.versioned(TOTP_SECRET).get(row["totp_key_version"])
         sealed = row["totp_secret_enc"]
         secret = AESGCM(key).decrypt(sealed[:12], sealed[12:], row["id"].bytes)
         step = verify_totp(secret, login.totp, at) if login.totp else None
@@ -200,12 +201,12 @@ async def staff_login(
     login: StaffLogin,
     *,
     client: str,
-    keyring: KeyRing | None = None,
+    keyring: KeyRing,
     admit: Admit | None = None,
     now: float | None = None,
 ) -> SessionTokens:
     """`POST /v1/auth/staff`: check the credentials and open a session (staff or admin token)."""
-    ring = current_keyring(keyring)
+    ring = keyring
     principal = await authenticate_account(conn, redis, login, client=client, secrets=ring.secrets, now=now)
     # One transaction for the admission and the session, so what admit locks (the merchant's
     # status) holds until the session exists: a concurrent suspension then ends it too.

@@ -25,8 +25,8 @@ import redis.asyncio as aioredis
 
 from identity.errors import CodeNotFound, CodeStoreUnavailable, ExpiredCode, InvalidCode, InvalidToken
 from foundation.qr import render_qr
-from identity.keys import KeyRing, current_keyring
-from identity.tokens import CODE, LEEWAY_SECONDS, _Expired, new_jti, sign, verify_with_key
+from identity.keys import KeyRing
+from identity.tokens import CODE, LEEWAY_SECONDS, ExpiredToken, new_jti, sign, verify_with_key
 from identity.types import IssuedCode, VerifiedCode
 
 __all__ = (
@@ -78,12 +78,12 @@ async def issue_code(
     redis: aioredis.Redis,
     person_id: UUID,
     *,
+    keyring: KeyRing,
     benefit_id: UUID | None = None,
-    keyring: KeyRing | None = None,
     now: float | None = None,
 ) -> IssuedCode:
     """A fresh 崇军码 for `person_id`; kept in Redis for its lifetime so the owner can fetch the QR."""
-    ring = current_keyring(keyring)
+    ring = keyring
     issued = int(time.time() if now is None else now)
     jti = new_jti()
     claims: dict[str, object] = {"sub": subject_for(ring, person_id), "jti": jti}
@@ -104,13 +104,13 @@ async def issue_code(
     )
 
 
-def verify_code(raw: object, *, keyring: KeyRing | None = None, now: float | None = None) -> VerifiedCode:
+def verify_code(raw: object, *, keyring: KeyRing, now: float | None = None) -> VerifiedCode:
     """Verify a scanned 崇军码: shape first, then signature, then claims. Pure CPU, no I/O.
 
     Raises InvalidCode for anything forged, tampered, unknown or malformed, and ExpiredCode
     (a subclass) only for a genuine code past `exp` + 30 s.
     """
-    ring = current_keyring(keyring)
+    ring = keyring
     if not isinstance(raw, str) or len(raw) > MAX_CODE_LENGTH or not raw.startswith(CODE_PREFIX):
         raise InvalidCode("not a 崇军码")
     body = raw[len(CODE_PREFIX) :]
@@ -119,7 +119,7 @@ def verify_code(raw: object, *, keyring: KeyRing | None = None, now: float | Non
     try:
         claims, record = verify_with_key(ring, body, CODE, now=now, max_length=MAX_CODE_LENGTH)
         expired = False
-    except _Expired as exc:
+    except ExpiredToken as exc:
         claims, record, expired = exc.claims, exc.record, True
     except InvalidToken as exc:
         raise InvalidCode(exc.reason) from None

@@ -38,6 +38,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from foundation.cache import MISSING, LocalCache
 from foundation.errors import Unavailable
 
 __all__ = ("ACTIVE", "ACTIVE_TTL", "LOCAL_TTL", "REFUSED", "REFUSED_TTL", "StateGate", "active", "state_key")
@@ -82,7 +83,7 @@ class StateGate:
         self.kind = kind
         self._load = load
         self._unavailable = unavailable
-        self._local: dict[UUID, tuple[float, str]] = {}
+        self._local: LocalCache[UUID, str] = LocalCache(maxsize=LOCAL_MAX, ttl=LOCAL_TTL)
         self._redis_down_until = 0.0
         self._redis_failed_at = 0.0
         """Wall clock of this process's last Redis error: active markers written before it are stale."""
@@ -90,12 +91,9 @@ class StateGate:
     def forget(self, subjects: Iterable[UUID] | None = None) -> None:
         """Drop this process's cached answers (with no argument: all of them, and the memory of
         Redis failures too, as if the process had just started)."""
+        self._local.forget(subjects)
         if subjects is None:
-            self._local.clear()
             self._redis_down_until = self._redis_failed_at = 0.0
-            return
-        for subject in subjects:
-            self._local.pop(subject, None)
 
     async def publish_refused(self, redis: aioredis.Redis, subjects: Iterable[UUID]) -> None:
         """Tell every worker now: these subjects are refused (written over any active marker).
@@ -132,14 +130,11 @@ class StateGate:
 
     async def state(self, subject: UUID, *, pool: asyncpg.Pool, redis: aioredis.Redis) -> str:
         """REFUSED or "g:<n>"; Unavailable (503) when neither Redis nor PostgreSQL can say."""
-        now = time.monotonic()
-        cached = self._local.get(subject)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        cached = self._local.lookup(subject)
+        if cached is not MISSING:
+            return cached  # type: ignore[return-value]
         state = await self._read(subject, pool=pool, redis=redis)
-        if len(self._local) >= LOCAL_MAX:
-            self._local.clear()
-        self._local[subject] = (now + LOCAL_TTL, state)
+        self._local.put(subject, state)
         return state
 
     def _redis_failed(self, exc: BaseException) -> None:

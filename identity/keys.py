@@ -9,7 +9,9 @@
 - Private keys are sealed with AES-256-GCM under the versioned KEK `signing-kek` from the secret
   store (AAD = kid), so the database alone cannot sign.
 - Each process loads the ring at start and reloads it in the background (api/auth.py), so the
-  hot path (verifying a token or a 崇军码) never touches the database or Redis.
+  hot path (verifying a token or a 崇军码) never touches the database or Redis. The app keeps
+  its ring on `app.state.keyring` and passes it (`keyring=`) to every function that signs or
+  verifies; nothing is installed process-wide.
 """
 
 from __future__ import annotations
@@ -42,15 +44,12 @@ __all__ = (
     "KeyRecord",
     "KeyRing",
     "KeysUnavailable",
-    "current_keyring",
     "ensure_signing_keys",
     "generate_key",
-    "install_keyring",
     "jwk_thumbprint",
     "list_keys",
     "remove_key",
     "rotate_keys",
-    "uninstall_keyring",
 )
 
 Algorithm = Literal["EdDSA", "ES256"]
@@ -276,29 +275,3 @@ async def remove_key(conn: asyncpg.Connection, kid: str) -> bool:
     async with conn.transaction():
         await db.lock_signing_keys(conn)
         return await db.remove_retired_key(conn, kid) is not None
-
-
-# The process-wide ring: one per process (one database), installed by the app's lifespan, so the
-# scan pipeline can verify a 崇军码 (`verify_scan_code(raw)`) without threading it through.
-_installed: KeyRing | None = None
-
-
-def install_keyring(ring: KeyRing) -> None:
-    global _installed
-    _installed = ring
-
-
-def uninstall_keyring(ring: KeyRing) -> None:
-    global _installed
-    if _installed is ring:
-        _installed = None
-
-
-def current_keyring(ring: KeyRing | None = None) -> KeyRing:
-    """`ring` if given, else the installed one; raises KeysUnavailable when there is none."""
-    if ring is not None:
-        return ring
-    if _installed is None:
-        raise KeysUnavailable("no key ring is installed in this process")
-    return _installed
-

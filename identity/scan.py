@@ -10,9 +10,10 @@ from datetime import datetime
 
 import asyncpg
 
-from identity.city import current_city_providers
+from identity.city import CityProviders
 from identity.codes import CODE_PREFIX, verify_code
 from identity.errors import InvalidCode
+from identity.keys import KeyRing
 from identity.people import Person
 from identity.people.service import enrolled_person_id, get_person, get_person_by_index
 from identity.types import ScannedHolder, VerifiedScan
@@ -23,11 +24,14 @@ MAX_SCAN_LENGTH = 4096
 """Longest raw scan any branch accepts; each branch applies its own tighter cap."""
 
 
-async def verify_scan_code(raw: object, *, now: datetime | float | None = None) -> VerifiedScan:
+async def verify_scan_code(
+    raw: object, *, keyring: KeyRing, providers: CityProviders, now: datetime | float | None = None
+) -> VerifiedScan:
     """Check a scanned code's signature and time, without any database: InvalidCode (forged,
     unknown prefix) or ExpiredCode. A 随申码 from the city platform (not the dev simulator) is
     verified by the platform: CityPlatformUnavailable (503) when it fails, never a guess.
 
+    `keyring` verifies our codes, `providers` the city's (the app keeps both on `app.state`).
     `now` (a datetime or a POSIX timestamp) replaces the clock in tests. Single use of the `jti`
     is not checked here: the redemption ledger enforces it in PostgreSQL (`consumed_codes`).
     """
@@ -35,12 +39,11 @@ async def verify_scan_code(raw: object, *, now: datetime | float | None = None) 
         raise InvalidCode("not a scan code")
     clock = now.timestamp() if isinstance(now, datetime) else now
     if raw.startswith(CODE_PREFIX):
-        verified = verify_code(raw, now=clock)
+        verified = verify_code(raw, keyring=keyring, now=clock)
         return VerifiedScan(
             jti=verified.jti, expires_at=verified.expires_at, source="cj_code",
             person_id=verified.person_id, benefit_id=verified.benefit_id,
         )
-    providers = current_city_providers()
     if providers.provider_for(raw) is None:
         raise InvalidCode("unknown code prefix")
     citizen = await providers.verify(raw, now=clock)
@@ -61,6 +64,8 @@ async def scanned_person(conn: asyncpg.Connection, scan: VerifiedScan) -> Person
 async def resolve_scan_code(
     raw: object,
     *,
+    keyring: KeyRing,
+    providers: CityProviders,
     conn: asyncpg.Connection | None = None,
     now: datetime | float | None = None,
 ) -> ScannedHolder:
@@ -69,7 +74,7 @@ async def resolve_scan_code(
     needed for that). The scan pipeline itself uses the two halves, to fit a Redis round trip in
     between.
     """
-    scan = await verify_scan_code(raw, now=now)
+    scan = await verify_scan_code(raw, keyring=keyring, providers=providers, now=now)
     person_id = scan.person_id
     if person_id is None:
         if conn is None:

@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from identity import db
 from identity.errors import InvalidRefreshToken
 from identity.gate import REFUSED, StateGate, active
-from identity.keys import KeyRing, current_keyring
+from identity.keys import KeyRing
 from identity.tokens import issue_access_token
 from identity.types import Principal, SessionTokens
 
@@ -101,17 +101,17 @@ async def _issue(
 
 
 async def issue_session(
-    conn: asyncpg.Connection, principal: Principal, *, keyring: KeyRing | None = None, now: float | None = None
+    conn: asyncpg.Connection, principal: Principal, *, keyring: KeyRing, now: float | None = None
 ) -> SessionTokens:
     """A new session (new refresh family) for an authenticated principal."""
-    return await _issue(conn, principal, uuid.uuid4(), current_keyring(keyring), now)
+    return await _issue(conn, principal, uuid.uuid4(), keyring, now)
 
 
 async def refresh_session(
     conn: asyncpg.Connection,
     raw: str,
     *,
-    keyring: KeyRing | None = None,
+    keyring: KeyRing,
     redis: aioredis.Redis | None = None,
     now: float | None = None,
 ) -> SessionTokens:
@@ -121,7 +121,7 @@ async def refresh_session(
     committed before the error is raised (a rolled-back revocation would protect nobody). With
     `redis`, the revoked family's access tokens are refused on every worker at once too.
     """
-    ring = current_keyring(keyring)
+    ring = keyring
     if not isinstance(raw, str) or not _REFRESH_FORMAT.fullmatch(raw):
         raise InvalidRefreshToken("malformed refresh token")
     at = _now(now)
@@ -145,7 +145,8 @@ async def _current_principal(conn: asyncpg.Connection, issued: Principal) -> Pri
 
     Staff and admins are re-read from their account, so a disabled account loses its session
     and a changed role or district takes effect at the next refresh, not after the family
-    expires. People and devices are checked by their owners (api.auth.PRINCIPAL_CHECKS).
+    expires. Veterans' sessions end by revocation only (logout, a suspended card); devices
+    have no refresh tokens (merchants.devicegate).
     """
     if issued.kind not in ("staff", "admin"):
         return issued

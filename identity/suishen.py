@@ -13,10 +13,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from foundation.errors import Unavailable
-from identity.city import CityProviders, current_city_providers
+from identity.city import CityProviders
 from identity.errors import ExpiredCode, InvalidCode
+from identity.keys import KeyRing
 from identity.people.service import enrolled_person_id, get_profile
 from identity.people.types import SuishenSession
+from identity.sessions import issue_session
+from identity.types import Principal
 
 __all__ = ("LoginReplayUnavailable", "suishen_login")
 
@@ -41,8 +44,8 @@ async def suishen_login(
     redis: aioredis.Redis,
     code: str,
     *,
-    providers: CityProviders | None = None,
-    keyring=None,
+    providers: CityProviders,
+    keyring: KeyRing,
     now: float | None = None,
 ) -> SuishenSession:
     """A veteran session for a 随申码.
@@ -53,10 +56,8 @@ async def suishen_login(
     genuine code of someone not in the roster is NotEnrolled (403); a suspended or revoked card
     is CardSuspended (403).
     """
-    from identity import Principal, issue_session  # the session half of identity (auth engineer's)
-
     try:
-        holder = await current_city_providers(providers).verify(code, now=now)
+        holder = await providers.verify(code, now=now)
     except ExpiredCode:
         # Raised only once the signature held, so it is no forgery oracle: the app can ask for
         # a fresh code instead of saying the code is bad.

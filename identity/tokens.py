@@ -7,7 +7,7 @@ signature is checked before any claim is used; `iss`, `aud`, `exp`, `iat` (30 s 
 `iat` beyond it is refused) and the presence of every required claim are enforced.
 
 Every failure raises the one `InvalidToken` (the reason is kept for server logs only); an
-expired but genuine token raises `_Expired` internally so that 崇军码 scans can report `expired`.
+expired but genuine token raises `ExpiredToken` instead, so that 崇军码 scans can report `expired`.
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ from uuid import UUID
 
 import jwt
 
+from foundation.cache import MISSING, LocalCache
 from identity.errors import InvalidToken
-from identity.keys import KeyRecord, KeyRing, current_keyring
+from identity.keys import KeyRecord, KeyRing
 from identity.types import Principal
 
 __all__ = (
     "ACCESS_KINDS",
     "CODE",
+    "ExpiredToken",
     "ISSUER",
     "LEEWAY_SECONDS",
     "TokenKind",
@@ -66,8 +68,9 @@ _ACCESS_BY_TYP: dict[str, TokenKind] = {kind.typ: kind for kind in ACCESS_KINDS.
 _COMPACT = re.compile(r"[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")
 
 
-class _Expired(Exception):
-    """Signature and claims held but `exp` + leeway has passed."""
+class ExpiredToken(Exception):
+    """Signature and claims held but `exp` + leeway has passed (not an InvalidToken: a caller that
+    may tell "expired" apart, the 崇军码 scan, catches it; `verify_access_token` turns it into one)."""
 
     def __init__(self, claims: dict[str, Any], record: KeyRecord) -> None:
         super().__init__("expired")
@@ -94,7 +97,7 @@ def sign(ring: KeyRing, kind: TokenKind, claims: dict[str, Any], *, ttl_seconds:
 def verify(
     ring: KeyRing, token: object, kind: TokenKind, *, now: float | None = None, max_length: int = MAX_TOKEN_LENGTH
 ) -> dict[str, Any]:
-    """The verified claims of `token` as a `kind` token; InvalidToken or _Expired otherwise."""
+    """The verified claims of `token` as a `kind` token; InvalidToken or ExpiredToken otherwise."""
     return verify_with_key(ring, token, kind, now=now, max_length=max_length)[0]
 
 
@@ -159,7 +162,7 @@ def _check_times(claims: dict[str, Any], kind: TokenKind, now: float, record: Ke
     if "nbf" in claims and (not _is_int(claims["nbf"]) or claims["nbf"] > now + LEEWAY_SECONDS):
         raise InvalidToken("not yet valid")
     if expires <= now - LEEWAY_SECONDS:
-        raise _Expired(claims, record)
+        raise ExpiredToken(claims, record)
 
 
 def _is_int(value: object) -> bool:
@@ -170,12 +173,12 @@ def _is_int(value: object) -> bool:
 
 
 def issue_access_token(
-    principal: Principal, *, ttl_seconds: int = 900, keyring: KeyRing | None = None, now: float | None = None
+    principal: Principal, *, keyring: KeyRing, ttl_seconds: int = 900, now: float | None = None
 ) -> str:
     """A bearer access token for `principal` (its kind picks `typ` and `aud`).
 
     The merchants package issues device tokens with it: `issue_access_token(Principal("device",
-    device_id, merchant_id=..., venue_id=..., secret_generation=...), ttl_seconds=...)`.
+    device_id, merchant_id=..., venue_id=..., secret_generation=...), keyring=..., ttl_seconds=...)`.
     """
     kind = ACCESS_KINDS[principal.kind]
     claims: dict[str, Any] = {"sub": str(principal.subject)}
@@ -191,20 +194,22 @@ def issue_access_token(
         claims["gen"] = principal.secret_generation
     if principal.session_id is not None:
         claims["sid"] = str(principal.session_id)
-    return sign(current_keyring(keyring), kind, claims, ttl_seconds=ttl_seconds, now=now)
+    return sign(keyring, kind, claims, ttl_seconds=ttl_seconds, now=now)
 
 
 _VERIFIED_REUSE_SECONDS = 60.0
 """How long one process reuses the outcome of verifying an access token it has seen before."""
-_VERIFIED_MAX = 20_000
-_verified: dict[str, tuple[float, object, Principal]] = {}
-"""token -> (reuse until, the ring's key set it was verified against, its principal)."""
+_verified: LocalCache[str, tuple[object, Principal]] = LocalCache(
+    maxsize=20_000, ttl=_VERIFIED_REUSE_SECONDS, clock=time.time
+)
+"""token -> (the ring's key set it was verified against, its principal); wall-clock expiries,
+because an entry must not outlive the token's `exp`."""
 
 
 def verify_access_token(
     token: object,
     *,
-    keyring: KeyRing | None = None,
+    keyring: KeyRing,
     now: float | None = None,
 ) -> Principal:
     """The Principal of a bearer token of any access kind; InvalidToken for everything else.
@@ -213,22 +218,22 @@ def verify_access_token(
 
     A gate's scanner sends the same device token with every scan, so each process remembers a
     verified token for up to a minute (never past its expiry, and only while the key ring holds
-    the same keys): the signature is checked once, not on every request. Revocation checks of the
-    principal (devices) run on every request regardless (`api.auth.PRINCIPAL_CHECKS`).
+    the same keys): the signature is checked once, not on every request. The lifecycle check of
+    the principal (its session, or its device) runs on every request regardless (api.auth).
     """
-    ring = current_keyring(keyring)
+    ring = keyring
     clock = time.time() if now is None else now
     if now is None and isinstance(token, str):
-        hit = _verified.get(token)
-        if hit is not None and clock < hit[0] and hit[1] is ring.keys:
-            return hit[2]
+        hit = _verified.lookup(token)
+        if hit is not MISSING and hit[0] is ring.keys:
+            return hit[1]
     typ = _header(token, MAX_TOKEN_LENGTH).get("typ")
     kind = _ACCESS_BY_TYP.get(typ) if isinstance(typ, str) else None
     if kind is None:
         raise InvalidToken("not an access token")
     try:
         claims = verify(ring, token, kind, now=now)
-    except _Expired:
+    except ExpiredToken:
         raise InvalidToken("expired") from None
     try:
         principal = Principal(
@@ -244,11 +249,9 @@ def verify_access_token(
     except (ValueError, TypeError):
         raise InvalidToken("bad principal claims") from None
     if now is None:
-        if len(_verified) >= _VERIFIED_MAX:
-            _verified.clear()
         # Valid while `exp` + leeway has not passed: exactly the window `verify` accepts.
-        until = min(claims["exp"] + LEEWAY_SECONDS, clock + _VERIFIED_REUSE_SECONDS)
-        _verified[token] = (until, ring.keys, principal)
+        ttl = min(claims["exp"] + LEEWAY_SECONDS - clock, _VERIFIED_REUSE_SECONDS)
+        _verified.put(token, (ring.keys, principal), ttl=ttl)
     return principal
 
 

@@ -29,8 +29,11 @@ PrincipalKind = Literal["veteran", "staff", "admin", "device"]
 AdminRole = Literal["city", "district", "auditor"]
 
 
-class Principal(msgspec.Struct, frozen=True):
-    """Who is calling; set on `request.user` by `api/auth.py` (see docs/architecture.md)."""
+class Principal(Record):
+    """Who is calling; set on `request.user` by `api/auth.py` (see docs/architecture.md).
+
+    A `Record` like every answer shape: the base's options (frozen, nothing else) are the ones
+    this struct always had, so building one per verified token costs what it did."""
 
     kind: PrincipalKind
     subject: UUID

@@ -451,7 +451,9 @@ async def authenticate_device(conn: asyncpg.Connection, device_id: UUID, secret:
     )
 
 
-async def issue_device_token(conn: asyncpg.Connection, data: DeviceTokenRequest, *, hmac_key: bytes) -> DeviceToken:
+async def issue_device_token(
+    conn: asyncpg.Connection, data: DeviceTokenRequest, *, hmac_key: bytes, keyring: identity.KeyRing
+) -> DeviceToken:
     """`POST /v1/devices/token`: a short-lived device JWT naming the device, its merchant and venue."""
     creds = await authenticate_device(conn, data.device_id, data.secret, hmac_key=hmac_key)
     principal = identity.Principal(
@@ -461,7 +463,7 @@ async def issue_device_token(conn: asyncpg.Connection, data: DeviceTokenRequest,
         venue_id=creds.venue_id,
         secret_generation=creds.secret_generation,
     )
-    token = identity.issue_access_token(principal, ttl_seconds=DEVICE_TOKEN_TTL)
+    token = identity.issue_access_token(principal, keyring=keyring, ttl_seconds=DEVICE_TOKEN_TTL)
     return DeviceToken(access_token=token, expires_in=DEVICE_TOKEN_TTL)
 
 

@@ -65,7 +65,9 @@ class CreatedStaff(Record):
 _MANAGED_BY = "Staff of a merchant are managed by the district that onboarded it"
 
 
-async def create_staff(conn: asyncpg.Connection, caller: Caller, data: StaffCreate) -> CreatedStaff:
+async def create_staff(
+    conn: asyncpg.Connection, caller: Caller, data: StaffCreate, *, secrets: identity.SecretStore
+) -> CreatedStaff:
     merchant = await managed_merchant(conn, caller, data.merchant_id, why=_MANAGED_BY)
     if merchant["status"] == "closed":
         raise NotActive("The merchant is closed")
@@ -75,6 +77,7 @@ async def create_staff(conn: asyncpg.Connection, caller: Caller, data: StaffCrea
             kind="staff", username=data.username, password=data.password, role=data.role,
             merchant_id=data.merchant_id, with_totp=data.with_totp,
         ),
+        secrets=secrets,
     )
     account = msgspec.convert(await db.get_staff(conn, record.id), StaffAccount)
     await audit(conn, caller, "staff.create", "account", account.id, merchant["district"], merchant_id=str(data.merchant_id), username=account.username, role=data.role)

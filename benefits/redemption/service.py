@@ -199,8 +199,12 @@ async def scan(
     *,
     idempotency_key: str | None,
     scan_rate: int,
+    keyring: identity.KeyRing,
+    providers: identity.CityProviders,
 ) -> bytes:
     """Decide one scan and return the JSON answer (the stored first one for a repeated key).
+
+    `keyring` and `providers` verify the scanned code (`identity.verify_scan_code`).
 
     `conn` must not be inside a transaction: each write below is one atomic statement. The hot
     path is one Redis script and at most three PostgreSQL statements (the person, the venue's
@@ -209,7 +213,7 @@ async def scan(
     scan = await _open(conn, principal, request, idempotency_key)
     holds_marker = False
     try:
-        code = await _verify(scan)
+        code = await _verify(scan, keyring=keyring, providers=providers)
         if isinstance(code, Stored):
             ending: Answered | Stored = code
         else:
@@ -262,11 +266,13 @@ def _allowed(principal: identity.Principal, venue: merchants.Venue | None) -> me
     return venue
 
 
-async def _verify(scan: _Scan) -> identity.VerifiedScan | Refuse | Stored:
+async def _verify(
+    scan: _Scan, *, keyring: identity.KeyRing, providers: identity.CityProviders
+) -> identity.VerifiedScan | Refuse | Stored:
     """Signature and time only (no I/O for our codes), so that the replay pre-check can ride in
     the same Redis round trip as the key marker and the rate limit."""
     try:
-        return await identity.verify_scan_code(scan.request.code, now=scan.now)
+        return await identity.verify_scan_code(scan.request.code, keyring=keyring, providers=providers, now=scan.now)
     except identity.ExpiredCode:
         return Refuse("expired")
     except identity.InvalidCode:

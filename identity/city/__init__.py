@@ -28,9 +28,6 @@ __all__ = (
     "DevCityIssuer",
     "DevIssuerRefused",
     "PlatformCityProvider",
-    "current_city_providers",
-    "install_city_providers",
-    "uninstall_city_providers",
 )
 
 
@@ -74,24 +71,3 @@ class CityProviders:
     async def aclose(self) -> None:
         if self.platform is not None:
             await self.platform.aclose()
-
-
-_installed: CityProviders | None = None
-
-
-def install_city_providers(providers: CityProviders) -> None:
-    global _installed
-    _installed = providers
-
-
-def uninstall_city_providers(providers: CityProviders) -> None:
-    global _installed
-    if _installed is providers:
-        _installed = None
-
-
-def current_city_providers(providers: CityProviders | None = None) -> CityProviders:
-    """`providers` if given, else the ones installed by the app; with none installed, none verify."""
-    if providers is not None:
-        return providers
-    return _installed if _installed is not None else CityProviders(dev=None, platform=None)

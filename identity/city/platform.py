@@ -27,6 +27,7 @@ from typing import Annotated
 import httpx
 import msgspec
 
+from foundation.structs import Record
 from identity.city.errors import CityPlatformUnavailable
 from identity.city.types import CityIdentity
 from identity.errors import ExpiredCode, InvalidCode
@@ -44,7 +45,7 @@ OVERALL_TIMEOUT_SECONDS = 5.0
 MAX_CODE_LIFETIME_SECONDS = 24 * 3600
 
 
-class _Valid(msgspec.Struct, tag_field="result", tag="valid", frozen=True):
+class _Valid(Record, tag_field="result", tag="valid"):
     subject: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     id_number: Annotated[str, msgspec.Meta(min_length=15, max_length=32)]
     code_id: Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
@@ -52,11 +53,11 @@ class _Valid(msgspec.Struct, tag_field="result", tag="valid", frozen=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
 
 
-class _Invalid(msgspec.Struct, tag_field="result", tag="invalid", frozen=True):
+class _Invalid(Record, tag_field="result", tag="invalid"):
     pass
 
 
-class _Expired(msgspec.Struct, tag_field="result", tag="expired", frozen=True):
+class _Expired(Record, tag_field="result", tag="expired"):
     pass
 
 

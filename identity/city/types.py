@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-import msgspec
+from foundation.structs import Record
 
 __all__ = ("CityIdentity", "CitySource")
 
 CitySource = Literal["dev-city", "city-platform"]
 
 
-class CityIdentity(msgspec.Struct, frozen=True, kw_only=True):
+class CityIdentity(Record, kw_only=True):
     """What a verified 随申码 tells us. Never the ID number itself: only its blind index."""
 
     subject: str

@@ -125,7 +125,7 @@ async def test_a_role_change_takes_effect_at_the_next_refresh(client, app, conn)
 
 
 async def test_totp_is_required_once_enabled_and_single_use(conn, redis, keyring):
-    account, uri = await identity.create_account(conn, _new(with_totp=True))
+    account, uri = await identity.create_account(conn, _new(with_totp=True), secrets=keyring.secrets)
     assert uri.startswith("otpauth://totp/") and "secret=" in uri
     import base64
     from urllib.parse import parse_qs, urlsplit
@@ -135,21 +135,21 @@ async def test_totp_is_required_once_enabled_and_single_use(conn, redis, keyring
     now = 1_800_000_000.0
     login = StaffLogin(username="city.admin", password=PASSWORD)
     with pytest.raises(TotpRequired):
-        await authenticate_account(conn, redis, login, client="t", now=now)
+        await authenticate_account(conn, redis, login, client="t", now=now, secrets=keyring.secrets)
     wrong = StaffLogin(username="city.admin", password=PASSWORD, totp="000000" if totp_at(secret, int(now) // 30) != "000000" else "111111")
     with pytest.raises(InvalidCredentials):
-        await authenticate_account(conn, redis, wrong, client="t", now=now)
+        await authenticate_account(conn, redis, wrong, client="t", now=now, secrets=keyring.secrets)
     previous_step = StaffLogin(username="city.admin", password=PASSWORD, totp=totp_at(secret, int(now) // STEP_SECONDS - 1))
-    principal = await authenticate_account(conn, redis, previous_step, client="t", now=now)
+    principal = await authenticate_account(conn, redis, previous_step, client="t", now=now, secrets=keyring.secrets)
     assert principal.subject == account.id
     # The same (or an older) step again is a replay.
     with pytest.raises(InvalidCredentials):
-        await authenticate_account(conn, redis, previous_step, client="t", now=now)
+        await authenticate_account(conn, redis, previous_step, client="t", now=now, secrets=keyring.secrets)
     current = StaffLogin(username="city.admin", password=PASSWORD, totp=totp_at(secret, int(now) // STEP_SECONDS))
-    assert (await authenticate_account(conn, redis, current, client="t", now=now)).subject == account.id
+    assert (await authenticate_account(conn, redis, current, client="t", now=now, secrets=keyring.secrets)).subject == account.id
     too_old = StaffLogin(username="city.admin", password=PASSWORD, totp=totp_at(secret, int(now) // STEP_SECONDS - 2))
     with pytest.raises(InvalidCredentials):
-        await authenticate_account(conn, redis, too_old, client="t", now=now + 1)
+        await authenticate_account(conn, redis, too_old, client="t", now=now + 1, secrets=keyring.secrets)
     stored = await conn.fetchval("SELECT totp_secret_enc FROM accounts WHERE id = $1", account.id)
     assert secret not in bytes(stored)
 
@@ -169,8 +169,8 @@ def _a_wrong_code(uri: str) -> str:
 
 async def test_a_missing_totp_is_said_only_after_the_password_held(client, conn, keyring):
     """The app can ask for the code; the answer tells nothing to whoever lacks the password."""
-    _, uri = await identity.create_account(conn, _new(with_totp=True))
-    disabled, _ = await identity.create_account(conn, _new(username="gone.admin", with_totp=True))
+    _, uri = await identity.create_account(conn, _new(with_totp=True), secrets=keyring.secrets)
+    disabled, _ = await identity.create_account(conn, _new(username="gone.admin", with_totp=True), secrets=keyring.secrets)
     await identity.set_account_disabled(conn, disabled.id, disabled=True, redis=None)
     needs_code = await _login(client)
     assert needs_code.status_code == 401
@@ -213,11 +213,11 @@ async def test_failures_are_throttled_per_client(conn, redis, keyring):
     await redis.set(_counter("client", "10.0.0.9", CLIENT_FAILURE_LIMIT).key, CLIENT_FAILURE_LIMIT - 2, ex=900)
     for attempt in range(2):
         with pytest.raises(InvalidCredentials):
-            await authenticate_account(conn, redis, StaffLogin(username=f"u{attempt}", password="x"), client="10.0.0.9")
+            await authenticate_account(conn, redis, StaffLogin(username=f"u{attempt}", password="x"), client="10.0.0.9", secrets=keyring.secrets)
     with pytest.raises(LoginThrottled):
-        await authenticate_account(conn, redis, StaffLogin(username="fresh", password="x"), client="10.0.0.9")
+        await authenticate_account(conn, redis, StaffLogin(username="fresh", password="x"), client="10.0.0.9", secrets=keyring.secrets)
     with pytest.raises(InvalidCredentials):  # another client is not affected
-        await authenticate_account(conn, redis, StaffLogin(username="fresh", password="x"), client="10.0.0.10")
+        await authenticate_account(conn, redis, StaffLogin(username="fresh", password="x"), client="10.0.0.10", secrets=keyring.secrets)
 
 
 async def test_throttling_survives_a_redis_outage(conn, keyring):
@@ -227,9 +227,9 @@ async def test_throttling_survives_a_redis_outage(conn, keyring):
         login = StaffLogin(username="outage.admin", password="wrong password!")
         for _ in range(USER_FAILURE_LIMIT):
             with pytest.raises(InvalidCredentials):
-                await authenticate_account(conn, dead, login, client="c")
+                await authenticate_account(conn, dead, login, client="c", secrets=keyring.secrets)
         with pytest.raises(LoginThrottled) as caught:
-            await authenticate_account(conn, dead, StaffLogin(username="outage.admin", password=PASSWORD), client="c")
+            await authenticate_account(conn, dead, StaffLogin(username="outage.admin", password=PASSWORD), client="c", secrets=keyring.secrets)
     finally:
         await dead.aclose()
     assert 0 < caught.value.extensions["retry_after"] <= 15 * 60
@@ -243,8 +243,8 @@ async def test_a_success_while_redis_is_down_clears_the_user_and_gives_the_clien
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     try:
         with pytest.raises(InvalidCredentials):
-            await authenticate_account(conn, dead, StaffLogin(username="outage.admin", password="wrong!!"), client="c")
-        await authenticate_account(conn, dead, StaffLogin(username="outage.admin", password=PASSWORD), client="c")
+            await authenticate_account(conn, dead, StaffLogin(username="outage.admin", password="wrong!!"), client="c", secrets=keyring.secrets)
+        await authenticate_account(conn, dead, StaffLogin(username="outage.admin", password=PASSWORD), client="c", secrets=keyring.secrets)
     finally:
         await dead.aclose()
     assert [r["attempts"] for r in await conn.fetch("SELECT attempts FROM login_attempts")] == [1]
@@ -254,11 +254,11 @@ async def test_success_resets_the_username_counter(conn, redis, keyring):
     await identity.create_account(conn, _new())
     for _ in range(USER_FAILURE_LIMIT - 1):
         with pytest.raises(InvalidCredentials):
-            await authenticate_account(conn, redis, StaffLogin(username="city.admin", password="wrong!"), client="c")
-    await authenticate_account(conn, redis, StaffLogin(username="city.admin", password=PASSWORD), client="c")
+            await authenticate_account(conn, redis, StaffLogin(username="city.admin", password="wrong!"), client="c", secrets=keyring.secrets)
+    await authenticate_account(conn, redis, StaffLogin(username="city.admin", password=PASSWORD), client="c", secrets=keyring.secrets)
     with pytest.raises(InvalidCredentials):
-        await authenticate_account(conn, redis, StaffLogin(username="city.admin", password="wrong!"), client="c")
-    await authenticate_account(conn, redis, StaffLogin(username="city.admin", password=PASSWORD), client="c")
+        await authenticate_account(conn, redis, StaffLogin(username="city.admin", password="wrong!"), client="c", secrets=keyring.secrets)
+    await authenticate_account(conn, redis, StaffLogin(username="city.admin", password=PASSWORD), client="c", secrets=keyring.secrets)
 
 
 def _cli(settings, *args, stdin: str = "") -> subprocess.CompletedProcess:

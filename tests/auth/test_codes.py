@@ -8,10 +8,13 @@ import uuid
 import pytest
 
 import identity
-from identity import ExpiredCode, InvalidCode
+from identity import CityProviders, ExpiredCode, InvalidCode
 from identity.codes import MAX_CODE_LENGTH, subject_for
 from tests.qr import decode_qr_png
 from tests.tokens import auth_headers, device, staff, veteran
+
+NO_CITY = CityProviders(dev=None, platform=None)
+"""No city provider: every 随申码 is simply invalid (what a process without a platform URL has)."""
 
 
 async def _issue(client, app, person, **body):
@@ -88,7 +91,7 @@ async def test_image_is_gone_when_the_code_expires(client, app, redis):
 async def test_code_for_a_benefit_carries_it(client, app):
     person, benefit = uuid.uuid4(), uuid.uuid4()
     body = await _issue(client, app, person, benefit_id=str(benefit))
-    holder = await identity.resolve_scan_code(body["code"])
+    holder = await identity.resolve_scan_code(body["code"], keyring=app.state.keyring, providers=app.state.city)
     assert holder.benefit_id == benefit and holder.person_id == person and holder.source == "cj_code"
 
 
@@ -104,24 +107,24 @@ async def test_codes_are_for_veterans_only(client, app):
 async def test_resolve_scan_code(keyring, redis):
     person = uuid.uuid4()
     now = time.time()
-    issued = await identity.issue_code(redis, person, now=now)
-    holder = await identity.resolve_scan_code(issued.code, now=now + 10)
+    issued = await identity.issue_code(redis, person, keyring=keyring, now=now)
+    holder = await identity.resolve_scan_code(issued.code, keyring=keyring, providers=NO_CITY, now=now + 10)
     assert (holder.person_id, holder.jti, holder.expires_at) == (person, issued.jti, issued.expires_at)
     with pytest.raises(ExpiredCode):
-        await identity.resolve_scan_code(issued.code, now=now + 91)
+        await identity.resolve_scan_code(issued.code, keyring=keyring, providers=NO_CITY, now=now + 91)
     for raw in ("SSM1:whatever", "", "x" * 5000, None, 42, issued.code[:-3]):
         with pytest.raises(InvalidCode):
-            await identity.resolve_scan_code(raw)
+            await identity.resolve_scan_code(raw, keyring=keyring, providers=NO_CITY)
 
 
 async def test_verify_is_cheap(keyring, redis):
     """The scan hot path is pure CPU over the in-memory ring; measure its rate on this machine."""
-    codes = [(await identity.issue_code(redis, uuid.uuid4())).code for _ in range(50)]
+    codes = [(await identity.issue_code(redis, uuid.uuid4(), keyring=keyring)).code for _ in range(50)]
     rounds = 40
     started = time.perf_counter()
     for _ in range(rounds):
         for code in codes:
-            identity.verify_code(code)
+            identity.verify_code(code, keyring=keyring)
     rate = rounds * len(codes) / (time.perf_counter() - started)
     print(f"verify_code: {rate:.0f}/s on one core")
     # A loose floor: the machine running the suite may be shared. That verify does no I/O at all
@@ -140,7 +143,7 @@ async def test_redis_down_is_503_not_500(keyring):
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     try:
         with pytest.raises(identity.CodeStoreUnavailable):
-            await identity.issue_code(dead, uuid.uuid4())
+            await identity.issue_code(dead, uuid.uuid4(), keyring=keyring)
         with pytest.raises(identity.CodeStoreUnavailable):
             await identity.code_image(dead, uuid.uuid4(), "A" * 22, "png")
     finally:

@@ -107,13 +107,13 @@ async def test_concurrent_refreshes_of_one_token_let_at_most_one_through(setting
 
     from tests.support import init_connection
 
-    session = await identity.issue_session(conn, veteran())
+    session = await identity.issue_session(conn, veteran(), keyring=keyring)
     connections = [await asyncpg.connect(settings.database_url) for _ in range(6)]
     try:
         for other in connections:
             await init_connection(other)
         results = await asyncio.gather(
-            *(identity.refresh_session(c, session.refresh_token) for c in connections), return_exceptions=True
+            *(identity.refresh_session(c, session.refresh_token, keyring=keyring) for c in connections), return_exceptions=True
         )
     finally:
         for other in connections:

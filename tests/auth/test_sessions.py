@@ -22,9 +22,9 @@ def _session_of(token: str, principal: Principal, **kwargs) -> uuid.UUID:
 
 async def test_issue_session_gives_a_15_minute_access_token(conn, keyring):
     principal = veteran()
-    session = await identity.issue_session(conn, principal)
+    session = await identity.issue_session(conn, principal, keyring=keyring)
     assert session.expires_in == 900 and session.token_type == "Bearer"
-    sid = _session_of(session.access_token, principal)
+    sid = _session_of(session.access_token, principal, keyring=keyring)
     stored = await conn.fetch("SELECT token_hash, subject, family_id FROM refresh_tokens")
     assert len(stored) == 1 and stored[0]["subject"] == principal.subject
     assert stored[0]["family_id"] == sid
@@ -33,51 +33,52 @@ async def test_issue_session_gives_a_15_minute_access_token(conn, keyring):
 
 async def test_refresh_rotates_and_reuse_revokes_the_family(conn, keyring):
     principal = veteran()
-    first = await identity.issue_session(conn, principal)
-    second = await identity.refresh_session(conn, first.refresh_token)
+    first = await identity.issue_session(conn, principal, keyring=keyring)
+    second = await identity.refresh_session(conn, first.refresh_token, keyring=keyring)
     assert second.refresh_token != first.refresh_token
     # The same session: a refresh keeps the family, so a logout ends every token it issued.
-    assert _session_of(second.access_token, principal) == _session_of(first.access_token, principal)
-    third = await identity.refresh_session(conn, second.refresh_token)
+    same = _session_of(first.access_token, principal, keyring=keyring)
+    assert _session_of(second.access_token, principal, keyring=keyring) == same
+    third = await identity.refresh_session(conn, second.refresh_token, keyring=keyring)
     # The stolen copy of the first token comes back: everything in the family dies.
     with pytest.raises(InvalidRefreshToken):
-        await identity.refresh_session(conn, first.refresh_token)
+        await identity.refresh_session(conn, first.refresh_token, keyring=keyring)
     with pytest.raises(InvalidRefreshToken):
-        await identity.refresh_session(conn, third.refresh_token)
+        await identity.refresh_session(conn, third.refresh_token, keyring=keyring)
     assert await conn.fetchval("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL") == 0
 
 
 async def test_refresh_of_an_account_that_does_not_exist_fails(conn, keyring):
-    session = await identity.issue_session(conn, admin())
+    session = await identity.issue_session(conn, admin(), keyring=keyring)
     with pytest.raises(InvalidRefreshToken):
-        await identity.refresh_session(conn, session.refresh_token)
+        await identity.refresh_session(conn, session.refresh_token, keyring=keyring)
 
 
 async def test_other_sessions_survive_a_family_revocation(conn, keyring):
     principal = veteran()
-    phone = await identity.issue_session(conn, principal)
-    tablet = await identity.issue_session(conn, principal)
-    rotated = await identity.refresh_session(conn, phone.refresh_token)
+    phone = await identity.issue_session(conn, principal, keyring=keyring)
+    tablet = await identity.issue_session(conn, principal, keyring=keyring)
+    rotated = await identity.refresh_session(conn, phone.refresh_token, keyring=keyring)
     with pytest.raises(InvalidRefreshToken):
-        await identity.refresh_session(conn, phone.refresh_token)
+        await identity.refresh_session(conn, phone.refresh_token, keyring=keyring)
     with pytest.raises(InvalidRefreshToken):
-        await identity.refresh_session(conn, rotated.refresh_token)
-    assert await identity.refresh_session(conn, tablet.refresh_token)
+        await identity.refresh_session(conn, rotated.refresh_token, keyring=keyring)
+    assert await identity.refresh_session(conn, tablet.refresh_token, keyring=keyring)
 
 
 async def test_expired_unknown_and_malformed_refresh_tokens(conn, keyring):
-    session = await identity.issue_session(conn, veteran(), now=1_000_000_000)
+    session = await identity.issue_session(conn, veteran(), now=1_000_000_000, keyring=keyring)
     for raw in (session.refresh_token, "A" * 43, "short", "", "é" * 43):
         with pytest.raises(InvalidRefreshToken):
-            await identity.refresh_session(conn, raw)
+            await identity.refresh_session(conn, raw, keyring=keyring)
 
 
 async def test_logout_revokes_and_ignores_unknown_tokens(conn, redis, keyring):
-    session = await identity.issue_session(conn, veteran())
+    session = await identity.issue_session(conn, veteran(), keyring=keyring)
     await identity.revoke_session(conn, "B" * 43, redis=redis)
     await identity.revoke_session(conn, session.refresh_token, redis=redis)
     with pytest.raises(InvalidRefreshToken):
-        await identity.refresh_session(conn, session.refresh_token)
+        await identity.refresh_session(conn, session.refresh_token, keyring=keyring)
 
 
 async def test_refresh_and_logout_over_http(client, app, conn):

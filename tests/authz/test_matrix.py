@@ -54,7 +54,7 @@ def _path(route: HTTPRoute, world) -> str:
 
 
 async def test_no_unexpected_success(app, client, conn, redis):
-    world = await build_matrix_world(conn, redis)
+    world = await build_matrix_world(conn, redis, keyring=app.state.keyring)
     victim_ids = world.victim_ids()
     unexpected: list[str] = []
     # The control: every token of the matrix is genuine and live, so a refusal is the route's
@@ -129,7 +129,7 @@ async def test_foreign_objects_answer_as_missing_ones(app, client, conn, redis):
     a victim object answers exactly what aiming at an id that does not exist answers (status and
     problem type), and so does a write re-aimed at the attacker's own district (issue 11, defect 4:
     a 310104 admin creating a venue for a 310115 merchant got 201, a random merchant id 404)."""
-    world = await build_matrix_world(conn, redis)
+    world = await build_matrix_world(conn, redis, keyring=app.state.keyring)
     victims = world.victim_ids() + [str(world.benefit_id)]
     differ: list[str] = []
     reaimed_success: list[str] = []

@@ -337,7 +337,7 @@ async def _account(conn, **fields) -> UUID:
     return record.id
 
 
-async def build_matrix_world(conn, redis) -> MatrixWorld:
+async def build_matrix_world(conn, redis, *, keyring: identity.KeyRing) -> MatrixWorld:
     city_admin_id = await _account(conn, kind="admin", username=f"city{uuid.uuid4().hex[:8]}", role="city")
     other_admin_id = await _account(
         conn, kind="admin", username=f"xuhui{uuid.uuid4().hex[:8]}", role="district", district=OTHER_DISTRICT
@@ -378,7 +378,7 @@ async def build_matrix_world(conn, redis) -> MatrixWorld:
         redemption_id, datetime(2026, 11, 3, 2, tzinfo=timezone.utc), day, person_id, benefit.benefit_id, v.id, m.id,
         d.device_id, uuid.uuid4().hex,
     )
-    code = await identity.issue_code(redis, person_id)
+    code = await identity.issue_code(redis, person_id, keyring=keyring)
     world = MatrixWorld(
         merchant_id=m.id, venue_id=v.id, device_id=d.device_id, device_secret=d.secret, staff_id=s,
         person_id=person_id, redemption_id=redemption_id,

@@ -107,7 +107,7 @@ async def test_lost_redis_reply_does_not_turn_a_lone_scan_into_409(app, client, 
     try:
         answer = await redemption.scan(
             conn, flaky, principal, ScanRequest(code=code, venue_id=UUID(world.venue_id)),
-            idempotency_key=key, scan_rate=0,
+            idempotency_key=key, scan_rate=0, keyring=app.state.keyring, providers=app.state.city,
         )
         assert msgspec.json.decode(answer)["decision"] == "accepted"
     finally:
