@@ -23,6 +23,7 @@ __all__ = (
     "SessionTokens",
     "StaffLogin",
     "VerifiedCode",
+    "VerifiedScan",
 )
 
 PrincipalKind = Literal["veteran", "staff", "admin", "device"]

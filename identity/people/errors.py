@@ -5,16 +5,13 @@ from __future__ import annotations
 import msgspec
 
 from foundation.errors import BadRequest, Forbidden, Invalid, NotFound
-from identity.pii import InvalidIdNumber, SealBroken
 
 __all__ = (
     "CardSuspended",
-    "InvalidIdNumber",
     "NotEnrolled",
     "PersonNotFound",
     "RosterEncoding",
     "RosterRejected",
-    "SealBroken",
 )
 
 

@@ -35,9 +35,9 @@ from foundation.vocabulary import (
     district_code,
 )
 from identity.people import db
-from identity.people.errors import InvalidIdNumber, RosterEncoding, RosterRejected
+from identity.people.errors import RosterEncoding, RosterRejected
 from identity.people.types import PERSON_FIELDS, ImportReport, LineError, RosterRow
-from identity.pii import PiiVault, birth_date_of, id_checksum_char, mask_id_number, mask_name, normalise_id_number
+from identity.pii import InvalidIdNumber, PiiVault, birth_date_of, id_checksum_char, mask_id_number, mask_name, normalise_id_number
 
 __all__ = (
     "MAX_REPORTED_ERRORS",

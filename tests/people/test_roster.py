@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 import identity.people as people
-from identity.pii import PiiVault, mask_id_number
+from identity.pii import PiiVault, SealBroken, mask_id_number
 from identity.people import ROSTER_COLUMNS, RosterRejected, import_roster, synthetic_roster, synthetic_roster_csv
 
 HEADER = ",".join(ROSTER_COLUMNS)
@@ -158,7 +158,7 @@ async def test_blob_moved_to_another_row_in_the_database_does_not_open(conn, vau
     a, b = await conn.fetch("SELECT id, id_sealed FROM people ORDER BY id")
     await conn.execute("UPDATE people SET id_sealed = $1 WHERE id = $2", a["id_sealed"], b["id"])
     moved = await conn.fetchval("SELECT id_sealed FROM people WHERE id = $1", b["id"])
-    with pytest.raises(people.SealBroken):
+    with pytest.raises(SealBroken):
         vault.open(moved, table="people", column="id_number", row=b["id"])
 
 
