@@ -11,6 +11,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 import identity
 from api.scans import ScanController
 from api.auth import PrincipalCheck, auth_middleware, keyring_lifespan, session_check
+from api.bodies import BodyRequest
 from api.benefits import AdminBenefitController, MyBenefitsController, PublicBenefitController
 from api.codes import CodeController, JwksController
 from api.drain import DrainBodyMiddleware
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=exception_handlers,
         middleware=[prometheus.middleware, auth_middleware],
         request_max_body_size=settings.max_body_bytes,
+        request_class=BodyRequest,  # one strict decoding path for every JSON body
         openapi_config=OpenAPIConfig(
             title="chongjun",
             version="1.0.0",

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.utils.scope.state import ScopeState
 
 from api.logs import request_id_var
 from foundation import errors as domain
@@ -111,6 +112,33 @@ def too_deep_handler(_: Request, exc: RecursionError) -> Response:
     return problem(400, "malformed-json", "Bad request", "The request body is nested too deeply")
 
 
+_TEXT_BODIES = ("text/csv", "application/csv", "text/plain")
+
+
+def undecodable_body_handler(request: Request, exc: UnicodeDecodeError) -> Response:
+    """Bytes the client sent that are not text in the encoding they must be in: 400, not 500.
+
+    JSON bodies are decoded by `api.bodies` (which answers `malformed-json` itself); this catches
+    the routes that decode a raw body in their package: the benefit definitions (JSON, so UTF-8)
+    and the roster (UTF-8 or GB 18030). It is the client's error only when the request's body is
+    itself not UTF-8; a decoding error of anything else is ours and stays a 500.
+    """
+    body = ScopeState.from_scope(request.scope).body
+    if not isinstance(body, bytes) or _is_utf8(body):
+        return internal_error_handler(request, exc)
+    if request.content_type[0] in _TEXT_BODIES:
+        return problem(400, "malformed-body", "Bad request", "The request body is not text in an encoding this route reads")
+    return problem(400, "malformed-json", "Bad request", "The request body is not valid JSON (UTF-8)")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def unstorable_text_handler(_: Request, exc: asyncpg.PostgresError) -> Response:
     # PostgreSQL text and jsonb cannot hold NUL: a field the edge did not already refuse for it
     # fails its statement, the request's transaction rolls back, and this is the client's error.
@@ -122,6 +150,7 @@ def unstorable_text_handler(_: Request, exc: asyncpg.PostgresError) -> Response:
 
 exception_handlers = {
     RecursionError: too_deep_handler,
+    UnicodeDecodeError: undecodable_body_handler,
     asyncpg.CharacterNotInRepertoireError: unstorable_text_handler,
     asyncpg.UntranslatableCharacterError: unstorable_text_handler,
     domain.DomainError: domain_error_handler,
