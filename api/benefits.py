@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -10,7 +11,7 @@ import redis.asyncio as aioredis
 from litestar import Controller, Response, get, patch, post, put
 from litestar.background_tasks import BackgroundTask
 from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath, FromQuery, JSONBody, RawBody
+from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter, RawBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from benefits import catalog
@@ -21,6 +22,15 @@ from benefits.catalog.types import BenefitStatus, BenefitSummary, BenefitView, D
 from identity import Principal
 
 __all__ = ("AdminBenefitController", "BenefitCatalog", "MyBenefitsController", "PublicBenefitController")
+
+
+INT4_MAX = 2**31 - 1
+"""Benefit versions are PostgreSQL `integer`: a larger number cannot name one and must not reach SQL."""
+Version = Annotated[int, PathParameter(ge=1, le=INT4_MAX, description="A version number (1, 2, ...)")]
+ExpectedVersion = Annotated[
+    int | None,
+    QueryParameter(ge=1, le=INT4_MAX, description="The version the change is based on: 409 if another came since"),
+]
 
 
 class BenefitCatalog(msgspec.Struct, frozen=True):
@@ -178,7 +188,7 @@ class AdminBenefitController(Controller):
         summary="Any version of a benefit, as the ledger recorded it",
     )
     async def get_version(
-        self, conn: Conn, benefit_id: FromPath[UUID], version: FromPath[int]
+        self, conn: Conn, benefit_id: FromPath[UUID], version: Version
     ) -> catalog.BenefitVersion:
         return await catalog.get_version_or_404(conn, benefit_id, version)
 
@@ -196,7 +206,7 @@ class AdminBenefitController(Controller):
         principal: CurrentPrincipal,
         body: RawBody,  # decoded by benefits, so every error names its JSON path
         benefit_id: FromPath[UUID],
-        expected_version: FromQuery[int | None] = None,
+        expected_version: ExpectedVersion = None,
     ) -> Response[catalog.BenefitView]:
         view = await catalog.replace_benefit_json(conn, benefit_id, body, _actor(principal), expected_version=expected_version)
         return _changed(view, redis)
@@ -215,7 +225,7 @@ class AdminBenefitController(Controller):
         principal: CurrentPrincipal,
         body: RawBody,  # decoded by benefits, so every error names its JSON path
         benefit_id: FromPath[UUID],
-        expected_version: FromQuery[int | None] = None,
+        expected_version: ExpectedVersion = None,
     ) -> Response[catalog.BenefitView]:
         view = await catalog.patch_benefit(conn, benefit_id, body, _actor(principal), expected_version=expected_version)
         return _changed(view, redis)

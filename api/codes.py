@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 import identity
@@ -36,7 +36,9 @@ class CodeController(Controller):
         self,
         principal: CurrentPrincipal,
         redis: Redis,
-        image: Annotated[FromPath[str], Parameter(max_length=40)],
+        # One Annotated, not FromPath[...] inside another: the inner PathParameter() would win and
+        # the bounds be silently dropped.
+        image: Annotated[str, PathParameter(max_length=40, pattern=r"^[A-Za-z0-9_-]+\.(png|svg)$")],
     ) -> Response[bytes]:
         body, media_type = await identity.code_image_file(redis, principal.subject, image)
         return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})

@@ -61,7 +61,11 @@ __all__ = (
 )
 
 District = Annotated[str | None, QueryParameter(pattern=r"^31[0-9]{4}$", description="GB/T 2260 district code")]
-Month = Annotated[str, PathParameter(pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM (Asia/Shanghai)")]
+# The year is bounded here, so 0000-01 or 9999-12 (a month whose end no date can hold) is a 400 before
+# anything runs; which months exist and have begun is the statement's own rule (400 invalid-period).
+Month = Annotated[
+    str, PathParameter(pattern=r"^20[0-9]{2}-[0-9]{2}$", description="YYYY-MM, a month of 2000-2099 (Asia/Shanghai)")
+]
 PNG = "image/png"
 CSV = "text/csv; charset=utf-8"
 
