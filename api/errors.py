@@ -112,23 +112,21 @@ def too_deep_handler(_: Request, exc: RecursionError) -> Response:
     return problem(400, "malformed-json", "Bad request", "The request body is nested too deeply")
 
 
-_TEXT_BODIES = ("text/csv", "application/csv", "text/plain")
-
-
 def undecodable_body_handler(request: Request, exc: UnicodeDecodeError) -> Response:
     """Bytes the client sent that are not text in the encoding they must be in: 400, not 500.
 
-    JSON bodies are decoded by `api.bodies` (which answers `malformed-json` itself); this catches
-    the routes that decode a raw body in their package: the benefit definitions (JSON, so UTF-8)
-    and the roster (UTF-8 or GB 18030). It is the client's error only when the request's body is
-    itself not UTF-8; a decoding error of anything else is ours and stays a 500.
+    JSON bodies are decoded by `api.bodies` (which answers `malformed-json` itself) and the
+    roster by its package (`roster-encoding`); this catches any other route that decodes a raw
+    body in its package, such as the benefit definitions. It is the client's error only when the
+    request's body is itself not UTF-8; a decoding error of anything else is ours and stays a 500.
     """
     body = ScopeState.from_scope(request.scope).body
     if not isinstance(body, bytes) or _is_utf8(body):
         return internal_error_handler(request, exc)
-    if request.content_type[0] in _TEXT_BODIES:
-        return problem(400, "malformed-body", "Bad request", "The request body is not text in an encoding this route reads")
-    return problem(400, "malformed-json", "Bad request", "The request body is not valid JSON (UTF-8)")
+    media_type = request.content_type[0]
+    if media_type in ("", "application/json") or media_type.endswith("+json"):
+        return problem(400, "malformed-json", "Bad request", "The request body is not valid JSON (UTF-8)")
+    return problem(400, "malformed-body", "Bad request", "The request body is not text in an encoding this route reads")
 
 
 def _is_utf8(data: bytes) -> bool:
