@@ -67,7 +67,7 @@ Month = Annotated[
     str, PathParameter(pattern=r"^20[0-9]{2}-[0-9]{2}$", description="YYYY-MM, a month of 2000-2099 (Asia/Shanghai)")
 ]
 PNG = "image/png"
-CSV = "text/csv; charset=utf-8"
+CSV = "text/csv"  # Litestar adds "; charset=utf-8" to every text/* type itself
 
 _writers = [requires_admin_role("city", "district")]
 
@@ -122,14 +122,18 @@ def _fields(kind: type) -> list[str]:
 
 
 def _report_rows(venues: list[Any], **fixed: Any) -> list[dict[str, Any]]:
+    """One row per venue and benefit; then, where the JSON has `rejected` counts (the daily
+    report), one row per venue and refusal reason, its benefit columns empty."""
     rows = []
     for venue in msgspec.to_builtins(venues):
-        for line in venue["lines"]:
-            rows.append({**fixed, "venue_id": venue["venue_id"], "venue_name_zh": venue["venue_name_zh"], **line})
+        where = {**fixed, "venue_id": venue["venue_id"], "venue_name_zh": venue["venue_name_zh"]}
+        rows += [{**where, **line} for line in venue["lines"]]
+        rows += [{**where, "rejected_reason": r, "rejected": n} for r, n in sorted(venue.get("rejected", {}).items())]
     return rows
 
 
 _LINE_COLUMNS = ["venue_id", "venue_name_zh", "benefit_id", "benefit_code", "benefit_name_zh", "redemptions", "reversals", "net_count", "net_admitted", "net_value_fen"]
+_REFUSAL_COLUMNS = ["rejected_reason", "rejected"]
 
 
 def negotiated(request: Request, value: Any) -> Response:
@@ -143,7 +147,7 @@ def negotiated(request: Request, value: Any) -> Response:
         return Response(_csv(msgspec.to_builtins(value.items), columns), media_type=CSV, headers=headers)
     if isinstance(value, DailyReport):
         rows = _report_rows(value.venues, date=value.date.isoformat())
-        return Response(_csv(rows, ["date", *_LINE_COLUMNS]), media_type=CSV)
+        return Response(_csv(rows, ["date", *_LINE_COLUMNS, *_REFUSAL_COLUMNS]), media_type=CSV)
     if isinstance(value, SealedStatement):
         # The CSV is a convenience copy; the sealed JSON is the settlement document.
         rows = _report_rows(value.statement.venues, month=value.statement.month)

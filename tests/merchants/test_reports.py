@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
@@ -14,6 +16,7 @@ from benefits.redemption import reports
 from merchants.errors import InvalidPeriod, VenueNotFound
 from merchants import SealKey
 from benefits.redemption.seal import canonical_bytes, verify_sealed
+from tests import tokens
 from tests.factories.world import make_merchant, make_venue, staff
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -118,6 +121,48 @@ async def test_daily_report_nets_reversals(conn, world):
     assert east_report.rejected == {"not_eligible": 2}
     assert (east_report.net_count, east_report.net_value_fen) == (2, 3500)
     assert next(v for v in report.venues if v.venue_id == west.id).lines == []
+
+
+async def test_daily_report_csv_carries_the_refusals_its_json_has(app, client, conn, world):
+    """Issue 11 §7: the CSV dropped `rejected`. It has one row per venue and refusal reason."""
+    mine, east, west, *_ = world
+    day = date(2026, 11, 3)
+    await redeem(conn, east, T1, "T1", day=day, value_fen=3000)
+    for reason in ("not_eligible", "not_eligible", "quota_exhausted"):
+        await reject(conn, east, reason, day=day)
+    await reject(conn, west, "outside_window", day=day)
+    headers = tokens.auth_headers(app, tokens.staff(mine.id))
+    url = f"/v1/merchant/reports/daily?date={day}"
+    as_json = (await client.get(url, headers=headers)).json()
+    as_csv = await client.get(url, headers={**headers, "Accept": "text/csv"})
+    rows = list(csv.DictReader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    from_csv = {}
+    for row in rows:
+        if row["rejected_reason"]:
+            assert row["benefit_code"] == "" and row["date"] == str(day)
+            from_csv.setdefault(row["venue_id"], {})[row["rejected_reason"]] = int(row["rejected"])
+    assert from_csv == {v["venue_id"]: v["rejected"] for v in as_json["venues"] if v["rejected"]}
+    assert from_csv[str(east.id)] == {"not_eligible": 2, "quota_exhausted": 1}
+    [line] = [row for row in rows if row["benefit_code"]]
+    assert (line["benefit_code"], line["net_count"], line["rejected"]) == ("T1", "1", "")
+
+
+async def test_every_csv_names_its_charset_once(app, client, conn, world):
+    """Issue 11 §7: `text/csv; charset=utf-8; charset=utf-8` on every CSV answer."""
+    mine, east, *_ = world
+    await redeem(conn, east, T1, "T1", day=date(2026, 10, 5), value_fen=3000)
+    headers = {**tokens.auth_headers(app, tokens.staff(mine.id)), "Accept": "text/csv"}
+    city = {**tokens.auth_headers(app, tokens.admin("city")), "Accept": "text/csv"}
+    for url, who in (
+        ("/v1/merchant/redemptions", headers),
+        ("/v1/merchant/reports/daily?date=2026-10-05", headers),
+        ("/v1/merchant/statements/2026-10", headers),
+        ("/v1/merchant/venues", headers),
+        ("/v1/admin/merchants", city),
+    ):
+        response = await client.get(url, headers=who)
+        assert response.status_code == 200, (url, response.text)
+        assert response.headers["content-type"] == "text/csv; charset=utf-8", url
 
 
 async def test_statement_is_sealed_and_verifies_offline(conn, world):
