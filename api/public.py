@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 
-from litestar import Controller, Response, get
+from litestar import Controller, Litestar, Response, get
 from litestar.datastructures import State
-import os
+from litestar.plugins.prometheus import PrometheusController
+from prometheus_client import Gauge
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Gauge, generate_latest, multiprocess
-
-__all__ = ("HealthController", "MetricsController")
+__all__ = ("HealthController", "MetricsController", "pool_gauges")
 
 # "livesum": with several workers (PROMETHEUS_MULTIPROC_DIR set) the gauges add up across them.
 _pool_size = Gauge("chongjun_pg_pool_size", "Open PostgreSQL pool connections", multiprocess_mode="livesum")
 _pool_idle = Gauge("chongjun_pg_pool_idle", "Idle PostgreSQL pool connections", multiprocess_mode="livesum")
 _pool_max = Gauge("chongjun_pg_pool_max", "Maximum PostgreSQL pool connections", multiprocess_mode="livesum")
+
+POOL_SAMPLE_SECONDS = 1.0
+"""How often every worker writes its pool gauges; /metrics shows them at most this old."""
 
 _CHECK_TIMEOUT = 2.0
 
@@ -58,17 +62,35 @@ class HealthController(Controller):
         return Response(body)
 
 
-class MetricsController(Controller):
+class MetricsController(PrometheusController):
+    """Litestar's Prometheus endpoint as it is, at /metrics.
+
+    Request counts by route template and status and the latency histogram come from the
+    `PrometheusConfig` middleware (`api.app`); the pool gauges from `pool_gauges`. With
+    PROMETHEUS_MULTIPROC_DIR set (`chongjun serve --workers N` sets it before any worker starts)
+    the controller merges every worker's metric files, so one scrape sees them all.
+    """
+
+    include_in_schema = False
     tags = ["operations"]
 
-    @get("/metrics", operation_id="Metrics", summary="Prometheus text: requests, latency, pool", include_in_schema=False)
-    async def metrics(self, state: State) -> Response[bytes]:
-        pool = state.pool
-        _pool_size.set(pool.get_size())
-        _pool_idle.set(pool.get_idle_size())
-        _pool_max.set(pool.get_max_size())
-        registry = REGISTRY
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-        return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+@asynccontextmanager
+async def pool_gauges(app: Litestar) -> AsyncIterator[None]:
+    """Every worker writes its own pool's gauges, so a scrape answered by any worker sees all."""
+
+    async def sample() -> None:
+        while True:
+            pool = app.state.pool
+            _pool_size.set(pool.get_size())
+            _pool_idle.set(pool.get_idle_size())
+            _pool_max.set(pool.get_max_size())
+            await asyncio.sleep(POOL_SAMPLE_SECONDS)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
