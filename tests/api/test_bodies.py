@@ -55,7 +55,7 @@ async def test_every_route_that_reads_a_body_refuses_one_that_is_not_utf8(app, c
     """The sweep: each POST/PUT/PATCH route of the app, called by a role its guards admit, with a
     body that is not UTF-8. A route that reads its body answers 400 `malformed-json` (the
     roster: its own `roster-encoding`); a route that reads none never answers 500."""
-    world = await build_world(conn, redis)
+    world = await build_world(conn, redis, keyring=app.state.keyring)
     read_a_body = 0
     for key, route in app_routes(app):
         method = key.split(" ", 1)[0]
