@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
-import psutil  # comes with pgserver: the memory and CPU of the server's processes
+import psutil  # the memory and CPU of the server's processes
 
 from foundation.settings import Settings
 from identity import DevCityIssuer, pii_vault, synthetic_roster, synthetic_roster_csv
