@@ -92,7 +92,7 @@ DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     # Sessions and identity
     "SuishenLogin": {401: ("invalid-token", "expired-code"), 403: ("not-enrolled", "card-suspended"), 429: ("login-throttled",),
                      503: ("city-platform-unavailable",)},
-    "StaffLogin": {401: ("invalid-credentials",), 429: ("login-throttled",)},
+    "StaffLogin": {401: ("invalid-credentials",), 403: ("merchant-inactive",), 429: ("login-throttled",)},
     "RefreshSession": {401: ("invalid-token",)},
     "Logout": {401: ("invalid-token",)},
     "DeviceToken": {401: ("bad-device-credentials", "device-revoked")},
