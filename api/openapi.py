@@ -46,7 +46,7 @@ from api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX
 from benefits import catalog
 from foundation.errors import DomainError
 
-__all__ = ("DOMAIN_PROBLEMS", "DocsPage", "SchemaJson", "audience_of", "document", "finish")
+__all__ = ("AUDIENCES", "DOMAIN_PROBLEMS", "DocsPage", "SchemaJson", "audience_of", "document", "finish")
 
 _METHODS = ("get", "put", "post", "delete", "patch")
 ADMIN_ROLES = ("admin:city", "admin:district", "admin:auditor")
