@@ -3,7 +3,7 @@
 Every operation is called by each audience its guards admit (veteran, staff, device, admin city /
 district / auditor; public operations without a token), with data generated from the document:
 valid data (positive) and data that breaks it (negative), path parameters now random and now the
-ids of real objects (`tests/authz/world.py`), so both the 404 and the success paths are walked.
+ids of real objects (`tests/factories/world.py`), so both the 404 and the success paths are walked.
 Each answer must be no 5xx, a status the document lists for that operation, a media type it lists,
 and a body that validates against the schema documented for that status.
 
@@ -37,7 +37,7 @@ from identity import Principal
 from identity.people import ROSTER_COLUMNS, import_roster
 from tests import tokens
 from tests.authz.matrix import PATH_PARAMS
-from tests.authz.world import VICTIM_DISTRICT, build_world
+from tests.factories.world import VICTIM_DISTRICT, build_matrix_world
 
 EXAMPLES = 6
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -78,7 +78,7 @@ ROSTER = ",".join(ROSTER_COLUMNS) + "\n11010519491231002X,欧阳娜娜,VETERAN|D
 
 
 async def _with_world(app, schema, conn, redis) -> Report:
-    world = await build_world(conn, redis)
+    world = await build_matrix_world(conn, redis)
     # Veteran A enrolled in the roster, so the veteran's own operations reach their success path.
     await import_roster(conn, app.state.pii_vault, ROSTER)
     await conn.execute("UPDATE people SET id = $1", world.person_id)
