@@ -78,7 +78,7 @@ ROSTER = ",".join(ROSTER_COLUMNS) + "\n11010519491231002X,欧阳娜娜,VETERAN|D
 
 
 async def _with_world(app, schema, conn, redis) -> Report:
-    world = await build_matrix_world(conn, redis)
+    world = await build_matrix_world(conn, redis, keyring=app.state.keyring)
     # Veteran A enrolled in the roster, so the veteran's own operations reach their success path.
     await import_roster(conn, app.state.pii_vault, ROSTER)
     await conn.execute("UPDATE people SET id = $1", world.person_id)
