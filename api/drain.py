@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Receive, Scope, Send
+
+from api.wrappers import HttpWrapper
 
 __all__ = ("DrainBodyMiddleware",)
 
@@ -20,14 +22,8 @@ MAX_DRAIN_BYTES = 16 * 1024 * 1024
 DRAIN_SECONDS = 5.0
 
 
-class DrainBodyMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class DrainBodyMiddleware(HttpWrapper):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = {"done": False, "read": 0}
 
         async def tracking_receive() -> Message:

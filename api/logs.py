@@ -9,7 +9,9 @@ import sys
 import time
 
 import msgspec
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Receive, Scope, Send
+
+from api.wrappers import HttpWrapper
 
 __all__ = ("JsonFormatter", "RequestIdMiddleware", "configure_logging", "request_id_var")
 
@@ -51,16 +53,10 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(HttpWrapper):
     """Give every request an id (or keep a sane `X-Request-Id`), echo it, and log one access line."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if 0 < len(incoming) <= 64 and incoming.isascii() and incoming.isprintable() else secrets.token_hex(8)
         token = request_id_var.set(request_id)

@@ -1,44 +1,18 @@
 """Redemption: the scan decision, the append-only ledger, reversals, and what staff see of the
 ledger (`reports`: their redemptions, the daily report, the sealed monthly statement; `seal`)."""
 
-from benefits.redemption.reasons import MESSAGES, REASONS
-from benefits.redemption.seal import verify_sealed
-from benefits.redemption.service import IDEMPOTENCY_MIN_AGE, prune_idempotency_keys, reverse, scan
-from benefits.redemption.types import (
-    BenefitLine,
-    DailyReport,
-    RedemptionEntry,
-    RedemptionResult,
-    ReversalRequest,
-    ReversalResult,
-    ScanDecision,
-    ScanRequest,
-    Seal,
-    SealedStatement,
-    Statement,
-    VenueReport,
-    VenueStatement,
-)
+# Each module names its public surface in its own __all__; this package's surface is their sum
+# (the way asyncio's __init__ does it), so no name is listed twice. The modules are bound as
+# `_seal` and so on because `seal` is also the name of a function here.
+from benefits.redemption import reasons as _reasons, seal as _seal, service as _service, types as _types
+from benefits.redemption.reasons import *  # noqa: F403
+from benefits.redemption.seal import *  # noqa: F403
+from benefits.redemption.service import *  # noqa: F403
+from benefits.redemption.types import *  # noqa: F403
 
 __all__ = (
-    "IDEMPOTENCY_MIN_AGE",
-    "MESSAGES",
-    "REASONS",
-    "BenefitLine",
-    "DailyReport",
-    "RedemptionEntry",
-    "RedemptionResult",
-    "ReversalRequest",
-    "ReversalResult",
-    "ScanDecision",
-    "ScanRequest",
-    "Seal",
-    "SealedStatement",
-    "Statement",
-    "VenueReport",
-    "VenueStatement",
-    "prune_idempotency_keys",
-    "reverse",
-    "scan",
-    "verify_sealed",
+    *_reasons.__all__,
+    *_seal.__all__,
+    *_service.__all__,
+    *_types.__all__,
 )
