@@ -20,14 +20,9 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
 
-from foundation.errors import BadRequest
+from foundation.errors import MalformedJson
 
-__all__ = ("BodyRequest", "MalformedJson")
-
-
-class MalformedJson(BadRequest):
-    type = "malformed-json"
-    title = "Bad request"
+__all__ = ("BodyRequest",)
 
 
 @lru_cache(maxsize=256)

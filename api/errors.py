@@ -31,19 +31,14 @@ _STATUS_BY_CATEGORY: dict[type[domain.DomainError], int] = {
     domain.Unavailable: 503,
 }
 
-_TYPE_BY_STATUS = {
-    400: ("bad-request", "Bad request"),
-    401: ("unauthenticated", "Authentication required"),
-    403: ("forbidden", "Not allowed"),
-    404: ("not-found", "Not found"),
+# The problem type of a bare HTTP status: a domain category's own slug and title where one maps
+# to the status, else the few statuses only the framework answers.
+_TYPE_BY_STATUS: dict[int, tuple[str, str]] = {
+    **{status: (category.type, category.title) for category, status in _STATUS_BY_CATEGORY.items()},
     405: ("method-not-allowed", "Method not allowed"),
     406: ("not-acceptable", "Not acceptable"),
-    409: ("conflict", "Conflict"),
     413: ("body-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
-    422: ("validation-failed", "Validation failed"),
-    429: ("rate-limited", "Too many requests"),
-    503: ("unavailable", "Service unavailable"),
 }
 
 
@@ -82,11 +77,11 @@ def domain_error_handler(_: Request, exc: domain.DomainError) -> Response:
     return problem(status, exc.type, exc.title, exc.detail, headers=headers, **exc.extensions)
 
 
-def http_exception_handler(_: Request, exc: HTTPException) -> Response:
+def http_exception_handler(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     if isinstance(exc.__cause__, SerializationException):
         # Litestar wraps a body that msgspec could not decode at all.
-        return problem(400, "malformed-json", "Bad request", "The request body is not valid JSON")
+        return domain_error_handler(request, domain.MalformedJson("The request body is not valid JSON"))
     if isinstance(exc, ValidationException):
         errors = exc.extra if isinstance(exc.extra, list) else None
         extensions = {"errors": errors} if errors else {}
@@ -107,9 +102,9 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
     return problem(500, "internal-error", "Internal error", "The server could not finish the request")
 
 
-def too_deep_handler(_: Request, exc: RecursionError) -> Response:
+def too_deep_handler(request: Request, exc: RecursionError) -> Response:
     # msgspec decodes JSON recursively: a body of thousands of nested brackets ends here.
-    return problem(400, "malformed-json", "Bad request", "The request body is nested too deeply")
+    return domain_error_handler(request, domain.MalformedJson("The request body is nested too deeply"))
 
 
 def undecodable_body_handler(request: Request, exc: UnicodeDecodeError) -> Response:
@@ -125,7 +120,7 @@ def undecodable_body_handler(request: Request, exc: UnicodeDecodeError) -> Respo
         return internal_error_handler(request, exc)
     media_type = request.content_type[0]
     if media_type in ("", "application/json") or media_type.endswith("+json"):
-        return problem(400, "malformed-json", "Bad request", "The request body is not valid JSON (UTF-8)")
+        return domain_error_handler(request, domain.MalformedJson("The request body is not valid JSON (UTF-8)"))
     return problem(400, "malformed-body", "Bad request", "The request body is not text in an encoding this route reads")
 
 

@@ -14,6 +14,7 @@ __all__ = (
     "DomainError",
     "Forbidden",
     "Invalid",
+    "MalformedJson",
     "NotFound",
     "RateLimited",
     "Unauthenticated",
@@ -36,6 +37,13 @@ class DomainError(Exception):
 class BadRequest(DomainError):
     type = "bad-request"
     title = "Bad request"
+
+
+class MalformedJson(BadRequest):
+    """A body that is not JSON at all (bad syntax, not UTF-8, nested too deeply): the one error
+    for it, whether the edge decodes the body (`api.bodies`) or its package does."""
+
+    type = "malformed-json"
 
 
 class Unauthenticated(DomainError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from foundation.errors import BadRequest, Conflict, Invalid, NotFound
+from foundation.errors import Conflict, Invalid, NotFound
 from foundation.structs import Record
 
 __all__ = (
@@ -10,7 +10,6 @@ __all__ = (
     "CodeTaken",
     "InvalidBenefit",
     "InvalidRule",
-    "MalformedBody",
     "RuleProblem",
     "StatusChangeRefused",
     "VersionConflict",
@@ -42,11 +41,6 @@ class InvalidBenefit(Invalid):
 class InvalidRule(InvalidBenefit):
     type = "invalid-rule"
     title = "Invalid eligibility rule"
-
-
-class MalformedBody(BadRequest):
-    type = "malformed-json"
-    title = "Bad request"
 
 
 class BenefitNotFound(NotFound):

@@ -13,6 +13,7 @@ import msgspec
 from foundation.structs import Record
 from foundation.audit import write_audit
 from foundation.cache import LocalCache
+from foundation.errors import MalformedJson
 from foundation.paging import DEFAULT_LIMIT, Page, decode_cursor, fetch_size, page_of
 from benefits.catalog import db
 from benefits.catalog.errors import (
@@ -20,7 +21,6 @@ from benefits.catalog.errors import (
     CodeTaken,
     InvalidBenefit,
     InvalidRule,
-    MalformedBody,
     RuleProblem,
     StatusChangeRefused,
     VersionConflict,
@@ -125,7 +125,7 @@ def _decode(raw: bytes | str | dict[str, Any], kind: type):
     except msgspec.ValidationError as exc:
         _raise([problem_from_validation(exc)])
     except msgspec.DecodeError:
-        raise MalformedBody("The request body is not valid JSON") from None
+        raise MalformedJson("The request body is not valid JSON") from None
     except RecursionError:
         _raise([RuleProblem("$.rule", f"rule nests deeper than {MAX_DEPTH} levels")])
     _raise(spec_problems(value))
@@ -375,7 +375,7 @@ async def patch_benefit(
     try:
         patch = msgspec.json.decode(raw) if not isinstance(raw, dict) else raw
     except msgspec.DecodeError:
-        raise MalformedBody("The request body is not valid JSON") from None
+        raise MalformedJson("The request body is not valid JSON") from None
     except RecursionError:
         _raise([RuleProblem("$.rule", f"rule nests deeper than {MAX_DEPTH} levels")])
     if not isinstance(patch, dict):
