@@ -14,6 +14,7 @@ from api.auth import PrincipalCheck, auth_middleware, keyring_lifespan, session_
 from api.bodies import BodyRequest
 from api.benefits import AdminBenefitController, MyBenefitsController, PublicBenefitController
 from api.codes import CodeController, JwksController
+from api.credentials import MyCredentialController, StatusListController
 from api.drain import DrainBodyMiddleware
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
 from api.errors import exception_handlers
@@ -70,6 +71,8 @@ def route_handlers(settings: Settings | None = None) -> list:
         AdminRatingController,
         RosterController,
         ScanController,
+        MyCredentialController,
+        StatusListController,
     ]
     if settings is None or not settings.is_production:
         handlers.append(DevCityController)

@@ -100,6 +100,8 @@ DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     "ListMyBenefits": {404: ("person-not-found",)},
     "IssueCode": {404: ("benefit-not-found",), 503: ("code-store-unavailable",)},
     "GetCodeImage": {404: ("code-not-found",), 503: ("code-store-unavailable",)},
+    "IssueCredential": {403: ("credential-refused",), 404: ("person-not-found",), 422: ("invalid-holder-key",)},
+    "GetStatusList": {404: ("status-list-not-found",)},
     # Catalog
     "AdminListBenefits": {422: ("invalid-benefit",)},  # a cursor it did not issue (the other lists say 400)
     "AdminCreateBenefit": {409: ("benefit-code-taken",), 422: ("invalid-rule", "invalid-benefit")},
@@ -153,6 +155,7 @@ SUCCESS_CONTENT: dict[str, dict[str, Any]] = {
     "GetCodeImage": {"image/png": {"schema": _BINARY}, "image/svg+xml": {"schema": {"type": "string"}}},
     "AdminGetDeviceSetupQr": {"image/png": {"schema": _BINARY}},
     "MerchantGetDeviceSetupQr": {"image/png": {"schema": _BINARY}},
+    "GetStatusList": {"application/statuslist+jwt": {"schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}}},
 }
 """Operations whose answer is not JSON."""
 

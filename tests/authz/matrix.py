@@ -56,7 +56,10 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "benefit_id": lambda w: str(w.benefit_id),
     "version": lambda w: "1",
     "case_id": lambda w: str(w.extra["rating_case_id"]),
+    "list_id": lambda w: "1",
 }
+
+_HOLDER_JWK = {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
 
 
 def _draft() -> dict:
@@ -98,6 +101,9 @@ EXPECT: dict[str, Expect] = {
     "POST /v1/auth/logout": Expect(EVERYONE, body=lambda w: {"refresh_token": "not-a-refresh-token"}),  # no oracle: always 204
     "POST /v1/me/codes": Expect(frozenset({"veteran", "other_veteran"}), body=lambda w: {}),  # one's own code
     "GET /v1/me/codes/{image:str}": Expect(frozenset({"veteran"})),
+    # --- the electronic 优待证 and its public status list ----------------------------------------
+    "POST /v1/me/credential": Expect(frozenset({"veteran", "other_veteran"}), body=lambda w: {"holder_jwk": _HOLDER_JWK}),
+    "GET /v1/status-lists/{list_id:int}": Expect(EVERYONE),
     # --- people: 随申码 login, one's own profile, the roster, the simulated city platform -------
     "POST /v1/auth/suishen": Expect(NOBODY, body=lambda w: {"code": "SSM1:not.a.code"}),
     "GET /v1/me": Expect(frozenset({"veteran", "other_veteran"})),  # one's own profile only
