@@ -31,7 +31,8 @@ SELECT record_redemption(
     p_venue_id => $9, p_merchant_id => $10, p_device_id => $11, p_staff_id => $12,
     p_companions => $13, p_value_kind => $14, p_value_fen => $15, p_priority => $16,
     p_period_keys => $17::text[], p_period_caps => $18::int[], p_venue_capacity => $19,
-    p_idem_caller => $20, p_idem_key => $21, p_idem_fingerprint => $22, p_idem_response => $23
+    p_idem_caller => $20, p_idem_key => $21, p_idem_fingerprint => $22, p_idem_response => $23,
+    p_slow => $24
 )
 """
 
@@ -45,28 +46,37 @@ _REFUSALS = {
 }
 """What `record_redemption` raises when it refuses (migration 0042); the statement wrote nothing."""
 
+_SLOW_PATH = "CJQ05"
+"""Raised (nothing written) when no free capacity stripe had room: run again with `p_slow` (0044)."""
+
 
 async def record_redemption(conn: asyncpg.Connection, *, entry: LedgerEntry) -> str:
     """Run the one-statement accept path outside any transaction: "accepted" once committed, or
     the refusal ("replayed", "quota_exhausted", "venue_capacity_reached", "idempotency_conflict",
     or "stale_benefit" when the benefit is no longer active at that venue in that version, or
-    the venue no longer active)."""
+    the venue no longer active). Where a capacity is counted and no free stripe has room, the
+    statement runs a second time on the capacity's slow path (migration 0044)."""
     e, answer = entry, entry.answer
-    try:
-        return await conn.fetchval(
-            _RECORD,
-            e.id, e.jti, e.code_source, e.service_day,
-            e.person_id, e.benefit_id, e.benefit_version, e.benefit_code,
-            e.venue_id, e.merchant_id, e.device_id, e.staff_id,
-            e.companions, e.value_kind, e.value_fen, e.priority,
-            e.period_keys, e.period_caps, e.venue_capacity,
-            answer.caller, answer.key, answer.fingerprint, answer.response,
-        )
-    except asyncpg.PostgresError as exc:
-        refusal = _REFUSALS.get(exc.sqlstate)
-        if refusal is None:
-            raise
-        return refusal
+    for slow in (False, True):
+        try:
+            return await conn.fetchval(
+                _RECORD,
+                e.id, e.jti, e.code_source, e.service_day,
+                e.person_id, e.benefit_id, e.benefit_version, e.benefit_code,
+                e.venue_id, e.merchant_id, e.device_id, e.staff_id,
+                e.companions, e.value_kind, e.value_fen, e.priority,
+                e.period_keys, e.period_caps, e.venue_capacity,
+                answer.caller, answer.key, answer.fingerprint, answer.response,
+                slow,
+            )
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == _SLOW_PATH and not slow:
+                continue  # no free stripe with room: the same statement once more, on the slow path
+            refusal = _REFUSALS.get(exc.sqlstate)
+            if refusal is None:
+                raise
+            return refusal
+    raise AssertionError("unreachable: the slow path never asks for itself")
 
 
 # One statement, so the refusal and its stored answer commit together or not at all. With an
@@ -155,9 +165,11 @@ async def give_back_quota(conn: asyncpg.Connection, original: asyncpg.Record) ->
         """,
         original["person_id"], original["benefit_id"], original["period_keys"],
     )
+    # The venue's capacity, then the benefit's at the venue (the ledger statement's lock order);
+    # each is a no-op where that capacity is not counted (migration 0044).
     await conn.execute(
-        "UPDATE venue_day_usage SET used = greatest(used - $3, 0) WHERE venue_id = $1 AND service_day = $2",
-        original["venue_id"], original["service_day"], 1 + original["companions"],
+        "SELECT capacity_give_back($1, $1, $2, $4), capacity_give_back($1, $3, $2, $4)",
+        original["venue_id"], original["service_day"], original["benefit_id"], 1 + original["companions"],
     )
 
 

@@ -109,7 +109,7 @@ async def test_venue_capacity_counts_companions(pool, conn):
     )
     assert outcomes.count("accepted") == 25
     assert outcomes.count("venue_capacity_reached") == 95
-    assert await conn.fetchval("SELECT used FROM venue_day_usage WHERE venue_id = $1", venue) == 50
+    assert await conn.fetchval("SELECT sum(used) FROM capacity_stripes WHERE venue_id = $1", venue) == 50
     admitted = await conn.fetchval("SELECT sum(1 + companions) FROM redemptions WHERE venue_id = $1", venue)
     assert admitted == 50
 

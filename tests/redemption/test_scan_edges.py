@@ -29,7 +29,7 @@ async def test_lowered_venue_capacity_is_enforced_at_once(app, client, conn):
     lowered = await client.patch(f"/v1/admin/venues/{world.venue_id}", json={"daily_capacity": 1}, headers=city)
     assert lowered.status_code == 200, lowered.text
     second = await _scan(client, world, suishen(app, DISABLED_ID))
-    used = await conn.fetchval("SELECT used FROM venue_day_usage WHERE venue_id = $1::uuid", world.venue_id)
+    used = await conn.fetchval("SELECT sum(used) FROM capacity_stripes WHERE venue_id = $1::uuid", world.venue_id)
     capacity = await conn.fetchval("SELECT daily_capacity FROM venues WHERE id = $1::uuid", world.venue_id)
     assert used <= capacity, f"venue capacity {capacity} overrun: used {used}"
     assert second.json()["reason"] == "venue_capacity_reached"

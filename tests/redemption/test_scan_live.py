@@ -64,11 +64,14 @@ async def test_venue_capacity_and_one_idempotency_key_across_two_workers(app, cl
         reasons = [r.json()["reason"] for r in replies]
         assert reasons.count("accepted") == 25, reasons  # 25 holders + 25 companions = 50
         assert set(reasons) == {"accepted", "venue_capacity_reached"}
-        assert await conn.fetchval("SELECT used FROM venue_day_usage WHERE venue_id = $1::uuid", world.venue_id) == 50
+        assert await conn.fetchval("SELECT sum(used) FROM capacity_stripes WHERE venue_id = $1::uuid", world.venue_id) == 50
         assert await conn.fetchval("SELECT sum(1 + companions) FROM redemptions") == 50
 
         # 1,000 sends of one scan under one Idempotency-Key: one decision, one answer.
-        await conn.execute("DELETE FROM venue_day_usage")  # capacity again, for the scan below
+        raised = await client.patch(  # capacity again, for the scan below
+            f"/v1/admin/venues/{world.venue_id}", json={"daily_capacity": 1000}, headers=auth_headers(app, admin("city"))
+        )
+        assert raised.status_code == 200, raised.text
         body = {"code": suishen(app, VETERAN_ID), "venue_id": world.venue_id}
         keyed = {**world.device_headers, "Idempotency-Key": "gate-1-scan-42"}
         replies = await _burst(base_url, [(body, keyed)] * 1000, redis=redis)
