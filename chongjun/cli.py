@@ -11,6 +11,7 @@ import asyncio
 import os
 import platform
 import shutil
+import statistics
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from benefits.redemption import prune_idempotency_keys
 from chongjun import demo
 from chongjun.bench.matching import run_matching_bench
 from chongjun.bench.roster import bench_import
-from chongjun.bench.scans import run_scan_bench
+from chongjun.bench.scans import prepare_checkout, run_scan_bench
 from chongjun.runtime import resolve_settings
 from foundation.connections import connect_redis, open_connection
 from foundation.settings import Settings, load_settings
@@ -486,25 +487,81 @@ def bench_matching(iterations: int) -> None:
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--venues", default=4, show_default=True, type=click.IntRange(1, 256))
 @click.option("--devices", default=1, show_default=True, type=click.IntRange(1, 64), help="per venue")
+@click.option("--people", default=None, type=click.IntRange(1, 1_000_000),
+              help="that many people return again and again (no per-person cap); default: one person per scan, 1/day")
+@click.option("--capacity", default=1_000_000, show_default=True, type=click.IntRange(0, 100_000_000),
+              help="each venue's daily capacity (0: none); the default is far above any run")
+@click.option("--against", default=None, metavar="REV|DIR",
+              help="also run that commit (or a checkout with its own .venv), interleaved, and print the ratios")
+@click.option("--rounds", default=2, show_default=True, type=click.IntRange(1, 20), help="with --against: runs of each")
 @click.option("--admin-user", default="demo-admin", show_default=True)
 @click.option("--admin-password", default="demo-admin-password", show_default=True)
 @click.option("--seed", default=2026, show_default=True, type=int, help="of the synthetic roster")
-def bench_scans(url, workers, scans, warmup, concurrency, venues, devices, admin_user, admin_password, seed) -> None:
+def bench_scans(
+    url, workers, scans, warmup, concurrency, venues, devices, people, capacity, against, rounds,
+    admin_user, admin_password, seed,
+) -> None:
     """Accepted scans/s and p50/p95/p99 of POST /v1/scans over real HTTP, one fresh 随申码 per scan."""
     settings = load_settings()  # no servers of its own: it drives a server, started or given by --url
     if settings.is_production:
         click.echo("error: the scan bench mints simulated 随申码 and is refused in production", err=True)
         sys.exit(2)
-    result = uvloop.run(
-        run_scan_bench(
-            settings, url=url, workers=workers, scans=scans, warmup=warmup, concurrency=concurrency,
-            venues=venues, devices=devices, admin=(admin_user, admin_password), seed=seed, echo=click.echo,
-        )
+    if against is not None and url is not None:
+        click.echo("error: --against starts both servers itself; it cannot take --url", err=True)
+        sys.exit(2)
+    options = dict(
+        workers=workers, scans=scans, warmup=warmup, concurrency=concurrency, venues=venues, devices=devices,
+        admin=(admin_user, admin_password), seed=seed, people=people, capacity=capacity or None, echo=click.echo,
     )
+    target = f"--url {url} " if url else f"--workers {workers} "
+    shape = (
+        f"--scans {scans} --warmup {warmup} --concurrency {concurrency} --venues {venues} --devices {devices} "
+        f"{f'--people {people} ' if people else ''}--capacity {capacity} --seed {seed}"
+    )
+    if against is None:
+        result = uvloop.run(run_scan_bench(settings, url=url, **options))
+        _echo_scan_result(result)
+        click.echo(_machine())
+        click.echo(f"reproduce: ./dev bench scans {target}{shape}")
+        return
+    checkout = prepare_checkout(against, data_dir=settings.data_dir, echo=click.echo)
+    theirs = msgspec.structs.replace(settings, data_dir=settings.data_dir / "against-data" / checkout.name)
+    runs: dict[str, list] = {"this tree": [], against: []}
+    for round_number in range(rounds):
+        # Alternate which goes first, so neither always runs on the warmer (or busier) machine.
+        order = [("this tree", settings, None), (against, theirs, checkout)]
+        for name, side_settings, side_checkout in order if round_number % 2 == 0 else order[::-1]:
+            click.echo(f"--- round {round_number + 1}/{rounds}: {name}")
+            result = uvloop.run(run_scan_bench(side_settings, url=None, checkout=side_checkout, **options))
+            _echo_scan_result(result)
+            runs[name].append(result)
+    click.echo(f"=== {rounds} interleaved run(s) each; median of each side; ratio = this tree / {against}")
+    mine, base = runs["this tree"], runs[against]
+    for label, field, better in (
+        ("accepted scans/s", "accepted_per_second", "higher"),
+        ("p50 ms", "p50_ms", "lower"),
+        ("p99 ms", "p99_ms", "lower"),
+        ("server CPU ms/scan", "server_cpu_ms_per_scan", "lower"),
+    ):
+        ours, theirs_value = _median(mine, field), _median(base, field)
+        ratio = f"{ours / theirs_value:.2f}x" if ours is not None and theirs_value else "n/a"
+        click.echo(f"  {label:<20} this tree {ours!s:>9}   {against} {theirs_value!s:>9}   ratio {ratio} ({better} is better)")
+    click.echo(f"  errors (anything but accepted): this tree {[r.errors for r in mine]}, {against} {[r.errors for r in base]}")
+    click.echo(_machine())
+    click.echo(f"reproduce: ./dev bench scans {target}{shape} --against {against} --rounds {rounds}")
+
+
+def _median(results: list, field: str) -> float | None:
+    values = [getattr(r, field) for r in results if getattr(r, field) is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
+def _echo_scan_result(result) -> None:
     click.echo(
         f"scans: {result.accepted} accepted of {result.scans} in {result.seconds:.2f} s = "
         f"{result.accepted_per_second:.0f} accepted scans/s at {result.concurrency} connections, "
         f"{result.venues} venues x {result.devices} device(s)"
+        + (f", {result.people} returning people" if result.people else "")
     )
     click.echo(
         f"latency ms: p50 {result.p50_ms:.2f}  p95 {result.p95_ms:.2f}  p99 {result.p99_ms:.2f}  max {result.max_ms:.2f}"
@@ -516,12 +573,6 @@ def bench_scans(url, workers, scans, warmup, concurrency, venues, devices, admin
     if result.server_cpu_ms_per_scan is not None:
         click.echo(f"server CPU (its Python processes, not PostgreSQL or Redis): {result.server_cpu_ms_per_scan:.2f} ms per scan")
     click.echo(f"setup (not timed): {result.setup_seconds:.1f} s")
-    click.echo(_machine())
-    target = f"--url {url} " if url else f"--workers {workers} "
-    click.echo(
-        f"reproduce: ./dev bench scans {target}--scans {scans} --warmup {warmup} "
-        f"--concurrency {concurrency} --venues {venues} --devices {devices} --seed {seed}"
-    )
 
 
 if __name__ == "__main__":

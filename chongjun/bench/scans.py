@@ -41,7 +41,7 @@ from foundation.settings import Settings
 from identity import DevCityIssuer, pii_vault, synthetic_roster, synthetic_roster_csv
 from merchants.creditcode import make_credit_code
 
-__all__ = ("ScanBench", "run_scan_bench")
+__all__ = ("ScanBench", "prepare_checkout", "run_scan_bench")
 
 _BENCH_RATE_LIMIT = 10_000_000
 """Scans a minute per device for a spawned server: the limit is checked but never reached."""
@@ -49,6 +49,7 @@ _BENCH_RATE_LIMIT = 10_000_000
 
 class ScanBench(msgspec.Struct, frozen=True):
     scans: int
+    people: int | None
     concurrency: int
     venues: int
     devices: int
@@ -102,18 +103,27 @@ def _chongjun_executable() -> list[str]:
 
 
 class SpawnedServer:
-    """`chongjun serve --workers N` on a free port, its output in a log file of the data dir."""
+    """`chongjun serve --workers N` on a free port, its output in a log file of the data dir.
 
-    def __init__(self, settings: Settings, *, workers: int) -> None:
+    `checkout` runs another checkout's `chongjun` (its own `.venv`, in its directory) with this
+    data dir, so its embedded PostgreSQL and Redis are its own (`--against`)."""
+
+    def __init__(self, settings: Settings, *, workers: int, checkout: Path | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = settings.data_dir / "bench-serve.log"
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, CHONGJUN_DEVICE_SCAN_RATE=str(_BENCH_RATE_LIMIT))
+        command = _chongjun_executable()
+        if checkout is not None:
+            command = [str(checkout / ".venv" / "bin" / "chongjun")]
+            env["CHONGJUN_DATA_DIR"] = str(settings.data_dir.resolve())
+            for variable in ("DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV"):
+                env.pop(variable, None)  # its own embedded servers: another schema than ours
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [*_chongjun_executable(), "serve", "--port", str(self.port), "--workers", str(workers)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            [*command, "serve", "--port", str(self.port), "--workers", str(workers)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=checkout,
         )
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
@@ -202,7 +212,10 @@ async def _sample_rss(root_pid: int | None, peaks: dict[int, float], stop: async
             pass
 
 
-async def _build_world(url: str, *, admin: tuple[str, str], people: int, venues: int, devices: int, seed: int) -> _World:
+async def _build_world(
+    url: str, *, admin: tuple[str, str], people: int, venues: int, devices: int, seed: int,
+    capacity: int | None, returning: bool,
+) -> _World:
     run = uuid.uuid4().hex[:6].upper()
     async with httpx.AsyncClient(base_url=url, timeout=300.0) as client:
 
@@ -225,7 +238,7 @@ async def _build_world(url: str, *, admin: tuple[str, str], people: int, venues:
                 "POST", "/v1/admin/venues", 201, headers=headers,
                 json={"merchant_id": merchant["id"], "name_zh": f"压测场馆 {run}-{number + 1}",
                       "name_en": f"Bench venue {run}-{number + 1}", "district": "310115", "address": "压测路 1 号",
-                      "domain": "culture", "daily_capacity": 1_000_000, "opening_hours": []},
+                      "domain": "culture", "daily_capacity": capacity, "opening_hours": []},
             )
             venue_ids.append(venue["id"])
         benefit = await call(
@@ -233,7 +246,9 @@ async def _build_world(url: str, *, admin: tuple[str, str], people: int, venues:
             json={"code": f"BENCH-{run}", "name_zh": f"压测权益 {run}", "name_en": f"Bench benefit {run}",
                   "domain": "culture", "value": {"kind": "free"},
                   "rule": {"op": "has_any_category", "categories": ["VETERAN"]},
-                  "companions": {"max": 0}, "caps": [{"period": "day", "max": 1}], "status": "active",
+                  "companions": {"max": 0}, "status": "active",
+                  # Returning people come back all day: no per-person cap, or they would be refused.
+                  "caps": [] if returning else [{"period": "day", "max": 1}],
                   "venue_ids": venue_ids},
         )
         # Eligible, active people only: every code the bench presents must be accepted.
@@ -275,12 +290,14 @@ async def _retire_world(url: str, world: _World, *, admin: tuple[str, str], echo
             echo(f"note: could not retire the bench benefit and merchant ({type(exc).__name__})")
 
 
-def _encode_requests(world: _World, settings: Settings, host: str) -> list[bytes]:
-    """One ready-to-send HTTP request per person, the people dealt round-robin to the gates."""
+def _encode_requests(world: _World, settings: Settings, host: str, count: int) -> list[bytes]:
+    """`count` ready-to-send HTTP requests, each with a fresh code: person `i % people` (so with
+    fewer people than scans they return), the scans dealt round-robin to the gates."""
     issuer = DevCityIssuer(settings, pii_vault(settings))
     encode = msgspec.json.Encoder().encode
     requests = []
-    for index, id_number in enumerate(world.id_numbers):
+    for index in range(count):
+        id_number = world.id_numbers[index % len(world.id_numbers)]
         gate = world.gates[index % len(world.gates)]
         body = encode({"code": issuer.issue(id_number, ttl_seconds=3600), "venue_id": gate.venue_id})
         head = (
@@ -383,9 +400,15 @@ async def run_scan_bench(
     devices: int,
     admin: tuple[str, str],
     seed: int,
+    people: int | None = None,
+    capacity: int | None = 1_000_000,
+    checkout: Path | None = None,
     echo=print,
 ) -> ScanBench:
-    server = SpawnedServer(settings, workers=workers) if url is None else None
+    """One run. `people`: that many people come back again and again (a benefit without a
+    per-person cap); None: one person per scan under a 1/day cap. `capacity`: each venue's daily
+    capacity (None: none). `checkout`: serve from that checkout instead (see SpawnedServer)."""
+    server = SpawnedServer(settings, workers=workers, checkout=checkout) if url is None else None
     try:
         if server is not None:
             echo(f"starting `chongjun serve --workers {workers}` on {server.url} (log: {server.log_path})")
@@ -396,12 +419,17 @@ async def run_scan_bench(
         root_pid = server.process.pid if server is not None else _listening_pid(port)
 
         started = time.perf_counter()
+        total = scans + warmup
+        who = f"{people} returning people, no per-person cap" if people else f"{total} people, a 1/day benefit"
         echo(
-            f"setup: a fresh 1/day benefit at {venues} venues with {devices} device(s) each, "
-            f"{scans + warmup} people, one 随申码 each ..."
+            f"setup: a fresh benefit at {venues} venue(s) (capacity {capacity or 'none'}) with {devices} device(s) each, "
+            f"{who}, one fresh 随申码 per scan ..."
         )
-        world = await _build_world(url, admin=admin, people=scans + warmup, venues=venues, devices=devices, seed=seed)
-        requests = _encode_requests(world, settings, f"{host}:{port}")
+        world = await _build_world(
+            url, admin=admin, people=people or total, venues=venues, devices=devices, seed=seed,
+            capacity=capacity, returning=people is not None,
+        )
+        requests = _encode_requests(world, settings, f"{host}:{port}", total)
         setup_seconds = time.perf_counter() - started
         # The load generator's own collector must not pause the clock it measures with.
         gc.collect()
@@ -431,6 +459,7 @@ async def run_scan_bench(
     accepted = outcomes.get("accepted", 0)
     return ScanBench(
         scans=scans,
+        people=people,
         concurrency=concurrency,
         venues=venues,
         devices=devices,
@@ -447,3 +476,26 @@ async def run_scan_bench(
         server_cpu_ms_per_scan=None if cpu_before is None else round((cpu_after - cpu_before) * 1000 / scans, 3),
         setup_seconds=round(setup_seconds, 1),
     )
+
+
+def prepare_checkout(against: str, *, data_dir: Path, echo=print) -> Path:
+    """The checkout `--against` names: a directory with its own `.venv` (a worktree that has run
+    `./dev` once), or a git revision of this repository, checked out (detached) under the data dir
+    and given its `.venv` by its own `./dev --help` the first time (a few minutes)."""
+    given = Path(against)
+    if (given / ".venv" / "bin" / "chongjun").exists():
+        return given.resolve()
+    here = Path(__file__).resolve().parents[2]
+    sha = subprocess.run(
+        ["git", "-C", str(here), "rev-parse", "--verify", f"{against}^{{commit}}"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    tree = (data_dir / "against" / sha[:12]).resolve()
+    if not (tree / "dev").exists():
+        echo(f"checking out {against} ({sha[:12]}) into {tree} ...")
+        tree.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", str(tree), sha], check=True)
+    if not (tree / ".venv" / "bin" / "chongjun").exists():
+        echo(f"building its .venv (./dev --help in {tree}) ...")
+        subprocess.run([str(tree / "dev"), "--help"], check=True, cwd=tree, stdout=subprocess.DEVNULL)
+    return tree
