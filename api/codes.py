@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
+import asyncpg
+
 from litestar import Controller, Response, get, post
+from litestar.datastructures import State
 from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 import identity
 import merchants
 from api.deps import AppSettings, CurrentPrincipal, Keyring, Redis
+from benefits import redemption
 from api.guards import requires_veteran
 from identity import CodeRequest, IssuedCode
 
@@ -48,8 +53,17 @@ class JwksController(Controller):
     tags = ["public"]
 
     @get("/.well-known/jwks.json", operation_id="Jwks", summary="Our public keys: token keys (next, active, retired) and the statement seal")
-    async def jwks(self, keyring: Keyring, settings: AppSettings) -> Response[dict]:
+    async def jwks(self, keyring: Keyring, settings: AppSettings, state: State) -> Response[dict]:
         jwks = keyring.jwks()
-        # The e-seal of settlement statements (kid "seal-..."): see benefits/redemption/seal.py.
-        jwks["keys"].append(merchants.seal_key(settings).public_jwk)
+        # Every version of the statement e-seal (kids "seal-..."): those this process holds, and
+        # those that ever sealed (PostgreSQL; skipped while it does not answer, so the keys that
+        # verify tokens stay published): see benefits/redemption/seal.py and archive.py.
+        held = merchants.seal_ring(settings).jwks()
+        try:
+            async with asyncio.timeout(2):
+                async with state.pool.acquire() as conn:
+                    held = await redemption.published_seal_jwks(conn, held)
+        except (OSError, AttributeError, asyncpg.PostgresError, TimeoutError):
+            pass
+        jwks["keys"].extend(held)
         return Response(jwks, headers={"Cache-Control": "public, max-age=300"})

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from benefits.redemption import prune_idempotency_keys
+from benefits.redemption import explain_sealed, prune_idempotency_keys
 from chongjun import demo
 from chongjun.bench.matching import run_matching_bench
 from chongjun.bench.roster import bench_import
@@ -57,6 +57,7 @@ from identity import (
 )
 from identity.credentials import check_presentation, present
 from identity.people import masked_name_of
+from merchants import rotate_seal_key
 from migrations import apply_migrations, pending_migrations
 
 __all__ = ("main",)
@@ -342,6 +343,39 @@ def credential_present(credential_file, key_path, audience, nonce, disclose) -> 
         raw = msgspec.json.decode(raw)["credential"]
     click.echo(present(raw, names=set(disclose) or None, holder_key=key, holder_alg=alg, aud=audience, nonce=nonce,
                        iat=int(time.time())))
+
+
+@main.group("seal")
+def seal_group() -> None:
+    """The bureau's e-seal on statements (电子印章): verify a sealed document offline; rotate the key."""
+
+
+@seal_group.command("verify")
+@click.argument("file")
+@click.option("--jwks", "jwks_path", required=True, help="the issuer's /.well-known/jwks.json, cached")
+def seal_verify(file: str, jwks_path: str) -> None:
+    """Check the seal of FILE (a sealed statement as downloaded; - for stdin) offline.
+
+    Prints `VALID ...` or `REFUSED <reason>: <why>` and exits 1.
+    """
+    document = _read_json(file, "a sealed statement")
+    check = explain_sealed(document, _read_json(jwks_path, "a JWK Set"))
+    if not check.ok:
+        click.echo(f"REFUSED {check.reason}: {check.detail}")
+        sys.exit(1)
+    statement = document["statement"]
+    click.echo(f"VALID sealed by {check.kid} ({check.alg}): {statement.get('statement_id')}, "
+               f"issued {statement.get('issued_at')}, net {statement.get('net_count')} / {statement.get('net_value_fen')} fen")
+
+
+@seal_group.command("rotate")
+def seal_rotate() -> None:
+    """Write the next seal key version (dev; in production provision statement-seal-key.vN on every machine).
+
+    Earlier statements keep their seal and still verify: every version stays published.
+    """
+    key = rotate_seal_key(load_settings())
+    click.echo(f"sealing with version {key.version}: {key.kid}")
 
 
 class _Phases:

@@ -2,7 +2,7 @@
 
 # Each module names its public surface in its own __all__; this package's surface is their sum
 # (the way asyncio's __init__ does it), so no name is listed twice.
-from identity import accounts, codes, errors, keys, city, people, pii, scan, secrets, sessions, suishen, tokens, types
+from identity import accounts, codes, errors, keys, city, people, pii, scan, secrets, sessions, signing, suishen, tokens, types
 from identity.accounts import *  # noqa: F403
 from identity.codes import *  # noqa: F403
 from identity.errors import *  # noqa: F403
@@ -13,6 +13,7 @@ from identity.pii import *  # noqa: F403
 from identity.scan import *  # noqa: F403
 from identity.secrets import *  # noqa: F403
 from identity.sessions import *  # noqa: F403
+from identity.signing import *  # noqa: F403
 from identity.suishen import *  # noqa: F403
 from identity.tokens import *  # noqa: F403
 from identity.types import *  # noqa: F403
@@ -28,6 +29,7 @@ __all__ = (
     *scan.__all__,
     *secrets.__all__,
     *sessions.__all__,
+    *signing.__all__,
     *suishen.__all__,
     *tokens.__all__,
     *types.__all__,

@@ -4,6 +4,11 @@
 - `statement-seal-key`: 32+ random bytes from which the bureau's Ed25519 e-seal is derived
   (HKDF-SHA256), so it is provisioned like every other secret (a base64 file, or
   `CHONGJUN_SECRET_STATEMENT_SEAL_KEY`). Its public half is published in the JWKS.
+  **Versioned:** the unversioned file is version 0; `statement-seal-key.v1`, `.v2`, ... are the
+  rotations (`chongjun seal rotate` writes the next one). The highest version seals; each
+  version has its own kid (its JWK thumbprint), and the public half of every version that ever
+  sealed is kept in PostgreSQL (`seal_keys`, benefits/redemption), so statements sealed before a
+  rotation still verify after it, even once the old secret file is gone.
 
 In dev a missing secret is created on first use; in production it is a startup error
 (`require_keys`, run by the app's lifespan).
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from functools import cache
 from pathlib import Path
 
@@ -24,7 +30,17 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from foundation.settings import Settings
 from identity import SecretStore
 
-__all__ = ("DEVICE_HMAC_SECRET", "SEAL_SECRET", "SealKey", "device_hmac_key", "require_keys", "seal_key")
+__all__ = (
+    "DEVICE_HMAC_SECRET",
+    "SEAL_SECRET",
+    "SealKey",
+    "SealRing",
+    "device_hmac_key",
+    "require_keys",
+    "rotate_seal_key",
+    "seal_key",
+    "seal_ring",
+)
 
 DEVICE_HMAC_SECRET = "device-secret-hmac-key"
 SEAL_SECRET = "statement-seal-key"
@@ -49,10 +65,17 @@ def device_hmac_key(settings: Settings) -> bytes:
 
 
 class SealKey:
-    """The bureau's e-seal for settlement statements: an Ed25519 key and its published JWK."""
+    """One version of the bureau's e-seal: an Ed25519 key and its published JWK.
 
-    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+    It is an `identity.Signer` (kid, alg, public_jwk, sign): another crypto profile (SM2) is
+    another Signer class, and the seal, the archive and the verifier take it unchanged.
+    """
+
+    alg = "EdDSA"
+
+    def __init__(self, private_key: Ed25519PrivateKey, version: int = 0) -> None:
         self.private_key = private_key
+        self.version = version
         raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         x = _b64url(raw)
         # RFC 7638 thumbprint: SHA-256 of the required members in lexicographic order, no spaces.
@@ -65,13 +88,65 @@ class SealKey:
 
 
 @cache
-def _seal_from(secret: bytes) -> SealKey:
+def _seal_from(secret: bytes, version: int = 0) -> SealKey:
+    # "v1" names the derivation, not the key version: every version is derived the same way.
     seed = HKDF(SHA256(), 32, salt=None, info=b"chongjun statement seal v1").derive(secret)
-    return SealKey(Ed25519PrivateKey.from_private_bytes(seed))
+    return SealKey(Ed25519PrivateKey.from_private_bytes(seed), version)
+
+
+class SealRing:
+    """Every seal key version this process holds; the highest one seals."""
+
+    def __init__(self, keys: dict[int, SealKey]) -> None:
+        if not keys:
+            raise ValueError("a seal ring holds at least one key")
+        self.versions = dict(sorted(keys.items()))
+
+    @property
+    def current(self) -> SealKey:
+        return self.versions[max(self.versions)]
+
+    def jwks(self) -> list[dict[str, str]]:
+        return [key.public_jwk for key in self.versions.values()]
+
+
+def _has_rotations(store: SecretStore) -> bool:
+    prefix = SEAL_SECRET + ".v"
+    return store.directory.is_dir() and any(p.name.startswith(prefix) for p in store.directory.iterdir())
+
+
+def seal_ring(settings: Settings) -> SealRing:
+    """The seal key versions in the secret store (re-read each call, so a rotation is seen at once)."""
+    store = _secrets(settings)
+    keys: dict[int, SealKey] = {}
+    rotated = _has_rotations(store)
+    env = "CHONGJUN_SECRET_" + SEAL_SECRET.upper().replace("-", "_")
+    if not rotated or (store.directory / SEAL_SECRET).exists() or os.environ.get(env):
+        keys[0] = _seal_from(store.get(SEAL_SECRET), 0)
+    if rotated:
+        for version, secret in store.versioned(SEAL_SECRET).versions.items():
+            keys[version] = _seal_from(secret, version)
+    return SealRing(keys)
 
 
 def seal_key(settings: Settings) -> SealKey:
-    return _seal_from(_secrets(settings).get(SEAL_SECRET))
+    """The version that seals now."""
+    return seal_ring(settings).current
+
+
+def rotate_seal_key(settings: Settings) -> SealKey:
+    """Write the next seal key version (dev and operator tooling) and return it.
+
+    In production, provision `statement-seal-key.vN` on every machine instead (the secret
+    store never invents secrets there).
+    """
+    store = _secrets(settings)
+    seal_ring(settings)  # version 0 exists first (dev creates it), so the rotation is really new
+    if _has_rotations(store):
+        store.rotate(SEAL_SECRET)
+    else:
+        store.versioned(SEAL_SECRET)  # creates .v1
+    return seal_ring(settings).current
 
 
 def require_keys(settings: Settings) -> None:

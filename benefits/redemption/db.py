@@ -283,3 +283,43 @@ async def rejected_totals(conn: asyncpg.Connection, *, venue_ids: list[UUID], da
         venue_ids,
         day,
     )
+
+
+# --- the archive of sealed statements (migration 0047, archive.py) -------------------------------
+
+
+async def lock_statement(conn: asyncpg.Connection, statement_id: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('sealed-statement:' || $1, 0))", statement_id)
+
+
+async def archived_statement(conn: asyncpg.Connection, *, statement_id: str, content_digest: str) -> bytes | None:
+    return await conn.fetchval(
+        "SELECT document FROM sealed_statements WHERE statement_id = $1 AND content_digest = $2", statement_id, content_digest
+    )
+
+
+async def record_seal_key(conn: asyncpg.Connection, *, kid: str, alg: str, version: int, public_jwk: dict) -> None:
+    await conn.execute(
+        "INSERT INTO seal_keys (kid, alg, version, public_jwk) VALUES ($1, $2, $3, $4) ON CONFLICT (kid) DO NOTHING",
+        kid, alg, version, public_jwk,
+    )
+
+
+async def archive_statement(
+    conn: asyncpg.Connection, *, statement_id: str, content_digest: str, merchant_id, month: str, kid: str,
+    document: bytes, digest: str, issued_at,
+) -> int:
+    """Append the next revision of a statement (the caller holds its lock); returns the revision."""
+    return await conn.fetchval(
+        """
+        INSERT INTO sealed_statements (statement_id, content_digest, revision, merchant_id, month, kid, document, digest, issued_at)
+        SELECT $1, $2, coalesce(max(revision), 0) + 1, $3, $4, $5, $6, $7, $8
+          FROM sealed_statements WHERE statement_id = $1
+        RETURNING revision
+        """,
+        statement_id, content_digest, merchant_id, month, kid, document, digest, issued_at,
+    )
+
+
+async def seal_key_jwks(conn: asyncpg.Connection) -> list[dict]:
+    return [dict(row["public_jwk"]) for row in await conn.fetch("SELECT public_jwk FROM seal_keys ORDER BY kid")]

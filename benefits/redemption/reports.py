@@ -19,24 +19,23 @@ import msgspec
 
 from benefits import catalog
 from benefits.redemption import db
-from benefits.redemption.seal import CANONICALIZATION, seal
+from benefits.redemption.archive import sealed_once
 from benefits.redemption.types import (
     BenefitLine,
     DailyReport,
     RedemptionEntry,
-    Seal,
     SealedStatement,
     Statement,
     VenueReport,
     VenueStatement,
 )
 from foundation.errors import Forbidden
+from identity import Signer
 from foundation.paging import Page, decode_cursor, fetch_size, page_of
 from merchants import (
     Caller,
     InvalidPeriod,
     MerchantNotFound,
-    SealKey,
     VenueNotFound,
     admin_district,
     find_merchant,
@@ -158,7 +157,7 @@ async def monthly_statement(
     caller: Caller,
     month: str,
     *,
-    key: SealKey,
+    key: Signer,
     jwks_url: str,
     reversal_window_seconds: int,
     venue_id: UUID | None = None,
@@ -217,7 +216,5 @@ async def monthly_statement(
         net_count=sum(s.net_count for s in sections),
         net_value_fen=sum(s.net_value_fen for s in sections),
     )
-    return SealedStatement(
-        statement=statement,
-        seal=Seal(alg="EdDSA", kid=key.kid, jws=seal(key, statement), jwks_url=jwks_url, canonicalization=CANONICALIZATION),
-    )
+    # Sealed once per content and archived: a repeat request gets the archived document back.
+    return await sealed_once(conn, caller, statement, key=key, jwks_url=jwks_url, district=district)

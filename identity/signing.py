@@ -1,0 +1,67 @@
+"""The signing interface every seal and token key meets, and one verifier per JOSE `alg`.
+
+A `Signer` is anything with a `kid`, an `alg`, its public JWK and `sign(data) -> signature`
+(JOSE form: raw r‖s for ECDSA). `verify_signature(alg, jwk, data, signature)` checks one with
+the verifier registered for that alg in `VERIFIERS`; a new crypto profile (an SM2 signer, issue
+17) adds its `Signer` class and one entry there, and every document sealed or signed through
+this interface (statements, their archive, the offline verifier) accepts it with no other change.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.hashes import SHA256
+
+__all__ = ("VERIFIERS", "Signer", "verify_signature")
+
+
+class Signer(Protocol):
+    kid: str
+    alg: str
+    public_jwk: Mapping[str, Any]
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _ed25519(jwk: Mapping[str, Any], data: bytes, signature: bytes) -> bool:
+    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        return False
+    Ed25519PublicKey.from_public_bytes(_unb64url(jwk["x"])).verify(signature, data)
+    return True
+
+
+def _es256(jwk: Mapping[str, Any], data: bytes, signature: bytes) -> bool:
+    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or len(signature) != 64:
+        return False
+    x, y = (int.from_bytes(_unb64url(jwk[n]), "big") for n in ("x", "y"))
+    key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    key.verify(encode_dss_signature(r, s), data, ec.ECDSA(SHA256()))
+    return True
+
+
+VERIFIERS: dict[str, Callable[[Mapping[str, Any], bytes, bytes], bool]] = {"EdDSA": _ed25519, "ES256": _es256}
+"""alg → verifier(jwk, data, signature) that returns False for a key of the wrong type and
+raises (or returns False) when the signature does not hold."""
+
+
+def verify_signature(alg: str, jwk: Mapping[str, Any], data: bytes, signature: bytes) -> bool:
+    """True when `signature` over `data` holds under `jwk` with `alg`; never raises."""
+    verifier = VERIFIERS.get(alg)
+    if verifier is None:
+        return False
+    try:
+        return bool(verifier(jwk, data, signature))
+    except (InvalidSignature, KeyError, ValueError, TypeError):
+        return False
