@@ -34,6 +34,7 @@ from chongjun import demo
 from chongjun.bench.matching import run_matching_bench
 from chongjun.bench.roster import bench_import
 from chongjun.bench.scans import prepare_checkout, run_scan_bench
+from chongjun.bench.signatures import run_signature_bench
 from chongjun.runtime import resolve_settings
 from foundation.connections import connect_redis, open_connection
 from foundation.settings import Settings, load_settings
@@ -511,6 +512,22 @@ def bench_matching(iterations: int) -> None:
         click.echo(f"  {case:<9} p50 {p50:6.2f}  p95 {p95:6.2f}  p99 {p99:6.2f}")
     click.echo(_machine())
     click.echo(f"reproduce: ./dev bench matching --iterations {iterations}")
+
+
+@bench.command("signatures")
+@click.option("--count", default=3000, show_default=True, type=click.IntRange(10, 1_000_000))
+def bench_signatures(count: int) -> None:
+    """Sign and verify throughput on one core: SM2 (OpenSSL), Ed25519, ES256."""
+    from foundation.sm2 import openssl_version
+
+    results = run_signature_bench(count)
+    click.echo(f"signatures, 300-byte message, {count} operations per case, one core ({openssl_version()}):")
+    for case, (sign, verify) in results.items():
+        click.echo(
+            f"  {case:<22} sign {sign:8.0f}/s ({1000 / sign:.3f} ms)  verify {verify:8.0f}/s ({1000 / verify:.3f} ms)"
+        )
+    click.echo(_machine())
+    click.echo(f"reproduce: ./dev bench signatures --count {count}")
 
 
 @bench.command("scans")
