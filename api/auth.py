@@ -86,7 +86,10 @@ auth_middleware = DefineMiddleware(BearerTokenMiddleware, exclude=PUBLIC_PATHS)
 async def _load(app: Litestar, ring: KeyRing) -> None:
     settings = app.state.settings
     async with app.state.pool.acquire() as conn:
-        active = await identity.ensure_signing_keys(conn, ring.secrets, create=not settings.is_production)
+        active = await identity.ensure_signing_keys(
+            conn, ring.secrets, create=not settings.is_production,
+            alg=identity.profile_algorithm(settings.crypto_profile),
+        )
         if active is None:
             raise RuntimeError("no active signing key: run `chongjun keys rotate` once before serving")
         await ring.load(conn)

@@ -52,6 +52,7 @@ from identity import (
     import_roster,
     list_keys,
     pii_vault,
+    profile_algorithm,
     prune_refresh_tokens,
     remove_key,
     rotate_keys,
@@ -238,11 +239,16 @@ def keys() -> None:
 
 
 @keys.command("rotate")
-@click.option("--alg", default="EdDSA", show_default=True, type=click.Choice(["EdDSA", "ES256"]))
-def keys_rotate(alg: str) -> None:
-    """next → active, active → retired, and a new next key. Workers pick it up within 30 s."""
+@click.option("--alg", default=None, type=click.Choice(["EdDSA", "ES256", "SM2"]),
+              help="the new next key's algorithm [default: the crypto profile's: intl EdDSA, gm SM2]")
+def keys_rotate(alg: str | None) -> None:
+    """next → active, active → retired, and a new next key. Workers pick it up within 30 s.
+
+    Switching profiles is two rotations: the first publishes a key of the new algorithm as next,
+    the second makes it sign. Everything signed before keeps verifying while its key is retired."""
     with _servers(migrate=True) as servers:
         secrets = SecretStore.from_settings(servers.settings)
+        alg = alg or profile_algorithm(servers.settings.crypto_profile)
         result = servers.run(lambda conn: rotate_keys(conn, secrets, alg=alg))
     for state in ("active", "next", "retired"):
         if state in result:

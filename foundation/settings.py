@@ -38,6 +38,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """In production: a directory of secret files (keys, peppers); in dev, `data_dir/secrets`."""
     city_platform_url: str | None = None
     """The city platform's online 验码 endpoint; None in dev uses the built-in simulator."""
+    crypto_profile: Literal["intl", "gm"] = "intl"
+    """`intl`: Ed25519 signatures, AES-256-GCM, HMAC-SHA256. `gm` (国密, GB/T 39786): SM2 with SM3
+    signatures, SM4-GCM sealing, HMAC-SM3 for the ID-number index. What was made under one
+    profile keeps verifying and opening under the other (docs/compliance.md)."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks of our reverse proxies. A request from one of them has its client taken
     from `X-Forwarded-For` (the nearest address that is not a proxy of ours); from anyone else the
@@ -68,6 +72,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "CHONGJUN_LOG_LEVEL": "log_level",
         "CHONGJUN_SECRETS_DIR": "secrets_dir",
         "CHONGJUN_CITY_PLATFORM_URL": "city_platform_url",
+        "CHONGJUN_CRYPTO_PROFILE": "crypto_profile",
     }
     for variable, field in mapping.items():
         value = env.get(variable)

@@ -2,7 +2,7 @@
 
 # Each module names its public surface in its own __all__; this package's surface is their sum
 # (the way asyncio's __init__ does it), so no name is listed twice.
-from identity import accounts, codes, errors, keys, city, people, pii, scan, secrets, sessions, signing, suishen, tokens, types
+from identity import accounts, codes, errors, keys, city, people, pii, scan, secrets, sessions, signing, sm2jws, suishen, tokens, types
 from identity.accounts import *  # noqa: F403
 from identity.codes import *  # noqa: F403
 from identity.errors import *  # noqa: F403
@@ -14,6 +14,7 @@ from identity.scan import *  # noqa: F403
 from identity.secrets import *  # noqa: F403
 from identity.sessions import *  # noqa: F403
 from identity.signing import *  # noqa: F403
+from identity.sm2jws import *  # noqa: F403
 from identity.suishen import *  # noqa: F403
 from identity.tokens import *  # noqa: F403
 from identity.types import *  # noqa: F403
@@ -30,6 +31,7 @@ __all__ = (
     *secrets.__all__,
     *sessions.__all__,
     *signing.__all__,
+    *sm2jws.__all__,
     *suishen.__all__,
     *tokens.__all__,
     *types.__all__,

@@ -53,19 +53,19 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def subject_for(ring: KeyRing, person_id: UUID) -> str:
-    encryptor = ring.subject_cipher().encryptor()
+def subject_for(ring: KeyRing, person_id: UUID, alg: str = "EdDSA") -> str:
+    encryptor = ring.subject_cipher(alg).encryptor()
     return _b64(encryptor.update(person_id.bytes) + encryptor.finalize())
 
 
-def person_for(ring: KeyRing, subject: str) -> UUID:
+def person_for(ring: KeyRing, subject: str, alg: str = "EdDSA") -> UUID:
     if not _SUBJECT.fullmatch(subject):
         raise InvalidCode("bad subject")
     try:
         block = base64.urlsafe_b64decode(subject + "==")
     except (binascii.Error, ValueError):
         raise InvalidCode("bad subject") from None
-    decryptor = ring.subject_cipher().decryptor()
+    decryptor = ring.subject_cipher(alg).decryptor()
     return UUID(bytes=decryptor.update(block) + decryptor.finalize())
 
 
@@ -86,7 +86,8 @@ async def issue_code(
     ring = keyring
     issued = int(time.time() if now is None else now)
     jti = new_jti()
-    claims: dict[str, object] = {"sub": subject_for(ring, person_id), "jti": jti}
+    # The pseudonym's cipher goes with the key that signs (SM4 beside SM2): read it once, here.
+    claims: dict[str, object] = {"sub": subject_for(ring, person_id, ring.active.alg), "jti": jti}
     if benefit_id is not None:
         claims["bid"] = str(benefit_id)
     code = CODE_PREFIX + sign(ring, CODE, claims, ttl_seconds=CODE_TTL_SECONDS, now=issued)
@@ -125,7 +126,7 @@ def verify_code(raw: object, *, keyring: KeyRing, now: float | None = None) -> V
         raise InvalidCode(exc.reason) from None
     if not _JTI.fullmatch(claims["jti"]):
         raise InvalidCode("bad jti")
-    person_id = person_for(ring, claims["sub"])
+    person_id = person_for(ring, claims["sub"], record.alg)
     benefit = claims.get("bid")
     try:
         benefit_id = None if benefit is None else UUID(benefit)

@@ -52,6 +52,18 @@ async def get_signing_key_kid(conn: asyncpg.Connection, *, state: str) -> str | 
     return await conn.fetchval("SELECT kid FROM signing_keys WHERE state = $1", state)
 
 
+async def get_signing_key_alg(conn: asyncpg.Connection, kid: str) -> str | None:
+    return await conn.fetchval("SELECT alg FROM signing_keys WHERE kid = $1", kid)
+
+
+async def discard_next_key(conn: asyncpg.Connection) -> str | None:
+    """A next key that never signed leaves the ring (a profile switch replaces it)."""
+    return await conn.fetchval(
+        "UPDATE signing_keys SET state = 'removed', removed_at = now(), private_enc = ''::bytea"
+        " WHERE state = 'next' RETURNING kid"
+    )
+
+
 async def retire_active_key(conn: asyncpg.Connection) -> str | None:
     return await conn.fetchval(
         "UPDATE signing_keys SET state = 'retired', retired_at = now() WHERE state = 'active' RETURNING kid"

@@ -1,8 +1,11 @@
 """Our signing keys: a KeyRing shared by every worker through PostgreSQL, cached in memory.
 
 - Algorithms: Ed25519 (`EdDSA`) is primary, ES256 is the second algorithm (the DCC hedge: both
-  implemented, either can be rotated in). The algorithm is pinned per `kid`: the verifier takes
-  `algorithms=[record.alg]` from our record, never from the token.
+  implemented, either can be rotated in), and SM2 with SM3 (`SM2`, identity.sm2jws) is the 国密
+  one. The crypto profile (`CHONGJUN_CRYPTO_PROFILE`: `intl` → EdDSA, `gm` → SM2) picks the
+  algorithm of keys made from now on; the algorithm is pinned per `kid`, and the verifier takes
+  `algorithms=[record.alg]` from our record, never from the token, so a ring mixing algorithms
+  keeps verifying everything its published keys signed, whichever profile signed it.
 - `kid` is the first 16 characters of the RFC 7638 JWK thumbprint (96 bits).
 - States: `next` (published, not signing) → `active` (signing, exactly one) → `retired`
   (published, still verifies) → `removed` (gone from the ring: everything it signed dies).
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import asyncpg
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -36,7 +40,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from foundation.errors import Unavailable
+from foundation.gmcrypto import hkdf_sm3
+from foundation.sm2 import SM2PrivateKey, SM2PublicKey
 from identity import db
+from identity.sm2jws import sm2_from_jwk, sm2_jwk
 from identity.secrets import SecretStore
 
 __all__ = (
@@ -44,16 +51,28 @@ __all__ = (
     "KeyRecord",
     "KeyRing",
     "KeysUnavailable",
+    "PROFILE_ALGORITHMS",
     "ensure_signing_keys",
     "generate_key",
     "jwk_thumbprint",
     "list_keys",
+    "profile_algorithm",
     "remove_key",
     "rotate_keys",
 )
 
-Algorithm = Literal["EdDSA", "ES256"]
-ALGORITHMS: tuple[Algorithm, ...] = ("EdDSA", "ES256")
+Algorithm = Literal["EdDSA", "ES256", "SM2"]
+ALGORITHMS: tuple[Algorithm, ...] = ("EdDSA", "ES256", "SM2")
+PROFILE_ALGORITHMS: dict[str, Algorithm] = {"intl": "EdDSA", "gm": "SM2"}
+"""The signing algorithm of each crypto profile (foundation.settings.Settings.crypto_profile)."""
+
+
+def profile_algorithm(profile: str) -> Algorithm:
+    try:
+        return PROFILE_ALGORITHMS[profile]
+    except KeyError:
+        raise ValueError(f"unknown crypto profile {profile!r}") from None
+
 KEK_SECRET = "signing-kek"
 SUBJECT_SECRET = "code-subject-key"
 KID_LENGTH = 16
@@ -71,8 +90,8 @@ class KeyRecord:
     kid: str
     alg: Algorithm
     state: str
-    public_key: Ed25519PublicKey | ec.EllipticCurvePublicKey
-    private_key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey | None
+    public_key: Ed25519PublicKey | ec.EllipticCurvePublicKey | SM2PublicKey
+    private_key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey | SM2PrivateKey | None
     public_jwk: Mapping[str, str]
 
 
@@ -84,6 +103,8 @@ def jwk_thumbprint(jwk: Mapping[str, str]) -> str:
 
 
 def _public_jwk(public_key) -> dict[str, str]:
+    if isinstance(public_key, SM2PublicKey):
+        return sm2_jwk(public_key)
     if isinstance(public_key, Ed25519PublicKey):
         full = OKPAlgorithm.to_jwk(public_key, as_dict=True)
     else:
@@ -96,12 +117,16 @@ def _generate(alg: Algorithm):
         return Ed25519PrivateKey.generate()
     if alg == "ES256":
         return ec.generate_private_key(ec.SECP256R1())
+    if alg == "SM2":
+        return SM2PrivateKey.generate()
     raise ValueError(f"unsupported algorithm {alg!r}")
 
 
 def _check_key_type(alg: str, public_key) -> None:
     # PyJWT's EdDSA also accepts Ed448 keys; pin the curve ourselves (RFC 9864 reasoning).
     if alg == "EdDSA" and isinstance(public_key, Ed25519PublicKey):
+        return
+    if alg == "SM2" and isinstance(public_key, SM2PublicKey):
         return
     if alg == "ES256" and isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(
         public_key.curve, ec.SECP256R1
@@ -112,7 +137,10 @@ def _check_key_type(alg: str, public_key) -> None:
 
 def _load_public(alg: str, jwk: Mapping[str, str]):
     text = json.dumps({**jwk})
-    key = OKPAlgorithm.from_jwk(text) if alg == "EdDSA" else ECAlgorithm.from_jwk(text)
+    if alg == "SM2":
+        key = sm2_from_jwk(text)
+    else:
+        key = OKPAlgorithm.from_jwk(text) if alg == "EdDSA" else ECAlgorithm.from_jwk(text)
     _check_key_type(alg, key)
     return key
 
@@ -130,6 +158,7 @@ class KeyRing:
         self._active: KeyRecord | None = None
         self.loaded_at: float | None = None
         self._subject_key: bytes | None = None
+        self._subject_key_sm4: bytes | None = None
 
     @property
     def keys(self) -> Mapping[str, KeyRecord]:
@@ -157,7 +186,7 @@ class KeyRing:
             public_key = _load_public(row["alg"], public_jwk)
             private_key = None
             if row["state"] in ("active", "next"):
-                private_key = _open_private(kek.get(row["kek_version"]), row["kid"], row["private_enc"])
+                private_key = _open_private(kek.get(row["kek_version"]), row["kid"], row["private_enc"], row["alg"])
                 if _public_jwk(private_key.public_key()) != _public_jwk(public_key):
                     raise ValueError(f"signing key {row['kid']}: private key does not match its public key")
             keys[row["kid"]] = KeyRecord(row["kid"], row["alg"], row["state"], public_key, private_key, public_jwk)
@@ -178,6 +207,29 @@ class KeyRing:
         records = sorted(self._keys.values(), key=lambda r: (order.get(r.state, 3), r.kid))
         return {"keys": [{**r.public_jwk, "kid": r.kid, "alg": r.alg, "use": "sig"} for r in records]}
 
+    def sign_bytes(self, data: bytes) -> tuple[KeyRecord, bytes]:
+        """Sign `data` with the active key: the key record and the JWS signature value of its
+        algorithm (Ed25519: 64 bytes; ES256 and SM2: `r ‖ s`, 64 bytes).
+
+        The one signing interface for whatever is not a token of identity.tokens (archive
+        checkpoints, credentials, seals): under the `gm` profile the active key is SM2, so a
+        caller gets SM2 by using this, and names `record.alg` and `record.kid` beside the value.
+        """
+        record = self.active
+        return record, jwt.api_jws._jws_global_obj.get_algorithm_by_name(record.alg).sign(data, record.private_key)
+
+    def verify_bytes(self, kid: str, data: bytes, signature: bytes) -> bool:
+        """True when `signature` (as `sign_bytes` makes it) is over `data` by the published key `kid`,
+        with that key's pinned algorithm. An unknown or removed kid is False."""
+        record = self._keys.get(kid)
+        if record is None or not isinstance(signature, bytes):
+            return False
+        algorithm = jwt.api_jws._jws_global_obj.get_algorithm_by_name(record.alg)
+        try:
+            return bool(algorithm.verify(data, record.public_key, signature))
+        except (ValueError, TypeError):
+            return False
+
     @property
     def subject_key(self) -> bytes:
         """AES-256 key for 崇军码 subject pseudonyms, derived per audience (see identity/codes.py)."""
@@ -187,21 +239,39 @@ class KeyRing:
             )
         return self._subject_key
 
-    def subject_cipher(self) -> Cipher:
-        # One AES block is a keyed permutation: a stable, reversible pseudonym without storage.
+    @property
+    def subject_key_sm4(self) -> bytes:
+        """SM4 key for the pseudonyms of codes signed by SM2 keys (HKDF-SM3, same secret)."""
+        if self._subject_key_sm4 is None:
+            self._subject_key_sm4 = hkdf_sm3(self.secrets.get(SUBJECT_SECRET), b"cjmf-merchant subject sm4 v1", 16)
+        return self._subject_key_sm4
+
+    def subject_cipher(self, alg: str = "EdDSA") -> Cipher:
+        """The one-block permutation for 崇军码 subjects of a code signed with `alg`: SM4 beside
+        SM2 keys, AES-256 beside the others. Tied to the signing key, not to the profile, so a
+        code issued just before a profile switch still maps back to its holder."""
+        # One block (AES and SM4 both have 128-bit blocks) is a keyed permutation: a stable,
+        # reversible pseudonym without storage.
+        if alg == "SM2":
+            return Cipher(algorithms.SM4(self.subject_key_sm4), modes.ECB())
         return Cipher(algorithms.AES(self.subject_key), modes.ECB())
 
 
 def _seal_private(kek: bytes, kid: str, private_key) -> bytes:
-    der = private_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    if isinstance(private_key, SM2PrivateKey):
+        der = private_key.der()
+    else:
+        der = private_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     nonce = os.urandom(12)
     return nonce + AESGCM(kek).encrypt(nonce, der, kid.encode())
 
 
-def _open_private(kek: bytes, kid: str, sealed: bytes):
+def _open_private(kek: bytes, kid: str, sealed: bytes, alg: str):
     der = AESGCM(kek).decrypt(sealed[:12], sealed[12:], kid.encode())
+    if alg == "SM2":
+        return SM2PrivateKey.from_der(der)
     return serialization.load_der_private_key(der, password=None)
 
 
@@ -229,8 +299,16 @@ async def _create_key(conn: asyncpg.Connection, secrets: SecretStore, *, alg: Al
     return kid
 
 
-async def ensure_signing_keys(conn: asyncpg.Connection, secrets: SecretStore, *, create: bool) -> str | None:
-    """Make sure an active key exists; with `create` (dev) make one (and a next one) if none.
+async def ensure_signing_keys(
+    conn: asyncpg.Connection, secrets: SecretStore, *, create: bool, alg: Algorithm = "EdDSA"
+) -> str | None:
+    """Make sure an active key exists; with `create` (dev) make one (and a next one) of `alg`.
+
+    With `create`, an active key of another algorithm (a dev database first used under the other
+    crypto profile) is switched at once: it is retired (so what it signed still verifies), a
+    next key of another algorithm is removed (it never signed), and new active and next keys of
+    `alg` are made. Without `create` (production) the keys are left as they are: switching is
+    the operator's `chongjun keys rotate --alg …`, twice, so the new key is published before it signs.
 
     Runs under a transaction-scoped advisory lock, so two workers starting together create one
     key between them. Returns the active kid, or None when there is none and `create` is off.
@@ -238,11 +316,26 @@ async def ensure_signing_keys(conn: asyncpg.Connection, secrets: SecretStore, *,
     async with conn.transaction():
         await db.lock_signing_keys(conn)
         active = await db.get_signing_key_kid(conn, state="active")
-        if active is None and create:
-            active = await _create_key(conn, secrets, alg="EdDSA", state="active")
-            if await db.get_signing_key_kid(conn, state="next") is None:
-                await _create_key(conn, secrets, alg="EdDSA", state="next")
+        if not create:
+            return active
+        if active is not None and await db.get_signing_key_alg(conn, active) != alg:
+            await db.retire_active_key(conn)
+            upcoming = await db.get_signing_key_kid(conn, state="next")
+            if upcoming is not None and await db.get_signing_key_alg(conn, upcoming) != alg:
+                await db.discard_next_key(conn)
+            active = None
+        if active is None:
+            active = await db.activate_next_key(conn) if await _next_is(conn, alg) else None
+            if active is None:
+                active = await _create_key(conn, secrets, alg=alg, state="active")
+        if await db.get_signing_key_kid(conn, state="next") is None:
+            await _create_key(conn, secrets, alg=alg, state="next")
         return active
+
+
+async def _next_is(conn: asyncpg.Connection, alg: Algorithm) -> bool:
+    upcoming = await db.get_signing_key_kid(conn, state="next")
+    return upcoming is not None and await db.get_signing_key_alg(conn, upcoming) == alg
 
 
 async def rotate_keys(conn: asyncpg.Connection, secrets: SecretStore, *, alg: Algorithm = "EdDSA") -> dict[str, str]:

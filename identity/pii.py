@@ -6,9 +6,10 @@
   database (`SecretStore`, secret `pii-index`). An ID number has only ~10^11 candidates, so an
   unkeyed hash would be reversed by brute force; the pepper is what makes the column useless
   without the key.
-- Values the law needs back (the ID number, the full name) are sealed with AES-256-GCM under a
-  versioned key (`pii-seal.vN`, a different secret from the pepper). The additional data binds
-  the blob to its table, column and row, so a blob copied into another row does not open.
+- Values the law needs back (the ID number, the full name) are sealed with AES-256-GCM (SM4-GCM
+  under the `gm` crypto profile) under a versioned key (`pii-seal.vN`, a different secret from
+  the pepper). The additional data binds the blob to its table, column and row, so a blob copied
+  into another row does not open.
 - Masked forms (`310***********1234`, `张*`, `欧阳**`) are what people and screens get.
 """
 
@@ -19,13 +20,14 @@ import os
 import struct
 import unicodedata
 from datetime import date
-from typing import Protocol
+from typing import Literal, Protocol
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from foundation.errors import Invalid
+from foundation.gmcrypto import SM4GCM, hkdf_sm3
 
 __all__ = (
     "INDEX_SECRET",
@@ -163,38 +165,57 @@ class SecretSource(Protocol):
 
 
 _VERSION = struct.Struct(">H")
+_SM4_FLAG = 0x8000
 _NONCE_BYTES = 12
 
 
 class PiiVault:
-    """Blind index and AES-256-GCM sealing with a versioned key; thread-safe and stateless.
+    """Blind index and AES-256-GCM or SM4-GCM sealing with a versioned key; thread-safe, stateless.
 
-    A sealed blob is `version (2 bytes, big-endian) || nonce (12 random bytes) || ciphertext||tag`.
+    A sealed blob is `word (2 bytes, big-endian) || nonce (12 random bytes) || ciphertext||tag`.
+    The word's low 15 bits are the key version; its top bit names the cipher: 0 AES-256-GCM under
+    the version's key, 1 SM4-GCM (the `gm` crypto profile) under a 16-byte key derived from it
+    (HKDF-SM3, info `chongjun pii-seal sm4`). `cipher` picks what `seal` writes; `open` reads
+    both, so a blob sealed under either profile opens under the other.
     Nonces are random: under one key version keep well below 2^32 seals (NIST SP 800-38D); a
     re-import reuses an unchanged blob instead of sealing again, and `pii-seal` is rotated by
     adding a version.
     """
 
-    def __init__(self, *, index_key: bytes, seal_keys: dict[int, bytes], current_version: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        index_key: bytes,
+        seal_keys: dict[int, bytes],
+        current_version: int | None = None,
+        cipher: Literal["aes-256-gcm", "sm4-gcm"] = "aes-256-gcm",
+    ) -> None:
         if len(index_key) < 32:
             raise ValueError("the blind-index pepper needs at least 32 bytes")
         if not seal_keys or any(len(key) != 32 for key in seal_keys.values()):
             raise ValueError("AES-256-GCM needs 32-byte keys")
-        if any(not 0 < version < 2**16 for version in seal_keys):
-            raise ValueError("seal key versions are 1..65535")
+        if any(not 0 < version < _SM4_FLAG for version in seal_keys):
+            raise ValueError("seal key versions are 1..32767")
+        if cipher not in ("aes-256-gcm", "sm4-gcm"):
+            raise ValueError(f"unknown cipher {cipher!r}")
         self._index_key = index_key
-        self._aead = {version: AESGCM(key) for version, key in seal_keys.items()}
+        self.cipher = cipher
+        self._aead: dict[int, AESGCM | SM4GCM] = {version: AESGCM(key) for version, key in seal_keys.items()}
+        self._aead.update(
+            {version | _SM4_FLAG: SM4GCM(hkdf_sm3(key, b"chongjun pii-seal sm4", 16)) for version, key in seal_keys.items()}
+        )
         self.current_version = current_version if current_version is not None else max(seal_keys)
         if self.current_version not in self._aead:
             raise ValueError("the current seal key version is not among the keys")
 
     @classmethod
-    def from_secrets(cls, store: SecretSource) -> PiiVault:
+    def from_secrets(cls, store: SecretSource, *, profile: str = "intl") -> PiiVault:
         seal = store.versioned(SEAL_SECRET, size=32)
         return cls(
             index_key=store.get(INDEX_SECRET, size=32),
             seal_keys={version: value[:32] for version, value in seal.versions.items()},
             current_version=seal.current_version,
+            cipher="sm4-gcm" if profile == "gm" else "aes-256-gcm",
         )
 
     def blind_index(self, normalised_id_number: str) -> bytes:
@@ -206,11 +227,21 @@ class PiiVault:
         return self.blind_index(normalise_id_number(raw_id_number))
 
     @staticmethod
-    def _aad(table: str, column: str, row: UUID | str, version: int) -> bytes:
-        return f"chongjun/{table}/{column}/{row}/v{version}".encode()
+    def _aad(table: str, column: str, row: UUID | str, word: int) -> bytes:
+        # AES blobs keep the AAD they always had; SM4 ones name their cipher too.
+        suffix = "/sm4" if word & _SM4_FLAG else ""
+        return f"chongjun/{table}/{column}/{row}/v{word & ~_SM4_FLAG}{suffix}".encode()
+
+    def is_current(self, blob: bytes) -> bool:
+        """Sealed under the current key version with the current cipher (else: re-seal it)."""
+        return len(blob) >= _VERSION.size and _VERSION.unpack_from(blob)[0] == self._word
+
+    @property
+    def _word(self) -> int:
+        return self.current_version | (_SM4_FLAG if self.cipher == "sm4-gcm" else 0)
 
     def seal(self, plaintext: str, *, table: str, column: str, row: UUID | str) -> bytes:
-        version = self.current_version
+        version = self._word
         nonce = os.urandom(_NONCE_BYTES)
         sealed = self._aead[version].encrypt(nonce, plaintext.encode("utf-8"), self._aad(table, column, row, version))
         return _VERSION.pack(version) + nonce + sealed
@@ -222,7 +253,7 @@ class PiiVault:
         (version,) = _VERSION.unpack_from(blob)
         aead = self._aead.get(version)
         if aead is None:
-            raise SealBroken(f"no seal key of version {version}")
+            raise SealBroken(f"no seal key of version {version & ~_SM4_FLAG}")
         nonce = blob[_VERSION.size : _VERSION.size + _NONCE_BYTES]
         try:
             plain = aead.decrypt(nonce, blob[_VERSION.size + _NONCE_BYTES :], self._aad(table, column, row, version))
@@ -232,4 +263,5 @@ class PiiVault:
 
     @staticmethod
     def version_of(blob: bytes) -> int:
-        return _VERSION.unpack_from(blob)[0]
+        """The key version a blob was sealed under (whichever cipher)."""
+        return _VERSION.unpack_from(blob)[0] & ~_SM4_FLAG

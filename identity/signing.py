@@ -18,6 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
+from jwt.exceptions import InvalidKeyError
+
+from foundation.sm2 import SM2Error, raw_to_der
+from identity.sm2jws import sm2_from_jwk
 
 __all__ = ("VERIFIERS", "Signer", "verify_signature")
 
@@ -51,7 +55,18 @@ def _es256(jwk: Mapping[str, Any], data: bytes, signature: bytes) -> bool:
     return True
 
 
-VERIFIERS: dict[str, Callable[[Mapping[str, Any], bytes, bytes], bool]] = {"EdDSA": _ed25519, "ES256": _es256}
+def _sm2(jwk: Mapping[str, Any], data: bytes, signature: bytes) -> bool:
+    # SM2 with SM3 and the default ID, signature r ‖ s (identity.sm2jws; the gm crypto profile).
+    if jwk.get("kty") != "EC" or jwk.get("crv") != "SM2" or len(signature) != 64:
+        return False
+    return sm2_from_jwk(dict(jwk)).verify(raw_to_der(signature), data)
+
+
+VERIFIERS: dict[str, Callable[[Mapping[str, Any], bytes, bytes], bool]] = {
+    "EdDSA": _ed25519,
+    "ES256": _es256,
+    "SM2": _sm2,
+}
 """alg → verifier(jwk, data, signature) that returns False for a key of the wrong type and
 raises (or returns False) when the signature does not hold."""
 
@@ -63,5 +78,5 @@ def verify_signature(alg: str, jwk: Mapping[str, Any], data: bytes, signature: b
         return False
     try:
         return bool(verifier(jwk, data, signature))
-    except (InvalidSignature, KeyError, ValueError, TypeError):
+    except (InvalidSignature, InvalidKeyError, SM2Error, KeyError, ValueError, TypeError):
         return False

@@ -1,8 +1,8 @@
 """Server-held keys of the merchants package, read through identity's SecretStore.
 
 - `device-secret-hmac-key`: the key of the keyed hash under which device secrets are stored.
-- `statement-seal-key`: 32+ random bytes from which the bureau's Ed25519 e-seal is derived
-  (HKDF-SHA256), so it is provisioned like every other secret (a base64 file, or
+- `statement-seal-key`: 32+ random bytes from which the bureau's e-seal is derived: Ed25519
+  (HKDF-SHA256) under the intl crypto profile, SM2 (HKDF-SM3) under gm, so it is provisioned like every other secret (a base64 file, or
   `CHONGJUN_SECRET_STATEMENT_SEAL_KEY`). Its public half is published in the JWKS.
   **Versioned:** the unversioned file is version 0; `statement-seal-key.v1`, `.v2`, ... are the
   rotations (`chongjun seal rotate` writes the next one). The highest version seals; each
@@ -27,8 +27,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from foundation.gmcrypto import hkdf_sm3
 from foundation.settings import Settings
-from identity import SecretStore
+from foundation.sm2 import N as SM2_N
+from foundation.sm2 import SM2PrivateKey, der_to_raw
+from identity import SecretStore, sm2_jwk
 
 __all__ = (
     "DEVICE_HMAC_SECRET",
@@ -65,30 +68,42 @@ def device_hmac_key(settings: Settings) -> bytes:
 
 
 class SealKey:
-    """One version of the bureau's e-seal: an Ed25519 key and its published JWK.
+    """One version of the bureau's e-seal: an Ed25519 key (`EdDSA`, the intl crypto profile) or
+    an SM2 key (`SM2` with SM3, signature `r ‖ s`: the gm profile), and its published JWK.
 
-    It is an `identity.Signer` (kid, alg, public_jwk, sign): another crypto profile (SM2) is
-    another Signer class, and the seal, the archive and the verifier take it unchanged.
+    It is an `identity.Signer` (kid, alg, public_jwk, sign), so the seal, the archive and the
+    verifier (identity.signing.VERIFIERS has both algs) take either unchanged.
     """
 
-    alg = "EdDSA"
-
-    def __init__(self, private_key: Ed25519PrivateKey, version: int = 0) -> None:
+    def __init__(self, private_key: Ed25519PrivateKey | SM2PrivateKey, version: int = 0) -> None:
         self.private_key = private_key
         self.version = version
-        raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        x = _b64url(raw)
-        # RFC 7638 thumbprint: SHA-256 of the required members in lexicographic order, no spaces.
-        thumbprint = hashlib.sha256(f'{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}'.encode()).digest()
-        self.kid = "seal-" + _b64url(thumbprint)[:16]
-        self.public_jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
+        if isinstance(private_key, SM2PrivateKey):
+            self.alg = "SM2"
+            jwk = sm2_jwk(private_key.public_key())
+            # RFC 7638 thumbprint: the required members in lexicographic order, no spaces.
+            canonical = f'{{"crv":"SM2","kty":"EC","x":"{jwk["x"]}","y":"{jwk["y"]}"}}'
+        else:
+            self.alg = "EdDSA"
+            raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            jwk = {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}
+            canonical = f'{{"crv":"Ed25519","kty":"OKP","x":"{jwk["x"]}"}}'
+        self.kid = "seal-" + _b64url(hashlib.sha256(canonical.encode()).digest())[:16]
+        self.public_jwk = {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
     def sign(self, data: bytes) -> bytes:
+        """The JWS signature value over `data` (Ed25519: 64 bytes; SM2: `r ‖ s`, 64 bytes)."""
+        if isinstance(self.private_key, SM2PrivateKey):
+            return der_to_raw(self.private_key.sign(data))
         return self.private_key.sign(data)
 
 
 @cache
-def _seal_from(secret: bytes, version: int = 0) -> SealKey:
+def _seal_from(secret: bytes, version: int = 0, alg: str = "EdDSA") -> SealKey:
+    if alg == "SM2":
+        # A scalar in [1, n-2] from 64 bytes of HKDF-SM3 (the reduction's bias is below 2^-250).
+        wide = int.from_bytes(hkdf_sm3(secret, b"chongjun statement seal sm2 v1", 64), "big")
+        return SealKey(SM2PrivateKey.from_scalar(wide % (SM2_N - 2) + 1), version)
     # "v1" names the derivation, not the key version: every version is derived the same way.
     seed = HKDF(SHA256(), 32, salt=None, info=b"chongjun statement seal v1").derive(secret)
     return SealKey(Ed25519PrivateKey.from_private_bytes(seed), version)
@@ -116,16 +131,19 @@ def _has_rotations(store: SecretStore) -> bool:
 
 
 def seal_ring(settings: Settings) -> SealRing:
-    """The seal key versions in the secret store (re-read each call, so a rotation is seen at once)."""
+    """The seal key versions in the secret store (re-read each call, so a rotation is seen at once),
+    derived for the crypto profile (intl Ed25519, gm SM2). What the other profile sealed stays
+    verifiable: every key that ever sealed is published from PostgreSQL (`seal_keys`)."""
     store = _secrets(settings)
+    alg = "SM2" if settings.crypto_profile == "gm" else "EdDSA"
     keys: dict[int, SealKey] = {}
     rotated = _has_rotations(store)
     env = "CHONGJUN_SECRET_" + SEAL_SECRET.upper().replace("-", "_")
     if not rotated or (store.directory / SEAL_SECRET).exists() or os.environ.get(env):
-        keys[0] = _seal_from(store.get(SEAL_SECRET), 0)
+        keys[0] = _seal_from(store.get(SEAL_SECRET), 0, alg)
     if rotated:
         for version, secret in store.versioned(SEAL_SECRET).versions.items():
-            keys[version] = _seal_from(secret, version)
+            keys[version] = _seal_from(secret, version, alg)
     return SealRing(keys)
 
 

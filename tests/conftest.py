@@ -80,8 +80,15 @@ async def template_database(base_settings: Settings) -> str:
 
 
 @pytest.fixture
-async def settings(base_settings: Settings, template_database: str) -> AsyncIterator[Settings]:
-    """Settings for one test: a fresh database and an empty Redis."""
+def crypto_profile(request: pytest.FixtureRequest, base_settings: Settings) -> str:
+    """The crypto profile of the test's settings: CHONGJUN_CRYPTO_PROFILE's (intl by default), or
+    each of them where a test says `@both_profiles` (tests.support), so one run covers both."""
+    return getattr(request, "param", base_settings.crypto_profile)
+
+
+@pytest.fixture
+async def settings(base_settings: Settings, template_database: str, crypto_profile: str) -> AsyncIterator[Settings]:
+    """Settings for one test: a fresh database, an empty Redis, and the test's crypto profile."""
     name = "cj_test_" + uuid.uuid4().hex[:12]
     admin = await asyncpg.connect(base_settings.database_url)
     try:
@@ -91,7 +98,9 @@ async def settings(base_settings: Settings, template_database: str) -> AsyncIter
     client = aioredis.Redis.from_url(base_settings.redis_url)
     await client.flushdb()
     await client.aclose()
-    yield msgspec.structs.replace(base_settings, database_url=dsn_with_database(base_settings.database_url, name))
+    yield msgspec.structs.replace(
+        base_settings, database_url=dsn_with_database(base_settings.database_url, name), crypto_profile=crypto_profile
+    )
     admin = await asyncpg.connect(base_settings.database_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

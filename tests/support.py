@@ -12,11 +12,24 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from foundation.connections import dsn_with_database, init_connection
 from foundation.settings import Settings
 
-__all__ = ("dsn_with_database", "embedded_test_dir", "free_port", "init_connection", "live_server")
+__all__ = (
+    "PROFILES",
+    "both_profiles",
+    "dsn_with_database",
+    "embedded_test_dir",
+    "free_port",
+    "init_connection",
+    "live_server",
+)
+
+PROFILES = ("intl", "gm")
+both_profiles = pytest.mark.parametrize("crypto_profile", PROFILES, indirect=True)
+"""Run a test once per crypto profile (the `crypto_profile` fixture of tests/conftest.py)."""
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +68,7 @@ def live_server(
         "CHONGJUN_ENV": settings.env,
         "CHONGJUN_DATA_DIR": str(settings.data_dir),
         "CHONGJUN_DEVICE_SCAN_RATE": str(settings.device_scan_rate),
+        "CHONGJUN_CRYPTO_PROFILE": settings.crypto_profile,
         "CHONGJUN_LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }

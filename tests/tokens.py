@@ -17,7 +17,15 @@ from uuid import UUID
 import msgspec
 
 from foundation.settings import Settings
-from identity import SESSION_KINDS, KeyRing, Principal, SecretStore, ensure_signing_keys, issue_access_token
+from identity import (
+    SESSION_KINDS,
+    KeyRing,
+    Principal,
+    SecretStore,
+    ensure_signing_keys,
+    issue_access_token,
+    profile_algorithm,
+)
 from tests.support import init_connection
 
 __all__ = ("access_token", "admin", "auth_headers", "device", "keyring_for", "staff", "veteran")
@@ -87,7 +95,7 @@ async def keyring_for(settings: Settings) -> KeyRing:
     conn = await asyncpg.connect(settings.database_url)
     try:
         await init_connection(conn)
-        await ensure_signing_keys(conn, ring.secrets, create=True)
+        await ensure_signing_keys(conn, ring.secrets, create=True, alg=profile_algorithm(settings.crypto_profile))
         await ring.load(conn)
     finally:
         await conn.close()

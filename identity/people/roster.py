@@ -286,7 +286,7 @@ def _stage_records(
     version = vault.current_version
     for done, (row, index) in enumerate(zip(rows, hmacs, strict=True), 1):
         old = existing.get(index)
-        if old is not None and old["seal_version"] == version:
+        if old is not None and old["seal_version"] == version and vault.is_current(bytes(old["id_sealed"])):
             person_id = old["id"]
             id_sealed = old["id_sealed"]
             name_sealed = old["name_sealed"]

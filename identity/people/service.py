@@ -32,15 +32,16 @@ REFUSED_CARD_STATUSES = frozenset({"SUSPENDED", "REVOKED"})
 
 
 @cache
-def _vault(secrets_dir: Path, production: bool) -> PiiVault:
+def _vault(secrets_dir: Path, production: bool, profile: str) -> PiiVault:
     from identity.secrets import SecretStore
 
-    return PiiVault.from_secrets(SecretStore(secrets_dir, production=production))
+    return PiiVault.from_secrets(SecretStore(secrets_dir, production=production), profile=profile)
 
 
 def pii_vault(settings: Settings) -> PiiVault:
-    """The process's vault for these settings (secrets read once; production never invents them)."""
-    return _vault(settings.resolved_secrets_dir.resolve(), settings.is_production)
+    """The process's vault for these settings (secrets read once; production never invents them);
+    it seals with the crypto profile's cipher (gm: SM4-GCM) and opens either."""
+    return _vault(settings.resolved_secrets_dir.resolve(), settings.is_production, settings.crypto_profile)
 
 
 def _person(row: asyncpg.Record) -> Person:

@@ -12,6 +12,7 @@ from identity import CityProviders, ExpiredCode, InvalidCode
 from identity.codes import MAX_CODE_LENGTH, subject_for
 from tests.qr import decode_qr_png
 from tests.tokens import auth_headers, device, staff, veteran
+from tests.support import both_profiles
 
 NO_CITY = CityProviders(dev=None, platform=None)
 """No city provider: every 随申码 is simply invalid (what a process without a platform URL has)."""
@@ -23,7 +24,8 @@ async def _issue(client, app, person, **body):
     return response.json()
 
 
-async def test_issued_code_shape(client, app):
+@both_profiles
+async def test_issued_code_shape(client, app, settings):
     person = uuid.uuid4()
     body = await _issue(client, app, person)
     assert set(body) == {"code", "jti", "expires_at", "refresh_after", "png_url", "svg_url"}
@@ -34,7 +36,8 @@ async def test_issued_code_shape(client, app):
 
     header = jwt.get_unverified_header(code[4:])
     claims = jwt.decode(code[4:], options={"verify_signature": False})
-    assert header == {"alg": "EdDSA", "kid": app.state.keyring.active.kid, "typ": "cj-code+jwt"}
+    alg = "SM2" if settings.crypto_profile == "gm" else "EdDSA"
+    assert header == {"alg": alg, "kid": app.state.keyring.active.kid, "typ": "cj-code+jwt"}
     assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti"}
     assert claims["exp"] - claims["iat"] == 60 and claims["aud"] == "cjmf-merchant"
     assert claims["jti"] == body["jti"] and len(claims["jti"]) == 22  # 128 bits
@@ -104,6 +107,7 @@ async def test_codes_are_for_veterans_only(client, app):
     assert bad.status_code == 400
 
 
+@both_profiles
 async def test_resolve_scan_code(keyring, redis):
     person = uuid.uuid4()
     now = time.time()

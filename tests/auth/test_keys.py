@@ -16,7 +16,7 @@ from identity import InvalidCode, InvalidToken, KeyRing, SecretStore
 from identity.codes import CODE_PREFIX, subject_for
 from identity.keys import jwk_thumbprint
 from identity.tokens import CODE, sign
-from tests.support import init_connection
+from tests.support import both_profiles, init_connection
 from tests.tokens import veteran
 
 
@@ -75,14 +75,21 @@ async def test_private_keys_are_sealed_in_the_database(settings, conn, keyring):
         await _ring(settings, conn)
 
 
-async def test_jwks_publishes_public_members_only(client):
+@both_profiles
+async def test_jwks_publishes_public_members_only(client, settings):
     response = await client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert "max-age" in response.headers["cache-control"]
     keys = response.json()["keys"]
-    assert {k["alg"] for k in keys} == {"EdDSA"}
+    token_keys = [k for k in keys if not k["kid"].startswith("seal-")]
+    assert {k["alg"] for k in token_keys} == {identity.profile_algorithm(settings.crypto_profile)}
+    # Both profiles' statement seals are published (a statement sealed under either verifies),
+    # the profile's own first.
+    seals = [k for k in keys if k["kid"].startswith("seal-")]
+    assert [k["alg"] for k in seals] == (["SM2", "EdDSA"] if settings.crypto_profile == "gm" else ["EdDSA", "SM2"])
     for key in keys:
-        assert set(key) == {"kty", "crv", "x", "kid", "alg", "use"}
+        members = {"kty", "crv", "x", "kid", "alg", "use"} | ({"y"} if key["alg"] == "SM2" else set())
+        assert set(key) == members
         assert key["use"] == "sig"
 
 

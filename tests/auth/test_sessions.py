@@ -10,6 +10,7 @@ import pytest
 import identity
 from identity import InvalidRefreshToken, Principal
 from tests.tokens import admin, auth_headers, veteran
+from tests.support import both_profiles
 
 
 def _session_of(token: str, principal: Principal, **kwargs) -> uuid.UUID:
@@ -31,6 +32,7 @@ async def test_issue_session_gives_a_15_minute_access_token(conn, keyring):
     assert session.refresh_token.encode() not in bytes(stored[0]["token_hash"])
 
 
+@both_profiles
 async def test_refresh_rotates_and_reuse_revokes_the_family(conn, keyring):
     principal = veteran()
     first = await identity.issue_session(conn, principal, keyring=keyring)
@@ -81,6 +83,7 @@ async def test_logout_revokes_and_ignores_unknown_tokens(conn, redis, keyring):
         await identity.refresh_session(conn, session.refresh_token, keyring=keyring)
 
 
+@both_profiles
 async def test_refresh_and_logout_over_http(client, app, conn):
     principal = veteran()
     session = await identity.issue_session(conn, principal, keyring=app.state.keyring)

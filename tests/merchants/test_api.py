@@ -11,6 +11,7 @@ from benefits.redemption.seal import verify_sealed
 from tests import tokens
 from tests.foundation.test_http_contract import assert_problem
 from tests.factories.world import credit_code
+from tests.support import both_profiles
 
 PUDONG, XUHUI = "310115", "310104"
 
@@ -64,6 +65,7 @@ async def test_admin_crud_paging_and_problems(app, client, conn):
     assert (await client.get("/v1/admin/merchants", headers=xuhui)).json()["items"] == []
 
 
+@both_profiles
 async def test_device_life_cycle_over_http(app, client):
     admin = city(app)
     merchant = await create_merchant(client, admin)
@@ -147,7 +149,8 @@ async def _ledger_row(conn, venue, *, day, value_fen, code="T1", benefit_id=T1):
     )
 
 
-async def test_merchant_views_json_csv_and_sealed_statement(app, client, conn):
+@both_profiles
+async def test_merchant_views_json_csv_and_sealed_statement(app, client, conn, settings):
     from datetime import date
 
     admin = city(app)
@@ -183,7 +186,15 @@ async def test_merchant_views_json_csv_and_sealed_statement(app, client, conn):
     import base64
 
     attached = f"{header}.{base64.urlsafe_b64encode(payload).rstrip(b'=').decode()}.{signature}"  # RFC 7515 App. F
-    decoded = jwt.api_jws.PyJWS().decode_complete(attached, jwt.PyJWK(jwk).key, algorithms=["EdDSA"])
+    if settings.crypto_profile == "gm":
+        # SM2 is not in PyJWT's defaults: the registered "SM2" (identity.sm2jws) and the JWK's point.
+        from identity import sm2_from_jwk
+
+        assert document["seal"]["alg"] == jwk["alg"] == "SM2" and jwk["crv"] == "SM2"
+        decoded = jwt.api_jws.decode_complete(attached, sm2_from_jwk(jwk), algorithms=["SM2"])
+    else:
+        assert document["seal"]["alg"] == "EdDSA"
+        decoded = jwt.api_jws.PyJWS().decode_complete(attached, jwt.PyJWK(jwk).key, algorithms=["EdDSA"])
     assert decoded["header"]["kid"] == jwk["kid"]
     document["statement"]["net_value_fen"] = 7501
     assert not verify_sealed(document, jwks)

@@ -153,6 +153,22 @@ async def test_rotated_seal_key_reseals_on_the_next_import(conn):
         only_new.open(row["id_sealed"], table="people", column="id_number", row=row["id"])
 
 
+async def test_switching_to_the_gm_profile_reseals_with_sm4_on_the_next_import(conn):
+    index, key = os.urandom(32), os.urandom(32)
+    text = synthetic_roster_csv(10, seed=4)
+    await import_roster(conn, PiiVault(index_key=index, seal_keys={1: key}), text)
+    gm = PiiVault(index_key=index, seal_keys={1: key}, cipher="sm4-gcm")
+    report = await import_roster(conn, gm, text)
+    assert (report.inserted, report.updated) == (0, 10)
+    rows = await conn.fetch("SELECT id, id_sealed, name_sealed, seal_version FROM people")
+    assert {row["seal_version"] for row in rows} == {1}
+    for row in rows:
+        assert gm.is_current(row["id_sealed"]) and gm.is_current(row["name_sealed"])
+        gm.open(row["id_sealed"], table="people", column="id_number", row=row["id"])
+    again = await import_roster(conn, gm, text)
+    assert (again.inserted, again.updated) == (0, 0)  # idempotent under gm too
+
+
 async def test_blob_moved_to_another_row_in_the_database_does_not_open(conn, vault):
     await import_roster(conn, vault, roster(GOOD, DISABLED))
     a, b = await conn.fetch("SELECT id, id_sealed FROM people ORDER BY id")

@@ -8,6 +8,7 @@ import pytest
 
 from tests.factories.people import DISABLED_ID, STRANGER_ID, VETERAN_ID
 from tests.factories.world import DAILY, build_world, suishen
+from tests.support import both_profiles
 
 
 @pytest.fixture
@@ -21,6 +22,7 @@ async def scan(client, world, code, *, headers=None, key=None, **body):
     return await client.post("/v1/scans", json=request, headers={**(headers or world.device_headers), **extra})
 
 
+@both_profiles
 async def test_accepted_then_replayed_then_quota_exhausted(app, client, conn, world):
     code = suishen(app, VETERAN_ID)
     first = await scan(client, world, code)
@@ -156,6 +158,7 @@ async def test_idempotency_key(app, client, conn, world):
     assert other_body.status_code == 422
 
 
+@both_profiles
 async def test_reversal_restores_quota(app, client, conn, world):
     accepted = (await scan(client, world, suishen(app, VETERAN_ID))).json()
     rid = accepted["redemption_id"]
