@@ -253,7 +253,8 @@ IssuerKey = Callable[[str], tuple[Any, str] | None]  # kid -> (public key, alg),
 
 def _jws(token: str, key: Any, alg: str, *, what: str) -> dict[str, Any]:
     try:
-        raw = jwt.api_jws.PyJWS().decode_complete(token, key, algorithms=[alg])
+        # PyJWT's module registry, which has SM2 (identity.sm2jws) beside its own; `alg` is pinned by the caller.
+        raw = jwt.api_jws.decode_complete(token, key, algorithms=[alg])
     except jwt.InvalidSignatureError:
         raise SdJwtRefused("bad-signature", f"the {what}'s signature does not verify") from None
     except jwt.PyJWTError as exc:

@@ -110,7 +110,7 @@ def verify_status_list_token(token: str, *, key_for: Any, uri: str, now: float) 
     if found is None or header.get("alg") != found[1]:
         raise StatusListRefused("bad-status-list", f"the status list's key {header.get('kid')!r} is not trusted")
     try:
-        raw = jwt.api_jws.PyJWS().decode_complete(token, found[0], algorithms=[found[1]])
+        raw = jwt.api_jws.decode_complete(token, found[0], algorithms=[found[1]])
         claims = json.loads(raw["payload"])
     except (jwt.PyJWTError, ValueError):
         raise StatusListRefused("bad-status-list", "the status list's signature does not verify") from None

@@ -16,6 +16,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 from identity.credentials.sdjwt import SdJwtRefused, verify_presentation
 from identity.credentials.statuslist import STATUS_NAMES, VALID, StatusListRefused, verify_status_list_token
 from identity.credentials.types import CredentialCheck
+from identity.sm2jws import sm2_from_jwk
 
 __all__ = ("VCT", "check_presentation", "jwks_lookup")
 
@@ -35,6 +36,9 @@ def jwks_lookup(jwks: Mapping[str, Any]):
                 keys[jwk["kid"]] = (OKPAlgorithm.from_jwk(text), "EdDSA")
             elif jwk.get("alg") == "ES256" and jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
                 keys[jwk["kid"]] = (ECAlgorithm.from_jwk(text), "ES256")
+            elif jwk.get("alg") == "SM2" and jwk.get("kty") == "EC" and jwk.get("crv") == "SM2":
+                # The gm crypto profile's issuer keys (identity.sm2jws: SM2 with SM3, r ‖ s).
+                keys[jwk["kid"]] = (sm2_from_jwk(text), "SM2")
         except Exception:  # a malformed key in the set is skipped, the others still count
             continue
     return keys.get

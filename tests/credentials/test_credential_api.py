@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -15,6 +16,7 @@ from api.errors import PROBLEM_TYPE_PREFIX
 from identity.credentials import check_presentation, present
 from identity.keys import _public_jwk
 from tests.people.test_api import ENROLLED, HEADER, import_csv
+from tests.support import both_profiles
 from tests.tokens import auth_headers, veteran
 
 ROSTER = HEADER + "\n" + f"{ENROLLED},张三丰,VETERAN|COMBAT_VETERAN,,,VETERAN_CARD,ACTIVE,310000,浦东新区,1990-01-01\n"
@@ -33,7 +35,8 @@ async def _fetch_public(client):
     return jwks, status.text
 
 
-async def test_credential_verifies_offline_fails_on_one_byte_and_when_suspended(client, app, conn, tmp_path):
+@both_profiles
+async def test_credential_verifies_offline_fails_on_one_byte_and_when_suspended(client, app, conn, tmp_path, settings):
     person_id = await _enrolled(client, app, conn)
     holder = Ed25519PrivateKey.generate()
     answer = await client.post("/v1/me/credential", json={"holder_jwk": _public_jwk(holder.public_key())},
@@ -44,6 +47,11 @@ async def test_credential_verifies_offline_fails_on_one_byte_and_when_suspended(
     assert issued["disclosable"] == ["card_kind", "category", "district", "name", "valid_until"]
     assert ENROLLED not in answer.text and "张三丰" not in answer.text and str(person_id) not in answer.text
     jwks, status_token = await _fetch_public(client)
+    # Signed by the key ring's active key: the crypto profile's algorithm (gm: SM2), credential
+    # and status list alike.
+    expected = "SM2" if settings.crypto_profile == "gm" else "EdDSA"
+    assert jwt.get_unverified_header(issued["credential"].split("~")[0])["alg"] == expected
+    assert jwt.get_unverified_header(status_token)["alg"] == expected
 
     now = int(time.time())
     shown = present(issued["credential"], names={"category", "district"}, holder_key=holder, holder_alg="EdDSA",
