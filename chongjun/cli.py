@@ -554,11 +554,15 @@ def bench_signatures(count: int) -> None:
 @click.option("--admin-user", default="demo-admin", show_default=True)
 @click.option("--admin-password", default="demo-admin-password", show_default=True)
 @click.option("--seed", default=2026, show_default=True, type=int, help="of the synthetic roster")
+@click.option("--code", "code", default="suishen", show_default=True, type=click.Choice(["suishen", "cj"]),
+              help="what the gates scan: a simulated 随申码, or our 崇军码 (signed with the profile's algorithm)")
+@click.option("--profiles", is_flag=True,
+              help="run this tree under CHONGJUN_CRYPTO_PROFILE=intl and =gm, interleaved, and print the ratios")
 def bench_scans(
     url, workers, scans, warmup, concurrency, venues, devices, people, capacity, against, rounds,
-    admin_user, admin_password, seed,
+    admin_user, admin_password, seed, code, profiles,
 ) -> None:
-    """Accepted scans/s and p50/p95/p99 of POST /v1/scans over real HTTP, one fresh 随申码 per scan."""
+    """Accepted scans/s and p50/p95/p99 of POST /v1/scans over real HTTP, one fresh code per scan."""
     settings = load_settings()  # no servers of its own: it drives a server, started or given by --url
     if settings.is_production:
         click.echo("error: the scan bench mints simulated 随申码 and is refused in production", err=True)
@@ -566,15 +570,31 @@ def bench_scans(
     if against is not None and url is not None:
         click.echo("error: --against starts both servers itself; it cannot take --url", err=True)
         sys.exit(2)
+    if (profiles or code == "cj") and (against is not None or (profiles and url is not None)):
+        click.echo("error: --code cj and --profiles run this tree's own server (no --against; --profiles no --url)", err=True)
+        sys.exit(2)
     options = dict(
         workers=workers, scans=scans, warmup=warmup, concurrency=concurrency, venues=venues, devices=devices,
-        admin=(admin_user, admin_password), seed=seed, people=people, capacity=capacity or None, echo=click.echo,
+        admin=(admin_user, admin_password), seed=seed, people=people, capacity=capacity or None, code=code,
+        echo=click.echo,
     )
     target = f"--url {url} " if url else f"--workers {workers} "
     shape = (
         f"--scans {scans} --warmup {warmup} --concurrency {concurrency} --venues {venues} --devices {devices} "
-        f"{f'--people {people} ' if people else ''}--capacity {capacity} --seed {seed}"
+        f"{f'--people {people} ' if people else ''}--capacity {capacity} --seed {seed} --code {code}"
     )
+    if code == "cj" or profiles:
+        # Minting 崇军码 reads the server's key ring and roster: the same PostgreSQL, started here
+        # when embedded, its URL exported so the spawned servers share it.
+        with _servers() as servers:
+            if profiles:
+                _bench_profiles(servers.settings, rounds, options, f"./dev bench scans {target}{shape} --profiles --rounds {rounds}")
+            else:
+                _echo_scan_result(uvloop.run(run_scan_bench(servers.settings, url=url, **options)))
+                click.echo(f"crypto profile: {settings.crypto_profile}")
+                click.echo(_machine())
+                click.echo(f"reproduce: CHONGJUN_CRYPTO_PROFILE={settings.crypto_profile} ./dev bench scans {target}{shape}")
+        return
     if against is None:
         result = uvloop.run(run_scan_bench(settings, url=url, **options))
         _echo_scan_result(result)
@@ -606,6 +626,40 @@ def bench_scans(
     click.echo(f"  errors (anything but accepted): this tree {[r.errors for r in mine]}, {against} {[r.errors for r in base]}")
     click.echo(_machine())
     click.echo(f"reproduce: ./dev bench scans {target}{shape} --against {against} --rounds {rounds}")
+
+
+def _bench_profiles(settings: Settings, rounds: int, options: dict, reproduce: str) -> None:
+    """Rounds of one run under intl and one under gm, the order alternating; medians and gm/intl."""
+    runs: dict[str, list] = {"intl": [], "gm": []}
+    saved = os.environ.get("CHONGJUN_CRYPTO_PROFILE")
+    try:
+        for round_number in range(rounds):
+            order = ["intl", "gm"] if round_number % 2 == 0 else ["gm", "intl"]
+            for profile in order:
+                click.echo(f"--- round {round_number + 1}/{rounds}: CHONGJUN_CRYPTO_PROFILE={profile}")
+                os.environ["CHONGJUN_CRYPTO_PROFILE"] = profile  # the spawned server inherits it
+                side = msgspec.structs.replace(settings, crypto_profile=profile)
+                result = uvloop.run(run_scan_bench(side, url=None, **options))
+                _echo_scan_result(result)
+                runs[profile].append(result)
+    finally:
+        if saved is None:
+            os.environ.pop("CHONGJUN_CRYPTO_PROFILE", None)
+        else:
+            os.environ["CHONGJUN_CRYPTO_PROFILE"] = saved
+    click.echo(f"=== {rounds} interleaved run(s) per profile; median of each; ratio = gm / intl")
+    for label, field, better in (
+        ("accepted scans/s", "accepted_per_second", "higher"),
+        ("p50 ms", "p50_ms", "lower"),
+        ("p99 ms", "p99_ms", "lower"),
+        ("server CPU ms/scan", "server_cpu_ms_per_scan", "lower"),
+    ):
+        gm, intl = _median(runs["gm"], field), _median(runs["intl"], field)
+        ratio = f"{gm / intl:.2f}x" if gm is not None and intl else "n/a"
+        click.echo(f"  {label:<20} gm {gm!s:>9}   intl {intl!s:>9}   ratio {ratio} ({better} is better)")
+    click.echo(f"  errors (anything but accepted): gm {[r.errors for r in runs['gm']]}, intl {[r.errors for r in runs['intl']]}")
+    click.echo(_machine())
+    click.echo(f"reproduce: {reproduce}")
 
 
 def _median(results: list, field: str) -> float | None:

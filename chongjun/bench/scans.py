@@ -38,7 +38,19 @@ import msgspec
 import psutil  # the memory and CPU of the server's processes
 
 from foundation.settings import Settings
-from identity import DevCityIssuer, pii_vault, synthetic_roster, synthetic_roster_csv
+from foundation.connections import open_connection
+from identity import (
+    CODE,
+    CODE_PREFIX,
+    DevCityIssuer,
+    KeyRing,
+    SecretStore,
+    pii_vault,
+    sign,
+    synthetic_roster,
+    synthetic_roster_csv,
+)
+from identity.codes import subject_for
 from merchants.creditcode import make_credit_code
 
 __all__ = ("ScanBench", "prepare_checkout", "run_scan_bench")
@@ -290,16 +302,40 @@ async def _retire_world(url: str, world: _World, *, admin: tuple[str, str], echo
             echo(f"note: could not retire the bench benefit and merchant ({type(exc).__name__})")
 
 
-def _encode_requests(world: _World, settings: Settings, host: str, count: int) -> list[bytes]:
-    """`count` ready-to-send HTTP requests, each with a fresh code: person `i % people` (so with
-    fewer people than scans they return), the scans dealt round-robin to the gates."""
+async def _our_code_signer(settings: Settings, id_numbers: list[str]):
+    """id number → a fresh 崇军码 of its holder, signed with the server's active key (so with the
+    crypto profile's algorithm: SM2 under gm), valid 5 minutes (the longest a 崇军码 may live)."""
+    vault = pii_vault(settings)
+    ring = KeyRing(SecretStore.from_settings(settings))
+    conn = await open_connection(settings)
+    try:
+        await ring.load(conn)
+        rows = await conn.fetch(
+            "SELECT id_hmac, id FROM people WHERE id_hmac = ANY($1::bytea[])", [vault.index_of(n) for n in id_numbers]
+        )
+    finally:
+        await conn.close()
+    alg = ring.active.alg
+    subjects = {bytes(row["id_hmac"]): subject_for(ring, row["id"], alg) for row in rows}
+
+    def code_of(id_number: str) -> str:
+        return CODE_PREFIX + sign(ring, CODE, {"sub": subjects[vault.index_of(id_number)]}, ttl_seconds=300)
+
+    return code_of
+
+
+def _encode_requests(world: _World, settings: Settings, host: str, count: int, code_of=None) -> list[bytes]:
+    """`count` ready-to-send HTTP requests, each with a fresh code (a simulated 随申码, or what
+    `code_of(id_number)` makes): person `i % people` (so with fewer people than scans they
+    return), the scans dealt round-robin to the gates."""
     issuer = DevCityIssuer(settings, pii_vault(settings))
+    code_of = code_of or (lambda id_number: issuer.issue(id_number, ttl_seconds=3600))
     encode = msgspec.json.Encoder().encode
     requests = []
     for index in range(count):
         id_number = world.id_numbers[index % len(world.id_numbers)]
         gate = world.gates[index % len(world.gates)]
-        body = encode({"code": issuer.issue(id_number, ttl_seconds=3600), "venue_id": gate.venue_id})
+        body = encode({"code": code_of(id_number), "venue_id": gate.venue_id})
         head = (
             f"POST /v1/scans HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {gate.device_token}\r\n"
             f"Content-Type: application/json\r\nIdempotency-Key: {uuid.uuid4()}\r\n"
@@ -403,11 +439,14 @@ async def run_scan_bench(
     people: int | None = None,
     capacity: int | None = 1_000_000,
     checkout: Path | None = None,
+    code: str = "suishen",
     echo=print,
 ) -> ScanBench:
     """One run. `people`: that many people come back again and again (a benefit without a
     per-person cap); None: one person per scan under a 1/day cap. `capacity`: each venue's daily
-    capacity (None: none). `checkout`: serve from that checkout instead (see SpawnedServer)."""
+    capacity (None: none). `checkout`: serve from that checkout instead (see SpawnedServer).
+    `code`: `suishen` (a simulated 随申码 per scan) or `cj` (our 崇军码, which needs `settings` to
+    name the server's PostgreSQL: the key ring and the roster are read from it)."""
     server = SpawnedServer(settings, workers=workers, checkout=checkout) if url is None else None
     try:
         if server is not None:
@@ -423,13 +462,14 @@ async def run_scan_bench(
         who = f"{people} returning people, no per-person cap" if people else f"{total} people, a 1/day benefit"
         echo(
             f"setup: a fresh benefit at {venues} venue(s) (capacity {capacity or 'none'}) with {devices} device(s) each, "
-            f"{who}, one fresh 随申码 per scan ..."
+            f"{who}, one fresh {'崇军码' if code == 'cj' else '随申码'} per scan ..."
         )
         world = await _build_world(
             url, admin=admin, people=people or total, venues=venues, devices=devices, seed=seed,
             capacity=capacity, returning=people is not None,
         )
-        requests = _encode_requests(world, settings, f"{host}:{port}", total)
+        code_of = await _our_code_signer(settings, world.id_numbers) if code == "cj" else None
+        requests = _encode_requests(world, settings, f"{host}:{port}", total, code_of)
         setup_seconds = time.perf_counter() - started
         # The load generator's own collector must not pause the clock it measures with.
         gc.collect()

@@ -4,12 +4,17 @@ README; this only keeps the tool working."""
 
 from __future__ import annotations
 
+import pytest
+
 import identity
 from chongjun.bench.scans import run_scan_bench
 from tests.support import live_server
 
 
-async def test_bench_scans_accepts_every_fresh_code(client, conn, settings):
+@pytest.mark.parametrize(
+    ("crypto_profile", "code"), [("intl", "suishen"), ("gm", "cj")], indirect=["crypto_profile"]
+)
+async def test_bench_scans_accepts_every_fresh_code(client, conn, settings, code):
     await identity.create_account(
         conn,
         identity.NewAccount(kind="admin", username="bench-admin", password="bench-admin-password", role="city"),
@@ -18,7 +23,7 @@ async def test_bench_scans_accepts_every_fresh_code(client, conn, settings):
     with live_server(settings, workers=2) as base_url:
         result = await run_scan_bench(
             settings, url=base_url, workers=2, scans=200, warmup=20, concurrency=8, venues=2, devices=1,
-            admin=("bench-admin", "bench-admin-password"), seed=7, echo=lines.append,
+            admin=("bench-admin", "bench-admin-password"), seed=7, code=code, echo=lines.append,
         )
     assert result.accepted == 200 and result.errors == 0, result.outcomes
     assert result.accepted_per_second > 0 and 0 < result.p50_ms <= result.p99_ms <= result.max_ms
