@@ -46,3 +46,19 @@ def test_a_seal_by_another_registered_alg_verifies_and_every_failure_is_named():
     assert explain_sealed(broken, jwks).reason == "malformed-seal"
     other = ES256Signer()
     assert explain_sealed(document, {"keys": [{**other.public_jwk, "kid": signer.kid}]}).reason == "signature-mismatch"
+
+
+def test_sm2_is_registered_and_refuses_what_it_should():
+    from foundation.sm2 import SM2PrivateKey, der_to_raw
+    from identity import sm2_jwk
+    from identity.signing import verify_signature
+
+    key = SM2PrivateKey.generate()
+    jwk = {**sm2_jwk(key.public_key()), "alg": "SM2"}
+    signature = der_to_raw(key.sign(b"data"))
+    assert verify_signature("SM2", jwk, b"data", signature)
+    assert not verify_signature("SM2", jwk, b"datA", signature)
+    assert not verify_signature("SM2", jwk, b"data", signature[:-1])
+    assert not verify_signature("SM2", {**jwk, "crv": "P-256"}, b"data", signature)
+    assert not verify_signature("SM2", {**jwk, "x": "AAAA"}, b"data", signature)
+    assert not verify_signature("EdDSA", jwk, b"data", signature)
