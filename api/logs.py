@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import secrets
 import sys
 import time
 
@@ -12,6 +11,7 @@ import msgspec
 from litestar.types import Message, Receive, Scope, Send
 
 from api.wrappers import HttpWrapper
+from foundation.ids import random_hex
 
 __all__ = ("JsonFormatter", "RequestIdMiddleware", "configure_logging", "request_id_var")
 
@@ -58,7 +58,7 @@ class RequestIdMiddleware(HttpWrapper):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isascii() and incoming.isprintable() else secrets.token_hex(8)
+        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isascii() and incoming.isprintable() else random_hex(8)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500

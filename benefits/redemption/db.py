@@ -11,6 +11,7 @@ import asyncpg
 from benefits.redemption.types import LedgerEntry, RejectedScan
 
 __all__ = (
+    "code_consumed",
     "delete_idempotency_keys",
     "get_redemption",
     "get_stored_answer",
@@ -106,6 +107,11 @@ async def record_rejection(conn: asyncpg.Connection, *, entry: RejectedScan) -> 
         e.id, e.service_day, e.reason, e.venue_id, e.merchant_id, e.device_id, e.staff_id, e.person_id,
         e.benefit_id, answer.caller, answer.key, answer.fingerprint, answer.response,
     )
+
+
+async def code_consumed(conn: asyncpg.Connection, jti: str) -> bool:
+    """Whether a code was used: asked only when Redis says it was presented before."""
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM consumed_codes WHERE jti = $1)", jti)
 
 
 async def list_paused_at_venue(conn: asyncpg.Connection, venue_id: UUID) -> list[asyncpg.Record]:

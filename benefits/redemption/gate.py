@@ -1,9 +1,12 @@
 """The scan's Redis gate: the fast checks before a decision and the bookkeeping after one.
 
 Redis only speeds the scan up; PostgreSQL decides. Before the decision one script (`_GATE`)
-sets the Idempotency-Key's in-flight marker, counts the device's scans this minute and looks
-for the code's replay marker. After an accepted scan one script (`_ACCEPTED`) remembers the
-code for the replay pre-check and makes the person's cached benefit list stale. When Redis is
+sets the Idempotency-Key's in-flight marker, counts the device's scans this minute and sets the
+code's replay marker, saying whether it was there already (the code was presented before: a
+hint that sends the scan to `consumed_codes` first). After an accepted scan under a benefit with
+a per-person cap, one script (`_STALE`) makes the person's cached benefit list stale (its
+remaining quota changed); under a benefit without one nothing in that list changed, so an
+accepted scan there costs one Redis round trip in all. When Redis is
 down every check still happens in PostgreSQL (the stored answer, `consumed_codes`) and the rate
 is counted in this process instead.
 
@@ -26,7 +29,7 @@ from benefits.catalog import person_stale_mark
 from foundation.cache import LocalCache
 from foundation.structs import Record
 
-__all__ = ("Gate", "ask", "release_marker", "remember_accepted")
+__all__ = ("Gate", "ask", "mark_quota_stale", "release_marker")
 
 log = logging.getLogger("chongjun.scan")
 
@@ -36,7 +39,7 @@ MARKER_TTL = 30
 """Seconds an Idempotency-Key stays "in flight" if its request never finishes."""
 
 # KEYS: the Idempotency-Key marker, the device's rate window, the code's replay marker (a
-# placeholder when unused). ARGV: this request's token, then "1"/"0" for: a key was sent, the rate
+# placeholder when unused; set on first sight, so `seen` means "presented before"). ARGV: this request's token, then "1"/"0" for: a key was sent, the rate
 # limit is on, a code was verified. The marker holds the request's token: if the script is re-sent
 # after a lost reply, the SET NX that already ran fails, but the marker still names this request,
 # so it is not "in flight".
@@ -51,25 +54,24 @@ if ARGV[3] == '1' then
     redis.call('EXPIRE', KEYS[2], 120)
 end
 local seen = 0
-if ARGV[4] == '1' then
-    seen = redis.call('EXISTS', KEYS[3])
+if ARGV[4] == '1' and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', {REPLAY_TTL}) then
+    seen = 1
 end
 return {{fresh, count, seen}}
 """
 
-# KEYS: replay marker, the person's generation key, their cached list (person_stale_mark).
-# ARGV: replay TTL, the new generation, its TTL.
-_ACCEPTED = """
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-redis.call('DEL', KEYS[3])
+# KEYS: the person's generation key, their cached list (person_stale_mark).
+# ARGV: the new generation, its TTL.
+_STALE = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('DEL', KEYS[2])
 return 1
 """
 
 # Compare and delete: only this request's own marker, never one another request set since.
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
-_SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_GATE, _ACCEPTED)}
+_SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_GATE, _STALE)}
 _UNUSED = "cj:unused"
 
 
@@ -79,8 +81,8 @@ class Gate(Record):
     key_fresh: bool = True
     """False: another request holds (or held) this key: answered already, or still in flight"""
     scans_this_minute: int = 0
-    seen_consumed: bool = False
-    """the code was used already (a hint: `consumed_codes` decides)"""
+    seen_before: bool = False
+    """the code was presented before, within REPLAY_TTL (a hint: `consumed_codes` decides)"""
 
 
 def _marker_key(caller: str, key: str) -> str:
@@ -114,7 +116,7 @@ async def ask(
         fresh, count, seen = await _run(redis, _GATE, keys, [token, *flags])  # type: ignore[misc]
     except RedisError:
         return Gate(scans_this_minute=_count_locally(caller) if per_minute > 0 else 0)
-    return Gate(key_fresh=bool(fresh), scans_this_minute=int(count), seen_consumed=bool(seen))
+    return Gate(key_fresh=bool(fresh), scans_this_minute=int(count), seen_before=bool(seen))
 
 
 _local_rate: LocalCache[str, tuple[int, int]] = LocalCache(maxsize=50_000, ttl=120.0)
@@ -140,13 +142,10 @@ async def release_marker(redis: aioredis.Redis, *, caller: str, key: str | None,
         pass  # it expires within MARKER_TTL seconds
 
 
-async def remember_accepted(redis: aioredis.Redis, *, jti: str, person_id: UUID) -> None:
-    """After the commit: the replay pre-check learns the code, the person's benefit list goes stale."""
+async def mark_quota_stale(redis: aioredis.Redis, *, person_id: UUID) -> None:
+    """After the commit of a scan under a capped benefit: the person's benefit list goes stale."""
     mark = person_stale_mark(person_id)
     try:
-        await _run(
-            redis, _ACCEPTED, [_used_key(jti), mark.generation_key, mark.cache_key],
-            [REPLAY_TTL, mark.generation, mark.generation_ttl],
-        )
+        await _run(redis, _STALE, [mark.generation_key, mark.cache_key], [mark.generation, mark.generation_ttl])
     except RedisError:
         log.warning("redis unavailable after an accepted scan; caches refill from PostgreSQL")

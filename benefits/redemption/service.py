@@ -71,6 +71,7 @@ from benefits.redemption.types import (
 )
 from foundation.cache import LocalCache
 from foundation.errors import BadRequest
+from foundation.ids import random_hex, random_uuid
 from foundation.structs import Record
 from foundation.vocabulary import CATEGORIES, VETERAN_SUBKINDS
 
@@ -112,6 +113,8 @@ class Answered(Record):
     """The scan is decided and its row committed: send `body`."""
 
     body: bytes
+    quota_changed: bool = False
+    """accepted under a per-person cap: the person's cached benefit list is stale now"""
 
 
 class Stored(Record):
@@ -208,7 +211,9 @@ async def scan(
 
     `conn` must not be inside a transaction: each write below is one atomic statement. The hot
     path is one Redis script and at most three PostgreSQL statements (the person, the venue's
-    benefits when not cached, the ledger), plus one more Redis script after an accepted scan.
+    benefits when not cached, the ledger: two at a cached venue), plus one more Redis script
+    after a scan accepted under a per-person cap (the person's benefit list goes stale). A code
+    Redis saw before is first looked up in `consumed_codes`.
     """
     scan = await _open(conn, principal, request, idempotency_key)
     holds_marker = False
@@ -254,7 +259,7 @@ async def _open(
         request=request, venue=venue, caller=caller, device_id=device_id, staff_id=staff_id, key=key,
         # The decoded request, re-encoded: the same scan sent with other spacing is the same request.
         fingerprint=hashlib.sha256(_encode(request)).digest(),
-        token=uuid.uuid4().hex, now=now, today=local_date(now),
+        token=random_hex(16), now=now, today=local_date(now),
     )
 
 
@@ -304,7 +309,7 @@ async def _decide_and_record(
     """The guard clauses, in order, down to the ledger statement."""
     if isinstance(code, Refuse):
         return await _refuse(conn, scan, code)
-    if passed.seen_consumed:
+    if passed.seen_before and await db.code_consumed(conn, code.jti):
         return await _refuse(conn, scan, Refuse("replayed"))
     person = await identity.scanned_person(conn, code)
     if person is None:
@@ -321,8 +326,8 @@ async def _decide_and_record(
         outcome = await _attempt(conn, scan, code, person, wanted, holder, priority, fresh=True)
     if isinstance(outcome, Refuse):
         return await _refuse(conn, scan, outcome, person=person, holder=holder, priority=priority)
-    if isinstance(outcome, Answered):
-        await gate.remember_accepted(redis, jti=code.jti, person_id=person.id)
+    if isinstance(outcome, Answered) and outcome.quota_changed:
+        await gate.mark_quota_stale(redis, person_id=person.id)
     return outcome  # type: ignore[return-value]  (None only ever comes from the first pass)
 
 
@@ -343,7 +348,7 @@ async def _attempt(
         return verdict if fresh else None  # never refuse on a cached list: look again
     outcome, body = await _record(conn, scan, code, person, verdict, holder, priority)
     if outcome == "accepted":
-        return Answered(body)
+        return Answered(body, quota_changed=bool(verdict.benefit.caps))
     if outcome == "idempotency_conflict":  # another request with this key answered first
         return Stored(otherwise=IdempotencyKeyInFlight("a scan with this Idempotency-Key is still being processed"))
     if outcome == "stale_benefit":
@@ -367,7 +372,7 @@ async def _record(
 ) -> tuple[str, bytes]:
     """The one ledger statement for an acceptance: its outcome, and the answer it stored if accepted."""
     version, request = accept.benefit, scan.request
-    redemption_id = uuid.uuid4()
+    redemption_id = random_uuid()
     body = _encode(
         _answer(
             "accepted", redemption_id=redemption_id, holder=holder, benefit=_ref(version), priority=priority,
@@ -413,7 +418,7 @@ async def _refuse(
     stored_first = await db.record_rejection(
         conn,
         entry=RejectedScan(
-            id=uuid.uuid4(), service_day=scan.today, reason=refusal.reason, venue_id=scan.venue.id,
+            id=random_uuid(), service_day=scan.today, reason=refusal.reason, venue_id=scan.venue.id,
             merchant_id=scan.venue.merchant_id, device_id=scan.device_id, staff_id=scan.staff_id,
             person_id=person.id if person is not None else None, benefit_id=refusal.benefit_id,
             answer=_to_store(scan, body),

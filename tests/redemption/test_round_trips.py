@@ -4,6 +4,7 @@ venue and benefit list are cached, with and without a capacity, for a 随申码 
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID, uuid4
 
 import msgspec
@@ -35,6 +36,8 @@ async def _counted_scan(app, conn, redis, world, code) -> tuple[dict, list[str]]
             idempotency_key=str(uuid4()), scan_rate=120, keyring=app.state.keyring, providers=app.state.city,
         )
     finally:
+        for _ in range(3):
+            await asyncio.sleep(0)  # asyncpg calls query loggers soon after, not during, the query
         conn.remove_query_logger(log)
     return msgspec.json.decode(answer), statements
 
@@ -46,5 +49,5 @@ async def test_an_accepted_scan_at_a_cached_venue_takes_two_round_trips(app, cli
         assert first["decision"] == "accepted", first
         answer, statements = await _counted_scan(app, conn, redis, world, suishen(app, DISABLED_ID))
         assert answer["decision"] == "accepted", answer
-        assert len(statements) <= 2, (capacity, statements)
+        assert len(statements) == 2, (capacity, statements)  # the person, the ledger statement
         assert any("record_redemption" in s for s in statements)
