@@ -18,6 +18,7 @@ from api.credentials import MyCredentialController, StatusListController
 from api.drain import DrainBodyMiddleware
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
 from api.errors import exception_handlers
+from api.faces import FacesController
 from api.guards import provide_principal
 from api.lifespan import freeze_startup_objects, resources
 from api.logs import RequestIdMiddleware
@@ -73,6 +74,7 @@ def route_handlers(settings: Settings | None = None) -> list:
         ScanController,
         MyCredentialController,
         StatusListController,
+        FacesController,
     ]
     if settings is None or not settings.is_production:
         handlers.append(DevCityController)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -83,6 +84,8 @@ __all__ = (
     "provision_device",
     "revoke_device",
     "roll_device_secret",
+    "setup_link",
+    "setup_payload",
     "setup_qr_png",
     "update_merchant",
     "update_venue",
@@ -313,6 +316,29 @@ def _hash_secret(key: bytes, device_id: UUID, secret: str) -> bytes:
     return hmac.new(key, device_id.bytes + secret.encode(), hashlib.sha256).digest()
 
 
+def setup_payload(device_id: UUID, secret: str, venue_id: UUID, venue_name: str, *, api_base_url: str) -> dict[str, object]:
+    """What a device's setup QR holds (and `/scan#setup=` carries, base64url-encoded)."""
+    return {
+        "kind": "chongjun-device-setup",
+        "v": 1,
+        "api": api_base_url.rstrip("/"),
+        "device_id": str(device_id),
+        "secret": secret,
+        "venue_id": str(venue_id),
+        "venue": venue_name,
+    }
+
+
+def setup_link(payload: dict[str, object]) -> str:
+    """The H5 scanner's setup link for a setup payload: `<api>/scan#setup=<base64url of its JSON>`.
+
+    The fragment never reaches a server (browsers do not send it), and the page removes it from
+    the address bar and history as soon as it has read it.
+    """
+    encoded = base64.urlsafe_b64encode(msgspec.json.encode(payload)).rstrip(b"=").decode()
+    return f"{payload['api']}/scan#setup={encoded}"
+
+
 def _setup_key(device_id: UUID) -> str:
     return f"cj:device:{{{device_id}}}:setup"
 
@@ -321,15 +347,7 @@ async def _offer_setup(
     redis: aioredis.Redis, device_id: UUID, secret: str, venue: asyncpg.Record, *, api_base_url: str, audience: str
 ) -> tuple[str, int]:
     """Keep the setup payload (with the secret) for one fetch within SETUP_QR_TTL seconds."""
-    payload = {
-        "kind": "chongjun-device-setup",
-        "v": 1,
-        "api": api_base_url.rstrip("/"),
-        "device_id": str(device_id),
-        "secret": secret,
-        "venue_id": str(venue["id"]),
-        "venue": venue["name_zh"],
-    }
+    payload = setup_payload(device_id, secret, venue["id"], venue["name_zh"], api_base_url=api_base_url)
     try:
         await redis.set(_setup_key(device_id), msgspec.json.encode(payload), ex=SETUP_QR_TTL)
     except (OSError, RedisError) as exc:

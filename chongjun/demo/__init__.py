@@ -34,6 +34,8 @@ __all__ = ("DEMO_ACTOR", "NAMED_PEOPLE", "load_reference_catalog", "seed_demo", 
 # Fixed ids, so the demo's actors read the same in every audit log.
 _SEED_SUBJECT = UUID("00000000-0000-4000-8000-00000000d3e0")
 DEMO_ACTOR = catalog.Actor("system", "seed-demo")
+DEMO_API_BASE_URL = "http://127.0.0.1:8000"
+"""Where `./dev serve` answers by default: the demo devices' setup links point there."""
 
 
 class _SeedCaller(msgspec.Struct, frozen=True):
@@ -145,10 +147,14 @@ async def _seed_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, setting
                 caller,
                 merchants.DeviceCreate(venue_id=venue_ids[key], label=f"演示闸机 {key}"),
                 hmac_key=hmac_key,
-                api_base_url="http://127.0.0.1:8000",
+                api_base_url=DEMO_API_BASE_URL,
             )
             venue = next(v for v in reference.venues if v.key == key)
             lines.append(f"device at {venue.name_zh} (venue {venue_ids[key]}): device_id={device.device_id} secret={device.secret}")
+            payload = merchants.setup_payload(
+                device.device_id, device.secret, venue_ids[key], venue.name_zh, api_base_url=DEMO_API_BASE_URL
+            )
+            lines.append(f"  scanner: {merchants.setup_link(payload)}")
     await catalog.catalog_changed(redis)
     return lines
 

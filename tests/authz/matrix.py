@@ -57,6 +57,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "version": lambda w: "1",
     "case_id": lambda w: str(w.extra["rating_case_id"]),
     "list_id": lambda w: "1",
+    "name": lambda w: "scan.js",
 }
 
 _HOLDER_JWK = {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
@@ -90,6 +91,9 @@ EXPECT: dict[str, Expect] = {
     "GET /ready": Expect(EVERYONE),
     "GET /metrics": Expect(EVERYONE),
     "GET /schema": Expect(EVERYONE, public=True),
+    # The faces (api/faces.py): static pages and assets, the same bytes for everyone.
+    "GET /scan": Expect(EVERYONE, public=True),
+    "GET /faces/{name:str}": Expect(EVERYONE, public=True),
     "GET /schema/openapi.json": Expect(EVERYONE, public=True),
     "GET /schema/redoc": Expect(EVERYONE, public=True),
     "GET /schema/redoc.standalone.js": Expect(EVERYONE, public=True),

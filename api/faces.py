@@ -1,0 +1,81 @@
+"""The two faces served by the app itself: the console (`/console`) and the gate scanner (`/scan`).
+
+Both are static pages (HTML, CSS and small JavaScript modules in `api/static/faces/`, no build
+step) that talk to the JSON API of this same process with bearer tokens. No cookie carries a
+session, so there is nothing a cross-site form could ride on (no CSRF surface); the console keeps
+its tokens in memory and `sessionStorage` (gone with the tab), the scanner keeps only the device
+credential in `localStorage` (its setup payload: device id, secret, venue). Every page and asset is
+sent with a policy that allows scripts and styles from this origin only: no inline script, no
+`unsafe-inline`, no outside request.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from litestar import Controller, Response, get
+from litestar.exceptions import NotFoundException
+
+__all__ = ("FacesController", "PAGE_POLICY")
+
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; media-src 'self' blob: mediastream:; font-src 'self'; manifest-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
+)
+"""The Content-Security-Policy of every face page and asset (no `unsafe-inline` anywhere)."""
+
+_HEADERS = {
+    "Content-Security-Policy": PAGE_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+@cache
+def _asset(name: str) -> tuple[bytes, str]:
+    """A file of `api/static/faces/` (flat names only), read once per process."""
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise NotFoundException()
+    suffix = name[name.rfind("."):] if "." in name else ""
+    media = _TYPES.get(suffix)
+    if media is None:
+        raise NotFoundException()
+    node = resources.files("api").joinpath("static", "faces", name)
+    if not node.is_file():
+        raise NotFoundException()
+    return node.read_bytes(), media
+
+
+def _send(name: str, *, cache_seconds: int) -> Response[bytes]:
+    body, media = _asset(name)
+    headers = dict(_HEADERS)
+    headers["Cache-Control"] = f"public, max-age={cache_seconds}" if cache_seconds else "no-cache"
+    return Response(body, media_type=media, headers=headers)
+
+
+class FacesController(Controller):
+    """Pages for people: the bureau and merchant console and the H5 gate scanner."""
+
+    include_in_schema = False
+    opt = {"exclude_from_auth": True}
+
+    @get("/scan", sync_to_thread=False)
+    def scan_page(self) -> Response[bytes]:
+        return _send("scan.html", cache_seconds=0)
+
+    @get("/faces/{name:str}", sync_to_thread=False)
+    def asset(self, name: str) -> Response[bytes]:
+        # Short cache: the files change with the package and are not fingerprinted.
+        return _send(name, cache_seconds=300)
