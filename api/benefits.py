@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -101,7 +102,7 @@ _EXAMPLE_DRAFT = {
 }
 
 
-def _json_body(description: str) -> type[Operation]:
+def _json_body(description: str, example: dict | None = None) -> type[Operation]:
     """Document the raw JSON body these routes validate themselves (422 naming each bad node)."""
 
     @dataclass
@@ -113,7 +114,7 @@ def _json_body(description: str) -> type[Operation]:
                 content={
                     "application/json": OpenAPIMediaType(
                         schema=Schema(type=OpenAPIType.OBJECT),
-                        examples={"T1": Example(summary="a benefit", value=_EXAMPLE_DRAFT)},
+                        examples={"T1": Example(summary="a benefit", value=example or _EXAMPLE_DRAFT)},
                     )
                 },
             )
@@ -125,6 +126,11 @@ _DRAFT_BODY = _json_body(
     "A BenefitDraft: the fields of BenefitView without benefit_id/version/created_at, plus `status` "
     "(draft | active) and `venue_ids`. `rule` is the rule language of benefits/rules.py. A bad node "
     "answers 422 `invalid-rule` / `invalid-benefit` with `errors: [{path, message}]`."
+)
+_PREVIEW_BODY = _json_body(
+    "A PreviewRequest: `benefit` as AdminCreateBenefit takes it and `person`, a SamplePerson "
+    "(categories, disability_grade, card_kind, ...). The same 422 as a create names the bad node.",
+    example={"benefit": _EXAMPLE_DRAFT, "person": {"categories": ["VETERAN", "DISABLED_SERVICEMAN"], "disability_grade": 2}},
 )
 _SPEC_BODY = _json_body("A whole BenefitSpec (PUT replaces the definition; status and venues stay).")
 _PATCH_BODY = _json_body("Some top-level fields of a BenefitSpec; the others keep their current value.")
@@ -175,6 +181,17 @@ class AdminBenefitController(Controller):
     ) -> Response[catalog.BenefitView]:
         view = await catalog.create_benefit_json(conn, body, _actor(principal))
         return _changed(view, redis, HTTP_201_CREATED)
+
+    @post(
+        "/preview",
+        operation_id="AdminPreviewBenefit",
+        summary="Validate a draft and explain its rule for a sample person (nothing is stored)",
+        operation_class=_PREVIEW_BODY,
+        status_code=HTTP_200_OK,
+    )
+    async def preview_benefit(self, body: RawBody) -> catalog.RulePreview:
+        # The console's rule editor calls this as the rule is typed: no connection, no write.
+        return catalog.preview_benefit_json(body, at=datetime.now(UTC))
 
     @get("/{benefit_id:uuid}", operation_id="AdminGetBenefit", summary="A benefit's version in force and its venues")
     async def get_benefit(

@@ -75,6 +75,11 @@ class FacesController(Controller):
     def scan_page(self) -> Response[bytes]:
         return _send("scan.html", cache_seconds=0)
 
+    @get(["/console", "/console/{page:str}"], sync_to_thread=False)
+    def console_page(self) -> Response[bytes]:
+        # One page; the script shows the section the path names (/console/benefits, ...).
+        return _send("console.html", cache_seconds=0)
+
     @get("/faces/{name:str}", sync_to_thread=False)
     def asset(self, name: str) -> Response[bytes]:
         # Short cache: the files change with the package and are not fingerprinted.

@@ -105,6 +105,7 @@ DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     # Catalog
     "AdminListBenefits": {422: ("invalid-benefit",)},  # a cursor it did not issue (the other lists say 400)
     "AdminCreateBenefit": {409: ("benefit-code-taken",), 422: ("invalid-rule", "invalid-benefit")},
+    "AdminPreviewBenefit": {422: ("invalid-rule", "invalid-benefit")},
     "AdminReplaceBenefit": {409: ("benefit-version-conflict", "benefit-code-taken"), 422: ("invalid-rule", "invalid-benefit")},
     "AdminPatchBenefit": {409: ("benefit-version-conflict", "benefit-code-taken"), 422: ("invalid-rule", "invalid-benefit")},
     "AdminChangeBenefitStatus": {409: ("benefit-status-change-refused",)},
@@ -171,6 +172,7 @@ def _benefit_patch(spec: dict[str, Any]) -> dict[str, Any]:
 
 RAW_BODIES: dict[str, tuple[type, Any]] = {
     "AdminCreateBenefit": (catalog.BenefitDraft, None),
+    "AdminPreviewBenefit": (catalog.PreviewRequest, None),
     "AdminReplaceBenefit": (catalog.BenefitSpec, None),
     "AdminPatchBenefit": (catalog.BenefitSpec, _benefit_patch),
 }

@@ -7,11 +7,12 @@ companions and caps, and compute the cap buckets the ledger counts in.
 
 # Each module names its public surface in its own __all__; this package's surface is their sum
 # (the way asyncio's __init__ does it), so no name is listed twice.
-from benefits.catalog import errors, evaluation, matching, periods, rules, service, types
+from benefits.catalog import errors, evaluation, matching, periods, preview, rules, service, types
 from benefits.catalog.errors import *  # noqa: F403
 from benefits.catalog.evaluation import *  # noqa: F403
 from benefits.catalog.matching import *  # noqa: F403
 from benefits.catalog.periods import *  # noqa: F403
+from benefits.catalog.preview import *  # noqa: F403
 from benefits.catalog.rules import *  # noqa: F403
 from benefits.catalog.service import *  # noqa: F403
 from benefits.catalog.types import *  # noqa: F403
@@ -21,6 +22,7 @@ __all__ = (
     *evaluation.__all__,
     *matching.__all__,
     *periods.__all__,
+    *preview.__all__,
     *rules.__all__,
     *service.__all__,
     *types.__all__,

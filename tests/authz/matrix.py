@@ -58,6 +58,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "case_id": lambda w: str(w.extra["rating_case_id"]),
     "list_id": lambda w: "1",
     "name": lambda w: "scan.js",
+    "page": lambda w: "benefits",
 }
 
 _HOLDER_JWK = {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
@@ -93,6 +94,8 @@ EXPECT: dict[str, Expect] = {
     "GET /schema": Expect(EVERYONE, public=True),
     # The faces (api/faces.py): static pages and assets, the same bytes for everyone.
     "GET /scan": Expect(EVERYONE, public=True),
+    "GET /console": Expect(EVERYONE, public=True),
+    "GET /console/{page:str}": Expect(EVERYONE, public=True),
     "GET /faces/{name:str}": Expect(EVERYONE, public=True),
     "GET /schema/openapi.json": Expect(EVERYONE, public=True),
     "GET /schema/redoc": Expect(EVERYONE, public=True),
@@ -128,6 +131,9 @@ EXPECT: dict[str, Expect] = {
     # Benefits are city-wide; their venue ids are the public catalog's (GET /v1/venues), not a leak.
     "GET /v1/admin/benefits": Expect(ADMINS, public=True),
     "POST /v1/admin/benefits": Expect(CITY, body=lambda w: {**_draft(), "code": "C99"}),
+    "POST /v1/admin/benefits/preview": Expect(
+        ADMINS, body=lambda w: {"benefit": _draft(), "person": {"categories": ["VETERAN"]}}
+    ),
     "GET /v1/admin/benefits/{benefit_id:uuid}": Expect(ADMINS, public=True),
     "GET /v1/admin/benefits/{benefit_id:uuid}/versions/{version:int}": Expect(ADMINS),
     "PUT /v1/admin/benefits/{benefit_id:uuid}": Expect(CITY, body=lambda w: _draft()),
