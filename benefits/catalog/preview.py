@@ -14,12 +14,13 @@ from uuid import uuid4
 import msgspec
 
 import identity
-from benefits.catalog.errors import InvalidBenefit, MalformedBody, RuleProblem
+from benefits.catalog.errors import InvalidBenefit, RuleProblem
 from benefits.catalog.evaluation import companions_allowed, explain, window_open
 from benefits.catalog.rules import ClauseResult, describe
 from benefits.catalog.service import decode_draft
 from benefits.catalog.types import BenefitDraft, BenefitVersion, Decision
 from foundation import vocabulary
+from foundation.errors import MalformedJson
 from foundation.structs import Input, Record
 
 __all__ = ("PreviewRequest", "RulePreview", "SamplePerson", "preview_benefit_json")
@@ -76,7 +77,7 @@ def _person(raw: bytes) -> identity.Person:
 def preview_benefit_json(raw: bytes, *, at: datetime) -> RulePreview:
     """Validate `raw` (`PreviewRequest` JSON) and explain its rule for its person at `at`.
 
-    Errors: 400 `malformed-body` for JSON that does not parse, 422 `invalid-rule` /
+    Errors: 400 `malformed-json` for JSON that does not parse, 422 `invalid-rule` /
     `invalid-benefit` with the JSON path of the bad node inside `benefit` (`$.rule.all[1].min`),
     or under `$.person` for the sample person.
     """
@@ -85,7 +86,7 @@ def preview_benefit_json(raw: bytes, *, at: datetime) -> RulePreview:
     except msgspec.ValidationError as exc:
         raise InvalidBenefit([RuleProblem("$", str(exc))]) from None
     except msgspec.DecodeError:
-        raise MalformedBody("The request body is not valid JSON") from None
+        raise MalformedJson("The request body is not valid JSON") from None
     draft = decode_draft(bytes(body.benefit))
     person = _person(bytes(body.person))
     fields = {f: getattr(draft, f) for f in BenefitDraft.__struct_fields__ if f not in ("status", "venue_ids")}
