@@ -300,3 +300,14 @@ async def test_every_admin_page_at_both_sizes_passes_axe(faces: Faces):
                 assert not violations, (name, size, violations)
     assert not faces.dialogs, faces.dialogs
     faces.assert_clean()
+
+
+async def test_an_idle_session_ends_and_shows_the_login_form(faces: Faces):
+    async with faces.page() as page:
+        await page.clock.install()
+        await _login(page, faces, AUDITOR)
+        await _ready(page, "dashboard")
+        await page.clock.run_for(16 * 60 * 1000)
+        await expect(page.locator("input[name=username]")).to_be_visible()
+        assert await page.evaluate("sessionStorage.length") == 0
+    faces.assert_clean()

@@ -226,7 +226,7 @@ async def test_setup_needs_a_real_setup_code(faces: Faces):
 
 async def test_pages_carry_a_strict_policy(faces: Faces):
     with faces.api() as client:
-        for path in ("/scan", "/faces/scan.js", "/faces/faces.css"):
+        for path in ("/scan", "/console", "/console/benefits", "/faces/scan.js", "/faces/console.js", "/faces/faces.css"):
             response = client.get(path)
             assert response.status_code == 200, path
             policy = response.headers["content-security-policy"]
@@ -235,3 +235,54 @@ async def test_pages_carry_a_strict_policy(faces: Faces):
             assert response.headers["x-content-type-options"] == "nosniff"
         assert client.get("/faces/../app.py").status_code == 404
         assert client.get("/faces/nothing.js").status_code == 404
+
+
+def _accepted_rows(faces: Faces) -> int:
+    token = faces.staff_token("demo-staff", "demo-staff-password")
+    with faces.api() as client:
+        page = client.get("/v1/merchant/redemptions?limit=100&result=accepted", headers={"Authorization": f"Bearer {token}"})
+    assert page.status_code == 200, page.text
+    return len(page.json()["items"])
+
+
+async def test_a_lost_answer_is_retried_with_the_same_idempotency_key_and_counts_once(faces: Faces):
+    keys: list[str] = []
+    dropped = []
+
+    async def lose_first_answer(route):
+        keys.append(route.request.headers["idempotency-key"])
+        if not dropped:
+            await route.fetch()  # the server decides and commits...
+            dropped.append(True)
+            await route.abort("connectionreset")  # ...and the answer is lost on the way back
+        else:
+            await route.continue_()
+
+    before = _accepted_rows(faces)
+    async with faces.page("phone") as page:
+        await _set_up(page, faces)
+        await page.route("**/v1/scans", lose_first_answer)
+        await page.fill("#code-input", _suishen(faces.settings, PLAIN))
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#decision")).to_have_attribute("data-reason", "accepted")
+    assert len(keys) == 2 and keys[0] == keys[1], keys
+    # The retried scan is one ledger row (the stored first answer came back), not two.
+    assert _accepted_rows(faces) == before + 1
+    faces.assert_clean()
+
+
+async def test_the_device_token_is_refreshed_before_it_expires(faces: Faces):
+    async with faces.page("phone") as page:
+        await page.clock.install()
+        token_calls: list[str] = []
+        page.on("request", lambda r: token_calls.append(r.url) if r.url.endswith("/v1/devices/token") else None)
+        await _set_up(page, faces)
+        assert len(token_calls) == 1
+        await page.clock.run_for(9 * 60 * 1000 + 5_000)  # the token lives 10 minutes: renewed one before
+        for _ in range(50):  # the renewal request is real network: give it up to 5 s
+            if len(token_calls) >= 2:
+                break
+            await page.wait_for_timeout(100)
+        assert len(token_calls) == 2, token_calls
+        await expect(page.locator("#ready")).to_be_visible()
+    faces.assert_clean()

@@ -44,7 +44,7 @@ function table(columns, rows, empty = "暂无数据 · Nothing yet") {
   if (!rows.length) return h("p", { class: "muted" }, empty);
   // Focusable so a keyboard user can scroll a wide table (axe: scrollable-region-focusable).
   return h("div", { class: "tablewrap", tabindex: "0", role: "region", "aria-label": "表格 table" }, h("table", {},
-    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, ...c.title)))),
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, ...bi(...c.title))))),
     h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", {}, c.cell(row))))))));
 }
 
@@ -75,7 +75,14 @@ function scheduleRefresh() {
   refreshTimer = setTimeout(refresh, Math.max(ms, 1_000));
 }
 
-async function refresh() {
+let refreshing = null;
+function refresh() {
+  // One refresh at a time: a rotated refresh token sent twice would end the session (reuse).
+  refreshing = refreshing || doRefresh().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+async function doRefresh() {
   if (!session) return;
   const response = await fetch("/v1/auth/refresh", {
     method: "POST", headers: { "Content-Type": "application/json" },
@@ -609,7 +616,7 @@ async function dailyPage(main) {
   const load = async () => {
     try {
       const r = await api(`/v1/merchant/reports/daily?date=${date.value}`);
-      out.replaceChildren(...r.venues.map((v) => h("section", { class: "card" },
+      out.replaceChildren(quiet(r.venues) || "", ...r.venues.filter((v) => v.lines.length || Object.keys(v.rejected).length).map((v) => h("section", { class: "card" },
         h("h2", {}, v.venue_name_zh, ` · 净 ${v.net_count} 人次 net · ${yuan(v.net_value_fen)}`),
         table([
           { title: ["项目", "Benefit"], cell: (l) => `${l.benefit_code} ${l.benefit_name_zh || ""}` },
@@ -626,6 +633,12 @@ async function dailyPage(main) {
   await load();
 }
 
+// Venues with nothing in the period are counted, not listed one by one.
+function quiet(venues) {
+  const idle = venues.filter((v) => !v.lines.length).length;
+  return idle ? h("p", { class: "muted" }, `另有 ${idle} 个场馆本期无核验 · ${idle} other venue(s) had no redemptions`) : null;
+}
+
 async function statementsPage(main) {
   const month = h("input", { type: "month", value: shanghaiToday().slice(0, 7) });
   const out = h("div", {});
@@ -639,7 +652,8 @@ async function statementsPage(main) {
         h("p", { id: "seal-status", class: s.seal?.jws ? "ok-note" : "error" }, s.seal?.jws
           ? `已加盖电子印章 sealed: ${s.seal.alg} · ${s.seal.kid}（公钥 public key: ${s.seal.jwks_url}）`
           : "未盖章 not sealed"),
-        st.venues.map((v) => h("div", {}, h("h3", {}, v.venue_name_zh), table([
+        quiet(st.venues),
+        st.venues.filter((v) => v.lines.length).map((v) => h("div", {}, h("h3", {}, v.venue_name_zh), table([
           { title: ["项目", "Benefit"], cell: (l) => `${l.benefit_code} ${l.benefit_name_zh || ""}` },
           { title: ["净次数", "Net"], cell: (l) => String(l.net_count) },
           { title: ["金额", "Value"], cell: (l) => yuan(l.net_value_fen) },

@@ -1,0 +1,3 @@
+export * from "./client.js";
+export * from "./wx.js";
+export * from "./veteran.js";
