@@ -12,10 +12,12 @@ sent with a policy that allows scripts and styles from this origin only: no inli
 from __future__ import annotations
 
 from functools import cache
+from typing import Annotated
 from importlib import resources
 
 from litestar import Controller, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import PathParameter
 
 __all__ = ("FacesController", "PAGE_POLICY")
 
@@ -81,6 +83,8 @@ class FacesController(Controller):
         return _send("console.html", cache_seconds=0)
 
     @get("/faces/{name:str}", sync_to_thread=False)
-    def asset(self, name: str) -> Response[bytes]:
+    def asset(
+        self, name: Annotated[str, PathParameter(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    ) -> Response[bytes]:
         # Short cache: the files change with the package and are not fingerprinted.
         return _send(name, cache_seconds=300)

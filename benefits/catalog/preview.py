@@ -82,6 +82,10 @@ def preview_benefit_json(raw: bytes, *, at: datetime) -> RulePreview:
     or under `$.person` for the sample person.
     """
     try:
+        raw.decode("utf-8")  # msgspec checks only the strings it reads; the outer fields are Raw
+    except UnicodeDecodeError:
+        raise MalformedJson("The request body is not UTF-8 JSON") from None
+    try:
         body = msgspec.json.decode(raw, type=_Body)
     except msgspec.ValidationError as exc:
         raise InvalidBenefit([RuleProblem("$", str(exc))]) from None
