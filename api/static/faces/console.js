@@ -83,12 +83,14 @@ function refresh() {
 }
 
 async function doRefresh() {
-  if (!session) return;
+  const current = session;
+  if (!current) return;
   const response = await fetch("/v1/auth/refresh", {
     method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ refresh_token: session.refresh_token }),
+    body: JSON.stringify({ refresh_token: current.refresh_token }),
   }).catch(() => null);
-  if (response && response.ok) keep({ ...(await response.json()), username: session.username });
+  if (session !== current) return;  // ended (idle, logout) while the refresh was under way
+  if (response && response.ok) keep({ ...(await response.json()), username: current.username });
   else end("会话已过期，请重新登录 · Session expired, log in again");
 }
 
@@ -295,7 +297,7 @@ async function benefits(main) {
       { title: ["领域", "Domain"], cell: (b) => b.domain },
       { title: ["状态", "Status"], cell: (b) => badge(b.status) },
       { title: ["版本", "Version"], cell: (b) => String(b.version) },
-    ], list.items));
+    ], [...list.items].sort((a, b) => a.code.localeCompare(b.code, "en", { numeric: true }))));
   if (list.next_cursor) listBox.append(h("p", { class: "muted" }, "仅显示前 100 项 · first 100 shown"));
   main.append(isCity() ? editor() : null, listBox);
 }
@@ -555,7 +557,7 @@ function rosterPage(main) {
   } },
   h("p", {}, "整份导入：有任何错误行则全部不导入（可选只导入有效行）。 All or nothing unless \u201conly valid lines\u201d is ticked."),
   field(bi("CSV 文件", "CSV file"), file), field(bi("或粘贴 CSV", "or paste CSV"), text),
-  h("label", {}, validOnly, " ", ...bi("只导入有效行", "Import only the valid lines")),
+  h("label", { class: "check" }, validOnly, ...bi("只导入有效行", "Import only the valid lines")),
   h("button", { type: "submit" }, ...bi("导入", "Import"))), report);
 }
 
