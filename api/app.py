@@ -37,6 +37,7 @@ from api.merchants import (
 )
 from api.people import DevCityController, MeController, RosterController, SuishenLoginController, people_lifespan
 from api.public import HealthController, MetricsController, pool_gauges
+from api.audit import AdminAuditController
 from api.ratings import AdminRatingController, MyRedemptionController
 from api.sessions import SessionController
 from foundation.settings import Settings, load_settings
@@ -70,6 +71,7 @@ def route_handlers(settings: Settings | None = None) -> list:
         MeController,
         MyRedemptionController,
         AdminRatingController,
+        AdminAuditController,
         RosterController,
         ScanController,
         MyCredentialController,

@@ -137,7 +137,7 @@ _PATCH_BODY = _json_body("Some top-level fields of a BenefitSpec; the others kee
 
 
 def _actor(principal: Principal) -> catalog.Actor:
-    return catalog.Actor(principal.kind, str(principal.subject))
+    return catalog.Actor(principal.kind, str(principal.subject), principal.role, principal.district)
 
 
 def _changed(view: catalog.BenefitView, redis: aioredis.Redis, status_code: int = 200) -> Response[catalog.BenefitView]:

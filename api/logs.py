@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import sys
 import time
@@ -12,10 +11,10 @@ from litestar.types import Message, Receive, Scope, Send
 
 from api.wrappers import HttpWrapper
 from foundation.ids import random_hex
+from foundation.audit import request_id_var
 
 __all__ = ("JsonFormatter", "RequestIdMiddleware", "configure_logging", "request_id_var")
 
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 access_log = logging.getLogger("chongjun.access")
 _encoder = msgspec.json.Encoder()
 

@@ -92,6 +92,11 @@ DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     # Sessions and identity
     "SuishenLogin": {401: ("invalid-token", "expired-code"), 403: ("not-enrolled", "card-suspended"), 429: ("login-throttled",),
                      503: ("city-platform-unavailable",)},
+    "AdminGetAuditEntry": {404: ("audit-entry-not-found",)},
+    "AdminLatestCheckpoint": {404: ("checkpoint-not-found",)},
+    "AdminCutCheckpoint": {409: ("archive-empty", "archive-tampered")},
+    "AdminAuditInclusionProof": {404: ("audit-entry-not-found", "checkpoint-not-found")},
+    "AdminAuditConsistencyProof": {404: ("checkpoint-not-found",)},
     "StaffLogin": {401: ("invalid-credentials",), 403: ("merchant-inactive",), 429: ("login-throttled",)},
     "RefreshSession": {401: ("invalid-token",)},
     "Logout": {401: ("invalid-token",)},

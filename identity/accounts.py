@@ -26,11 +26,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from foundation.audit import write_audit
 from identity import db
 from identity.errors import AccountExists, InvalidAccount, InvalidCredentials, TotpRequired
 from identity.keys import KeyRing
 from identity.secrets import SecretStore
 from identity.sessions import account_principal, issue_session, revoke_subject_sessions
+from identity.errors import LoginThrottled
 from identity.throttle import (
     CLIENT_FAILURE_LIMIT,
     THROTTLE_WINDOW_SECONDS,
@@ -87,7 +89,8 @@ def _check(new: NewAccount) -> None:
 
 
 async def create_account(
-    conn: asyncpg.Connection, new: NewAccount, *, secrets: SecretStore | None = None
+    conn: asyncpg.Connection, new: NewAccount, *, secrets: SecretStore | None = None,
+    actor: Principal | None = None,
 ) -> tuple[AccountRecord, str | None]:
     """Create a staff or admin account; returns it and, with `with_totp`, the otpauth:// URI
     (which needs `secrets`, the store holding the key that seals TOTP secrets).
@@ -119,18 +122,43 @@ async def create_account(
         await db.set_account_totp(conn, row["id"], secret_enc=sealed, key_version=key.current_version)
         uri = provisioning_uri(secret, new.username)
         row = await db.get_account(conn, row["id"])
+    await _audit_account(conn, actor, "account.create", row, role=new.role, kind=new.kind, totp=new.with_totp)
     return _record(row), uri
 
 
+async def _audit_account(conn: asyncpg.Connection, actor: Principal | None, action: str, row, **detail) -> None:
+    # `actor` None: the operator at the command line.
+    await write_audit(
+        conn, actor_kind=actor.kind if actor else "system", actor_id=str(actor.subject) if actor else "cli",
+        actor_role=actor.role if actor else None, actor_district=actor.district if actor else None,
+        action=action, object_kind="account", object_id=str(row["id"]), district=row["district"],
+        detail={k: (str(v) if isinstance(v, UUID) else v) for k, v in detail.items()},
+    )
+
+
 async def set_account_disabled(
-    conn: asyncpg.Connection, account_id: UUID, *, disabled: bool, redis: aioredis.Redis | None
+    conn: asyncpg.Connection, account_id: UUID, *, disabled: bool, redis: aioredis.Redis | None,
+    actor: Principal | None = None,
 ) -> bool:
     """Disable or re-enable an account; disabling also ends its sessions (see identity.sessions:
     with `redis`, its access tokens are refused on every worker within a second)."""
     found = await db.set_account_disabled(conn, account_id, disabled=disabled)
     if found and disabled:
         await revoke_subject_sessions(conn, account_id, redis=redis)
+    if found:
+        row = await db.get_account(conn, account_id)
+        await _audit_account(conn, actor, "account.disable" if disabled else "account.enable", row)
     return found
+
+
+async def _audit_login(conn: asyncpg.Connection, row: asyncpg.Record | None, action: str, *, reason: str) -> None:
+    # Never the username tried (people type passwords there) nor the client address: the account
+    # when it exists, else "unknown".
+    await write_audit(
+        conn, actor_kind="anonymous", actor_id="-", action=action, object_kind="account",
+        object_id=str(row["id"]) if row is not None else "unknown",
+        district=row["district"] if row is not None else None, detail={"reason": reason},
+    )
 
 
 async def _password_matches(password_hash: str | None, password: str) -> bool:
@@ -163,13 +191,18 @@ async def authenticate_account(
     """
     at = time.time() if now is None else now
     username = login.username.strip().lower()
-    attempt = await reserve_login(conn, redis, username=username, client=client)
+    try:
+        attempt = await reserve_login(conn, redis, username=username, client=client)
+    except LoginThrottled:
+        await _audit_login(conn, None, "auth.login_failed", reason="login-throttled")
+        raise
     row = await db.get_account_by_username(conn, username)
     ok = await _password_matches(row["password_hash"] if row else None, login.password)
     step = None
     if ok and row["totp_secret_enc"] is not None:
         if not login.totp and row["disabled_at"] is None:
             log.info("login refused", extra={"fields": {"client": client, "reason": "totp-required"}})
+            await _audit_login(conn, row, "auth.login_failed", reason="totp-required")
             raise TotpRequired()
         key = secrets.versioned(TOTP_SECRET).get(row["totp_key_version"])
         sealed = row["totp_secret_enc"]
@@ -183,6 +216,8 @@ async def authenticate_account(
         ok = False
     if not ok:
         log.info("login refused", extra={"fields": {"client": client, "known_user": row is not None}})
+        # `conn` is outside a transaction: the entry stays although the request fails.
+        await _audit_login(conn, row, "auth.login_failed", reason="invalid-credentials")
         raise InvalidCredentials()
     if row["password_hash"] and _hasher.check_needs_rehash(row["password_hash"]):
         await db.set_account_password(conn, row["id"], await asyncio.to_thread(_hasher.hash, login.password))
@@ -213,4 +248,10 @@ async def staff_login(
     async with conn.transaction():
         if admit is not None:
             await admit(conn, principal)
-        return await issue_session(conn, principal, keyring=ring, now=now)
+        tokens = await issue_session(conn, principal, keyring=ring, now=now)
+        await write_audit(
+            conn, actor_kind=principal.kind, actor_id=str(principal.subject), actor_role=principal.role,
+            actor_district=principal.district, action="auth.login", object_kind="account",
+            object_id=str(principal.subject), district=principal.district,
+        )
+        return tokens

@@ -31,7 +31,9 @@ from typing import Literal
 import asyncpg
 import jwt
 from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,6 +41,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
+from foundation.audit import write_audit
 from foundation.errors import Unavailable
 from foundation.gmcrypto import hkdf_sm3
 from foundation.sm2 import SM2PrivateKey, SM2PublicKey
@@ -59,6 +62,8 @@ __all__ = (
     "profile_algorithm",
     "remove_key",
     "rotate_keys",
+    "Signature",
+    "verify_signature",
 )
 
 Algorithm = Literal["EdDSA", "ES256", "SM2"]
@@ -145,6 +150,30 @@ def _load_public(alg: str, jwk: Mapping[str, str]):
     return key
 
 
+@dataclass(frozen=True)
+class Signature:
+    kid: str
+    alg: Algorithm
+    value: bytes
+
+
+def verify_signature(jwk: Mapping[str, str], alg: str, data: bytes, value: bytes) -> bool:
+    """Whether `value` is `alg`'s signature of `data` under the public `jwk` (offline verifiers use it
+    with a key from /.well-known/jwks.json); False for any mismatch, never an exception."""
+    try:
+        public_key = _load_public(alg, jwk)
+        if alg == "EdDSA":
+            public_key.verify(value, data)
+        elif alg == "ES256" and len(value) == 64:
+            der = encode_dss_signature(int.from_bytes(value[:32], "big"), int.from_bytes(value[32:], "big"))
+            public_key.verify(der, data, ec.ECDSA(SHA256()))
+        else:
+            return False
+    except (InvalidSignature, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
 class KeyRing:
     """An in-memory snapshot of the signing keys plus the secrets derived for 崇军码.
 
@@ -200,6 +229,19 @@ class KeyRing:
             raise ValueError("a key ring has at most one active key")
         self._keys, self._active = keys, (active[0] if active else None)
         self.loaded_at = time.monotonic()
+
+    def sign(self, data: bytes) -> Signature:
+        """A detached signature of `data` by the active key: the ring's one signing interface for
+        bytes that are not a JWT (the audit archive's checkpoints). EdDSA signs the bytes (RFC 8032);
+        ES256 signs SHA-256 of them and answers r || s (as JWS does). A new algorithm profile
+        (SM2 with SM3) adds a branch here and in `verify_signature`."""
+        record = self.active
+        if record.alg == "EdDSA":
+            value = record.private_key.sign(data)
+        else:
+            r, s = decode_dss_signature(record.private_key.sign(data, ec.ECDSA(SHA256())))
+            value = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return Signature(kid=record.kid, alg=record.alg, value=value)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """Every published key (next, active, retired) as an RFC 7517 JWK Set."""
@@ -352,9 +394,13 @@ async def rotate_keys(conn: asyncpg.Connection, secrets: SecretStore, *, alg: Al
         if active is None:
             active = await _create_key(conn, secrets, alg=alg, state="active")
         upcoming = await _create_key(conn, secrets, alg=alg, state="next")
-    result = {"active": active, "next": upcoming}
-    if retired:
-        result["retired"] = retired
+        result = {"active": active, "next": upcoming}
+        if retired:
+            result["retired"] = retired
+        await write_audit(
+            conn, actor_kind="system", actor_id="cli", action="keys.rotate", object_kind="signing_key",
+            object_id=active, detail={**result, "alg": alg},
+        )
     return result
 
 
@@ -367,4 +413,9 @@ async def remove_key(conn: asyncpg.Connection, kid: str) -> bool:
     """Withdraw a retired key: every token and code it signed stops verifying at the next reload."""
     async with conn.transaction():
         await db.lock_signing_keys(conn)
-        return await db.remove_retired_key(conn, kid) is not None
+        removed = await db.remove_retired_key(conn, kid) is not None
+        if removed:
+            await write_audit(
+                conn, actor_kind="system", actor_id="cli", action="keys.remove", object_kind="signing_key", object_id=kid,
+            )
+        return removed

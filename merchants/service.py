@@ -107,6 +107,8 @@ async def audit(conn: asyncpg.Connection, caller: Caller, action: str, kind: str
         conn,
         actor_kind=caller.kind,
         actor_id=str(caller.subject),
+        actor_role=caller.role,
+        actor_district=caller.district,
         action=action,
         object_kind=kind,
         object_id=str(object_id),
@@ -294,7 +296,7 @@ async def update_venue(
             await devicegate.publish_refused(redis, devices)
     await audit(
         conn, caller, "venue.update", "venue", venue_id, venue.district,
-        changes=_plain(changes), before_district=before["district"],
+        changes=_plain(changes), before={k: _plain(before[k]) for k in changes if k in before},
     )
     return venue
 

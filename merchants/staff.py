@@ -77,7 +77,7 @@ async def create_staff(
             kind="staff", username=data.username, password=data.password, role=data.role,
             merchant_id=data.merchant_id, with_totp=data.with_totp,
         ),
-        secrets=secrets,
+        secrets=secrets, actor=caller,
     )
     account = msgspec.convert(await db.get_staff(conn, record.id), StaffAccount)
     await audit(conn, caller, "staff.create", "account", account.id, merchant["district"], merchant_id=str(data.merchant_id), username=account.username, role=data.role)
@@ -126,7 +126,7 @@ async def update_staff(
         await identity.revoke_subject_sessions(conn, account_id, redis=redis)
         changes["role"] = data.role
     if data.disabled is not msgspec.UNSET and data.disabled != row["disabled"]:
-        await identity.set_account_disabled(conn, account_id, disabled=data.disabled, redis=redis)
+        await identity.set_account_disabled(conn, account_id, disabled=data.disabled, redis=redis, actor=caller)
         changes["disabled"] = data.disabled
     if changes:
         await audit(conn, caller, "staff.update", "account", account_id, merchant["district"], changes=changes)

@@ -74,6 +74,8 @@ class Actor(Record):
 
     kind: str  # admin | system
     id: str
+    role: str | None = None
+    district: str | None = None
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -260,7 +262,8 @@ def _spec_json(spec: BenefitSpec) -> dict[str, Any]:
 
 async def _audit(conn: asyncpg.Connection, actor: Actor, action: str, benefit_id: UUID, **detail: Any) -> None:
     await write_audit(
-        conn, actor_kind=actor.kind, actor_id=actor.id, action=action, object_kind="benefit",
+        conn, actor_kind=actor.kind, actor_id=actor.id, actor_role=actor.role, actor_district=actor.district,
+        action=action, object_kind="benefit",
         object_id=str(benefit_id), detail=detail,
     )
 
@@ -341,9 +344,13 @@ async def _new_version(
             note=note,
         )
         await db.update_pointer(conn, benefit_id=benefit_id, version=version, status=new_status, domain=new_spec.domain)
+        old_json, new_json = _spec_json(current.spec()), _spec_json(new_spec)
+        changed = sorted(k for k in set(old_json) | set(new_json) if old_json.get(k) != new_json.get(k))
+        # before → after of every changed top-level field (both versions also stay readable for ever).
         await _audit(
             conn, actor, action, benefit_id, code=current.code, version=version, previous_version=version - 1,
-            status=new_status, note=note,
+            status=new_status, previous_status=current.status, note=note,
+            before={k: old_json.get(k) for k in changed}, after={k: new_json.get(k) for k in changed},
         )
     return await get_benefit_view(conn, benefit_id)
 

@@ -15,6 +15,7 @@ Scope, decided here:
 from __future__ import annotations
 
 import uuid
+from hashlib import sha256
 from uuid import UUID
 
 import asyncpg
@@ -160,8 +161,11 @@ async def answer_case(conn: asyncpg.Connection, caller: Principal, case_id: UUID
             raise CaseAlreadyClosed()
         case = _case(await db.get_case(conn, case_id))
         await write_audit(
-            conn, actor_kind=caller.kind, actor_id=str(caller.subject), action="rating_case.reply",
+            conn, actor_kind=caller.kind, actor_id=str(caller.subject), actor_role=caller.role,
+            actor_district=caller.district, action="rating_case.reply",
             object_kind="rating_case", object_id=str(case.id), district=case.district,
-            detail={"redemption_id": str(case.redemption_id), "stars": case.stars, "reply": text},
+            # The reply is free text that may name people: the archive keeps its length and digest.
+            detail={"redemption_id": str(case.redemption_id), "stars": case.stars, "reply_chars": len(text),
+                    "reply_sha256": sha256(text.encode()).hexdigest()},
         )
     return case

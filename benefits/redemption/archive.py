@@ -55,7 +55,8 @@ async def sealed_once(
             month=statement.month, kid=key.kid, document=document, digest=digest, issued_at=statement.issued_at,
         )
         await write_audit(
-            conn, actor_kind=caller.kind, actor_id=str(caller.subject), action="statement.seal", object_kind="statement",
+            conn, actor_kind=caller.kind, actor_id=str(caller.subject), actor_role=caller.role,
+            actor_district=caller.district, action="statement.seal", object_kind="statement",
             object_id=statement.statement_id, district=district,
             detail={"sha256": digest, "kid": key.kid, "alg": key.alg, "revision": revision, "month": statement.month,
                     "final": statement.final},

@@ -29,6 +29,7 @@ from benefits.redemption.types import (
     VenueReport,
     VenueStatement,
 )
+from foundation.audit import write_audit
 from foundation.errors import Forbidden
 from identity import Signer
 from foundation.paging import Page, decode_cursor, fetch_size, page_of
@@ -217,4 +218,12 @@ async def monthly_statement(
         net_value_fen=sum(s.net_value_fen for s in sections),
     )
     # Sealed once per content and archived: a repeat request gets the archived document back.
-    return await sealed_once(conn, caller, statement, key=key, jwks_url=jwks_url, district=district)
+    sealed = await sealed_once(conn, caller, statement, key=key, jwks_url=jwks_url, district=district)
+    # Every download is recorded (the seal itself once, by sealed_once).
+    await write_audit(
+        conn, actor_kind=caller.kind, actor_id=str(caller.subject), actor_role=caller.role,
+        actor_district=caller.district, action="statement.download", object_kind="statement",
+        object_id=statement_id, district=district or merchant.district,
+        detail={"merchant_id": str(merchant_id), "month": month, "venues": len(sections), "final": statement.final},
+    )
+    return sealed

@@ -69,6 +69,7 @@ from benefits.redemption.types import (
     ScanRequest,
     StoredAnswer,
 )
+from foundation.audit import write_audit
 from foundation.cache import LocalCache
 from foundation.errors import BadRequest
 from foundation.ids import random_hex, random_uuid
@@ -539,6 +540,14 @@ async def reverse(
     if row is None:
         raise AlreadyReversed("this redemption was already reversed")
     await db.give_back_quota(conn, original)
+    venue = await merchants.find_venue(conn, original["venue_id"])
+    await write_audit(
+        conn, actor_kind=principal.kind, actor_id=str(principal.subject), actor_role=principal.role,
+        actor_district=principal.district, action="redemption.reverse", object_kind="redemption",
+        object_id=str(redemption_id), district=venue.district if venue else None,
+        detail={"reversal_id": str(row["id"]), "venue_id": str(original["venue_id"]),
+                "merchant_id": str(original["merchant_id"]), "benefit_id": str(original["benefit_id"])},
+    )
     try:
         await forget_person_benefits(redis, original["person_id"])
     except RedisError:

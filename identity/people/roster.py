@@ -396,6 +396,7 @@ async def import_roster(
                 "inserted": inserted,
                 "updated": updated,
                 "unchanged": report.unchanged,
+                "sha256": sha256(text.encode()).hexdigest(),
             },
         )
     return report

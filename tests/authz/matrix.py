@@ -59,6 +59,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "list_id": lambda w: "1",
     "name": lambda w: "scan.js",
     "page": lambda w: "benefits",
+    "seq": lambda w: str(w.extra["audit_seq"]),
 }
 
 _HOLDER_JWK = {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
@@ -122,6 +123,16 @@ EXPECT: dict[str, Expect] = {
     "POST /v1/me/redemptions/{redemption_id:uuid}/rating": Expect(frozenset({"veteran"}), body=lambda w: {"stars": 5, "comment": "好"}),
     "GET /v1/admin/ratings": Expect(ADMINS, query=lambda w: {"status": "open"}),  # a district admin: their district's only
     "POST /v1/admin/ratings/{case_id:uuid}/reply": Expect(CITY, body=lambda w: {"reply": "已约谈场馆整改"}),
+    # --- the audit archive: every admin reads (a district admin their district's entries) --------
+    "GET /v1/admin/audit": Expect(ADMINS),
+    "GET /v1/admin/audit/entries/{seq:int}": Expect(CITY),
+    "GET /v1/admin/audit/checkpoints": Expect(ADMINS),
+    "GET /v1/admin/audit/checkpoints/latest": Expect(ADMINS),
+    "POST /v1/admin/audit/checkpoints": Expect(CITY),
+    "GET /v1/admin/audit/proofs/inclusion": Expect(CITY, query=lambda w: {"seq": str(w.extra["audit_seq"])}),
+    "GET /v1/admin/audit/proofs/consistency": Expect(
+        ADMINS, query=lambda w: {"first": str(w.extra["checkpoint_size"]), "second": str(w.extra["checkpoint_size"])}
+    ),
     # The roster is a text/csv body: the JSON the matrix sends is refused (415) after the guard.
     "POST /v1/admin/people/import": Expect(CITY),
     "GET /dev-city/.well-known/jwks.json": Expect(EVERYONE),

@@ -25,6 +25,7 @@ from uuid import UUID
 
 import msgspec
 
+import archive
 import benefits.ratings
 import identity
 import merchants
@@ -391,4 +392,8 @@ async def build_matrix_world(conn, redis, *, keyring: identity.KeyRing) -> Matri
     world.extra["rating_case_id"] = await conn.fetchval(
         "SELECT c.id FROM rating_cases c JOIN ratings g ON g.id = c.rating_id WHERE g.redemption_id = $1", redemption_id
     )
+    # The audit archive: the victim district's newest entry, and a signed checkpoint over it all.
+    world.extra["audit_seq"] = await conn.fetchval("SELECT max(seq) FROM audit_log WHERE district = $1", VICTIM_DISTRICT)
+    async with conn.transaction():
+        world.extra["checkpoint_size"] = (await archive.cut_checkpoint(conn, keyring)).tree_size
     return world

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 
 import pytest
@@ -106,7 +107,10 @@ async def test_reply_closes_the_case_once_and_is_audited(app, client, conn, worl
     assert (row["actor_kind"], row["actor_id"], row["action"], row["object_id"], row["district"]) == (
         "admin", str(officer), "rating_case.reply", case_id, PUDONG,
     )
-    assert row["detail"]["reply"] == "已约谈场馆，增设引导员" and row["detail"]["redemption_id"] == redemption_id
+    # Free text stays out of the archive: its length and digest only.
+    assert "reply" not in row["detail"] and row["detail"]["redemption_id"] == redemption_id
+    assert row["detail"]["reply_chars"] == len("已约谈场馆，增设引导员")
+    assert row["detail"]["reply_sha256"] == hashlib.sha256("已约谈场馆，增设引导员".encode()).hexdigest()
 
     # The holder sees the answer to their 差评.
     rating = (await client.get(f"/v1/me/redemptions/{redemption_id}", headers=await login(client, app, VETERAN_ID))).json()["rating"]

@@ -1,0 +1,93 @@
+"""The audit archive over HTTP: `/v1/admin/audit` (entries in scope, checkpoints, proofs).
+
+Every admin role reads; who reads which entries is `archive.scope_for` (district admins their
+district's). Cutting a checkpoint now is the city admins'; the service also cuts one regularly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.params import FromPath, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED
+
+import archive
+from api.deps import Conn, CurrentPrincipal, Keyring
+from api.guards import requires_admin, requires_admin_role
+from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
+from archive import AuditFilter, Checkpoint, ConsistencyProof, InclusionProof
+from foundation.audit import AuditEntry
+
+__all__ = ("AdminAuditController",)
+
+SEQ_MAX = 2**62
+Seq = Annotated[int, QueryParameter(ge=0, le=SEQ_MAX, description="An entry's sequence number (its leaf index)")]
+Size = Annotated[int, QueryParameter(ge=1, le=SEQ_MAX, description="The tree size of a signed checkpoint")]
+Text = Annotated[str | None, QueryParameter(min_length=1, max_length=100)]
+
+
+class AdminAuditController(Controller):
+    path = "/v1/admin/audit"
+    tags = ["admin"]
+    guards = [requires_admin]
+
+    @get(
+        "", operation_id="AdminListAudit",
+        summary="Audit entries in the admin's scope, newest first (paged; district admins: their district)",
+        description="`action` is exact, or a prefix ending in '.' (`device.`). `from` inclusive, `to` exclusive.",
+    )
+    async def list_entries(
+        self, conn: Conn, principal: CurrentPrincipal,
+        actor_kind: Text = None, actor_id: Text = None, action: Text = None, object_kind: Text = None,
+        object_id: Text = None,
+        district: Annotated[str | None, QueryParameter(pattern=r"^31[0-9]{4}$", description="GB/T 2260 district code")] = None,
+        at_from: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        at_to: Annotated[datetime | None, QueryParameter(name="to")] = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+    ) -> Page[AuditEntry]:
+        filters = AuditFilter(
+            actor_kind=actor_kind, actor_id=actor_id, action=action, object_kind=object_kind, object_id=object_id,
+            district=district, at_from=at_from, at_to=at_to,
+        )
+        return await archive.list_entries(conn, principal, filters, limit=limit, cursor=cursor)
+
+    @get("/entries/{seq:int}", operation_id="AdminGetAuditEntry", summary="One audit entry (outside the scope: 404)")
+    async def get_entry(self, seq: FromPath[Annotated[int, QueryParameter(ge=0, le=SEQ_MAX)]], conn: Conn, principal: CurrentPrincipal) -> AuditEntry:
+        return await archive.get_entry(conn, principal, seq)
+
+    @get("/checkpoints", operation_id="AdminListCheckpoints", summary="Signed checkpoints, newest first (paged)")
+    async def list_checkpoints(
+        self, conn: Conn, keyring: Keyring, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    ) -> Page[Checkpoint]:
+        return await archive.list_checkpoints(conn, keyring, limit=limit, cursor=cursor)
+
+    @get("/checkpoints/latest", operation_id="AdminLatestCheckpoint", summary="The latest signed checkpoint")
+    async def latest_checkpoint(self, conn: Conn, keyring: Keyring) -> Checkpoint:
+        return await archive.get_checkpoint(conn, keyring)
+
+    @post(
+        "/checkpoints", operation_id="AdminCutCheckpoint", status_code=HTTP_201_CREATED,
+        guards=[requires_admin_role("city")],
+        summary="Sign a checkpoint of every committed entry now (the latest again if nothing was added)",
+    )
+    async def cut_checkpoint(self, conn: Conn, keyring: Keyring) -> Checkpoint:
+        return await archive.cut_checkpoint(conn, keyring)
+
+    @get(
+        "/proofs/inclusion", operation_id="AdminAuditInclusionProof",
+        summary="RFC 9162 inclusion proof of an entry in a signed checkpoint (default: the latest)",
+    )
+    async def inclusion(
+        self, conn: Conn, principal: CurrentPrincipal, keyring: Keyring, seq: Seq,
+        tree_size: Annotated[int | None, QueryParameter(ge=1, le=SEQ_MAX)] = None,
+    ) -> InclusionProof:
+        return await archive.inclusion_proof(conn, principal, keyring, seq, tree_size)
+
+    @get(
+        "/proofs/consistency", operation_id="AdminAuditConsistencyProof",
+        summary="RFC 9162 consistency proof between two signed checkpoints",
+    )
+    async def consistency(self, conn: Conn, keyring: Keyring, first: Size, second: Size) -> ConsistencyProof:
+        return await archive.consistency_proof(conn, keyring, first, second)

@@ -1,0 +1,284 @@
+"""The audit archive's rules: who reads which entries, cutting signed checkpoints, proofs, verify, export.
+
+- **Scope** is decided in one place, `scope_for(caller)`: city admins and auditors read every
+  entry, a district admin only entries whose `district` is theirs (a district admin token without
+  a district reads nothing), nobody else anything. `list_entries` applies the scope before the
+  caller's filters, so a filter can only narrow it. To split duties (三员分立), extend `scope_for`
+  (its `actions` prefixes say which actions a role reads).
+- **Checkpoints** are cut by `cut_checkpoint`: under a transaction-scoped advisory lock it reads
+  the committed tree size, recomputes every leaf from content, refuses to sign (ArchiveTampered)
+  if any differs from its recorded hash or the tree does not extend the last checkpoint, and signs
+  the note with the key ring. No new entry since the last one: the last one is answered again.
+- **Proofs** are computed from the recorded leaf hashes and always end at a signed checkpoint, so
+  a client checks them against a signed root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from archive import db
+from archive.checkpoints import TreeBuilder, b64, checkpoint_of, note_text, unb64, unix_time
+from archive.errors import ArchiveEmpty, ArchiveTampered, AuditEntryNotFound, CheckpointNotFound
+from archive.merkle import consistency_proof as _consistency, inclusion_proof as _inclusion
+from archive.types import AuditFilter, AuditScope, Checkpoint, ConsistencyProof, InclusionProof, VerifyReport
+from archive.verify import Verifier
+from foundation.audit import AuditEntry, leaf_hash
+from foundation.paging import Page, decode_cursor, fetch_size, page_of
+from identity import KeyRing, Principal
+
+__all__ = (
+    "EXPORT_FORMAT",
+    "consistency_proof",
+    "cut_checkpoint",
+    "entry_of",
+    "export_archive",
+    "get_checkpoint",
+    "get_entry",
+    "inclusion_proof",
+    "list_checkpoints",
+    "list_entries",
+    "scope_for",
+    "verify_database",
+    "verify_export",
+)
+
+# Any fixed 64-bit number: the lock that serialises checkpoint cutters.
+_CUT_LOCK = 7_245_113_901_228
+EXPORT_FORMAT = "chongjun-audit-export/v1"
+
+
+def scope_for(caller: Principal) -> AuditScope:
+    """Which entries `caller` may read at all (see the module docstring)."""
+    if caller.kind != "admin":
+        return AuditScope(nothing=True)
+    if caller.role in ("city", "auditor"):
+        return AuditScope()
+    if caller.role == "district" and caller.district:
+        return AuditScope(district=caller.district)
+    return AuditScope(nothing=True)
+
+
+def entry_of(row: Any) -> AuditEntry:
+    return AuditEntry(
+        seq=row["seq"], at=row["at"], actor_kind=row["actor_kind"], actor_id=row["actor_id"],
+        actor_role=row["actor_role"], actor_district=row["actor_district"], action=row["action"],
+        object_kind=row["object_kind"], object_id=row["object_id"], district=row["district"],
+        request_id=row["request_id"], detail=row["detail"],
+    )
+
+
+def _visible(scope: AuditScope, row: Any) -> bool:
+    if scope.nothing or (scope.district is not None and row["district"] != scope.district):
+        return False
+    return scope.actions is None or any(row["action"].startswith(p) for p in scope.actions)
+
+
+def _seq_key(seq: int) -> UUID:
+    # foundation.paging's cursor names (timestamp, id); an entry's id for paging is its seq.
+    return UUID(int=seq)
+
+
+async def list_entries(
+    conn: asyncpg.Connection, caller: Principal, filters: AuditFilter, *, limit: int, cursor: str | None
+) -> Page[AuditEntry]:
+    """The entries `caller` may read that match `filters`, newest first (paged)."""
+    scope = scope_for(caller)
+    position = decode_cursor(cursor)
+    if scope.nothing or (scope.district is not None and filters.district not in (None, scope.district)):
+        return Page(items=[])
+    action, prefix = filters.action, None
+    if action is not None and action.endswith("."):
+        action, prefix = None, action
+    rows = await db.entries_page(
+        conn, district=scope.district or filters.district, actions=scope.actions,
+        actor_kind=filters.actor_kind, actor_id=filters.actor_id, action=action, action_prefix=prefix,
+        object_kind=filters.object_kind, object_id=filters.object_id, at_from=filters.at_from, at_to=filters.at_to,
+        before_seq=position[1].int if position else None, limit=fetch_size(limit),
+    )
+    keyed = [{"at": r["at"], "id": _seq_key(r["seq"]), "row": r} for r in rows]
+    return page_of(keyed, limit, lambda k: entry_of(k["row"]), sort_key="at")
+
+
+async def get_entry(conn: asyncpg.Connection, caller: Principal, seq: int) -> AuditEntry:
+    row = await db.entry(conn, seq)
+    if row is None or not _visible(scope_for(caller), row):
+        raise AuditEntryNotFound()
+    return entry_of(row)
+
+
+async def _leaves(conn: asyncpg.Connection, size: int, *, recompute: bool) -> list[bytes]:
+    """Leaf hashes 0..size-1; with `recompute`, from content, refusing any that differs from its record."""
+    leaves: list[bytes] = []
+    async for row in db.iter_entries(conn, below=size):
+        if row["seq"] != len(leaves):
+            raise ArchiveTampered(f"entry {len(leaves)} is missing or out of place")
+        recorded = bytes(row["leaf_hash"]) if row["leaf_hash"] is not None else None
+        if recompute or recorded is None:
+            computed = leaf_hash(entry_of(row))
+            if recorded is not None and computed != recorded:
+                raise ArchiveTampered(f"entry {row['seq']} does not match its recorded leaf hash")
+            leaves.append(computed)
+        else:
+            leaves.append(recorded)
+    if len(leaves) != size:
+        raise ArchiveTampered(f"the archive holds {len(leaves)} entries below {size}")
+    return leaves
+
+
+def _jwk(keyring: KeyRing | None, kid: str) -> dict[str, str] | None:
+    if keyring is None:
+        return None
+    record = keyring.get(kid)
+    return dict(record.public_jwk) if record is not None else None
+
+
+async def cut_checkpoint(conn: asyncpg.Connection, keyring: KeyRing, *, now: datetime | None = None) -> Checkpoint:
+    """Sign a checkpoint of every committed entry (see the module docstring). Needs a transaction."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _CUT_LOCK)
+    size = (await db.head(conn))["next_seq"]
+    last = await db.latest_checkpoint(conn)
+    if last is not None and last["tree_size"] == size:
+        return checkpoint_of(last, _jwk(keyring, last["kid"]))
+    if size == 0:
+        raise ArchiveEmpty()
+    leaves = await _leaves(conn, size, recompute=True)
+    tree = TreeBuilder()
+    for i, leaf in enumerate(leaves):
+        tree.append(leaf)
+        if last is not None and tree.size == last["tree_size"] and tree.root() != bytes(last["root_hash"]):
+            raise ArchiveTampered(f"the entries no longer lead to checkpoint {last['tree_size']}'s root")
+    root = tree.root()
+    at = unix_time(now or datetime.now(timezone.utc))
+    note = note_text(size, root, at)
+    signature = keyring.sign(note.encode())
+    row = await db.insert_checkpoint(
+        conn, tree_size=size, root_hash=root, at=at, note=note, kid=signature.kid, alg=signature.alg,
+        signature=signature.value,
+    )
+    return checkpoint_of(row, _jwk(keyring, signature.kid))
+
+
+async def list_checkpoints(conn: asyncpg.Connection, keyring: KeyRing | None, *, limit: int, cursor: str | None) -> Page[Checkpoint]:
+    position = decode_cursor(cursor)
+    rows = await db.checkpoints_page(conn, below=position[1].int if position else None, limit=fetch_size(limit))
+    keyed = [{"at": r["at"], "id": _seq_key(r["tree_size"]), "row": r} for r in rows]
+    return page_of(keyed, limit, lambda k: checkpoint_of(k["row"], _jwk(keyring, k["row"]["kid"])), sort_key="at")
+
+
+async def get_checkpoint(conn: asyncpg.Connection, keyring: KeyRing | None, tree_size: int | None = None) -> Checkpoint:
+    """The checkpoint of `tree_size`, or the latest one."""
+    row = await (db.latest_checkpoint(conn) if tree_size is None else db.checkpoint(conn, tree_size))
+    if row is None:
+        raise CheckpointNotFound()
+    return checkpoint_of(row, _jwk(keyring, row["kid"]))
+
+
+async def inclusion_proof(
+    conn: asyncpg.Connection, caller: Principal, keyring: KeyRing | None, seq: int, tree_size: int | None = None
+) -> InclusionProof:
+    """That entry `seq` (one the caller may read) is in the signed tree of `tree_size` (default: latest)."""
+    await get_entry(conn, caller, seq)
+    cp = await get_checkpoint(conn, keyring, tree_size)
+    if seq >= cp.tree_size:
+        raise CheckpointNotFound(f"entry {seq} is not in the checkpoint of size {cp.tree_size}: ask a later one")
+    leaves = await _leaves(conn, cp.tree_size, recompute=False)
+    return InclusionProof(
+        seq=seq, tree_size=cp.tree_size, leaf_hash=b64(leaves[seq]),
+        proof=[b64(h) for h in _inclusion(seq, leaves)], checkpoint=cp,
+    )
+
+
+async def consistency_proof(conn: asyncpg.Connection, keyring: KeyRing | None, first: int, second: int) -> ConsistencyProof:
+    """That the signed tree of `second` extends the signed tree of `first` (both checkpoints)."""
+    older = await get_checkpoint(conn, keyring, first)
+    newer = await get_checkpoint(conn, keyring, second)
+    if first > second:
+        older, newer = newer, older
+    leaves = await _leaves(conn, newer.tree_size, recompute=False)
+    return ConsistencyProof(
+        first=older.tree_size, second=newer.tree_size,
+        proof=[b64(h) for h in _consistency(older.tree_size, leaves)],
+        first_checkpoint=older, second_checkpoint=newer,
+    )
+
+
+def _checkpoint_rows(rows: list[Any], keyring: KeyRing | None) -> list[Checkpoint]:
+    return [checkpoint_of(r, _jwk(keyring, r["kid"])) for r in rows]
+
+
+async def verify_database(conn: asyncpg.Connection, jwks: dict[str, Any]) -> VerifyReport:
+    """Recompute the whole archive from the database (archive.verify)."""
+    head = await db.head(conn)
+    checkpoints = _checkpoint_rows(await db.all_checkpoints(conn), None)
+    verifier = Verifier(archive_from=head["archive_from"], jwks=jwks)
+    verifier.want_roots_at(c.tree_size for c in checkpoints)
+    async for row in db.iter_entries(conn):
+        verifier.add(entry_of(row), bytes(row["leaf_hash"]) if row["leaf_hash"] is not None else None)
+    verifier.check_checkpoints(checkpoints)
+    return verifier.report(len(checkpoints))
+
+
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+async def export_archive(conn: asyncpg.Connection, jwks: dict[str, Any], write: Callable[[bytes], Any]) -> tuple[int, int]:
+    """NDJSON: a header line, one line per entry (with its recorded leaf hash), one per checkpoint;
+    it verifies offline with `verify_export`. Returns (entries, checkpoints). Run in one
+    REPEATABLE READ transaction so the file is one consistent state."""
+    head = await db.head(conn)
+    write(_encoder.encode({"format": EXPORT_FORMAT, "archive_from": head["archive_from"], "jwks": jwks}) + b"\n")
+    entries = 0
+    async for row in db.iter_entries(conn):
+        leaf = bytes(row["leaf_hash"]) if row["leaf_hash"] is not None else None
+        write(_encoder.encode({"entry": entry_of(row), "leaf_hash": b64(leaf) if leaf else None}) + b"\n")
+        entries += 1
+    checkpoints = _checkpoint_rows(await db.all_checkpoints(conn), None)
+    for cp in checkpoints:
+        write(_encoder.encode({"checkpoint": cp}) + b"\n")
+    return entries, len(checkpoints)
+
+
+class _Line(msgspec.Struct):
+    format: str | None = None
+    archive_from: int | None = None
+    jwks: dict[str, Any] | None = None
+    entry: AuditEntry | None = None
+    leaf_hash: str | None = None
+    checkpoint: Checkpoint | None = None
+
+
+def verify_export(lines: Iterable[bytes], jwks: dict[str, Any] | None = None) -> VerifyReport:
+    """Verify an `export_archive` file (an iterable of its lines) offline. `jwks`: the keys to trust
+    (from /.well-known/jwks.json); None trusts the keys the file carries."""
+    decoder = msgspec.json.Decoder(_Line)
+    iterator = iter(lines)
+    header = decoder.decode(next(iterator))
+    if header.format != EXPORT_FORMAT:
+        raise ValueError(f"not a {EXPORT_FORMAT} file")
+    verifier = Verifier(archive_from=header.archive_from or 0, jwks=jwks if jwks is not None else (header.jwks or {}))
+    pending: list[tuple[AuditEntry, bytes | None]] = []
+    checkpoints: list[Checkpoint] = []
+    for raw in iterator:
+        if not raw.strip():
+            continue
+        line = decoder.decode(raw)
+        if line.entry is not None:
+            pending.append((line.entry, base64_or_none(line.leaf_hash)))
+        elif line.checkpoint is not None:
+            checkpoints.append(line.checkpoint)
+    verifier.want_roots_at(c.tree_size for c in checkpoints)
+    for entry, recorded in pending:
+        verifier.add(entry, recorded)
+    verifier.check_checkpoints(checkpoints)
+    return verifier.report(len(checkpoints))
+
+
+def base64_or_none(text: str | None) -> bytes | None:
+    return unb64(text) if text else None
