@@ -37,7 +37,7 @@ from api.merchants import (
 )
 from api.people import DevCityController, MeController, RosterController, SuishenLoginController, people_lifespan
 from api.public import HealthController, MetricsController, pool_gauges
-from api.audit import AdminAuditController
+from api.audit import AdminAuditController, checkpoint_lifespan
 from api.ratings import AdminRatingController, MyRedemptionController
 from api.sessions import SessionController
 from foundation.settings import Settings, load_settings
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     prometheus = PrometheusConfig(app_name="chongjun", prefix="chongjun", group_path=True, exclude=["/metrics"])
     app = Litestar(
         route_handlers=route_handlers(settings),
-        lifespan=[resources, pool_gauges, keyring_lifespan, merchant_keys, people_lifespan, freeze_startup_objects],
+        lifespan=[resources, pool_gauges, keyring_lifespan, merchant_keys, people_lifespan, checkpoint_lifespan, freeze_startup_objects],
         dependencies={
             "conn": Provide(provide_conn),
             "redis": Provide(provide_redis, sync_to_thread=False),

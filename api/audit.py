@@ -6,10 +6,14 @@ district's). Cutting a checkpoint now is the city admins'; the service also cuts
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, Litestar, get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
@@ -20,7 +24,9 @@ from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from archive import AuditFilter, Checkpoint, ConsistencyProof, InclusionProof
 from foundation.audit import AuditEntry
 
-__all__ = ("AdminAuditController",)
+__all__ = ("AdminAuditController", "checkpoint_lifespan")
+
+log = logging.getLogger("chongjun.audit")
 
 SEQ_MAX = 2**62
 Seq = Annotated[int, QueryParameter(ge=0, le=SEQ_MAX, description="An entry's sequence number (its leaf index)")]
@@ -91,3 +97,32 @@ class AdminAuditController(Controller):
     )
     async def consistency(self, conn: Conn, keyring: Keyring, first: Size, second: Size) -> ConsistencyProof:
         return await archive.consistency_proof(conn, keyring, first, second)
+
+
+async def _cut_regularly(app: Litestar, every: int) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            async with app.state.pool.acquire() as conn, conn.transaction():
+                await archive.cut_checkpoint(conn, app.state.keyring)
+        except archive.ArchiveEmpty:
+            pass
+        except archive.ArchiveTampered as exc:
+            log.error("audit archive does not verify; no checkpoint signed: %s", exc)
+        except Exception as exc:  # keep serving; the next round tries again
+            log.warning("audit checkpoint failed: %s", type(exc).__name__)
+
+
+@asynccontextmanager
+async def checkpoint_lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Every worker tries to sign a checkpoint every `audit_checkpoint_seconds`; the advisory lock
+    and "nothing new: the last one" make that one checkpoint per round at most."""
+    every = app.state.settings.audit_checkpoint_seconds
+    task = asyncio.create_task(_cut_regularly(app, every)) if every > 0 else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task

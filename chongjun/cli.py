@@ -35,7 +35,9 @@ from chongjun.bench.matching import run_matching_bench
 from chongjun.bench.roster import bench_import
 from chongjun.bench.scans import prepare_checkout, run_scan_bench
 from chongjun.bench.signatures import run_signature_bench
+import archive
 from chongjun.runtime import resolve_settings
+from foundation.audit import write_audit
 from foundation.connections import connect_redis, open_connection
 from foundation.settings import Settings, load_settings
 from identity import (
@@ -44,11 +46,13 @@ from identity import (
     DevIssuerRefused,
     InvalidAccount,
     InvalidIdNumber,
+    KeyRing,
     NewAccount,
     RosterEncoding,
     RosterRejected,
     SecretStore,
     create_account,
+    ensure_signing_keys,
     import_roster,
     list_keys,
     pii_vault,
@@ -73,11 +77,12 @@ class _Servers:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """`work(conn)` in an event loop of its own; the connection is closed after, even on error."""
+    def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, owner: bool = False) -> T:
+        """`work(conn)` in an event loop of its own; the connection is closed after, even on error.
+        As the service's role, or with `owner` as the schema's owner (migrations only)."""
 
         async def on_connection() -> T:
-            conn = await open_connection(self.settings)
+            conn = await open_connection(self.settings, owner=owner)
             try:
                 return await work(conn)
             finally:
@@ -96,7 +101,7 @@ def _servers(*, migrate: bool = False) -> Iterator[_Servers]:
     try:
         servers = _Servers(settings)
         if migrate:
-            servers.run(apply_migrations)
+            servers.run(apply_migrations, owner=True)
         yield servers
     finally:
         if embedded is not None:
@@ -121,13 +126,13 @@ def serve(host: str, port: int, workers: int, seed: bool) -> None:
         # multiprocess mode is chosen at import. Nothing this module imports loads it.
         _prepare_metrics_dir(settings, workers)
         if settings.is_production:
-            pending = servers.run(pending_migrations)
+            pending = servers.run(pending_migrations, owner=True)
             if pending:
                 names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
                 click.echo(f"refusing to start: pending migrations {names}; run `chongjun migrate` first", err=True)
                 sys.exit(2)
         else:
-            for migration in servers.run(apply_migrations):
+            for migration in servers.run(apply_migrations, owner=True):
                 click.echo(f"applied {migration.version:04d}_{migration.name}", err=True)
             if seed:  # dev: the demo data, once, into an empty database
                 summary = servers.run(lambda conn: _seed_demo(conn, settings, only_if_empty=True))
@@ -160,7 +165,7 @@ def _prepare_metrics_dir(settings: Settings, workers: int) -> None:
 def migrate() -> None:
     """Apply pending database migrations."""
     with _servers() as servers:
-        applied = servers.run(apply_migrations)
+        applied = servers.run(apply_migrations, owner=True)
     for migration in applied:
         click.echo(f"applied {migration.version:04d}_{migration.name}")
     click.echo(f"{len(applied)} migration(s) applied; schema is current")
@@ -383,6 +388,87 @@ def seal_rotate() -> None:
     """
     key = rotate_seal_key(load_settings())
     click.echo(f"sealing with version {key.version}: {key.kid}")
+
+
+@main.group()
+def audit() -> None:
+    """The audit archive (电子档案): sign a checkpoint, verify, export."""
+
+
+async def _ring(conn: asyncpg.Connection, settings: Settings) -> KeyRing:
+    ring = KeyRing(SecretStore.from_settings(settings))
+    await ensure_signing_keys(conn, ring.secrets, create=not settings.is_production)
+    await ring.load(conn)
+    return ring
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign a checkpoint of every committed entry now (the service also cuts one regularly)."""
+    with _servers(migrate=True) as servers:
+        async def cut(conn: asyncpg.Connection) -> archive.Checkpoint:
+            ring = await _ring(conn, servers.settings)
+            async with conn.transaction():
+                return await archive.cut_checkpoint(conn, ring)
+
+        checkpoint = servers.run(cut)
+    click.echo(checkpoint.signed_note, nl=False)
+
+
+def _print_report(report: archive.VerifyReport) -> None:
+    if report.ok:
+        click.echo(f"ok: {report.entries} entries, {report.checkpoints} signed checkpoints verify")
+        return
+    finding = report.finding
+    click.echo(f"FAILED ({finding.kind}, first bad entry {finding.seq}): {finding.message}", err=True)
+    sys.exit(1)
+
+
+@audit.command("verify")
+@click.option("--from", "source", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="an `audit export` file, verified offline (no database)")
+@click.option("--jwks", "jwks_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="the keys to trust (a copy of /.well-known/jwks.json); default: the database's, or the file's own")
+def audit_verify(source: str | None, jwks_file: str | None) -> None:
+    """Recompute every leaf, the tree and each checkpoint; exit 1 naming the first bad entry."""
+    jwks = msgspec.json.decode(Path(jwks_file).read_bytes()) if jwks_file else None
+    if source is not None:
+        with open(source, "rb") as lines:
+            try:
+                report = archive.verify_export(lines, jwks)
+            except (ValueError, msgspec.DecodeError, StopIteration) as exc:
+                raise click.ClickException(f"{source} is not an audit export: {exc}") from exc
+        _print_report(report)
+        return
+    with _servers() as servers:
+        async def verify(conn: asyncpg.Connection) -> archive.VerifyReport:
+            keys = jwks if jwks is not None else (await _ring(conn, servers.settings)).jwks()
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return await archive.verify_database(conn, keys)
+
+        report = servers.run(verify)
+    _print_report(report)
+
+
+@audit.command("export")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True, help="the NDJSON file to write")
+def audit_export(out: str) -> None:
+    """Every entry and signed checkpoint as NDJSON, with the public keys: it verifies on another
+    machine with `chongjun audit verify --from FILE [--jwks FILE]`. The export itself is recorded."""
+    with _servers() as servers:
+        async def export(conn: asyncpg.Connection) -> tuple[int, int]:
+            jwks = (await _ring(conn, servers.settings)).jwks()
+            with open(out, "wb") as handle:
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    counts = await archive.export_archive(conn, jwks, handle.write)
+            await write_audit(
+                conn, actor_kind="system", actor_id="cli", action="audit.export", object_kind="archive",
+                object_id="audit_log", detail={"entries": counts[0], "checkpoints": counts[1]},
+            )
+            return counts
+
+        entries, checkpoints = servers.run(export)
+    click.echo(f"wrote {entries} entries and {checkpoints} checkpoints to {out}")
 
 
 class _Phases:

@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 from foundation.settings import Settings
 
 __all__ = (
-    "connect_postgres", "connect_redis", "dsn_with_database", "init_connection", "open_connection", "reset_connection",
+    "SERVICE_ROLE", "connect_postgres", "connect_redis", "dsn_with_database", "dsn_with_user", "init_connection",
+    "open_connection", "reset_connection",
 )
 
 
@@ -61,11 +62,27 @@ def connect_redis(settings: Settings) -> aioredis.Redis:
     )
 
 
-async def open_connection(settings: Settings) -> asyncpg.Connection:
-    """One connection outside the pool (CLI commands, migrations), with the pool's codecs."""
-    conn = await asyncpg.connect(settings.database_url, timeout=10)
+SERVICE_ROLE = "chongjun_app"
+"""The service's database role (migration 0004): reads and appends history, owns nothing."""
+
+
+async def open_connection(settings: Settings, *, owner: bool = False) -> asyncpg.Connection:
+    """One connection outside the pool (CLI commands; with `owner`, as the schema's owner for
+    migrations), with the pool's codecs."""
+    conn = await asyncpg.connect(settings.migration_url if owner else settings.database_url, timeout=10)
     await init_connection(conn)
     return conn
+
+
+def dsn_with_user(dsn: str, user: str) -> str:
+    """The same server and database as another role, without a password (trust or peer-less local
+    authentication: the embedded server, a test server); give a full DSN for anything else."""
+    parts = urlsplit(dsn)
+    query = dict(parse_qsl(parts.query))
+    query.pop("user", None)
+    query.pop("password", None)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, urlencode(query), parts.fragment))
 
 
 def dsn_with_database(dsn: str, database: str) -> str:

@@ -21,7 +21,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     env: Literal["dev", "production"] = "dev"
     """`production` refuses dev-only parts (the simulated city platform, pending migrations)."""
     database_url: str | None = None
-    """PostgreSQL DSN; None means start the embedded server in `data_dir`."""
+    """PostgreSQL DSN the service connects with; None means start the embedded server in `data_dir`."""
+    database_owner_url: str | None = None
+    """PostgreSQL DSN of the role that owns the schema, for migrations; None: `database_url`."""
+    audit_checkpoint_seconds: int = 300
+    """How often a worker signs a checkpoint of the audit archive when entries were added; 0: never."""
+    rating_case_due_hours: int = 120
+    """How long a 差评 case may stay open before it is overdue and escalated to the city (default 5 days)."""
     redis_url: str | None = None
     """Redis URL; None means start the embedded server in `data_dir`."""
     data_dir: Path = Path(".chongjun")
@@ -52,6 +58,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.env == "production"
 
     @property
+    def migration_url(self) -> str | None:
+        """The DSN migrations run with: the owner's, else the service's."""
+        return self.database_owner_url or self.database_url
+
+    @property
     def resolved_secrets_dir(self) -> Path:
         return self.secrets_dir or (self.data_dir / "secrets")
 
@@ -63,6 +74,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     mapping = {
         "CHONGJUN_ENV": "env",
         "DATABASE_URL": "database_url",
+        "DATABASE_OWNER_URL": "database_owner_url",
+        "CHONGJUN_AUDIT_CHECKPOINT_SECONDS": "audit_checkpoint_seconds",
+        "CHONGJUN_RATING_CASE_DUE_HOURS": "rating_case_due_hours",
         "REDIS_URL": "redis_url",
         "CHONGJUN_DATA_DIR": "data_dir",
         "CHONGJUN_DEVICE_SCAN_RATE": "device_scan_rate",

@@ -22,6 +22,7 @@ from api import create_app
 from foundation.settings import Settings, load_settings
 from chongjun.embedded import start_embedded
 from migrations import apply_migrations, discover
+from foundation.connections import SERVICE_ROLE, dsn_with_user
 from tests.support import dsn_with_database, embedded_test_dir, init_connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    """Settings pointing at the servers for this test session (configured or embedded)."""
+    """Settings pointing at the servers for this test session (configured or embedded).
+
+    `database_owner_url` is the owner's (a superuser: the tests create databases): DATABASE_OWNER_URL,
+    else DATABASE_URL, else the embedded server's. `database_url` is the service role's: DATABASE_URL
+    when both are set, else the owner's DSN as `chongjun_app` (no password: trust authentication).
+    """
     settings = load_settings()
     if not (settings.database_url and settings.redis_url):
         embedded = start_embedded(
@@ -40,6 +46,9 @@ def base_settings() -> Settings:
             database_url=settings.database_url or embedded.database_url,
             redis_url=settings.redis_url or embedded.redis_url,
         )
+    owner = settings.database_owner_url or settings.database_url
+    service = settings.database_url if settings.database_owner_url else dsn_with_user(owner, SERVICE_ROLE)
+    settings = msgspec.structs.replace(settings, database_url=service, database_owner_url=owner)
     return msgspec.structs.replace(
         settings, env="dev", data_dir=ROOT / ".chongjun" / "test", device_scan_rate=0, log_level="WARNING"
     )
@@ -52,14 +61,14 @@ async def template_database(base_settings: Settings) -> str:
     import hashlib
 
     name = "cj_tmpl_" + hashlib.sha256(digest).hexdigest()[:16]
-    admin = await asyncpg.connect(base_settings.database_url)
+    admin = await asyncpg.connect(base_settings.database_owner_url)
     try:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
             building = name + "_build"
             await admin.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
             await admin.execute(f'CREATE DATABASE "{building}"')
-            conn = await asyncpg.connect(dsn_with_database(base_settings.database_url, building))
+            conn = await asyncpg.connect(dsn_with_database(base_settings.database_owner_url, building))
             try:
                 await apply_migrations(conn)
             finally:
@@ -90,7 +99,7 @@ def crypto_profile(request: pytest.FixtureRequest, base_settings: Settings) -> s
 async def settings(base_settings: Settings, template_database: str, crypto_profile: str) -> AsyncIterator[Settings]:
     """Settings for one test: a fresh database, an empty Redis, and the test's crypto profile."""
     name = "cj_test_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(base_settings.database_url)
+    admin = await asyncpg.connect(base_settings.database_owner_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     finally:
@@ -99,9 +108,10 @@ async def settings(base_settings: Settings, template_database: str, crypto_profi
     await client.flushdb()
     await client.aclose()
     yield msgspec.structs.replace(
-        base_settings, database_url=dsn_with_database(base_settings.database_url, name), crypto_profile=crypto_profile
+        base_settings, database_url=dsn_with_database(base_settings.database_url, name),
+        database_owner_url=dsn_with_database(base_settings.database_owner_url, name), crypto_profile=crypto_profile,
     )
-    admin = await asyncpg.connect(base_settings.database_url)
+    admin = await asyncpg.connect(base_settings.database_owner_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -110,8 +120,9 @@ async def settings(base_settings: Settings, template_database: str, crypto_profi
 
 @pytest.fixture
 async def conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A direct connection to the test's database (autocommit: what it writes, the app sees)."""
-    connection = await asyncpg.connect(settings.database_url)
+    """A direct connection to the test's database as its owner, a superuser (autocommit: what it
+    writes, the app sees). The app connects as the service role (`settings.database_url`)."""
+    connection = await asyncpg.connect(settings.database_owner_url)
     await init_connection(connection)
     yield connection
     await connection.close()

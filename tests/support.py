@@ -64,6 +64,7 @@ def live_server(
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
+        "DATABASE_OWNER_URL": settings.database_owner_url,
         "REDIS_URL": settings.redis_url,
         "CHONGJUN_ENV": settings.env,
         "CHONGJUN_DATA_DIR": str(settings.data_dir),

@@ -18,16 +18,20 @@ __all__ = ("scratch_database",)
 
 @asynccontextmanager
 async def scratch_database(settings: Settings) -> AsyncIterator[tuple[Settings, asyncpg.Connection]]:
-    """Settings pointing at a new, migrated database and one connection to it; both gone on exit.
+    """Settings pointing at a new, migrated database and one connection to it (as the owner, for
+    generating data fast); both gone on exit.
 
     The database is dropped even when the run fails, so benchmarks never leave data behind.
     """
     name = "cj_bench_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(settings.database_url)
+    admin = await asyncpg.connect(settings.migration_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        scratch = msgspec.structs.replace(settings, database_url=dsn_with_database(settings.database_url, name))
-        conn = await open_connection(scratch)
+        scratch = msgspec.structs.replace(
+            settings, database_url=dsn_with_database(settings.database_url, name),
+            database_owner_url=dsn_with_database(settings.migration_url, name),
+        )
+        conn = await open_connection(scratch, owner=True)
         try:
             await apply_migrations(conn)
             yield scratch, conn

@@ -265,6 +265,7 @@ def _cli(settings, *args, stdin: str = "") -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
+        "DATABASE_OWNER_URL": settings.database_owner_url,
         "REDIS_URL": settings.redis_url,
         "CHONGJUN_DATA_DIR": str(settings.data_dir),
     }

@@ -120,12 +120,15 @@ class Faces:
 
 async def _module_database(base_settings: Settings, template_database: str) -> tuple[Settings, str]:
     name = "cj_test_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(base_settings.database_url)
+    admin = await asyncpg.connect(base_settings.database_owner_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     finally:
         await admin.close()
-    return msgspec.structs.replace(base_settings, database_url=dsn_with_database(base_settings.database_url, name)), name
+    return msgspec.structs.replace(
+        base_settings, database_url=dsn_with_database(base_settings.database_url, name),
+        database_owner_url=dsn_with_database(base_settings.database_owner_url, name),
+    ), name
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +145,7 @@ async def faces_settings(base_settings: Settings, template_database: str) -> Asy
         await conn.close()
         await client.aclose()
     yield settings, summary
-    admin = await asyncpg.connect(base_settings.database_url)
+    admin = await asyncpg.connect(base_settings.database_owner_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

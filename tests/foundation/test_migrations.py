@@ -23,7 +23,7 @@ async def test_applying_again_changes_nothing(conn):
 
 async def test_concurrent_runners_apply_each_file_once(settings, tmp_path):
     """Several workers starting at once: the advisory lock lets one apply, the others see it done."""
-    admin = await asyncpg.connect(settings.database_url)
+    admin = await asyncpg.connect(settings.database_owner_url)
     await admin.execute("CREATE SCHEMA race")
     await admin.close()
     directory = tmp_path / "m"
@@ -32,7 +32,7 @@ async def test_concurrent_runners_apply_each_file_once(settings, tmp_path):
     (directory / "0002_two.sql").write_text("INSERT INTO race.counter VALUES (1);")
 
     async def runner():
-        conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": "race"})
+        conn = await asyncpg.connect(settings.database_owner_url, server_settings={"search_path": "race"})
         try:
             return await apply_migrations(conn, directory)
         finally:
@@ -40,13 +40,13 @@ async def test_concurrent_runners_apply_each_file_once(settings, tmp_path):
 
     results = await asyncio.gather(*[runner() for _ in range(6)])
     assert sorted(len(r) for r in results) == [0, 0, 0, 0, 0, 2]
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.database_owner_url)
     assert await conn.fetchval("SELECT count(*) FROM race.counter") == 1
     await conn.close()
 
 
 async def test_changed_applied_migration_is_refused(settings, tmp_path):
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.database_owner_url)
     try:
         directory = tmp_path / "m"
         shutil.copytree(MIGRATIONS_DIR, directory, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
@@ -61,7 +61,7 @@ async def test_changed_applied_migration_is_refused(settings, tmp_path):
 
 
 async def test_failed_migration_leaves_nothing_behind(settings, tmp_path):
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.database_owner_url)
     try:
         directory = tmp_path / "m"
         shutil.copytree(MIGRATIONS_DIR, directory, ignore=shutil.ignore_patterns("*.py", "__pycache__"))

@@ -36,6 +36,7 @@ def cli_env(settings, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "DATABASE_URL": settings.database_url,
+        "DATABASE_OWNER_URL": settings.database_owner_url,
         "REDIS_URL": settings.redis_url,
         "CHONGJUN_DATA_DIR": str(settings.data_dir),
         "CHONGJUN_ENV": settings.env,

@@ -32,7 +32,7 @@ async def _refresh(conn, expired_days_ago: float) -> None:
 
 
 def _cli(settings, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "DATABASE_OWNER_URL": settings.database_owner_url, "REDIS_URL": settings.redis_url,
            "CHONGJUN_DATA_DIR": str(settings.data_dir)}
     return subprocess.run([sys.executable, "-m", "chongjun.cli", *args], capture_output=True, text=True, env=env, timeout=60)
 

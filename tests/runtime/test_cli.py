@@ -21,7 +21,7 @@ def test_a_call_on_the_embedded_servers_prints_no_warning(base_settings):
     which is where platformdirs used to print a RuntimeDirWarning on every CLI call.
     """
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "XDG_RUNTIME_DIR", "PYTHONWARNINGS")}
+           if k not in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL", "XDG_RUNTIME_DIR", "PYTHONWARNINGS")}
     env["CHONGJUN_DATA_DIR"] = str(embedded_test_dir())
     done = _cli("bench", "import", "--rows", "10", env=env)
     assert done.returncode == 0, done.stderr
