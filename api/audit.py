@@ -10,7 +10,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 from typing import Annotated
 
 from litestar import Controller, Litestar, get, post
@@ -29,6 +30,18 @@ __all__ = ("AdminAuditController", "checkpoint_lifespan")
 log = logging.getLogger("chongjun.audit")
 
 SEQ_MAX = 2**62
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _day_start(day: date | None, *, after: bool = False) -> datetime | None:
+    """Midnight in Shanghai that starts `day` (or, with `after`, the day after it)."""
+    if day is None:
+        return None
+    if after:
+        if day == date.max:
+            return None
+        day += timedelta(days=1)
+    return datetime.combine(day, time.min, _SHANGHAI)
 Seq = Annotated[int, QueryParameter(ge=0, le=SEQ_MAX, description="An entry's sequence number (its leaf index)")]
 Size = Annotated[int, QueryParameter(ge=1, le=SEQ_MAX, description="The tree size of a signed checkpoint")]
 Text = Annotated[str | None, QueryParameter(min_length=1, max_length=100)]
@@ -42,20 +55,20 @@ class AdminAuditController(Controller):
     @get(
         "", operation_id="AdminListAudit",
         summary="Audit entries in the admin's scope, newest first (paged; district admins: their district)",
-        description="`action` is exact, or a prefix ending in '.' (`device.`). `from` inclusive, `to` exclusive.",
+        description="`action` is exact, or a prefix ending in '.' (`device.`). `from` and `to` are days (Asia/Shanghai), both inclusive.",
     )
     async def list_entries(
         self, conn: Conn, principal: CurrentPrincipal,
         actor_kind: Text = None, actor_id: Text = None, action: Text = None, object_kind: Text = None,
         object_id: Text = None,
         district: Annotated[str | None, QueryParameter(pattern=r"^31[0-9]{4}$", description="GB/T 2260 district code")] = None,
-        at_from: Annotated[datetime | None, QueryParameter(name="from")] = None,
-        at_to: Annotated[datetime | None, QueryParameter(name="to")] = None,
+        day_from: Annotated[date | None, QueryParameter(name="from", description="First day (Asia/Shanghai)")] = None,
+        day_to: Annotated[date | None, QueryParameter(name="to", description="Last day (Asia/Shanghai), inclusive")] = None,
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
     ) -> Page[AuditEntry]:
         filters = AuditFilter(
             actor_kind=actor_kind, actor_id=actor_id, action=action, object_kind=object_kind, object_id=object_id,
-            district=district, at_from=at_from, at_to=at_to,
+            district=district, at_from=_day_start(day_from), at_to=_day_start(day_to, after=True),
         )
         return await archive.list_entries(conn, principal, filters, limit=limit, cursor=cursor)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
@@ -135,6 +137,11 @@ async def test_district_admins_read_only_their_district(app, client, conn, day):
     everything = await client.get("/v1/admin/audit", params={"limit": 100}, headers=auditor)
     assert len(everything.json()["items"]) == await conn.fetchval("SELECT count(*) FROM audit_log")
     assert (await client.post("/v1/admin/audit/checkpoints", headers=auditor)).status_code == 403
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    same_day = await client.get("/v1/admin/audit", params={"from": str(today), "to": str(today), "limit": 100}, headers=auditor)
+    assert len(same_day.json()["items"]) == len(everything.json()["items"])
+    later = await client.get("/v1/admin/audit", params={"from": str(today + timedelta(days=1))}, headers=auditor)
+    assert later.json()["items"] == []
     devices = await client.get("/v1/admin/audit", params={"action": "device.", "limit": 100}, headers=auditor)
     assert {e["action"] for e in devices.json()["items"]} == {"device.provision"}
 
