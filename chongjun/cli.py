@@ -415,7 +415,7 @@ def audit_checkpoint() -> None:
     click.echo(checkpoint.signed_note, nl=False)
 
 
-def _print_report(report: archive.VerifyReport) -> None:
+def _print_verify(report: archive.VerifyReport) -> None:
     if report.ok:
         click.echo(f"ok: {report.entries} entries, {report.checkpoints} signed checkpoints verify")
         return
@@ -438,7 +438,7 @@ def audit_verify(source: str | None, jwks_file: str | None) -> None:
                 report = archive.verify_export(lines, jwks)
             except (ValueError, msgspec.DecodeError, StopIteration) as exc:
                 raise click.ClickException(f"{source} is not an audit export: {exc}") from exc
-        _print_report(report)
+        _print_verify(report)
         return
     with _servers() as servers:
         async def verify(conn: asyncpg.Connection) -> archive.VerifyReport:
@@ -447,7 +447,7 @@ def audit_verify(source: str | None, jwks_file: str | None) -> None:
                 return await archive.verify_database(conn, keys)
 
         report = servers.run(verify)
-    _print_report(report)
+    _print_verify(report)
 
 
 @audit.command("export")
