@@ -92,7 +92,7 @@ class Verifier:
             if key is None:
                 self._fail("checkpoint-signature", cp.tree_size, f"checkpoint {cp.tree_size}: key {cp.kid} is not in the JWKS")
                 return
-            if not verify_signature(key, cp.alg, cp.note.encode(), unb64url(cp.signature)):
+            if not verify_signature(cp.alg, key, cp.note.encode(), unb64url(cp.signature)):
                 self._fail("checkpoint-signature", cp.tree_size, f"checkpoint {cp.tree_size}: the signature does not verify")
                 return
             if cp.tree_size > self.tree.size:

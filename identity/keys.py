@@ -31,9 +31,8 @@ from typing import Literal
 import asyncpg
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -63,7 +62,6 @@ __all__ = (
     "remove_key",
     "rotate_keys",
     "Signature",
-    "verify_signature",
 )
 
 Algorithm = Literal["EdDSA", "ES256", "SM2"]
@@ -157,23 +155,6 @@ class Signature:
     value: bytes
 
 
-def verify_signature(jwk: Mapping[str, str], alg: str, data: bytes, value: bytes) -> bool:
-    """Whether `value` is `alg`'s signature of `data` under the public `jwk` (offline verifiers use it
-    with a key from /.well-known/jwks.json); False for any mismatch, never an exception."""
-    try:
-        public_key = _load_public(alg, jwk)
-        if alg == "EdDSA":
-            public_key.verify(value, data)
-        elif alg == "ES256" and len(value) == 64:
-            der = encode_dss_signature(int.from_bytes(value[:32], "big"), int.from_bytes(value[32:], "big"))
-            public_key.verify(der, data, ec.ECDSA(SHA256()))
-        else:
-            return False
-    except (InvalidSignature, ValueError, KeyError, TypeError):
-        return False
-    return True
-
-
 class KeyRing:
     """An in-memory snapshot of the signing keys plus the secrets derived for 崇军码.
 
@@ -234,7 +215,7 @@ class KeyRing:
         """A detached signature of `data` by the active key: the ring's one signing interface for
         bytes that are not a JWT (the audit archive's checkpoints). EdDSA signs the bytes (RFC 8032);
         ES256 signs SHA-256 of them and answers r || s (as JWS does). A new algorithm profile
-        (SM2 with SM3) adds a branch here and in `verify_signature`."""
+        (SM2 with SM3) adds a branch here and in `identity.signing.VERIFIERS`."""
         record = self.active
         if record.alg == "EdDSA":
             value = record.private_key.sign(data)

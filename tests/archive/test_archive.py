@@ -90,7 +90,7 @@ async def test_checkpoints_are_signed_and_proofs_verify(client, conn, day):
     city = day["city"]
     second = day["second"]
     key = next(k for k in day["jwks"]["keys"] if k["kid"] == second["kid"])
-    assert identity.verify_signature(key, second["alg"], second["note"].encode(), unb64url(second["signature"]))
+    assert identity.verify_signature(second["alg"], key, second["note"].encode(), unb64url(second["signature"]))
     assert second["note"].splitlines()[:3] == ["cjmf/audit/v1", str(second["tree_size"]), second["root_hash"]]
     assert "\n\n\u2014 cjmf/audit/v1 " in second["signed_note"]
     root = unb64(second["root_hash"])
