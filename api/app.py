@@ -38,7 +38,8 @@ from api.merchants import (
 from api.people import DevCityController, MeController, RosterController, SuishenLoginController, people_lifespan
 from api.public import HealthController, MetricsController, pool_gauges
 from api.audit import AdminAuditController, checkpoint_lifespan
-from api.ratings import AdminRatingController, MyRedemptionController
+from api.ratings import AdminRatingController, MerchantRatingController, MyRedemptionController, overdue_gauge
+from api.stats import AdminStatsController, stats_refresher
 from api.sessions import SessionController
 from foundation.settings import Settings, load_settings
 
@@ -71,6 +72,8 @@ def route_handlers(settings: Settings | None = None) -> list:
         MeController,
         MyRedemptionController,
         AdminRatingController,
+        MerchantRatingController,
+        AdminStatsController,
         AdminAuditController,
         RosterController,
         ScanController,
@@ -100,7 +103,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     prometheus = PrometheusConfig(app_name="chongjun", prefix="chongjun", group_path=True, exclude=["/metrics"])
     app = Litestar(
         route_handlers=route_handlers(settings),
-        lifespan=[resources, pool_gauges, keyring_lifespan, merchant_keys, people_lifespan, checkpoint_lifespan, freeze_startup_objects],
+        lifespan=[resources, pool_gauges, keyring_lifespan, merchant_keys, people_lifespan, checkpoint_lifespan, overdue_gauge,
+                  stats_refresher, freeze_startup_objects],
         dependencies={
             "conn": Provide(provide_conn),
             "redis": Provide(provide_redis, sync_to_thread=False),

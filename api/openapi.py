@@ -93,6 +93,7 @@ DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     "SuishenLogin": {401: ("invalid-token", "expired-code"), 403: ("not-enrolled", "card-suspended"), 429: ("login-throttled",),
                      503: ("city-platform-unavailable",)},
     "AdminGetAuditEntry": {404: ("audit-entry-not-found",)},
+    "AdminStats": {422: ("stats-window-invalid",)},
     "AdminLatestCheckpoint": {404: ("checkpoint-not-found",)},
     "AdminCutCheckpoint": {409: ("archive-empty", "archive-tampered")},
     "AdminAuditInclusionProof": {404: ("audit-entry-not-found", "checkpoint-not-found")},

@@ -6,20 +6,32 @@ decided in `benefits.ratings` (another's object answers 404).
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, get, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar import Controller, Litestar, get, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from prometheus_client import Gauge
 
-from api.deps import Conn, CurrentPrincipal
-from api.guards import requires_admin, requires_admin_role, requires_veteran
+from api.deps import AppSettings, Conn, CurrentPrincipal
+from api.guards import requires_admin, requires_admin_role, requires_staff, requires_veteran
 from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from benefits import ratings
-from benefits.ratings import CaseReply, CaseStatus, MyRedemption, Rating, RatingCase, RatingCreate
+from benefits.ratings import CaseReply, CaseStatus, MerchantRating, MyRedemption, Rating, RatingCase, RatingCreate
 
-__all__ = ("AdminRatingController", "MyRedemptionController")
+__all__ = ("AdminRatingController", "MerchantRatingController", "MyRedemptionController", "overdue_gauge", "sample_overdue")
+
+log = logging.getLogger("chongjun.ratings")
+# One value per district, the same in every worker: "livemax" shows it once however many run.
+_overdue = Gauge(
+    "chongjun_rating_cases_overdue", "Open 差评 cases past their due time", ["district"], multiprocess_mode="livemax"
+)
+OVERDUE_SAMPLE_SECONDS = 30.0
 
 Status = Annotated[
     CaseStatus, QueryParameter(description="open: the queue, oldest first; closed: latest answered first")
@@ -59,9 +71,11 @@ class MyRedemptionController(Controller):
     )
     async def rate(
         self, redemption_id: FromPath[UUID], data: JSONBody[RatingCreate],
-        conn: Conn, principal: CurrentPrincipal,
+        conn: Conn, principal: CurrentPrincipal, settings: AppSettings,
     ) -> Rating:
-        return await ratings.rate_redemption(conn, principal.subject, redemption_id, data)
+        return await ratings.rate_redemption(
+            conn, principal.subject, redemption_id, data, due_hours=settings.rating_case_due_hours
+        )
 
 
 class AdminRatingController(Controller):
@@ -78,8 +92,9 @@ class AdminRatingController(Controller):
     async def list_cases(
         self, conn: Conn, principal: CurrentPrincipal,
         status: Status = "open", limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+        overdue: Annotated[bool | None, QueryParameter(description="true: open cases past due (escalated to the city)")] = None,
     ) -> Page[RatingCase]:
-        return await ratings.list_cases(conn, principal, status=status, limit=limit, cursor=cursor)
+        return await ratings.list_cases(conn, principal, status=status, limit=limit, cursor=cursor, overdue=overdue)
 
     @post(
         "/{case_id:uuid}/reply", operation_id="AdminAnswerRatingCase", status_code=HTTP_200_OK,
@@ -91,3 +106,49 @@ class AdminRatingController(Controller):
         principal: CurrentPrincipal,
     ) -> RatingCase:
         return await ratings.answer_case(conn, principal, case_id, data.reply)
+
+
+class MerchantRatingController(Controller):
+    path = "/v1/merchant/ratings"
+    tags = ["merchant"]
+    guards = [requires_staff]
+
+    @get(
+        "", operation_id="MerchantListRatings",
+        summary="Ratings of my merchant's venues, newest first, with the handling of 差评 (paged; no person)",
+    )
+    async def list_ratings(
+        self, conn: Conn, principal: CurrentPrincipal, venue_id: FromQuery[UUID | None] = None,
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+    ) -> Page[MerchantRating]:
+        return await ratings.list_merchant_ratings(conn, principal, venue_id=venue_id, limit=limit, cursor=cursor)
+
+
+async def sample_overdue(conn) -> None:
+    """Set `chongjun_rating_cases_overdue{district}` from PostgreSQL now."""
+    counts = await ratings.overdue_cases(conn)
+    _overdue.clear()
+    for district, count in counts.items():
+        _overdue.labels(district=district or "none").set(count)
+
+
+async def _sample_overdue(app: Litestar) -> None:
+    while True:
+        try:
+            async with app.state.pool.acquire() as conn:
+                await sample_overdue(conn)
+        except Exception as exc:  # keep serving; the next sample tries again
+            log.warning("overdue sample failed: %s", type(exc).__name__)
+        await asyncio.sleep(OVERDUE_SAMPLE_SECONDS)
+
+
+@asynccontextmanager
+async def overdue_gauge(app: Litestar) -> AsyncIterator[None]:
+    """`chongjun_rating_cases_overdue{district}` in /metrics, sampled every 30 s."""
+    task = asyncio.create_task(_sample_overdue(app))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

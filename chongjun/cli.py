@@ -35,7 +35,9 @@ from chongjun.bench.matching import run_matching_bench
 from chongjun.bench.roster import bench_import
 from chongjun.bench.scans import prepare_checkout, run_scan_bench
 from chongjun.bench.signatures import run_signature_bench
+from chongjun.bench.stats import run_stats_bench
 import archive
+from benefits import stats
 from chongjun.runtime import resolve_settings
 from foundation.audit import write_audit
 from foundation.connections import connect_redis, open_connection
@@ -620,6 +622,42 @@ def bench_signatures(count: int) -> None:
         )
     click.echo(_machine())
     click.echo(f"reproduce: ./dev bench signatures --count {count}")
+
+
+@bench.command("stats")
+@click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(1000, 20_000_000), help="ledger rows")
+@click.option("--people", default=200_000, show_default=True, type=click.IntRange(100, 5_000_000))
+@click.option("--iterations", default=200, show_default=True, type=click.IntRange(10, 100_000))
+def bench_stats(rows: int, people: int, iterations: int) -> None:
+    """第二十三条 statistics on a generated year: rollup and reach refresh times, p50/p99 per case."""
+    with _servers() as servers:
+        results = asyncio.run(
+            run_stats_bench(servers.settings, seed_catalog=demo.seed_demo, rows=rows, people=people,
+                            iterations=iterations, echo=click.echo)
+        )
+    click.echo(f"GET /v1/admin/stats service time, {rows:,} ledger rows, {people:,} people, {iterations} requests per case (ms):")
+    for case, (p50, p99) in results.items():
+        click.echo(f"  {case:<20} p50 {p50:7.1f}  p99 {p99:7.1f}")
+    click.echo(_machine())
+    click.echo(f"reproduce: ./dev bench stats --rows {rows} --people {people} --iterations {iterations}")
+
+
+@main.group("stats")
+def stats_group() -> None:
+    """第二十三条 operating statistics."""
+
+
+@stats_group.command("refresh")
+@click.option("--reach/--no-reach", default=True, show_default=True, help="also recompute who is eligible now")
+def stats_refresh(reach: bool) -> None:
+    """Refresh the daily rollups (the workers do every 5 minutes) and the 免申即享 reach."""
+    with _servers(migrate=True) as servers:
+        async def refresh(conn: asyncpg.Connection) -> stats.RefreshResult:
+            async with conn.transaction():
+                return await stats.refresh_stats(conn, reach=reach)
+
+        result = servers.run(refresh)
+    click.echo(f"rollups {result.rollup_seconds:.2f} s; reach over {result.people} people {result.reach_seconds:.2f} s")
 
 
 @bench.command("scans")

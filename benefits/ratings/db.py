@@ -15,6 +15,8 @@ __all__ = (
     "insert_rating",
     "list_cases",
     "list_person_events",
+    "merchant_ratings",
+    "overdue_by_district",
 )
 
 # A ledger event as its holder sees it: names as the ledger row applied them, and the holder's
@@ -74,16 +76,18 @@ async def insert_rating(
 
 
 async def insert_case(
-    conn: asyncpg.Connection, *, case_id: UUID, rating_id: UUID, district: str | None
+    conn: asyncpg.Connection, *, case_id: UUID, rating_id: UUID, district: str | None, due_hours: int
 ) -> None:
     await conn.execute(
-        "INSERT INTO rating_cases (id, rating_id, district) VALUES ($1, $2, $3)",
-        case_id, rating_id, district,
+        "INSERT INTO rating_cases (id, rating_id, district, due_at)"
+        " VALUES ($1, $2, $3, now() + make_interval(hours => $4))",
+        case_id, rating_id, district, due_hours,
     )
 
 
 _CASE_COLUMNS = """
-       c.id, c.status, c.district, c.opened_at, c.reply, c.replied_by, c.closed_at,
+       c.id, c.status, c.district, c.opened_at, c.reply, c.replied_by, c.closed_at, c.due_at,
+       (c.status = 'open' AND c.due_at < now()) AS overdue,
        g.stars, g.comment, g.created_at AS rated_at, g.redemption_id, g.venue_id, g.merchant_id,
        v.name_zh AS venue_name_zh, r.benefit_code, r.service_day
 FROM rating_cases c
@@ -102,7 +106,7 @@ _CASE_ORDER = {
 
 async def list_cases(
     conn: asyncpg.Connection, *, status: str, district: str | None, after: tuple[datetime, UUID] | None,
-    limit: int,
+    limit: int, overdue: bool | None = None,
 ) -> list[asyncpg.Record]:
     """Cases of one status, in one district (all when `district` is None), in queue order.
 
@@ -115,10 +119,11 @@ async def list_cases(
         SELECT {sort_at} AS sort_at, {_CASE_COLUMNS}
         WHERE c.status = $1 AND ($2::text IS NULL OR c.district = $2)
           AND ($3::timestamptz IS NULL OR {after_clause})
+          AND ($6::boolean IS NULL OR (c.status = 'open' AND c.due_at < now()) = $6)
         ORDER BY {order}
         LIMIT $5
         """,
-        status, district, after_at, after_id, limit,
+        status, district, after_at, after_id, limit, overdue,
     )
 
 
@@ -144,3 +149,32 @@ async def close_case(
     return closed is not None
 
 
+
+
+async def merchant_ratings(
+    conn: asyncpg.Connection, *, merchant_id: UUID, venue_id: UUID | None, before: tuple[datetime, UUID] | None, limit: int
+) -> list[asyncpg.Record]:
+    """Ratings of one merchant's venues, newest first, with their case's handling (no person id)."""
+    before_at, before_id = before or (None, None)
+    return await conn.fetch(
+        """
+        SELECT g.id, g.redemption_id, g.stars, g.comment, g.created_at AS at, g.venue_id, v.name_zh AS venue_name_zh,
+               c.status AS case_status, c.due_at, (c.status = 'open' AND c.due_at < now()) AS overdue, c.reply
+          FROM ratings g
+          LEFT JOIN venues v ON v.id = g.venue_id
+          LEFT JOIN rating_cases c ON c.rating_id = g.id
+         WHERE g.merchant_id = $1 AND ($2::uuid IS NULL OR g.venue_id = $2)
+           AND ($3::timestamptz IS NULL OR (g.created_at, g.id) < ($3, $4::uuid))
+         ORDER BY g.created_at DESC, g.id DESC
+         LIMIT $5
+        """,
+        merchant_id, venue_id, before_at, before_id, limit,
+    )
+
+
+async def overdue_by_district(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Open cases past their due time, per district (for /metrics)."""
+    return await conn.fetch(
+        "SELECT coalesce(district, '') AS district, count(*) AS overdue FROM rating_cases"
+        " WHERE status = 'open' AND due_at < now() GROUP BY 1"
+    )

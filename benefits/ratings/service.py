@@ -34,6 +34,7 @@ from benefits.ratings.types import (
     LOW_STARS,
     BenefitBrief,
     CaseStatus,
+    MerchantRating,
     MyRedemption,
     Rating,
     RatingCase,
@@ -44,7 +45,10 @@ from foundation.errors import Forbidden
 from foundation.paging import Page, decode_cursor, fetch_size, page_of
 from identity import Principal
 
-__all__ = ("answer_case", "get_my_redemption", "list_cases", "list_my_redemptions", "rate_redemption")
+__all__ = (
+    "DEFAULT_DUE_HOURS", "answer_case", "get_my_redemption", "list_cases", "list_merchant_ratings", "list_my_redemptions",
+    "overdue_cases", "rate_redemption",
+)
 
 
 def _rating(row: asyncpg.Record) -> Rating | None:
@@ -72,6 +76,7 @@ def _case(row: asyncpg.Record) -> RatingCase:
         service_day=row["service_day"], benefit_code=row["benefit_code"],
         venue=VenueBrief(id=row["venue_id"], name_zh=row["venue_name_zh"]), merchant_id=row["merchant_id"],
         reply=row["reply"], replied_by=row["replied_by"], closed_at=row["closed_at"],
+        due_at=row["due_at"], overdue=row["overdue"],
     )
 
 
@@ -93,8 +98,13 @@ async def get_my_redemption(conn: asyncpg.Connection, person_id: UUID, redemptio
     return _event(row)
 
 
+DEFAULT_DUE_HOURS = 5 * 24
+"""How long a 差评 case may stay open (CHONGJUN_RATING_CASE_DUE_HOURS overrides it)."""
+
+
 async def rate_redemption(
-    conn: asyncpg.Connection, person_id: UUID, redemption_id: UUID, data: RatingCreate
+    conn: asyncpg.Connection, person_id: UUID, redemption_id: UUID, data: RatingCreate, *,
+    due_hours: int = DEFAULT_DUE_HOURS,
 ) -> Rating:
     """Rate one of the person's own visits; a 差评 opens a case in the same transaction."""
     comment = (data.comment or "").strip() or None
@@ -113,7 +123,7 @@ async def rate_redemption(
         case_status: CaseStatus | None = None
         if data.stars <= LOW_STARS:
             await db.insert_case(
-                conn, case_id=uuid.uuid4(), rating_id=rating["id"], district=event["district"]
+                conn, case_id=uuid.uuid4(), rating_id=rating["id"], district=event["district"], due_hours=due_hours,
             )
             case_status = "open"
     return Rating(
@@ -137,11 +147,15 @@ def _district_of(caller: Principal) -> str | None:
 
 
 async def list_cases(
-    conn: asyncpg.Connection, caller: Principal, *, status: CaseStatus, limit: int, cursor: str | None
+    conn: asyncpg.Connection, caller: Principal, *, status: CaseStatus, limit: int, cursor: str | None,
+    overdue: bool | None = None,
 ) -> Page[RatingCase]:
-    """Open cases oldest first (the queue), closed ones most recently answered first."""
+    """Open cases oldest first (the queue), closed ones most recently answered first; `overdue`
+    True: only open cases past their due time (the city's escalation queue), False: only others."""
     district, after = _district_of(caller), decode_cursor(cursor)
-    rows = await db.list_cases(conn, status=status, district=district, after=after, limit=fetch_size(limit))
+    rows = await db.list_cases(
+        conn, status=status, district=district, after=after, limit=fetch_size(limit), overdue=overdue
+    )
     return page_of(rows, limit, _case, sort_key="sort_at")
 
 
@@ -169,3 +183,32 @@ async def answer_case(conn: asyncpg.Connection, caller: Principal, case_id: UUID
                     "reply_sha256": sha256(text.encode()).hexdigest()},
         )
     return case
+
+
+# --- merchants -----------------------------------------------------------------------------------
+
+
+async def list_merchant_ratings(
+    conn: asyncpg.Connection, caller: Principal, *, venue_id: UUID | None, limit: int, cursor: str | None
+) -> Page[MerchantRating]:
+    """Staff read the ratings of their own merchant's venues, newest first (another merchant's
+    venue_id simply matches nothing)."""
+    if caller.kind != "staff" or caller.merchant_id is None:
+        raise Forbidden("Ratings of a venue are for its merchant's staff")
+    rows = await db.merchant_ratings(
+        conn, merchant_id=caller.merchant_id, venue_id=venue_id, before=decode_cursor(cursor), limit=fetch_size(limit)
+    )
+    return page_of(rows, limit, _merchant_rating, sort_key="at")
+
+
+def _merchant_rating(row: asyncpg.Record) -> MerchantRating:
+    return MerchantRating(
+        id=row["id"], redemption_id=row["redemption_id"], venue=VenueBrief(id=row["venue_id"], name_zh=row["venue_name_zh"]),
+        stars=row["stars"], comment=row["comment"], at=row["at"], case_status=row["case_status"], due_at=row["due_at"],
+        overdue=bool(row["overdue"]), reply=row["reply"],
+    )
+
+
+async def overdue_cases(conn: asyncpg.Connection) -> dict[str, int]:
+    """Open cases past due, per district ("" for a venue without one): for /metrics and stats."""
+    return {row["district"]: row["overdue"] for row in await db.overdue_by_district(conn)}

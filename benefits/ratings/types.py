@@ -21,6 +21,7 @@ __all__ = (
     "CaseStatus",
     "MyRedemption",
     "Rating",
+    "MerchantRating",
     "RatingCase",
     "RatingCreate",
     "VenueBrief",
@@ -112,3 +113,22 @@ class RatingCase(Record):
     reply: str | None
     replied_by: UUID | None
     closed_at: datetime | None
+    due_at: datetime | None = None
+    """When the case must be answered by (opened + `CHONGJUN_RATING_CASE_DUE_HOURS`, default 5 days)."""
+    overdue: bool = False
+    """Open past its due time: escalated to the city (city admins see it in `?overdue=true`)."""
+
+
+class MerchantRating(Record):
+    """A rating of one of the staff's venues, as the merchant reads it: never the person."""
+
+    id: UUID
+    redemption_id: UUID
+    venue: VenueBrief
+    stars: int
+    comment: str | None
+    at: datetime
+    case_status: CaseStatus | None
+    due_at: datetime | None
+    overdue: bool
+    reply: str | None

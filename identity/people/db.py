@@ -22,6 +22,7 @@ __all__ = (
     "get_profile_row",
     "insert_relation",
     "list_relations",
+    "person_rows_after",
     "lock_roster",
     "name_masked_by_hmac",
     "stage_rows",
@@ -39,6 +40,13 @@ STAGE_COLUMNS = ("id", "id_hmac", "id_sealed", "name_sealed", "seal_version", "i
 
 async def get_person_row(conn: asyncpg.Connection, person_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {_PERSON_COLUMNS} FROM people WHERE id = $1", person_id)
+
+
+async def person_rows_after(conn: asyncpg.Connection, after: UUID | None, *, limit: int) -> list[asyncpg.Record]:
+    """People in id order after `after` (None: from the start), `limit` at a time."""
+    return await conn.fetch(
+        f"SELECT {_PERSON_COLUMNS} FROM people WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2", after, limit
+    )
 
 
 async def get_person_row_by_hmac(conn: asyncpg.Connection, id_hmac: bytes) -> asyncpg.Record | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
 from uuid import UUID
@@ -22,6 +23,7 @@ __all__ = (
     "get_person",
     "get_person_by_index",
     "get_profile",
+    "iter_people",
     "list_relations",
     "masked_name_of",
     "pii_vault",
@@ -56,6 +58,18 @@ def _person(row: asyncpg.Record) -> Person:
 async def get_person(conn: asyncpg.Connection, person_id: UUID) -> Person | None:
     row = await db.get_person_row(conn, person_id)
     return None if row is None else _person(row)
+
+
+async def iter_people(conn: asyncpg.Connection, *, batch: int = 5000) -> AsyncIterator[Person]:
+    """Every person of the roster, in id order, read `batch` at a time (statistics over the roster)."""
+    after = None
+    while True:
+        rows = await db.person_rows_after(conn, after, limit=batch)
+        for row in rows:
+            yield _person(row)
+        if len(rows) < batch:
+            return
+        after = rows[-1]["id"]
 
 
 async def get_person_by_index(conn: asyncpg.Connection, id_hmac: bytes) -> Person | None:

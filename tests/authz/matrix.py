@@ -123,6 +123,9 @@ EXPECT: dict[str, Expect] = {
     "POST /v1/me/redemptions/{redemption_id:uuid}/rating": Expect(frozenset({"veteran"}), body=lambda w: {"stars": 5, "comment": "好"}),
     "GET /v1/admin/ratings": Expect(ADMINS, query=lambda w: {"status": "open"}),  # a district admin: their district's only
     "POST /v1/admin/ratings/{case_id:uuid}/reply": Expect(CITY, body=lambda w: {"reply": "已约谈场馆整改"}),
+    # --- 第二十三条 statistics (a district admin: their district's figures); staff read their ratings
+    "GET /v1/admin/stats": Expect(ADMINS),
+    "GET /v1/merchant/ratings": Expect(STAFF),
     # --- the audit archive: every admin reads (a district admin their district's entries) --------
     "GET /v1/admin/audit": Expect(ADMINS),
     "GET /v1/admin/audit/entries/{seq:int}": Expect(CITY),

@@ -15,7 +15,7 @@ from tests.tokens import admin, auth_headers, staff
 PUDONG = "310115"
 CASE_FIELDS = {
     "id", "status", "district", "stars", "comment", "at", "redemption_id", "service_day", "benefit_code", "venue",
-    "merchant_id", "reply", "replied_by", "closed_at",
+    "merchant_id", "reply", "replied_by", "closed_at", "due_at", "overdue",
 }
 
 
