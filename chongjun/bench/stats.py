@@ -59,7 +59,7 @@ async def _generate(conn: asyncpg.Connection, *, people: int, rows: int) -> None
                (now() - make_interval(secs => (i * 31536000.0 / $1)))::date,
                p.id, o.benefit_id, 1, o.code, o.venue_id, o.merchant_id, 'bench-' || i, 'cj', i % 3, 'free', i % 17 = 0
           FROM generate_series(1, $1) AS i
-          JOIN bench_people p ON p.n = 1 + (i * 7919) % $2
+          JOIN bench_people p ON p.n = 1 + (i::bigint * 7919) % $2
           JOIN bench_offers o ON o.n = 1 + i % $3
         """,
         rows - rows // 33, people, offers,

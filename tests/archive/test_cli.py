@@ -35,7 +35,7 @@ async def test_verify_passes_then_names_the_edited_entry_and_the_export_verifies
     assert exported.returncode == 0, exported.stderr
     jwks.write_bytes(msgspec.json.encode(day["jwks"]))
     offline = _cli(settings, "audit", "verify", "--from", str(out), "--jwks", str(jwks))
-    assert offline.returncode == 0 and "3 signed checkpoints verify" in offline.stdout, offline.stderr
+    assert offline.returncode == 0 and "2 signed checkpoints verify" in offline.stdout, offline.stderr  # nothing new: no third
     assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'audit.export'") == 1
 
     await _as_superuser(conn, "UPDATE audit_log SET detail = detail || '{\"x\": 1}' WHERE seq = 4")
@@ -43,6 +43,6 @@ async def test_verify_passes_then_names_the_edited_entry_and_the_export_verifies
     assert bad.returncode == 1
     assert "FAILED (edited, first bad entry 4)" in bad.stderr, bad.stderr
     forged = tmp_path / "forged.ndjson"
-    forged.write_bytes(out.read_bytes().replace(b'"seq":6,', b'"seq":66,', 1))
+    forged.write_bytes(out.read_bytes().replace(b'"seq":6}', b'"seq":66}', 1))
     refused = _cli(settings, "audit", "verify", "--from", str(forged), "--jwks", str(jwks))
     assert refused.returncode == 1 and "first bad entry 6" in refused.stderr, refused.stderr
