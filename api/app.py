@@ -19,6 +19,7 @@ from api.drain import DrainBodyMiddleware
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
 from api.errors import exception_handlers
 from api.faces import FacesController
+from api.exchange import AdminExchangeController, exchange_lifespan
 from api.guards import provide_principal
 from api.lifespan import freeze_startup_objects, resources
 from api.logs import RequestIdMiddleware
@@ -80,6 +81,7 @@ def route_handlers(settings: Settings | None = None) -> list:
         MyCredentialController,
         StatusListController,
         FacesController,
+        AdminExchangeController,
     ]
     if settings is None or not settings.is_production:
         handlers.append(DevCityController)
@@ -103,8 +105,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     prometheus = PrometheusConfig(app_name="chongjun", prefix="chongjun", group_path=True, exclude=["/metrics"])
     app = Litestar(
         route_handlers=route_handlers(settings),
-        lifespan=[resources, pool_gauges, keyring_lifespan, merchant_keys, people_lifespan, checkpoint_lifespan, overdue_gauge,
-                  stats_refresher, freeze_startup_objects],
+        lifespan=[
+            resources, pool_gauges, keyring_lifespan, merchant_keys, people_lifespan, checkpoint_lifespan, overdue_gauge,
+            stats_refresher, exchange_lifespan, freeze_startup_objects,
+        ],
         dependencies={
             "conn": Provide(provide_conn),
             "redis": Provide(provide_redis, sync_to_thread=False),

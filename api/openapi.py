@@ -89,6 +89,8 @@ _GENERIC: dict[int, tuple[str, tuple[str, ...]]] = {
 }
 
 DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
+    # Exchange (issue 13)
+    "AdminResendDeadLetter": {404: ("dead-letter-not-found",)},
     # Sessions and identity
     "SuishenLogin": {401: ("invalid-token", "expired-code"), 403: ("not-enrolled", "card-suspended"), 429: ("login-throttled",),
                      503: ("city-platform-unavailable",)},

@@ -29,8 +29,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import exchange
 from benefits.redemption import explain_sealed, prune_idempotency_keys
 from chongjun import demo
+from chongjun.bench.exchange import run_exchange_bench
 from chongjun.bench.matching import run_matching_bench
 from chongjun.bench.roster import bench_import
 from chongjun.bench.scans import prepare_checkout, run_scan_bench
@@ -40,7 +42,7 @@ import archive
 from benefits import stats
 from chongjun.runtime import resolve_settings
 from foundation.audit import write_audit
-from foundation.connections import connect_redis, open_connection
+from foundation.connections import connect_postgres, connect_redis, open_connection
 from foundation.settings import Settings, load_settings
 from identity import (
     AccountExists,
@@ -195,22 +197,110 @@ async def _seed_demo(conn: asyncpg.Connection, settings: Settings, *, only_if_em
               help="keep stored Idempotency-Key answers this long (at least 24 h)")
 @click.option("--refresh-days", default=7, show_default=True, type=click.IntRange(1, 3650),
               help="keep refresh tokens this long after they expired")
-def prune(idempotency_hours: int, refresh_days: int) -> None:
+@click.option("--events-days", default=None, type=click.IntRange(1, 3650),
+              help="keep delivered outbox events this long (default CHONGJUN_EXCHANGE_RETENTION_DAYS, 30)")
+def prune(idempotency_hours: int, refresh_days: int, events_days: int | None) -> None:
     """Delete what only ever grows and is no longer needed; run it daily (cron or a timer).
 
-    Stored Idempotency-Key answers older than the window and long-expired refresh tokens. The
+    Stored Idempotency-Key answers older than the window, long-expired refresh tokens, and outbox
+    events the data center accepted longer ago than the retention (undelivered ones never). The
     ledger, refused scans, consumed codes and the audit log are never pruned.
     """
 
-    async def run(conn: asyncpg.Connection) -> tuple[int, int]:
+    async def run(conn: asyncpg.Connection) -> tuple[int, int, tuple[int, int]]:
         keys = await prune_idempotency_keys(conn, older_than=timedelta(hours=idempotency_hours))
         tokens = await prune_refresh_tokens(conn, expired_for=timedelta(days=refresh_days))
-        return keys, tokens
+        days = events_days or servers.settings.exchange_retention_days
+        events = await exchange.prune_events(conn, older_than=timedelta(days=days))
+        return keys, tokens, events
 
     with _servers() as servers:
-        keys, tokens = servers.run(run)
+        keys, tokens, (events, batches) = servers.run(run)
     click.echo(f"pruned {keys} Idempotency-Key answer(s) older than {idempotency_hours} h "
                f"and {tokens} refresh token(s) expired for over {refresh_days} day(s)")
+    click.echo(f"pruned {events} delivered outbox event(s) and {batches} delivered batch(es) past the exchange retention")
+
+
+@main.command()
+def relay() -> None:
+    """Deliver the outbox to CHONGJUN_EXCHANGE_URL (or CHONGJUN_EXCHANGE_DIR) until stopped.
+
+    Safe to run beside `serve` and on several hosts: one lease decides which relay is active; the
+    others wait to take over. SIGTERM or Ctrl-C stops it after the batch in flight."""
+    with _servers() as servers:
+        settings = servers.settings
+        if exchange.make_sink(settings) is None:
+            click.echo("error: set CHONGJUN_EXCHANGE_URL (or CHONGJUN_EXCHANGE_DIR for the file sink)", err=True)
+            sys.exit(2)
+        click.echo("chongjun relay: running (one active relay at a time across processes)", err=True)
+        uvloop.run(_relay(settings))
+
+
+async def _relay(settings: Settings) -> None:
+    import signal
+
+    pool = await connect_postgres(settings, min_size=1, max_size=4)
+    ring = KeyRing(SecretStore.from_settings(settings))
+    async with pool.acquire() as conn:
+        await ring.load(conn)
+    relay_ = exchange.build_relay(settings, pool, ring)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, relay_.stop)
+
+    async def reload_keys() -> None:
+        while True:
+            await asyncio.sleep(30)
+            try:
+                async with pool.acquire() as conn:
+                    await ring.load(conn)
+            except Exception as exc:  # noqa: BLE001 - keep the ring we have
+                click.echo(f"chongjun relay: key reload failed ({type(exc).__name__})", err=True)
+
+    reloader = asyncio.create_task(reload_keys())
+    try:
+        await relay_.run()
+    finally:
+        reloader.cancel()
+        await pool.close()
+
+
+@main.group("exchange")
+def exchange_group() -> None:
+    """The data center's side of things: replay."""
+
+
+@exchange_group.command("replay")
+@click.option("--from", "from_id", required=True, help="an event id: every stored batch from the one holding it is sent again")
+def exchange_replay(from_id: str) -> None:
+    """Send the stored batches again, byte for byte (same seals, same event ids), from an event on.
+
+    The receiver dedupes by event id; the relay's own state is not touched."""
+    import uuid as _uuid
+
+    try:
+        event_id = _uuid.UUID(from_id)
+    except ValueError:
+        click.echo(f"error: {from_id!r} is not an event id (a UUID)", err=True)
+        sys.exit(2)
+    with _servers() as servers:
+        sink = exchange.make_sink(servers.settings)
+        if sink is None:
+            click.echo("error: set CHONGJUN_EXCHANGE_URL (or CHONGJUN_EXCHANGE_DIR)", err=True)
+            sys.exit(2)
+
+        async def run(conn: asyncpg.Connection) -> tuple[int, int]:
+            try:
+                return await exchange.replay_from(conn, sink, event_id)
+            finally:
+                await sink.close()
+
+        try:
+            batches, events = servers.run(run)
+        except exchange.ReplayPruned:
+            click.echo(f"error: event {event_id} is not kept (pruned, or never existed)", err=True)
+            sys.exit(1)
+    click.echo(f"replayed {batches} batch(es), {events} event(s), from event {event_id}")
 
 
 @main.command("create-admin")
@@ -743,10 +833,12 @@ def bench_scans(
         ("p50 ms", "p50_ms", "lower"),
         ("p99 ms", "p99_ms", "lower"),
         ("server CPU ms/scan", "server_cpu_ms_per_scan", "lower"),
+        ("PostgreSQL CPU ms/scan", "postgres_cpu_ms_per_scan", "lower"),
+        ("both CPU ms/scan", "total_cpu_ms_per_scan", "lower"),
     ):
         ours, theirs_value = _median(mine, field), _median(base, field)
         ratio = f"{ours / theirs_value:.2f}x" if ours is not None and theirs_value else "n/a"
-        click.echo(f"  {label:<20} this tree {ours!s:>9}   {against} {theirs_value!s:>9}   ratio {ratio} ({better} is better)")
+        click.echo(f"  {label:<22} this tree {ours!s:>9}   {against} {theirs_value!s:>9}   ratio {ratio} ({better} is better)")
     click.echo(f"  errors (anything but accepted): this tree {[r.errors for r in mine]}, {against} {[r.errors for r in base]}")
     click.echo(_machine())
     click.echo(f"reproduce: ./dev bench scans {target}{shape} --against {against} --rounds {rounds}")
@@ -807,7 +899,25 @@ def _echo_scan_result(result) -> None:
         click.echo(f"peak resident memory of the server's processes: {rss}")
     if result.server_cpu_ms_per_scan is not None:
         click.echo(f"server CPU (its Python processes, not PostgreSQL or Redis): {result.server_cpu_ms_per_scan:.2f} ms per scan")
+    if result.postgres_cpu_ms_per_scan is not None:
+        click.echo(f"PostgreSQL CPU (the server's embedded cluster): {result.postgres_cpu_ms_per_scan:.2f} ms per scan")
     click.echo(f"setup (not timed): {result.setup_seconds:.1f} s")
+
+
+@bench.command("exchange")
+@click.option("--events", default=100_000, show_default=True, type=click.IntRange(100, 10_000_000))
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
+def bench_exchange(events: int, batch_size: int) -> None:
+    """Drain a backlog of N outbox events to a local HTTP receiver through the real relay."""
+    with _servers() as servers:
+        result = uvloop.run(run_exchange_bench(servers.settings, events=events, batch_size=batch_size, echo=click.echo))
+    click.echo(
+        f"exchange: {result.distinct} distinct events of {result.events} ({result.received} received, "
+        f"{result.batches} batches of up to {result.batch_size}) in {result.seconds:.2f} s = "
+        f"{result.events_per_second:.0f} events/s"
+    )
+    click.echo(_machine())
+    click.echo(f"reproduce: ./dev bench exchange --events {events} --batch-size {batch_size}")
 
 
 if __name__ == "__main__":

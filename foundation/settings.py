@@ -53,6 +53,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     from `X-Forwarded-For` (the nearest address that is not a proxy of ours); from anyone else the
     header is ignored, so it cannot be used to dodge the per-client login throttle."""
 
+    exchange_url: str | None = None
+    """The data center's endpoint (issue 13): the relay POSTs sealed batches of events there."""
+    exchange_dir: Path | None = None
+    """Without a URL, a directory for the development file sink (rotating NDJSON)."""
+    exchange_relay: Literal["serve", "off"] = "serve"
+    """`serve`: every worker of `chongjun serve` runs a relay and one of them holds the lease;
+    `off`: only a separate `chongjun relay` process delivers."""
+    exchange_batch_size: int = 500
+    exchange_timeout_seconds: float = 10.0
+    exchange_backoff_max_seconds: float = 30.0
+    """The cap of the relay's exponential backoff (with full jitter) between failed attempts."""
+    exchange_retention_days: int = 30
+    """`chongjun prune` removes delivered events older than this; undelivered ones never."""
+    exchange_lag_warning_seconds: int = 300
+    """Outbox lag above this raises the data-quality warning `exchange.lag`."""
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
@@ -87,6 +103,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "CHONGJUN_SECRETS_DIR": "secrets_dir",
         "CHONGJUN_CITY_PLATFORM_URL": "city_platform_url",
         "CHONGJUN_CRYPTO_PROFILE": "crypto_profile",
+        "CHONGJUN_EXCHANGE_URL": "exchange_url",
+        "CHONGJUN_EXCHANGE_DIR": "exchange_dir",
+        "CHONGJUN_EXCHANGE_RELAY": "exchange_relay",
+        "CHONGJUN_EXCHANGE_BATCH_SIZE": "exchange_batch_size",
+        "CHONGJUN_EXCHANGE_TIMEOUT_SECONDS": "exchange_timeout_seconds",
+        "CHONGJUN_EXCHANGE_BACKOFF_MAX_SECONDS": "exchange_backoff_max_seconds",
+        "CHONGJUN_EXCHANGE_RETENTION_DAYS": "exchange_retention_days",
+        "CHONGJUN_EXCHANGE_LAG_WARNING_SECONDS": "exchange_lag_warning_seconds",
     }
     for variable, field in mapping.items():
         value = env.get(variable)

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 import identity
 from foundation.audit import write_audit
+from foundation.outbox import write_event
 from foundation.errors import Forbidden, Unavailable
 from foundation.paging import Page, decode_cursor, fetch_size, page_of
 from foundation.qr import render_qr
@@ -114,6 +115,18 @@ async def audit(conn: asyncpg.Connection, caller: Caller, action: str, kind: str
         object_id=str(object_id),
         district=district,
         detail=detail,
+    )
+    # Issue 13: every merchant, venue and device change reaches the data center, without the
+    # detail (a merchant's contact person is personal data): what changed, not to what.
+    if kind not in ("merchant", "venue", "device"):
+        return  # staff accounts are people: not part of the exchange
+    changes = detail.get("changes")
+    await write_event(
+        conn, f"{kind}.changed",
+        {"action": action, "id": object_id, "district": district,
+         "fields": sorted(changes) if isinstance(changes, dict) else [],
+         **({"venue_id": detail["venue_id"]} if "venue_id" in detail else {}),
+         **({"merchant_id": detail["merchant_id"]} if "merchant_id" in detail else {})},
     )
 
 

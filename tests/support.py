@@ -24,12 +24,23 @@ __all__ = (
     "embedded_test_dir",
     "free_port",
     "init_connection",
+    "kill_live_server",
     "live_server",
 )
 
 PROFILES = ("intl", "gm")
 both_profiles = pytest.mark.parametrize("crypto_profile", PROFILES, indirect=True)
 """Run a test once per crypto profile (the `crypto_profile` fixture of tests/conftest.py)."""
+
+_RUNNING: dict[str, subprocess.Popen] = {}
+
+
+def kill_live_server(base_url: str) -> None:
+    """SIGKILL a `live_server` and all its workers at once (a crashed host): nothing shuts down cleanly."""
+    process = _RUNNING[base_url]
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
+
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,8 +108,10 @@ def live_server(
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start in 60 s")
             time.sleep(0.2)
+        _RUNNING[base_url] = process
         yield base_url
     finally:
+        _RUNNING.pop(base_url, None)
         # The whole process group: granian's workers too, not only the process that started them.
         _signal_group(process, signal.SIGTERM)
         try:

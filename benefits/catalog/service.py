@@ -12,6 +12,7 @@ import msgspec
 
 from foundation.structs import Record
 from foundation.audit import write_audit
+from foundation.outbox import write_event
 from foundation.cache import LocalCache
 from foundation.errors import MalformedJson
 from foundation.paging import DEFAULT_LIMIT, Page, decode_cursor, fetch_size, page_of
@@ -265,6 +266,12 @@ async def _audit(conn: asyncpg.Connection, actor: Actor, action: str, benefit_id
         conn, actor_kind=actor.kind, actor_id=actor.id, actor_role=actor.role, actor_district=actor.district,
         action=action, object_kind="benefit",
         object_id=str(benefit_id), detail=detail,
+    )
+    # Issue 13: every benefit change (a new version, or its venues) reaches the data center.
+    await write_event(
+        conn, "benefit.version",
+        {"action": action, "benefit_id": benefit_id,
+         **{k: detail[k] for k in ("code", "version", "previous_version", "status", "venue_ids") if k in detail}},
     )
 
 

@@ -21,6 +21,7 @@ from uuid import UUID
 import asyncpg
 
 from foundation.audit import write_audit
+from foundation.outbox import write_event
 from benefits.ratings import db
 from benefits.ratings.errors import (
     AlreadyRated,
@@ -126,6 +127,14 @@ async def rate_redemption(
                 conn, case_id=uuid.uuid4(), rating_id=rating["id"], district=event["district"], due_hours=due_hours,
             )
             case_status = "open"
+        # Issue 13: the data center hears of it; free text (the comment) never leaves.
+        await write_event(
+            conn, "rating.created",
+            {"rating_id": rating["id"], "redemption_id": redemption_id, "venue_id": event["venue_id"],
+             "merchant_id": event["merchant_id"], "stars": data.stars, "has_comment": comment is not None,
+             "case_opened": case_status == "open"},
+            subject=person_id,
+        )
     return Rating(
         redemption_id=redemption_id, stars=data.stars, comment=comment, at=rating["created_at"],
         case_status=case_status,
@@ -181,6 +190,11 @@ async def answer_case(conn: asyncpg.Connection, caller: Principal, case_id: UUID
             # The reply is free text that may name people: the archive keeps its length and digest.
             detail={"redemption_id": str(case.redemption_id), "stars": case.stars, "reply_chars": len(text),
                     "reply_sha256": sha256(text.encode()).hexdigest()},
+        )
+        await write_event(
+            conn, "rating_case.replied",
+            {"case_id": case.id, "redemption_id": case.redemption_id, "district": case.district,
+             "stars": case.stars, "replied_by_kind": caller.kind},
         )
     return case
 

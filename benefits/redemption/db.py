@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from benefits.redemption.types import LedgerEntry, RejectedScan
+from foundation.outbox import OUTBOX_INSERT
 
 __all__ = (
     "code_consumed",
@@ -25,16 +26,31 @@ __all__ = (
     "rejected_totals",
 )
 
-_RECORD = """
-SELECT record_redemption(
-    p_id => $1, p_jti => $2, p_code_source => $3, p_service_day => $4,
-    p_person_id => $5, p_benefit_id => $6, p_benefit_version => $7, p_benefit_code => $8,
-    p_venue_id => $9, p_merchant_id => $10, p_device_id => $11, p_staff_id => $12,
-    p_companions => $13, p_value_kind => $14, p_value_fen => $15, p_priority => $16,
-    p_period_keys => $17::text[], p_period_caps => $18::int[], p_venue_capacity => $19,
-    p_idem_caller => $20, p_idem_key => $21, p_idem_fingerprint => $22, p_idem_response => $23,
-    p_slow => $24
+# The ledger function and its outbox event (issue 13) in one statement: no extra round trip, and
+# the event exists exactly when the ledger row does (a refusal raises and the statement writes
+# nothing). The person is only `subject`; the relay pseudonymises it.
+_RECORD = f"""
+WITH decided AS (
+    SELECT record_redemption(
+        p_id => $1, p_jti => $2, p_code_source => $3, p_service_day => $4,
+        p_person_id => $5, p_benefit_id => $6, p_benefit_version => $7, p_benefit_code => $8,
+        p_venue_id => $9, p_merchant_id => $10, p_device_id => $11, p_staff_id => $12,
+        p_companions => $13, p_value_kind => $14, p_value_fen => $15, p_priority => $16,
+        p_period_keys => $17::text[], p_period_caps => $18::int[], p_venue_capacity => $19,
+        p_idem_caller => $20, p_idem_key => $21, p_idem_fingerprint => $22, p_idem_response => $23,
+        p_slow => $24
+    ) AS result
+), event AS (
+    {OUTBOX_INSERT}
+    SELECT 'ledger', 'redemption.accepted', 1, $5, jsonb_build_object(
+        'redemption_id', $1::uuid, 'service_day', $4::date, 'benefit_id', $6::uuid,
+        'benefit_version', $7::int, 'benefit_code', $8::text, 'venue_id', $9::uuid,
+        'merchant_id', $10::uuid, 'device_id', $11::uuid, 'staff_id', $12::uuid,
+        'code_source', $3::text, 'companions', $13::int, 'value_kind', $14::text,
+        'value_fen', $15::bigint, 'priority', $16::boolean)
+    FROM decided WHERE result = 'accepted'
 )
+SELECT result FROM decided
 """
 
 
@@ -83,7 +99,7 @@ async def record_redemption(conn: asyncpg.Connection, *, entry: LedgerEntry) -> 
 # One statement, so the refusal and its stored answer commit together or not at all. With an
 # Idempotency-Key, the refusal is only recorded when this request's answer is the one stored: a
 # retry whose key was answered already adds nothing to the ledger of refusals.
-_REJECT = """
+_REJECT = f"""
 WITH answer AS (
     INSERT INTO idempotency_keys (caller, key, fingerprint, status, response)
     SELECT $10, $11, $12, 200, $13 WHERE $11::text IS NOT NULL
@@ -94,6 +110,12 @@ WITH answer AS (
     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
     WHERE $11::text IS NULL OR EXISTS (SELECT 1 FROM answer)
     RETURNING 1
+), event AS (  -- issue 13: the refusal's event, reason only (no person)
+    {OUTBOX_INSERT}
+    SELECT 'scans', 'scan.refused', 1, NULL, jsonb_build_object(
+        'scan_id', $1::uuid, 'service_day', $2::date, 'reason', $3::text, 'venue_id', $4::uuid,
+        'merchant_id', $5::uuid, 'device_id', $6::uuid, 'staff_id', $7::uuid, 'benefit_id', $9::uuid)
+    FROM refused
 )
 SELECT EXISTS (SELECT 1 FROM refused)
 """
@@ -147,13 +169,25 @@ async def insert_reversal(
 ) -> asyncpg.Record | None:
     """The reversal event; None if the redemption was already reversed (UNIQUE reverses)."""
     return await conn.fetchrow(
-        """
-        INSERT INTO redemptions (id, kind, reverses, service_day, person_id, benefit_id, benefit_version,
-                                 benefit_code, venue_id, merchant_id, device_id, staff_id, companions,
-                                 value_kind, value_fen, period_keys, reason)
-        VALUES ($1, 'reversal', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-        ON CONFLICT (reverses) DO NOTHING
-        RETURNING id, at
+        f"""
+        WITH reversal AS (
+            INSERT INTO redemptions (id, kind, reverses, service_day, person_id, benefit_id, benefit_version,
+                                     benefit_code, venue_id, merchant_id, device_id, staff_id, companions,
+                                     value_kind, value_fen, period_keys, reason)
+            VALUES ($1, 'reversal', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            ON CONFLICT (reverses) DO NOTHING
+            RETURNING id, at
+        ), event AS (  -- issue 13: the reversal's event, in the same statement
+            {OUTBOX_INSERT}
+            SELECT 'ledger', 'redemption.reversed', 1, $4, jsonb_build_object(
+                'reversal_id', $1::uuid, 'redemption_id', $2::uuid, 'service_day', $3::date,
+                'benefit_id', $5::uuid, 'benefit_version', $6::int, 'benefit_code', $7::text,
+                'venue_id', $8::uuid, 'merchant_id', $9::uuid, 'device_id', $10::uuid,
+                'staff_id', $11::uuid, 'companions', $12::int, 'value_kind', $13::text,
+                'value_fen', $14::bigint, 'reason', $16::text)
+            FROM reversal
+        )
+        SELECT id, at FROM reversal
         """,
         reversal_id, original["id"], service_day, original["person_id"], original["benefit_id"],
         original["benefit_version"], original["benefit_code"], original["venue_id"], original["merchant_id"],

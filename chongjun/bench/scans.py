@@ -77,6 +77,15 @@ class ScanBench(msgspec.Struct, frozen=True):
     worker_peak_rss_mb: dict[int, float]
     server_cpu_ms_per_scan: float | None
     setup_seconds: float
+    postgres_cpu_ms_per_scan: float | None = None
+    """The PostgreSQL server's processes (the embedded cluster the bench's server started): where an
+    extra part of a statement costs."""
+
+    @property
+    def total_cpu_ms_per_scan(self) -> float | None:
+        if self.server_cpu_ms_per_scan is None or self.postgres_cpu_ms_per_scan is None:
+            return None
+        return round(self.server_cpu_ms_per_scan + self.postgres_cpu_ms_per_scan, 3)
 
 
 class _Gate(msgspec.Struct):
@@ -189,6 +198,27 @@ def _cpu_seconds(root_pid: int | None) -> float | None:
         except psutil.Error:
             continue
         total += times.user + times.system
+    return total
+
+
+def _postgres_cpu_seconds(data_dir: Path | None) -> float | None:
+    """User plus system CPU time so far of the PostgreSQL cluster in `data_dir` (its postmaster and
+    every backend it forked), None when not given or not found."""
+    if data_dir is None:
+        return None
+    pid_file = Path(data_dir) / "postmaster.pid"
+    try:
+        root = psutil.Process(int(pid_file.read_text().split()[0]))
+        family = [root, *root.children(recursive=True)]
+    except (OSError, ValueError, psutil.Error):
+        return None
+    total = 0.0
+    for process in family:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
     return total
 
 
@@ -441,6 +471,7 @@ async def run_scan_bench(
     checkout: Path | None = None,
     code: str = "suishen",
     echo=print,
+    pg_data_dir: Path | None = None,
 ) -> ScanBench:
     """One run. `people`: that many people come back again and again (a benefit without a
     per-person cap); None: one person per scan under a 1/day cap. `capacity`: each venue's daily
@@ -448,6 +479,8 @@ async def run_scan_bench(
     `code`: `suishen` (a simulated 随申码 per scan) or `cj` (our 崇军码, which needs `settings` to
     name the server's PostgreSQL: the key ring and the roster are read from it)."""
     server = SpawnedServer(settings, workers=workers, checkout=checkout) if url is None else None
+    if pg_data_dir is None and server is not None and not settings.database_url:
+        pg_data_dir = settings.data_dir / "pg"  # the embedded cluster that server starts
     try:
         if server is not None:
             echo(f"starting `chongjun serve --workers {workers}` on {server.url} (log: {server.log_path})")
@@ -484,11 +517,11 @@ async def run_scan_bench(
         peaks: dict[int, float] = {}
         stop = asyncio.Event()
         sampler = asyncio.create_task(_sample_rss(root_pid, peaks, stop))
-        cpu_before = _cpu_seconds(root_pid)
+        cpu_before, pg_before = _cpu_seconds(root_pid), _postgres_cpu_seconds(pg_data_dir)
         latencies, outcomes, elapsed = await _drive(connections, requests[warmup:])
         for connection in connections:
             connection.transport.close()
-        cpu_after = _cpu_seconds(root_pid)
+        cpu_after, pg_after = _cpu_seconds(root_pid), _postgres_cpu_seconds(pg_data_dir)
         stop.set()
         await sampler
         await _retire_world(url, world, admin=admin, echo=echo)
@@ -514,6 +547,8 @@ async def run_scan_bench(
         outcomes=dict(outcomes),
         worker_peak_rss_mb={pid: round(mb, 1) for pid, mb in sorted(peaks.items())},
         server_cpu_ms_per_scan=None if cpu_before is None else round((cpu_after - cpu_before) * 1000 / scans, 3),
+        postgres_cpu_ms_per_scan=None if pg_before is None or pg_after is None
+        else round((pg_after - pg_before) * 1000 / scans, 3),
         setup_seconds=round(setup_seconds, 1),
     )
 

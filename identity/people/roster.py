@@ -23,6 +23,7 @@ from hashlib import sha256
 import asyncpg
 
 from foundation.audit import write_audit
+from foundation.outbox import write_event
 from foundation.vocabulary import (
     CARD_KINDS,
     CARD_STATUSES,
@@ -398,6 +399,13 @@ async def import_roster(
                 "unchanged": report.unchanged,
                 "sha256": sha256(text.encode()).hexdigest(),
             },
+        )
+        # Issue 13: the import's summary (counts only) reaches the data center.
+        await write_event(
+            conn, "roster.imported",
+            {"roster_digest": sha256(text.encode()).hexdigest()[:32], "lines": lines, "valid": len(rows),
+             "rejected": rejected, "inserted": inserted, "updated": updated, "unchanged": report.unchanged,
+             "valid_only": valid_only},
         )
     return report
 

@@ -60,6 +60,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "name": lambda w: "scan.js",
     "page": lambda w: "benefits",
     "seq": lambda w: str(w.extra["audit_seq"]),
+    "batch_id": lambda w: "00000000-0000-4000-8000-000000000013",  # exchange: no dead letter (404 for the city)
 }
 
 _HOLDER_JWK = {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
@@ -136,6 +137,10 @@ EXPECT: dict[str, Expect] = {
     "GET /v1/admin/audit/proofs/consistency": Expect(
         ADMINS, query=lambda w: {"first": str(w.extra["checkpoint_size"]), "second": str(w.extra["checkpoint_size"])}
     ),
+    # 数据汇聚 (issue 13): city-wide, so district admins are refused
+    "GET /v1/admin/exchange/status": Expect(CITY),
+    "GET /v1/admin/exchange/dead-letters": Expect(CITY),
+    "POST /v1/admin/exchange/dead-letters/{batch_id:uuid}/resend": Expect(CITY),
     # The roster is a text/csv body: the JSON the matrix sends is refused (415) after the guard.
     "POST /v1/admin/people/import": Expect(CITY),
     "GET /dev-city/.well-known/jwks.json": Expect(EVERYONE),

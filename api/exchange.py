@@ -1,0 +1,99 @@
+"""数据汇聚 over HTTP and in the worker: the relay inside `serve`, its gauges in /metrics, the dead
+letters for admins. The rules are `exchange`'s."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+from litestar import Controller, Litestar, get, post
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_200_OK
+from prometheus_client import Gauge
+
+import exchange
+from api.deps import Conn, CurrentPrincipal
+from api.guards import requires_admin, requires_admin_role
+from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
+from exchange import DeadLetter, ExchangeFigures
+from foundation.settings import Settings
+
+__all__ = ("AdminExchangeController", "exchange_lifespan")
+
+log = logging.getLogger("chongjun.exchange")
+
+# Every worker samples the same database figures, so "max" across workers is the figure.
+_GAUGES = {
+    "lag_seconds": Gauge("chongjun_exchange_lag_seconds", "Age of the oldest event the sink has not accepted", multiprocess_mode="max"),
+    "backlog": Gauge("chongjun_exchange_backlog_events", "Events the sink has not accepted yet", multiprocess_mode="max"),
+    "delivered": Gauge("chongjun_exchange_delivered_events", "Events the sink accepted (running total)", multiprocess_mode="max"),
+    "retried": Gauge("chongjun_exchange_retried_attempts", "Failed deliveries that were retried (running total)", multiprocess_mode="max"),
+    "dead_lettered": Gauge("chongjun_exchange_dead_lettered_events", "Events in dead-lettered batches now", multiprocess_mode="max"),
+}
+SAMPLE_SECONDS = 5.0
+
+
+class AdminExchangeController(Controller):
+    """City admins and auditors read; only city admins re-send (the service checks both)."""
+
+    path = "/v1/admin/exchange"
+    tags = ["admin"]
+    guards = [requires_admin_role("city", "auditor")]
+
+    @get("/status", operation_id="AdminExchangeStatus", summary="The relay: lag, backlog, delivered, retried, dead-lettered")
+    async def status(self, conn: Conn, principal: CurrentPrincipal) -> ExchangeFigures:
+        return await exchange.exchange_figures(conn)
+
+    @get("/dead-letters", operation_id="AdminListDeadLetters", summary="Batches the data center refused as invalid, latest first (paged)")
+    async def dead_letters(
+        self, conn: Conn, principal: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    ) -> Page[DeadLetter]:
+        return await exchange.list_dead_letters(conn, principal, limit=limit, cursor=cursor)
+
+    @post(
+        "/dead-letters/{batch_id:uuid}/resend", operation_id="AdminResendDeadLetter", status_code=HTTP_200_OK,
+        guards=[requires_admin_role("city")],
+        summary="Queue a dead-lettered batch again: the same bytes and event ids, sent before newer batches",
+    )
+    async def resend(self, batch_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal) -> DeadLetter:
+        return await exchange.resend_dead_letter(conn, principal, batch_id)
+
+
+@asynccontextmanager
+async def exchange_lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Every worker: the exchange gauges, and (CHONGJUN_EXCHANGE_RELAY=serve, a sink configured)
+    a relay that delivers while it holds the one lease."""
+    settings: Settings = app.state.settings
+    relay = None
+    if settings.exchange_relay == "serve":
+        relay = exchange.build_relay(settings, app.state.pool, app.state.keyring)
+
+    async def sample() -> None:
+        while True:
+            try:
+                async with app.state.pool.acquire() as conn:
+                    figures = await exchange.exchange_figures(conn)
+                for name, gauge in _GAUGES.items():
+                    gauge.set(getattr(figures, name))
+            except Exception as exc:  # noqa: BLE001 - the sampler must outlive a database outage
+                log.warning("exchange gauges: %s", type(exc).__name__)
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    tasks = [asyncio.create_task(sample())]
+    if relay is not None:
+        tasks.append(asyncio.create_task(relay.run()))
+    try:
+        yield
+    finally:
+        if relay is not None:
+            relay.stop()
+            try:
+                async with asyncio.timeout(5):
+                    await tasks[1]
+            except (Exception, asyncio.CancelledError):  # noqa: BLE001
+                tasks[1].cancel()
+        tasks[0].cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,313 @@
+"""SQL of the exchange: the relay's lease, batch formation over the outbox, delivery state, dead
+letters, the figures for /metrics, pruning, and the data-quality checks' reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+__all__ = (
+    "acquire_lease",
+    "batch_by_seq",
+    "batch_status",
+    "batches_from",
+    "count_undelivered",
+    "figures",
+    "form_batch_rows",
+    "insert_batch",
+    "list_dead",
+    "mark_dead",
+    "mark_delivered",
+    "mark_retried",
+    "next_pending",
+    "outbox_position_of",
+    "prune_delivered",
+    "read_cursor",
+    "release_lease",
+    "requeue_dead",
+    "stream_seqs",
+)
+
+LEASE = "exchange"
+
+
+async def acquire_lease(conn: asyncpg.Connection, *, holder: str, ttl_seconds: float) -> int | None:
+    """Take or renew the one relay lease; its epoch (the fencing token) when held, else None.
+
+    A holder renews its own live lease at the same epoch; anyone takes an expired one with the
+    epoch + 1, so every write of an older holder is refused from then on."""
+    return await conn.fetchval(
+        """
+        UPDATE exchange_lease SET
+            epoch = CASE WHEN holder = $1 AND expires_at >= clock_timestamp() THEN epoch ELSE epoch + 1 END,
+            holder = $1,
+            expires_at = clock_timestamp() + make_interval(secs => $2)
+        WHERE name = $3 AND (holder = $1 AND expires_at >= clock_timestamp() OR expires_at < clock_timestamp())
+        RETURNING epoch
+        """,
+        holder, ttl_seconds, LEASE,
+    )
+
+
+async def release_lease(conn: asyncpg.Connection, *, holder: str, epoch: int) -> None:
+    await conn.execute(
+        "UPDATE exchange_lease SET expires_at = '-infinity' WHERE name = $1 AND holder = $2 AND epoch = $3",
+        LEASE, holder, epoch,
+    )
+
+
+async def read_cursor(conn: asyncpg.Connection) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "SELECT cursor_tx::text AS cursor_tx, cursor_pos, last_batch, last_digest FROM exchange_lease WHERE name = $1",
+        LEASE,
+    )
+
+
+async def form_batch_rows(conn: asyncpg.Connection, *, cursor_tx: str, cursor_pos: int, limit: int) -> list[asyncpg.Record]:
+    """The next events after the cursor, in commit-safe order.
+
+    Only rows of transactions below this snapshot's xmin: every one of those has committed or
+    rolled back, so no row can later become visible behind the cursor (a position taken at
+    insert time is not commit order). Run it before the transaction writes anything, so its
+    own transaction id is not involved."""
+    return await conn.fetch(
+        """
+        SELECT position, tx::text AS tx, id, stream, type, version, at, subject, payload
+        FROM outbox
+        WHERE (tx, position) > ($1::text::xid8, $2::bigint)
+          AND tx < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY tx, position
+        LIMIT $3
+        """,
+        cursor_tx, cursor_pos, limit,
+    )
+
+
+async def stream_seqs(conn: asyncpg.Connection, streams: list[str]) -> dict[str, int]:
+    rows = await conn.fetch("SELECT stream, last_seq FROM exchange_streams WHERE stream = ANY($1::text[])", streams)
+    return {row["stream"]: row["last_seq"] for row in rows}
+
+
+async def insert_batch(
+    conn: asyncpg.Connection,
+    *,
+    holder: str,
+    epoch: int,
+    old_cursor: tuple[str, int],
+    new_cursor: tuple[str, int],
+    seq: int,
+    batch_id: UUID,
+    first: tuple[str, int],
+    events: int,
+    first_at: datetime,
+    body: bytes,
+    seal: str,
+    digest: bytes,
+    stream_last: dict[str, int],
+) -> bool:
+    """Record a formed batch and move the cursor, fenced: only the lease holder at `epoch`, and
+    only from the cursor it read (compare-and-set). False (and nothing written) otherwise."""
+    moved = await conn.fetchval(
+        """
+        UPDATE exchange_lease SET cursor_tx = $6::text::xid8, cursor_pos = $7, last_batch = $8, last_digest = $9
+        WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at >= clock_timestamp()
+          AND cursor_tx = $4::text::xid8 AND cursor_pos = $5 AND last_batch = $8 - 1
+        RETURNING 1
+        """,
+        LEASE, holder, epoch, old_cursor[0], old_cursor[1], new_cursor[0], new_cursor[1], seq, digest,
+    )
+    if not moved:
+        return False
+    await conn.execute(
+        """
+        INSERT INTO exchange_streams (stream, last_seq) SELECT * FROM unnest($1::text[], $2::bigint[])
+        ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq
+        """,
+        list(stream_last), list(stream_last.values()),
+    )
+    await conn.execute(
+        """
+        INSERT INTO exchange_batches (seq, batch_id, epoch, first_tx, first_pos, last_tx, last_pos, events,
+                                      first_at, body, seal)
+        VALUES ($1, $2, $3, $4::text::xid8, $5, $6::text::xid8, $7, $8, $9, $10, $11)
+        """,
+        seq, batch_id, epoch, first[0], first[1], new_cursor[0], new_cursor[1], events, first_at, body, seal,
+    )
+    return True
+
+
+_BATCH_COLUMNS = "seq, batch_id, epoch, events, body, seal, status, attempts, resent, first_at, created_at"
+
+
+async def next_pending(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    """The oldest batch still to deliver (the relay sends them strictly in this order)."""
+    return await conn.fetchrow(
+        f"SELECT {_BATCH_COLUMNS} FROM exchange_batches WHERE status = 'pending' ORDER BY seq LIMIT 1"
+    )
+
+
+_FENCE = "EXISTS (SELECT 1 FROM exchange_lease WHERE name = 'exchange' AND holder = $2 AND epoch = $3)"
+
+
+async def mark_delivered(conn: asyncpg.Connection, *, seq: int, holder: str, epoch: int, status: int) -> bool:
+    return bool(await conn.fetchval(
+        f"""
+        WITH done AS (
+            UPDATE exchange_batches SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
+                last_status = $4, last_error = NULL
+            WHERE seq = $1 AND status = 'pending' AND {_FENCE}
+            RETURNING events
+        )
+        UPDATE exchange_lease SET delivered = delivered + (SELECT events FROM done)
+        WHERE name = 'exchange' AND EXISTS (SELECT 1 FROM done) RETURNING 1
+        """,
+        seq, holder, epoch, status,
+    ))
+
+
+async def mark_dead(conn: asyncpg.Connection, *, seq: int, holder: str, epoch: int, status: int, error: str) -> bool:
+    return bool(await conn.fetchval(
+        f"""
+        WITH done AS (
+            UPDATE exchange_batches SET status = 'dead', dead_at = now(), attempts = attempts + 1,
+                last_status = $4, last_error = $5
+            WHERE seq = $1 AND status = 'pending' AND {_FENCE}
+            RETURNING events
+        )
+        UPDATE exchange_lease SET dead = dead + (SELECT events FROM done)
+        WHERE name = 'exchange' AND EXISTS (SELECT 1 FROM done) RETURNING 1
+        """,
+        seq, holder, epoch, status, error,
+    ))
+
+
+async def mark_retried(conn: asyncpg.Connection, *, seq: int, holder: str, epoch: int, status: int | None, error: str) -> None:
+    await conn.execute(
+        f"""
+        WITH done AS (
+            UPDATE exchange_batches SET attempts = attempts + 1, last_status = $4, last_error = $5
+            WHERE seq = $1 AND status = 'pending' AND {_FENCE}
+            RETURNING 1
+        )
+        UPDATE exchange_lease SET retried = retried + 1 WHERE name = 'exchange' AND EXISTS (SELECT 1 FROM done)
+        """,
+        seq, holder, epoch, status, error,
+    )
+
+
+async def list_dead(conn: asyncpg.Connection, *, before: tuple[datetime, UUID] | None, limit: int) -> list[asyncpg.Record]:
+    """Dead-lettered batches, most recent first (no event bodies: ids and counts only)."""
+    before_at, before_id = before or (None, None)
+    return await conn.fetch(
+        """
+        SELECT batch_id AS id, seq, events, attempts, resent, last_status, last_error, created_at, dead_at
+        FROM exchange_batches
+        WHERE status = 'dead' AND ($1::timestamptz IS NULL OR (dead_at, batch_id) < ($1, $2::uuid))
+        ORDER BY dead_at DESC, batch_id DESC LIMIT $3
+        """,
+        before_at, before_id, limit,
+    )
+
+
+async def requeue_dead(conn: asyncpg.Connection, batch_id: UUID) -> asyncpg.Record | None:
+    """A dead batch back to pending (the same bytes, the same batch_id): None if it is not dead."""
+    return await conn.fetchrow(
+        """
+        WITH back AS (
+            UPDATE exchange_batches SET status = 'pending', resent = resent + 1, dead_at = NULL
+            WHERE batch_id = $1 AND status = 'dead'
+            RETURNING batch_id AS id, seq, events, attempts, resent, last_status, last_error, created_at, dead_at
+        ), fix AS (
+            UPDATE exchange_lease SET dead = dead - (SELECT events FROM back)
+            WHERE name = 'exchange' AND EXISTS (SELECT 1 FROM back)
+        )
+        SELECT * FROM back
+        """,
+        batch_id,
+    )
+
+
+async def batch_status(conn: asyncpg.Connection, batch_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT status FROM exchange_batches WHERE batch_id = $1", batch_id)
+
+
+async def batch_by_seq(conn: asyncpg.Connection, seq: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_BATCH_COLUMNS} FROM exchange_batches WHERE seq = $1", seq)
+
+
+async def outbox_position_of(conn: asyncpg.Connection, event_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT tx::text AS tx, position FROM outbox WHERE id = $1", event_id)
+
+
+async def batches_from(conn: asyncpg.Connection, *, tx: str, position: int, after_seq: int, limit: int) -> list[asyncpg.Record]:
+    """Formed batches whose range ends at or after (tx, position), in order (for replay)."""
+    return await conn.fetch(
+        f"""
+        SELECT {_BATCH_COLUMNS} FROM exchange_batches
+        WHERE (last_tx, last_pos) >= ($1::text::xid8, $2::bigint) AND seq > $3
+        ORDER BY seq LIMIT $4
+        """,
+        tx, position, after_seq, limit,
+    )
+
+
+async def count_undelivered(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval(
+        """
+        SELECT (SELECT count(*) FROM outbox o, exchange_lease l
+                WHERE l.name = 'exchange' AND (o.tx, o.position) > (l.cursor_tx, l.cursor_pos))
+             + (SELECT coalesce(sum(events), 0) FROM exchange_batches WHERE status <> 'delivered')
+        """
+    )
+
+
+async def figures(conn: asyncpg.Connection) -> asyncpg.Record:
+    """What /metrics shows: lag (s), backlog (events not yet accepted), and the running totals."""
+    return await conn.fetchrow(
+        """
+        SELECT
+            extract(epoch FROM clock_timestamp() - least(
+                (SELECT o.at FROM outbox o WHERE (o.tx, o.position) > (l.cursor_tx, l.cursor_pos)
+                 ORDER BY o.tx, o.position LIMIT 1),
+                (SELECT min(first_at) FROM exchange_batches WHERE status = 'pending')
+            ))::float8 AS lag_seconds,
+            (SELECT count(*) FROM outbox o WHERE (o.tx, o.position) > (l.cursor_tx, l.cursor_pos))
+              + (SELECT coalesce(sum(events), 0) FROM exchange_batches WHERE status <> 'delivered') AS backlog,
+            l.delivered, l.retried, l.dead,
+            (l.expires_at >= clock_timestamp()) AS relay_active, l.epoch
+        FROM exchange_lease l WHERE l.name = 'exchange'
+        """
+    )
+
+
+async def prune_delivered(conn: asyncpg.Connection, *, older_than: datetime, batch: int) -> tuple[int, int]:
+    """One batch of delivered events (and delivered batches) older than `older_than`.
+
+    Only events below the oldest batch not yet delivered (pending or dead) and below the
+    cursor: an undelivered event is never removed."""
+    events = await conn.execute(
+        """
+        DELETE FROM outbox WHERE position IN (
+            SELECT o.position FROM outbox o, exchange_lease l
+            WHERE l.name = 'exchange' AND o.at < $1
+              AND (o.tx, o.position) <= (l.cursor_tx, l.cursor_pos)
+              AND NOT EXISTS (
+                  SELECT 1 FROM exchange_batches b
+                  WHERE b.status <> 'delivered' AND (o.tx, o.position) >= (b.first_tx, b.first_pos)
+              )
+            LIMIT $2
+        )
+        """,
+        older_than, batch,
+    )
+    batches = await conn.execute(
+        """
+        DELETE FROM exchange_batches WHERE seq IN (
+            SELECT seq FROM exchange_batches WHERE status = 'delivered' AND delivered_at < $1 LIMIT $2
+        )
+        """,
+        older_than, batch,
+    )
+    return int(events.split()[-1]), int(batches.split()[-1])
