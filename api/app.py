@@ -19,7 +19,7 @@ from api.drain import DrainBodyMiddleware
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
 from api.errors import exception_handlers
 from api.faces import FacesController
-from api.exchange import AdminExchangeController, exchange_lifespan
+from api.exchange import AdminExchangeController, AdminQualityController, exchange_lifespan
 from api.guards import provide_principal
 from api.lifespan import freeze_startup_objects, resources
 from api.logs import RequestIdMiddleware
@@ -82,6 +82,7 @@ def route_handlers(settings: Settings | None = None) -> list:
         StatusListController,
         FacesController,
         AdminExchangeController,
+        AdminQualityController,
     ]
     if settings is None or not settings.is_production:
         handlers.append(DevCityController)

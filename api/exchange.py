@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
+import asyncpg
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -18,10 +20,10 @@ import exchange
 from api.deps import Conn, CurrentPrincipal
 from api.guards import requires_admin, requires_admin_role
 from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
-from exchange import DeadLetter, ExchangeFigures
+from exchange import DeadLetter, ExchangeFigures, QualityWarning
 from foundation.settings import Settings
 
-__all__ = ("AdminExchangeController", "exchange_lifespan")
+__all__ = ("AdminExchangeController", "AdminQualityController", "exchange_lifespan", "run_checks_safely")
 
 log = logging.getLogger("chongjun.exchange")
 
@@ -34,6 +36,17 @@ _GAUGES = {
     "dead_lettered": Gauge("chongjun_exchange_dead_lettered_events", "Events in dead-lettered batches now", multiprocess_mode="max"),
 }
 SAMPLE_SECONDS = 5.0
+
+_QUALITY = Gauge("chongjun_quality_warning", "Count behind each active data-quality warning (0 when clear)",
+                 ["code"], multiprocess_mode="max")
+
+
+async def run_checks_safely(conn, settings: Settings) -> None:
+    """The data-quality checks on this connection; a failing check is logged, never an error answer."""
+    try:
+        await exchange.run_quality_checks(conn, lag_warning_seconds=settings.exchange_lag_warning_seconds)
+    except asyncpg.PostgresError as exc:
+        log.warning("data-quality checks failed: %s", type(exc).__name__)
 
 
 class AdminExchangeController(Controller):
@@ -62,6 +75,20 @@ class AdminExchangeController(Controller):
         return await exchange.resend_dead_letter(conn, principal, batch_id)
 
 
+class AdminQualityController(Controller):
+    """第二十条: the platform's warnings about its own data. Every admin role; district admins see
+    their district's warnings only (city-wide ones, such as a roster row without district, are the
+    city's)."""
+
+    path = "/v1/admin/quality"
+    tags = ["admin"]
+    guards = [requires_admin]
+
+    @get("", operation_id="AdminListQualityWarnings", summary="Active data-quality warnings: code, severity, count, masked samples, first/last seen")
+    async def warnings(self, conn: Conn, principal: CurrentPrincipal) -> list[QualityWarning]:
+        return await exchange.list_quality_warnings(conn, principal)
+
+
 @asynccontextmanager
 async def exchange_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Every worker: the exchange gauges, and (CHONGJUN_EXCHANGE_RELAY=serve, a sink configured)
@@ -72,17 +99,31 @@ async def exchange_lifespan(app: Litestar) -> AsyncIterator[None]:
         relay = exchange.build_relay(settings, app.state.pool, app.state.keyring)
 
     async def sample() -> None:
+        seen: set[str] = set()
         while True:
             try:
                 async with app.state.pool.acquire() as conn:
                     figures = await exchange.exchange_figures(conn)
+                    counts = await exchange.quality_counts(conn)
                 for name, gauge in _GAUGES.items():
                     gauge.set(getattr(figures, name))
+                for code in seen | set(counts):
+                    _QUALITY.labels(code=code).set(counts.get(code, 0))
+                seen |= set(counts)
             except Exception as exc:  # noqa: BLE001 - the sampler must outlive a database outage
                 log.warning("exchange gauges: %s", type(exc).__name__)
             await asyncio.sleep(SAMPLE_SECONDS)
 
-    tasks = [asyncio.create_task(sample())]
+    async def monitor() -> None:
+        while settings.quality_interval_seconds > 0:
+            await asyncio.sleep(settings.quality_interval_seconds)
+            try:
+                async with app.state.pool.acquire() as conn:
+                    await run_checks_safely(conn, settings)
+            except Exception as exc:  # noqa: BLE001 - e.g. PostgreSQL down: try again next time
+                log.warning("data-quality monitor: %s", type(exc).__name__)
+
+    tasks = [asyncio.create_task(sample()), asyncio.create_task(monitor())]
     if relay is not None:
         tasks.append(asyncio.create_task(relay.run()))
     try:
@@ -92,8 +133,9 @@ async def exchange_lifespan(app: Litestar) -> AsyncIterator[None]:
             relay.stop()
             try:
                 async with asyncio.timeout(5):
-                    await tasks[1]
+                    await tasks[-1]
             except (Exception, asyncio.CancelledError):  # noqa: BLE001
-                tasks[1].cancel()
-        tasks[0].cancel()
+                tasks[-1].cancel()
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

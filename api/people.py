@@ -17,6 +17,7 @@ from litestar.params import FromQuery, JSONBody, RawBody
 from litestar.status_codes import HTTP_200_OK, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 import identity
+from api.exchange import run_checks_safely
 from api.deps import City, Conn, CurrentPrincipal, Keyring, Redis, Vault
 from api.guards import requires_admin_role, requires_veteran
 from identity import CityProviders, ImportReport, PersonProfile, PiiVault, SuishenLogin, SuishenSession
@@ -135,9 +136,12 @@ class RosterController(Controller):
     ) -> ImportReport:
         if request.content_type[0] not in ("text/csv", "application/csv", "text/plain"):
             raise HTTPException(status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="send the roster as text/csv")
-        return await identity.import_roster(
+        report = await identity.import_roster(
             conn, pii_vault, body, valid_only=valid_only, actor_kind="admin", actor_id=str(principal.subject)
         )
+        # Issue 13: the data-quality checks run after each import too, seeing what it wrote.
+        await run_checks_safely(conn, request.app.state.settings)
+        return report
 
 
 class DevCityController(Controller):

@@ -9,7 +9,9 @@ from uuid import UUID
 import asyncpg
 
 __all__ = (
+    "QUALITY_CHECKS",
     "acquire_lease",
+    "active_warnings",
     "batch_by_seq",
     "batch_status",
     "batches_from",
@@ -23,11 +25,15 @@ __all__ = (
     "mark_retried",
     "next_pending",
     "outbox_position_of",
+    "lock_quality",
     "prune_delivered",
+    "quality_rows",
     "read_cursor",
     "release_lease",
     "requeue_dead",
+    "save_warnings",
     "stream_seqs",
+    "warning_counts",
 )
 
 LEASE = "exchange"
@@ -289,8 +295,8 @@ async def prune_delivered(conn: asyncpg.Connection, *, older_than: datetime, bat
     cursor: an undelivered event is never removed."""
     events = await conn.execute(
         """
-        DELETE FROM outbox WHERE position IN (
-            SELECT o.position FROM outbox o, exchange_lease l
+        DELETE FROM outbox WHERE (tx, position) IN (
+            SELECT o.tx, o.position FROM outbox o, exchange_lease l
             WHERE l.name = 'exchange' AND o.at < $1
               AND (o.tx, o.position) <= (l.cursor_tx, l.cursor_pos)
               AND NOT EXISTS (
@@ -311,3 +317,128 @@ async def prune_delivered(conn: asyncpg.Connection, *, older_than: datetime, bat
         older_than, batch,
     )
     return int(events.split()[-1]), int(batches.split()[-1])
+
+
+# --- the data-quality monitor (issue 13 §4) --------------------------------------------------------
+# Each check answers rows of (district or '', count, up to 5 masked sample ids). They read other
+# packages' tables on purpose: the monitor watches the data as stored.
+
+QUALITY_CHECKS: dict[str, tuple[str, str, str]] = {
+    # code: (severity, message, SQL)
+    "roster.missing_district": ("warning", "名册记录缺少所属区", """
+        SELECT '' AS district, count(*) AS n, (array_agg(id_masked ORDER BY id))[1:5] AS samples
+        FROM people WHERE district IS NULL HAVING count(*) > 0"""),
+    "roster.missing_birth_date": ("warning", "名册记录缺少出生日期", """
+        SELECT coalesce(district, '') AS district, count(*) AS n, (array_agg(id_masked ORDER BY id))[1:5]
+        FROM people WHERE birth_date IS NULL GROUP BY 1"""),
+    # card_status itself is NOT NULL (the import refuses a row without it); a row with no card
+    # at all is the case an operator must look at.
+    "roster.missing_card": ("warning", "名册记录没有优待证信息", """
+        SELECT coalesce(district, '') AS district, count(*) AS n, (array_agg(id_masked ORDER BY id))[1:5]
+        FROM people WHERE card_kind = 'NONE' GROUP BY 1"""),
+    "card.inactive_redeemed": ("critical", "已暂停或注销的优待证仍被核销", """
+        SELECT v.district, count(*) AS n, (array_agg(DISTINCT p.id_masked))[1:5]
+        FROM redemptions r JOIN people p ON p.id = r.person_id JOIN venues v ON v.id = r.venue_id
+        WHERE r.kind = 'redemption' AND r.at > now() - interval '7 days'
+          AND p.card_status IN ('SUSPENDED', 'REVOKED') AND r.at > p.updated_at
+          AND NOT EXISTS (SELECT 1 FROM redemptions x WHERE x.reverses = r.id)
+        GROUP BY v.district"""),
+    "venue.missing_location": ("warning", "场馆缺少经纬度", """
+        SELECT district, count(*) AS n, (array_agg(id::text ORDER BY id))[1:5]
+        FROM venues WHERE status = 'active' AND (latitude IS NULL OR longitude IS NULL) GROUP BY district"""),
+    "venue.missing_opening_hours": ("warning", "场馆缺少开放时间", """
+        SELECT district, count(*) AS n, (array_agg(id::text ORDER BY id))[1:5]
+        FROM venues WHERE status = 'active' AND opening_hours = '[]'::jsonb GROUP BY district"""),
+    "benefit.missing_legal_basis": ("warning", "在用优待项目缺少政策依据", """
+        SELECT '' AS district, count(*) AS n, (array_agg(b.code ORDER BY b.code))[1:5]
+        FROM benefits b JOIN benefit_versions bv ON bv.benefit_id = b.id AND bv.version = b.current_version
+        WHERE b.status = 'active' AND coalesce(btrim(bv.spec->>'legal_basis'), '') = '' HAVING count(*) > 0"""),
+    "benefit.without_venue": ("warning", "在用优待项目没有任何场馆", """
+        SELECT '' AS district, count(*) AS n, (array_agg(b.code ORDER BY b.code))[1:5]
+        FROM benefits b WHERE b.status = 'active'
+          AND NOT EXISTS (SELECT 1 FROM venue_benefits vb JOIN venues v ON v.id = vb.venue_id
+                          WHERE vb.benefit_id = b.id AND v.status = 'active')
+        HAVING count(*) > 0"""),
+    # A venue whose invalid-code rate over the last hour is far above its own last 7 days:
+    # at least 20 scans in the hour, and the rate over 3x the baseline and 20 points above it.
+    "venue.refusal_spike": ("critical", "场馆无效码拒绝率远高于自身基线", """
+        WITH scans AS (
+            SELECT venue_id, at, reason = 'invalid_code' AS bad FROM rejected_scans WHERE at > now() - interval '8 days'
+            UNION ALL
+            SELECT venue_id, at, false FROM redemptions WHERE kind = 'redemption' AND at > now() - interval '8 days'
+        ), rates AS (
+            SELECT venue_id,
+                   count(*) FILTER (WHERE at > now() - interval '1 hour') AS recent,
+                   count(*) FILTER (WHERE at > now() - interval '1 hour' AND bad) AS recent_bad,
+                   count(*) FILTER (WHERE at <= now() - interval '1 hour') AS base,
+                   count(*) FILTER (WHERE at <= now() - interval '1 hour' AND bad) AS base_bad
+            FROM scans GROUP BY venue_id
+        )
+        SELECT v.district, count(*) AS n, (array_agg(v.id::text ORDER BY v.id))[1:5]
+        FROM rates r JOIN venues v ON v.id = r.venue_id
+        WHERE r.recent >= 20
+          AND r.recent_bad::float8 / r.recent > greatest(
+              3 * coalesce(r.base_bad::float8 / nullif(r.base, 0), 0),
+              coalesce(r.base_bad::float8 / nullif(r.base, 0), 0) + 0.2)
+        GROUP BY v.district"""),
+    "device.two_venues": ("critical", "同一设备在两个场馆扫码", """
+        WITH uses AS (
+            SELECT device_id, venue_id FROM redemptions WHERE device_id IS NOT NULL AND at > now() - interval '1 day'
+            UNION
+            SELECT device_id, venue_id FROM rejected_scans WHERE device_id IS NOT NULL AND at > now() - interval '1 day'
+        ), odd AS (SELECT device_id FROM uses GROUP BY device_id HAVING count(DISTINCT venue_id) > 1)
+        SELECT '' AS district, count(*) AS n, (array_agg(device_id::text ORDER BY device_id))[1:5]
+        FROM odd HAVING count(*) > 0"""),
+}
+
+
+async def quality_rows(conn: asyncpg.Connection, sql: str) -> list[tuple[str, int, list[str]]]:
+    return [(row[0], row[1], list(row[2] or [])) for row in await conn.fetch(sql)]
+
+
+async def lock_quality(conn: asyncpg.Connection) -> bool:
+    """One monitor run at a time across workers (transaction-scoped: nothing outlives it)."""
+    return await conn.fetchval("SELECT pg_try_advisory_xact_lock(7245113901313)")
+
+
+async def save_warnings(conn: asyncpg.Connection, found: list[tuple[str, str, str, int, list[str], str]]) -> None:
+    """Raise or refresh every (code, district) found now; clear every active one not found."""
+    await conn.execute(
+        """
+        INSERT INTO quality_warnings (code, district, severity, count, sample_ids, message_zh)
+        SELECT f.code, f.district, f.severity, f.count, string_to_array(f.samples, ' '), f.message
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[])
+            AS f(code, district, severity, count, samples, message)
+        ON CONFLICT (code, district) DO UPDATE SET
+            severity = excluded.severity, count = excluded.count, sample_ids = excluded.sample_ids,
+            message_zh = excluded.message_zh, last_seen = now(),
+            first_seen = CASE WHEN quality_warnings.cleared_at IS NULL THEN quality_warnings.first_seen ELSE now() END,
+            cleared_at = NULL
+        """,
+        [f[0] for f in found], [f[1] for f in found], [f[2] for f in found], [f[3] for f in found],
+        [" ".join(f[4]) for f in found], [f[5] for f in found],
+    )
+    await conn.execute(
+        """
+        UPDATE quality_warnings SET cleared_at = now()
+        WHERE cleared_at IS NULL AND (code, district) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        """,
+        [f[0] for f in found], [f[1] for f in found],
+    )
+
+
+async def active_warnings(conn: asyncpg.Connection, *, district: str | None) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT code, severity, nullif(district, '') AS district, count, sample_ids, message_zh, first_seen, last_seen
+        FROM quality_warnings
+        WHERE cleared_at IS NULL AND ($1::text IS NULL OR district = $1)
+        ORDER BY CASE severity WHEN 'critical' THEN 0 ELSE 1 END, code, district
+        """,
+        district,
+    )
+
+
+async def warning_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    rows = await conn.fetch("SELECT code, sum(count)::int AS n FROM quality_warnings WHERE cleared_at IS NULL GROUP BY code")
+    return {row["code"]: row["n"] for row in rows}

@@ -12,7 +12,7 @@ from exchange import db
 from exchange.relay import PSEUDONYM_SECRET, Pseudonyms, Relay
 from exchange.seal import KeyRingSigner
 from exchange.sinks import FileSink, HttpSink, Sink
-from exchange.types import DeadLetter, ExchangeFigures
+from exchange.types import DeadLetter, ExchangeFigures, QualityWarning
 from foundation.audit import write_audit
 from foundation.errors import Forbidden, NotFound
 from foundation.paging import Page, decode_cursor, fetch_size, page_of
@@ -25,10 +25,13 @@ __all__ = (
     "build_relay",
     "exchange_figures",
     "list_dead_letters",
+    "list_quality_warnings",
     "make_sink",
     "prune_events",
+    "quality_counts",
     "replay_from",
     "resend_dead_letter",
+    "run_quality_checks",
 )
 
 
@@ -131,3 +134,45 @@ async def prune_events(conn: asyncpg.Connection, *, older_than: timedelta, batch
         events, batches = events + e, batches + b
         if e < batch and b < batch:
             return events, batches
+
+
+# --- the data-quality monitor (issue 13 §4) --------------------------------------------------------
+
+
+async def run_quality_checks(conn: asyncpg.Connection, *, lag_warning_seconds: int) -> list[QualityWarning] | None:
+    """Run every check once and store what holds now (raised, refreshed or cleared). Returns the
+    active warnings, or None when another worker is running the checks at this moment."""
+    async with conn.transaction():
+        if not await db.lock_quality(conn):
+            return None
+        found = []
+        for code, (severity, message, sql) in db.QUALITY_CHECKS.items():
+            for district, count, samples in await db.quality_rows(conn, sql):
+                found.append((code, district, severity, count, samples, message))
+        figures = await exchange_figures(conn)
+        if figures.backlog and figures.lag_seconds > lag_warning_seconds:
+            severity = "critical" if figures.lag_seconds > 6 * lag_warning_seconds else "warning"
+            found.append(("exchange.lag", "", severity, figures.backlog, [], f"数据汇聚延迟 {int(figures.lag_seconds)} 秒"))
+        await db.save_warnings(conn, found)
+        rows = await db.active_warnings(conn, district=None)
+    return [_warning(row) for row in rows]
+
+
+def _warning(row: asyncpg.Record) -> QualityWarning:
+    return msgspec.convert(dict(row), QualityWarning)
+
+
+async def list_quality_warnings(conn: asyncpg.Connection, caller: Principal) -> list[QualityWarning]:
+    """The active warnings: city admins and auditors all, a district admin their district's only."""
+    if caller.kind != "admin" or caller.role not in ("city", "district", "auditor"):
+        raise Forbidden("Data-quality warnings are for admins")
+    district = None
+    if caller.role == "district":
+        if not caller.district:
+            raise Forbidden("A district admin without a district sees no warnings")
+        district = caller.district
+    return [_warning(row) for row in await db.active_warnings(conn, district=district)]
+
+
+async def quality_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    return await db.warning_counts(conn)

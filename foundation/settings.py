@@ -68,6 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """`chongjun prune` removes delivered events older than this; undelivered ones never."""
     exchange_lag_warning_seconds: int = 300
     """Outbox lag above this raises the data-quality warning `exchange.lag`."""
+    quality_interval_seconds: int = 60
+    """How often `serve` runs the data-quality checks (one worker at a time); 0: only after imports."""
 
     @property
     def is_production(self) -> bool:
@@ -111,6 +113,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "CHONGJUN_EXCHANGE_BACKOFF_MAX_SECONDS": "exchange_backoff_max_seconds",
         "CHONGJUN_EXCHANGE_RETENTION_DAYS": "exchange_retention_days",
         "CHONGJUN_EXCHANGE_LAG_WARNING_SECONDS": "exchange_lag_warning_seconds",
+        "CHONGJUN_QUALITY_INTERVAL_SECONDS": "quality_interval_seconds",
     }
     for variable, field in mapping.items():
         value = env.get(variable)

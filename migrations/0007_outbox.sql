@@ -8,7 +8,7 @@
 -- A person appears only as `subject` (our internal id); the relay turns it into a keyed
 -- pseudonym on the way out, so no ID number or name is ever in an event.
 CREATE TABLE outbox (
-    position  bigserial PRIMARY KEY,
+    position  bigserial NOT NULL,
     tx        xid8 NOT NULL DEFAULT pg_current_xact_id(),
     id        uuid NOT NULL DEFAULT gen_random_uuid(),  -- the event's id, the receiver's dedupe key
     stream    text NOT NULL CHECK (stream ~ '^[a-z][a-z_]{0,31}$'),
@@ -16,6 +16,7 @@ CREATE TABLE outbox (
     version   smallint NOT NULL CHECK (version >= 1),
     at        timestamptz NOT NULL DEFAULT now(),
     subject   uuid,                                     -- a person, pseudonymised by the relay
-    payload   jsonb NOT NULL
+    payload   jsonb NOT NULL,
+    -- The relay's read order is the key, and the only index: one btree insert per event.
+    PRIMARY KEY (tx, position)
 );
-CREATE INDEX outbox_commit_order ON outbox (tx, position);

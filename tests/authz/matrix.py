@@ -141,6 +141,7 @@ EXPECT: dict[str, Expect] = {
     "GET /v1/admin/exchange/status": Expect(CITY),
     "GET /v1/admin/exchange/dead-letters": Expect(CITY),
     "POST /v1/admin/exchange/dead-letters/{batch_id:uuid}/resend": Expect(CITY),
+    "GET /v1/admin/quality": Expect(ADMINS),  # a district admin: their district's warnings only
     # The roster is a text/csv body: the JSON the matrix sends is refused (415) after the guard.
     "POST /v1/admin/people/import": Expect(CITY),
     "GET /dev-city/.well-known/jwks.json": Expect(EVERYONE),
