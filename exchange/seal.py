@@ -1,9 +1,8 @@
 """The batch e-seal: a detached compact JWS (RFC 7515 Appendix F) over the exact body bytes:
 `<protected>..<signature>`, the signing input being `<protected>.<base64url(body)>`.
 
-Signed through the app's key ring (`identity.KeyRing`, its active key; the kid is published in
-`/.well-known/jwks.json`), behind the one `BatchSigner` protocol, so another profile (the 国密
-SM2 one) slots in by providing `sign_detached`. The receiver verifies with nothing but the
+Signed through the app's key ring (`identity.KeyRing.sign_bytes`, its active key: Ed25519, or SM2 under the gm crypto profile; the
+kid is published in `/.well-known/jwks.json`), behind the one `BatchSigner` protocol. The receiver verifies with nothing but the
 JWKS: `verify_batch(body, seal, jwks)`.
 """
 
@@ -13,7 +12,6 @@ from typing import Any, Protocol
 
 import base64
 
-import jwt
 import msgspec
 
 import identity
@@ -44,10 +42,15 @@ class KeyRingSigner:
         self.keyring = keyring
 
     def sign_detached(self, body: bytes) -> str:
-        record = self.keyring.active
-        protected = _b64url(msgspec.json.encode({"alg": record.alg, "kid": record.kid, "typ": JWS_TYPE}, order="sorted"))
-        signature = jwt.get_algorithm_by_name(record.alg).sign(f"{protected}.{_b64url(body)}".encode(), record.private_key)
-        return f"{protected}..{_b64url(signature)}"
+        payload = _b64url(body)
+        for _ in range(3):  # the ring may be reloaded between naming the key and signing with it
+            active = self.keyring.active
+            protected = _b64url(msgspec.json.encode({"alg": active.alg, "kid": active.kid, "typ": JWS_TYPE}, order="sorted"))
+            # The ring's one profile-aware signing interface: Ed25519/ES256, or SM2 under gm.
+            record, signature = self.keyring.sign_bytes(f"{protected}.{payload}".encode())
+            if record.kid == active.kid:
+                return f"{protected}..{_b64url(signature)}"
+        raise identity.KeysUnavailable("the active key kept changing while sealing a batch")
 
 
 def verify_batch(body: bytes, seal: str, jwks: dict[str, Any]) -> bool:
@@ -58,10 +61,9 @@ def verify_batch(body: bytes, seal: str, jwks: dict[str, Any]) -> bool:
         if empty or header.get("typ") != JWS_TYPE or "crit" in header or "b64" in header:
             return False
         jwk = next(k for k in jwks.get("keys", []) if k.get("kid") == header.get("kid"))
-        if jwk.get("alg") != header.get("alg") or jwk["alg"] not in identity.ALGORITHMS:
+        if jwk.get("alg") != header.get("alg"):
             return False
-        algorithm = jwt.get_algorithm_by_name(jwk["alg"])
-        key = jwt.PyJWK(jwk).key
-        return bool(algorithm.verify(f"{protected}.{_b64url(body)}".encode(), key, _unb64url(signature)))
-    except (jwt.PyJWTError, StopIteration, KeyError, ValueError, TypeError, AttributeError, msgspec.DecodeError):
+        # identity.VERIFIERS: one verifier per alg (EdDSA, ES256, SM2), the key type checked too.
+        return identity.verify_signature(jwk["alg"], jwk, f"{protected}.{_b64url(body)}".encode(), _unb64url(signature))
+    except (StopIteration, KeyError, ValueError, TypeError, AttributeError, msgspec.DecodeError):
         return False

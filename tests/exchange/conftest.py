@@ -18,7 +18,9 @@ async def pool(settings):
 @pytest.fixture
 async def keyring(settings, conn):
     ring = identity.KeyRing(identity.SecretStore.from_settings(settings))
-    await identity.ensure_signing_keys(conn, ring.secrets, create=True)
+    await identity.ensure_signing_keys(
+        conn, ring.secrets, create=True, alg=identity.profile_algorithm(settings.crypto_profile)
+    )
     await ring.load(conn)
     return ring
 

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 import exchange
+import identity
 from exchange import HttpSink, Pseudonyms, Relay, verify_batch
 from exchange.relay import _LostLease
 from exchange.seal import KeyRingSigner
@@ -18,7 +19,7 @@ from foundation.outbox import write_event
 from tests.exchange.receiver import Receiver
 from tests.factories.people import VETERAN_ID
 from tests.factories.world import build_world, suishen
-from tests.support import init_connection
+from tests.support import both_profiles, init_connection
 
 
 def make_relay(pool, keyring, url, **options) -> Relay:
@@ -86,6 +87,7 @@ async def test_commit_order_is_not_insert_order_and_nothing_is_lost(settings, co
     assert await conn.fetchval("SELECT last_seq FROM exchange_streams WHERE stream = 'roster'") == committed
 
 
+@both_profiles
 async def test_scan_to_receiver_sealed_pseudonymous(app, client, conn, pool, keyring, receiver):
     world = await build_world(client, app)
     accepted = (await client.post("/v1/scans", json={"code": suishen(app, VETERAN_ID), "venue_id": world.venue_id},
@@ -111,6 +113,8 @@ async def test_scan_to_receiver_sealed_pseudonymous(app, client, conn, pool, key
     # every batch's detached seal verifies against the published JWKS; a changed byte does not
     jwks = (await client.get("/.well-known/jwks.json")).json()
     for body, headers in receiver.raw:
+        header = msgspec.json.decode(__import__("base64").urlsafe_b64decode(headers["x-chongjun-seal"].split(".")[0] + "=="))
+        assert header["alg"] == identity.profile_algorithm(app.state.settings.crypto_profile)  # SM2 under gm
         assert verify_batch(body, headers["x-chongjun-seal"], jwks)
         assert not verify_batch(body.replace(b'"ledger"', b'"ledgeR"'), headers["x-chongjun-seal"], jwks)
     # the chain: each batch names the digest of the one before
