@@ -43,7 +43,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 from foundation.audit import write_audit
 from foundation.errors import Unavailable
 from foundation.gmcrypto import hkdf_sm3
-from foundation.sm2 import SM2PrivateKey, SM2PublicKey
+from foundation.sm2 import SM2PrivateKey, SM2PublicKey, der_to_raw
 from identity import db
 from identity.sm2jws import sm2_from_jwk, sm2_jwk
 from identity.secrets import SecretStore
@@ -219,6 +219,9 @@ class KeyRing:
         record = self.active
         if record.alg == "EdDSA":
             value = record.private_key.sign(data)
+        elif record.alg == "SM2":
+            # SM2 with SM3 over Z_A || data (the gm profile), r || s as identity.signing expects.
+            value = der_to_raw(record.private_key.sign(data))
         else:
             r, s = decode_dss_signature(record.private_key.sign(data, ec.ECDSA(SHA256())))
             value = r.to_bytes(32, "big") + s.to_bytes(32, "big")

@@ -131,3 +131,14 @@ async def test_sign_bytes_is_the_profiles_algorithm_and_pinned_per_kid(settings,
     assert not keyring.verify_bytes("nosuchkidnosuchk", b"tree size 7", signature)
     assert not keyring.verify_bytes(record.kid, b"tree size 7", signature[:-1])
     assert not keyring.verify_bytes(record.kid, b"tree size 7", "text")  # type: ignore[arg-type]
+
+
+@both_profiles
+async def test_the_rings_sign_is_the_profiles_algorithm_and_checks_with_identity_signing(settings, keyring):
+    from identity import verify_signature
+
+    signature = keyring.sign(b"checkpoint note")
+    assert signature.alg == identity.profile_algorithm(settings.crypto_profile)
+    jwk = keyring.get(signature.kid).public_jwk
+    assert verify_signature(signature.alg, jwk, b"checkpoint note", signature.value)
+    assert not verify_signature(signature.alg, jwk, b"checkpoint notE", signature.value)
