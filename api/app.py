@@ -15,6 +15,7 @@ from api.bodies import BodyRequest
 from api.benefits import AdminBenefitController, MyBenefitsController, PublicBenefitController
 from api.codes import CodeController, JwksController
 from api.credentials import MyCredentialController, StatusListController
+from api.issuers import AdminIssuerController, TrustListController
 from api.drain import DrainBodyMiddleware
 from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
 from api.errors import exception_handlers
@@ -83,6 +84,8 @@ def route_handlers(settings: Settings | None = None) -> list:
         FacesController,
         AdminExchangeController,
         AdminQualityController,
+        AdminIssuerController,
+        TrustListController,
     ]
     if settings is None or not settings.is_production:
         handlers.append(DevCityController)

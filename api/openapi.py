@@ -110,6 +110,8 @@ DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     "GetCodeImage": {404: ("code-not-found",), 503: ("code-store-unavailable",)},
     "IssueCredential": {403: ("credential-refused",), 404: ("person-not-found",), 422: ("invalid-holder-key",)},
     "GetStatusList": {404: ("status-list-not-found",)},
+    "AdminCreateIssuer": {409: ("issuer-exists",), 422: ("invalid-issuer",)},
+    "AdminSetIssuerStatus": {404: ("issuer-not-found",), 409: ("issuer-status-refused",)},
     # Catalog
     "AdminListBenefits": {422: ("invalid-benefit",)},  # a cursor it did not issue (the other lists say 400)
     "AdminCreateBenefit": {409: ("benefit-code-taken",), 422: ("invalid-rule", "invalid-benefit")},
@@ -164,6 +166,7 @@ SUCCESS_CONTENT: dict[str, dict[str, Any]] = {
     "GetCodeImage": {"image/png": {"schema": _BINARY}, "image/svg+xml": {"schema": {"type": "string"}}},
     "AdminGetDeviceSetupQr": {"image/png": {"schema": _BINARY}},
     "MerchantGetDeviceSetupQr": {"image/png": {"schema": _BINARY}},
+    "GetTrustList": {"application/jose": {"schema": {"type": "string", "description": "a compact JWS (RFC 7515), typ cj-trust-list+jwt"}}},
     "GetStatusList": {"application/statuslist+jwt": {"schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}}},
 }
 """Operations whose answer is not JSON."""

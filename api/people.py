@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from api.exchange import run_checks_safely
 from api.deps import City, Conn, CurrentPrincipal, Keyring, Redis, Vault
 from api.guards import requires_admin_role, requires_veteran
 from identity import CityProviders, ImportReport, PersonProfile, PiiVault, SuishenLogin, SuishenSession
+from identity.issuers import TrustedIssuers
 
 __all__ = (
     "DevCityController",
@@ -44,12 +46,28 @@ async def people_lifespan(app: Litestar) -> AsyncIterator[None]:
     providers = CityProviders.from_settings(settings, vault)
     if settings.is_production and providers.platform is None:
         log.error("CHONGJUN_CITY_PLATFORM_URL is not set: every 随申码 will be refused")
+    # The 长三角 trust list's issuers: loaded now, reloaded every few seconds (a suspension made on
+    # another worker reaches this one within TrustedIssuers.RELOAD_SECONDS).
+    providers.issuers = TrustedIssuers(vault)
+    reloader = asyncio.create_task(_reload_issuers(app, providers.issuers))
     app.state.pii_vault = vault
     app.state.city = providers
     try:
         yield
     finally:
+        reloader.cancel()
+        await asyncio.gather(reloader, return_exceptions=True)
         await providers.aclose()
+
+
+async def _reload_issuers(app: Litestar, snapshot: TrustedIssuers) -> None:
+    while True:
+        try:
+            async with app.state.pool.acquire() as conn:
+                await snapshot.load(conn)
+        except Exception as exc:  # PostgreSQL down: keep the last snapshot, try again
+            log.warning("trust list reload failed", extra={"fields": {"error": type(exc).__name__}})
+        await asyncio.sleep(TrustedIssuers.RELOAD_SECONDS)
 
 
 def provide_city(state: State) -> CityProviders:

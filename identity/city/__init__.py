@@ -2,6 +2,8 @@
 
 Which provider verifies a scanned or presented 随申码:
 - `SSM1:` codes go to the dev simulator, which exists only outside production;
+- a code whose prefix is a trusted issuer's (the 长三角 trust list, `identity.issuers`) goes to
+  that issuer (`issuers`, a `TrustedIssuers` snapshot the app keeps fresh);
 - anything else goes to the platform client when `CHONGJUN_CITY_PLATFORM_URL` is set;
 - otherwise the code is simply invalid (the same 401 as a forgery).
 """
@@ -42,9 +44,10 @@ class CityIdentityProvider(Protocol):
 class CityProviders:
     """The providers of one process: the dev simulator (never in production) and the platform client."""
 
-    def __init__(self, *, dev: DevCityIssuer | None, platform: PlatformCityProvider | None) -> None:
+    def __init__(self, *, dev: DevCityIssuer | None, platform: PlatformCityProvider | None, issuers=None) -> None:
         self.dev = dev
         self.platform = platform
+        self.issuers = issuers  # identity.issuers.TrustedIssuers (not imported here: it imports this package)
 
     @classmethod
     def from_settings(cls, settings: Settings, vault: PiiVault, *, platform_api_key: str | None = None) -> CityProviders:
@@ -59,6 +62,8 @@ class CityProviders:
     def provider_for(self, raw: str) -> CityIdentityProvider | None:
         if raw.startswith(DEV_PREFIX):
             return self.dev
+        if self.issuers is not None and self.issuers.issuer_for(raw) is not None:
+            return self.issuers
         return self.platform
 
     async def verify(self, raw: object, *, now: float | None = None) -> CityIdentity:
@@ -71,3 +76,5 @@ class CityProviders:
     async def aclose(self) -> None:
         if self.platform is not None:
             await self.platform.aclose()
+        if self.issuers is not None:
+            await self.issuers.aclose()

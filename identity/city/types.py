@@ -9,7 +9,7 @@ from foundation.structs import Record
 
 __all__ = ("CityIdentity", "CitySource")
 
-CitySource = Literal["dev-city", "city-platform"]
+CitySource = Literal["dev-city", "city-platform", "trusted-issuer"]
 
 
 class CityIdentity(Record, kw_only=True):

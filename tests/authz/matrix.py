@@ -61,6 +61,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "page": lambda w: "benefits",
     "seq": lambda w: str(w.extra["audit_seq"]),
     "batch_id": lambda w: "00000000-0000-4000-8000-000000000013",  # exchange: no dead letter (404 for the city)
+    "code": lambda w: "JS-SUFU",
 }
 
 _HOLDER_JWK = {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
@@ -113,6 +114,13 @@ EXPECT: dict[str, Expect] = {
     # --- the electronic 优待证 and its public status list ----------------------------------------
     "POST /v1/me/credential": Expect(frozenset({"veteran", "other_veteran"}), body=lambda w: {"holder_jwk": _HOLDER_JWK}),
     "GET /v1/status-lists/{list_id:int}": Expect(EVERYONE),
+    # --- the 长三角 trust list: public download, city admins manage ------------------------------
+    "GET /v1/trust-list": Expect(EVERYONE),
+    "GET /v1/admin/issuers": Expect(ADMINS),
+    "POST /v1/admin/issuers": Expect(CITY, body=lambda w: {"code": "JS-SUFU", "name": "苏服码", "province": "320000",
+                                                          "kind": "online", "code_prefix": "SFM1:",
+                                                          "verify_url": "https://sufu.example/verify"}),
+    "POST /v1/admin/issuers/{code:str}/status": Expect(CITY, body=lambda w: {"status": "suspended"}),
     # --- people: 随申码 login, one's own profile, the roster, the simulated city platform -------
     "POST /v1/auth/suishen": Expect(NOBODY, body=lambda w: {"code": "SSM1:not.a.code"}),
     "GET /v1/me": Expect(frozenset({"veteran", "other_veteran"})),  # one's own profile only
