@@ -84,6 +84,132 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Audit entries in the admin's scope, newest first (paged; district admins: their district)
+         * @description `action` is exact, or a prefix ending in '.' (`device.`). `from` and `to` are days (Asia/Shanghai), both inclusive.
+         *
+         *     Caller: admin:auditor, admin:city, admin:district token.
+         */
+        get: operations["AdminListAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/audit/checkpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Signed checkpoints, newest first (paged)
+         * @description Caller: admin:auditor, admin:city, admin:district token.
+         */
+        get: operations["AdminListCheckpoints"];
+        put?: never;
+        /**
+         * Sign a checkpoint of every committed entry now (the latest again if nothing was added)
+         * @description Caller: admin:city token.
+         */
+        post: operations["AdminCutCheckpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/audit/checkpoints/latest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The latest signed checkpoint
+         * @description Caller: admin:auditor, admin:city, admin:district token.
+         */
+        get: operations["AdminLatestCheckpoint"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/audit/entries/{seq}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One audit entry (outside the scope: 404)
+         * @description Caller: admin:auditor, admin:city, admin:district token.
+         */
+        get: operations["AdminGetAuditEntry"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/audit/proofs/consistency": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * RFC 9162 consistency proof between two signed checkpoints
+         * @description Caller: admin:auditor, admin:city, admin:district token.
+         */
+        get: operations["AdminAuditConsistencyProof"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/audit/proofs/inclusion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * RFC 9162 inclusion proof of an entry in a signed checkpoint (default: the latest)
+         * @description Caller: admin:auditor, admin:city, admin:district token.
+         */
+        get: operations["AdminAuditInclusionProof"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/benefits": {
         parameters: {
             query?: never;
@@ -320,6 +446,110 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/exchange/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Batches the data center refused as invalid, latest first (paged)
+         * @description Caller: admin:auditor, admin:city token.
+         */
+        get: operations["AdminListDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/exchange/dead-letters/{batch_id}/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Queue a dead-lettered batch again: the same bytes and event ids, sent before newer batches
+         * @description Caller: admin:city token.
+         */
+        post: operations["AdminResendDeadLetter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/exchange/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The relay: lag, backlog, delivered, retried, dead-lettered
+         * @description Caller: admin:auditor, admin:city token.
+         */
+        get: operations["AdminExchangeStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/issuers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The identity issuers of the trust list
+         * @description Caller: admin:auditor, admin:city, admin:district token.
+         */
+        get: operations["AdminListIssuers"];
+        put?: never;
+        /**
+         * Add an identity issuer (jwks: codes checked with its keys; online: its 验码 URL)
+         * @description Caller: admin:city token.
+         */
+        post: operations["AdminCreateIssuer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/issuers/{code}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend, reactivate or retire an issuer (retired is final)
+         * @description Caller: admin:city token.
+         */
+        post: operations["AdminSetIssuerStatus"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/merchants": {
         parameters: {
             query?: never;
@@ -404,6 +634,26 @@ export interface paths {
          *     Caller: admin:city token.
          */
         post: operations["ImportRoster"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Active data-quality warnings: code, severity, count, masked samples, first/last seen
+         * @description Caller: admin:auditor, admin:city, admin:district token.
+         */
+        get: operations["AdminListQualityWarnings"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -496,6 +746,28 @@ export interface paths {
          * @description Caller: admin:city, admin:district token.
          */
         patch: operations["AdminUpdateStaff"];
+        trace?: never;
+    };
+    "/v1/admin/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * 第二十三条 operating statistics (district admins: their district; CSV with Accept: text/csv)
+         * @description Window `from`..`to` (inclusive service days; default the last 30 days). Ledger figures come from rollups refreshed every few minutes (`as_of`); reach from the last `chongjun stats refresh`.
+         *
+         *     Caller: admin:auditor, admin:city, admin:district token.
+         */
+        get: operations["AdminStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/admin/venues": {
@@ -976,6 +1248,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/merchant/ratings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Ratings of my merchant's venues, newest first, with the handling of 差评 (paged; no person)
+         * @description Caller: staff token.
+         */
+        get: operations["MerchantListRatings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/merchant/redemptions": {
         parameters: {
             query?: never;
@@ -1138,6 +1430,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/trust-list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The signed 长三角 trust list (application/jose: a compact JWS, typ cj-trust-list+jwt)
+         * @description Every identity issuer with its provider and status, signed with a key of /.well-known/jwks.json. `version` only grows: refuse a list older than one you saw; `exp` is 24 h.
+         *
+         *     Public: no token.
+         */
+        get: operations["GetTrustList"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/venues": {
         parameters: {
             query?: never;
@@ -1187,6 +1501,24 @@ export interface components {
             any: components["schemas"]["Rule"][];
             /** @enum {unknown} */
             op: "any";
+        };
+        /** AuditEntry */
+        AuditEntry: {
+            action: string;
+            actor_district?: string | null;
+            actor_id: string;
+            actor_kind: string;
+            actor_role?: string | null;
+            /** Format: date-time */
+            at: string;
+            detail?: {
+                [key: string]: unknown;
+            };
+            district?: string | null;
+            object_id: string;
+            object_kind: string;
+            request_id?: string | null;
+            seq: number;
         };
         /** BenefitBrief */
         BenefitBrief: {
@@ -1315,6 +1647,18 @@ export interface components {
             /** @default null */
             venue_daily_capacity: number | null;
             windows?: components["schemas"]["Windows"];
+        };
+        /** BenefitStats */
+        BenefitStats: {
+            /** Format: uuid */
+            benefit_id: string;
+            code: string;
+            eligible: number | null;
+            name_zh: string;
+            reach_share: number | null;
+            redemptions: number;
+            reversals: number;
+            used: number;
         };
         /** BenefitSummary */
         BenefitSummary: {
@@ -1462,6 +1806,12 @@ export interface components {
             op: "card_status";
             statuses: ("ACTIVE" | "REPLACED" | "REVOKED" | "SUSPENDED")[];
         };
+        /** CaseCounts */
+        CaseCounts: {
+            district: string;
+            open: number;
+            overdue: number;
+        };
         /** CaseReply */
         CaseReply: {
             /** @example 已约谈场馆，增设入口引导 */
@@ -1472,6 +1822,18 @@ export interface components {
             code: string;
             label_en: string;
             label_zh: string;
+        };
+        /** Checkpoint */
+        Checkpoint: {
+            alg: string;
+            /** Format: date-time */
+            at: string;
+            kid: string;
+            note: string;
+            root_hash: string;
+            signature: string;
+            signed_note: string;
+            tree_size: number;
         };
         /** ClauseResult */
         ClauseResult: {
@@ -1496,6 +1858,14 @@ export interface components {
             rule: components["schemas"]["Rule"] | null;
             /** @default true */
             same_value: boolean;
+        };
+        /** ConsistencyProof */
+        ConsistencyProof: {
+            first: number;
+            first_checkpoint: components["schemas"]["Checkpoint"];
+            proof: string[];
+            second: number;
+            second_checkpoint: components["schemas"]["Checkpoint"];
         };
         /** CreatedStaff */
         CreatedStaff: {
@@ -1523,6 +1893,27 @@ export interface components {
             from: string;
             /** Format: date */
             to: string;
+        };
+        /** DayCount */
+        DayCount: {
+            /** Format: date */
+            day: string;
+            redemptions: number;
+            reversals: number;
+        };
+        /** DeadLetter */
+        DeadLetter: {
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            dead_at: string | null;
+            events: number;
+            /** Format: uuid */
+            id: string;
+            last_error: string | null;
+            last_status: number | null;
+            resent: number;
+            seq: number;
         };
         /** Decision */
         Decision: {
@@ -1604,6 +1995,16 @@ export interface components {
             /** @enum {unknown} */
             op: "district";
         };
+        /** ExchangeFigures */
+        ExchangeFigures: {
+            backlog: number;
+            dead_lettered: number;
+            delivered: number;
+            epoch: number;
+            lag_seconds: number;
+            relay_active: boolean;
+            retried: number;
+        };
         /** FamilyRelation */
         FamilyRelation: {
             /** @default [] */
@@ -1661,6 +2062,14 @@ export interface components {
             updated: number;
             valid: number;
         };
+        /** InclusionProof */
+        InclusionProof: {
+            checkpoint: components["schemas"]["Checkpoint"];
+            leaf_hash: string;
+            proof: string[];
+            seq: number;
+            tree_size: number;
+        };
         /** IssuedCode */
         IssuedCode: {
             code: string;
@@ -1682,6 +2091,60 @@ export interface components {
             status_idx: number;
             status_list_uri: string;
             vct: string;
+        };
+        /** IssuerCreate */
+        IssuerCreate: {
+            /** @example JS-SUFU */
+            code: string;
+            /** @example SFM1: */
+            code_prefix: string;
+            jwks?: {
+                [key: string]: unknown;
+            } | null;
+            /** @enum {string} */
+            kind: "jwks" | "online";
+            name: string;
+            /** @description GB/T 2260 province, e.g. 320000 江苏 */
+            province: string;
+            verify_url?: string | null;
+        };
+        /** IssuerStatusChange */
+        IssuerStatusChange: {
+            /** @enum {string} */
+            status: "active" | "suspended" | "retired";
+        };
+        /** IssuerView */
+        IssuerView: {
+            code: string;
+            code_prefix: string;
+            jwks: {
+                [key: string]: unknown;
+            } | null;
+            kind: string;
+            name: string;
+            province: string;
+            revision: number;
+            status: string;
+            /** Format: date-time */
+            updated_at: string;
+            verify_url: string | null;
+        };
+        /** KeyCount */
+        KeyCount: {
+            key: string;
+            redemptions: number;
+            /** @default 0 */
+            reversals: number;
+        };
+        /** LedgerTotals */
+        LedgerTotals: {
+            companions: number;
+            net: number;
+            people: number;
+            priority: number;
+            priority_share: number | null;
+            redemptions: number;
+            reversals: number;
         };
         /** LineError */
         LineError: {
@@ -1749,6 +2212,23 @@ export interface components {
             district: string;
             name: string;
         };
+        /** MerchantRating */
+        MerchantRating: {
+            /** Format: date-time */
+            at: string;
+            /** @enum {null|string} */
+            case_status: "open" | "closed" | null;
+            comment: string | null;
+            due_at: string | null;
+            /** Format: uuid */
+            id: string;
+            overdue: boolean;
+            /** Format: uuid */
+            redemption_id: string;
+            reply: string | null;
+            stars: number;
+            venue: components["schemas"]["VenueBrief"];
+        };
         /** MerchantUpdate */
         MerchantUpdate: {
             contact_name?: string;
@@ -1804,9 +2284,19 @@ export interface components {
             /** @example 09:00 */
             opens: string;
         };
+        /** Page[Checkpoint] */
+        "Page_archive.types.Checkpoint_": {
+            items: components["schemas"]["Checkpoint"][];
+            next_cursor?: string | null;
+        };
         /** Page[BenefitView] */
         "Page_benefits.catalog.types.BenefitView_": {
             items: components["schemas"]["BenefitView"][];
+            next_cursor?: string | null;
+        };
+        /** Page[MerchantRating] */
+        "Page_benefits.ratings.types.MerchantRating_": {
+            items: components["schemas"]["MerchantRating"][];
             next_cursor?: string | null;
         };
         /** Page[MyRedemption] */
@@ -1822,6 +2312,16 @@ export interface components {
         /** Page[RedemptionEntry] */
         "Page_benefits.redemption.types.RedemptionEntry_": {
             items: components["schemas"]["RedemptionEntry"][];
+            next_cursor?: string | null;
+        };
+        /** Page[DeadLetter] */
+        "Page_exchange.types.DeadLetter_": {
+            items: components["schemas"]["DeadLetter"][];
+            next_cursor?: string | null;
+        };
+        /** Page[AuditEntry] */
+        "Page_foundation.audit.AuditEntry_": {
+            items: components["schemas"]["AuditEntry"][];
             next_cursor?: string | null;
         };
         /** Page[StaffAccount] */
@@ -1919,6 +2419,19 @@ export interface components {
             name_zh: string;
             opening_hours: components["schemas"]["OpeningPeriod"][];
         };
+        /** QualityWarning */
+        QualityWarning: {
+            code: string;
+            count: number;
+            district: string | null;
+            /** Format: date-time */
+            first_seen: string;
+            /** Format: date-time */
+            last_seen: string;
+            message_zh: string;
+            sample_ids: string[];
+            severity: string;
+        };
         /** QuotaLeft */
         QuotaLeft: {
             max: number;
@@ -1951,10 +2464,13 @@ export interface components {
             closed_at: string | null;
             comment: string | null;
             district: string | null;
+            due_at?: string | null;
             /** Format: uuid */
             id: string;
             /** Format: uuid */
             merchant_id: string;
+            /** @default false */
+            overdue: boolean;
             /** Format: uuid */
             redemption_id: string;
             replied_by: string | null;
@@ -1975,6 +2491,21 @@ export interface components {
              * @example 5
              */
             stars: number;
+        };
+        /** RatingStats */
+        RatingStats: {
+            average: number | null;
+            by_district: components["schemas"]["CaseCounts"][];
+            count: number;
+            low: number;
+            low_share: number | null;
+            open_cases: number;
+            overdue_cases: number;
+        };
+        /** ReasonCount */
+        ReasonCount: {
+            count: number;
+            reason: string;
         };
         /** RedemptionEntry */
         RedemptionEntry: {
@@ -2169,6 +2700,32 @@ export interface components {
             timezone: string;
             value_unit: string;
             venues: components["schemas"]["VenueStatement"][];
+        };
+        /** StatsQuery */
+        StatsQuery: {
+            benefit_id?: string | null;
+            /** Format: date */
+            date_from: string;
+            /** Format: date */
+            date_to: string;
+            district?: string | null;
+            domain?: string | null;
+        };
+        /** StatsReport */
+        StatsReport: {
+            as_of: string | null;
+            by_benefit: components["schemas"]["BenefitStats"][];
+            by_category: components["schemas"]["KeyCount"][];
+            by_day: components["schemas"]["DayCount"][];
+            by_district: components["schemas"]["KeyCount"][];
+            by_domain: components["schemas"]["KeyCount"][];
+            devices_active: number;
+            query: components["schemas"]["StatsQuery"];
+            ratings: components["schemas"]["RatingStats"];
+            reach_computed_at: string | null;
+            refusals: components["schemas"]["ReasonCount"][];
+            totals: components["schemas"]["LedgerTotals"];
+            venues_active: number;
         };
         /** StatusChange */
         StatusChange: {
@@ -2452,6 +3009,457 @@ export interface operations {
                     "application/json": {
                         [key: string]: string;
                     };
+                };
+            };
+        };
+    };
+    AdminListAudit: {
+        parameters: {
+            query?: {
+                actor_kind?: string | null;
+                actor_id?: string | null;
+                action?: string | null;
+                object_kind?: string | null;
+                object_id?: string | null;
+                /** @description GB/T 2260 district code */
+                district?: string | null;
+                /** @description First day (Asia/Shanghai) */
+                from?: string | null;
+                /** @description Last day (Asia/Shanghai), inclusive */
+                to?: string | null;
+                /** @description Page size (1-100, default 20) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_foundation.audit.AuditEntry_"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `invalid-request`, `invalid-cursor` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminListCheckpoints: {
+        parameters: {
+            query?: {
+                /** @description Page size (1-100, default 20) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_archive.types.Checkpoint_"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `invalid-request`, `invalid-cursor` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminCutCheckpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Checkpoint"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the object's current state. Problem types: `archive-empty`, `archive-tampered` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminLatestCheckpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Checkpoint"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `checkpoint-not-found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminGetAuditEntry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                seq: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEntry"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `bad-request`, `invalid-request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `not-found`, `audit-entry-not-found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminAuditConsistencyProof: {
+        parameters: {
+            query: {
+                /** @description The tree size of a signed checkpoint */
+                first: number;
+                /** @description The tree size of a signed checkpoint */
+                second: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsistencyProof"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `invalid-request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `checkpoint-not-found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminAuditInclusionProof: {
+        parameters: {
+            query: {
+                /** @description An entry's sequence number (its leaf index) */
+                seq: number;
+                tree_size?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InclusionProof"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `invalid-request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `audit-entry-not-found`, `checkpoint-not-found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3717,6 +4725,414 @@ export interface operations {
             };
         };
     };
+    AdminListDeadLetters: {
+        parameters: {
+            query?: {
+                /** @description Page size (1-100, default 20) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_exchange.types.DeadLetter_"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `invalid-request`, `invalid-cursor` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminResendDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetter"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `bad-request`, `invalid-request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `not-found`, `dead-letter-not-found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminExchangeStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExchangeFigures"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminListIssuers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuerView"][];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminCreateIssuer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IssuerCreate"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuerView"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `malformed-json`, `invalid-request`, `invalid-text` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the object's current state. Problem types: `issuer-exists` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than allowed. Problem types: `body-too-large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but invalid: the `errors` member says where. Problem types: `validation-failed`, `invalid-issuer` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminSetIssuerStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The issuer's code, e.g. JS-SUFU */
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IssuerStatusChange"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuerView"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `bad-request`, `invalid-request`, `malformed-json`, `invalid-text` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `not-found`, `issuer-not-found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the object's current state. Problem types: `issuer-status-refused` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than allowed. Problem types: `body-too-large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but invalid: the `errors` member says where. Problem types: `validation-failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     AdminListMerchants: {
         parameters: {
             query?: {
@@ -4195,6 +5611,53 @@ export interface operations {
             };
         };
     };
+    AdminListQualityWarnings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QualityWarning"][];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     AdminListRatingCases: {
         parameters: {
             query?: {
@@ -4204,6 +5667,8 @@ export interface operations {
                 limit?: number;
                 /** @description `next_cursor` of the previous page */
                 cursor?: string | null;
+                /** @description true: open cases past due (escalated to the city) */
+                overdue?: boolean | null;
             };
             header?: never;
             path?: never;
@@ -4662,6 +6127,90 @@ export interface operations {
                 };
             };
             /** @description Well-formed but invalid: the `errors` member says where. Problem types: `validation-failed`, `invalid-account` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminStats: {
+        parameters: {
+            query?: {
+                /** @description First service day (Asia/Shanghai) */
+                from?: string | null;
+                /** @description Last service day, inclusive */
+                to?: string | null;
+                /** @description GB/T 2260 district code */
+                district?: string | null;
+                domain?: string | null;
+                /** @description One benefit's id */
+                benefit?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatsReport"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `invalid-request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `not-found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but invalid: the `errors` member says where. Problem types: `stats-window-invalid` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6545,6 +8094,77 @@ export interface operations {
             };
         };
     };
+    MerchantListRatings: {
+        parameters: {
+            query?: {
+                venue_id?: string | null;
+                /** @description Page size (1-100, default 20) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_benefits.ratings.types.MerchantRating_"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `invalid-request`, `invalid-cursor` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `not-found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     MerchantListRedemptions: {
         parameters: {
             query?: {
@@ -7118,6 +8738,35 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    GetTrustList: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/jose": string;
                 };
             };
             /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
