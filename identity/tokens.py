@@ -37,6 +37,7 @@ __all__ = (
     "issue_access_token",
     "new_jti",
     "sign",
+    "unverified_header",
     "verify",
     "verify_access_token",
     "verify_with_key",
@@ -133,21 +134,27 @@ def verify_with_key(
 
 
 def _header(token: object, max_length: int) -> dict[str, Any]:
-    """The unverified header, after the cheap shape checks (length cap, base64url charset).
+    """The unverified header, after the cheap shape checks (length cap, base64url charset)."""
+    if not isinstance(token, str) or len(token) > max_length or not _COMPACT.fullmatch(token):
+        raise InvalidToken("malformed token")
+    return unverified_header(token)
+
+
+def unverified_header(token: str, invalid: type[InvalidToken] = InvalidToken) -> dict[str, Any]:
+    """The JOSE header of a compact JWS whose charset the caller has checked; `invalid` (the
+    caller's own error, e.g. InvalidCode for a 随申码) if it is not base64url JSON of an object.
 
     Parsed here rather than with `jwt.get_unverified_header`, whose per-character charset scan
     costs as much as the Ed25519 verify on the scan hot path; PyJWT parses it again when it
-    verifies, so nothing is trusted from this copy but the `kid` and `typ` used to pick a key.
+    verifies, so nothing is trusted from this copy but the `kid`, `alg` and `typ` used to pick a key.
     """
-    if not isinstance(token, str) or len(token) > max_length or not _COMPACT.fullmatch(token):
-        raise InvalidToken("malformed token")
     segment = token[: token.index(".")]
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (ValueError, TypeError):
-        raise InvalidToken("unreadable header") from None
+        raise invalid("unreadable header") from None
     if not isinstance(header, dict):
-        raise InvalidToken("header is not an object")
+        raise invalid("header is not an object")
     return header
 
 
@@ -221,18 +228,17 @@ def verify_access_token(
     the same keys): the signature is checked once, not on every request. The lifecycle check of
     the principal (its session, or its device) runs on every request regardless (api.auth).
     """
-    ring = keyring
     clock = time.time() if now is None else now
     if now is None and isinstance(token, str):
         hit = _verified.lookup(token)
-        if hit is not MISSING and hit[0] is ring.keys:
+        if hit is not MISSING and hit[0] is keyring.keys:
             return hit[1]
     typ = _header(token, MAX_TOKEN_LENGTH).get("typ")
     kind = _ACCESS_BY_TYP.get(typ) if isinstance(typ, str) else None
     if kind is None:
         raise InvalidToken("not an access token")
     try:
-        claims = verify(ring, token, kind, now=now)
+        claims = verify(keyring, token, kind, now=now)
     except ExpiredToken:
         raise InvalidToken("expired") from None
     try:
@@ -251,7 +257,7 @@ def verify_access_token(
     if now is None:
         # Valid while `exp` + leeway has not passed: exactly the window `verify` accepts.
         ttl = min(claims["exp"] + LEEWAY_SECONDS - clock, _VERIFIED_REUSE_SECONDS)
-        _verified.put(token, (ring.keys, principal), ttl=ttl)
+        _verified.put(token, (keyring.keys, principal), ttl=ttl)
     return principal
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -33,6 +32,7 @@ from identity.city.errors import DevIssuerRefused
 from identity.city.types import CityIdentity
 from identity.errors import ExpiredCode, InvalidCode
 from identity.pii import PiiVault
+from identity.tokens import unverified_header
 
 __all__ = (
     "AUDIENCE",
@@ -160,15 +160,7 @@ class DevCityIssuer:
         token = raw[len(PREFIX) :]
         if not _COMPACT.fullmatch(token):
             raise InvalidCode("malformed 随申码")
-        # The header parsed here, not with `jwt.get_unverified_header`, whose per-character
-        # charset scan costs as much as the signature check; PyJWT parses it again to verify.
-        segment = token[: token.index(".")]
-        try:
-            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-        except (ValueError, TypeError):
-            raise InvalidCode("unreadable header") from None
-        if not isinstance(header, dict):
-            raise InvalidCode("header is not an object")
+        header = unverified_header(token, InvalidCode)
         if header.get("kid") != self.kid or header.get("alg") != "EdDSA" or header.get("typ") != TYP:
             raise InvalidCode("unknown kid, algorithm or type")
         try:
