@@ -241,14 +241,13 @@ async def staff_login(
     now: float | None = None,
 ) -> SessionTokens:
     """`POST /v1/auth/staff`: check the credentials and open a session (staff or admin token)."""
-    ring = keyring
-    principal = await authenticate_account(conn, redis, login, client=client, secrets=ring.secrets, now=now)
+    principal = await authenticate_account(conn, redis, login, client=client, secrets=keyring.secrets, now=now)
     # One transaction for the admission and the session, so what admit locks (the merchant's
     # status) holds until the session exists: a concurrent suspension then ends it too.
     async with conn.transaction():
         if admit is not None:
             await admit(conn, principal)
-        tokens = await issue_session(conn, principal, keyring=ring, now=now)
+        tokens = await issue_session(conn, principal, keyring=keyring, now=now)
         await write_audit(
             conn, actor_kind=principal.kind, actor_id=str(principal.subject), actor_role=principal.role,
             actor_district=principal.district, action="auth.login", object_kind="account",

@@ -83,14 +83,13 @@ async def issue_code(
     now: float | None = None,
 ) -> IssuedCode:
     """A fresh 崇军码 for `person_id`; kept in Redis for its lifetime so the owner can fetch the QR."""
-    ring = keyring
     issued = int(time.time() if now is None else now)
     jti = new_jti()
     # The pseudonym's cipher goes with the key that signs (SM4 beside SM2): read it once, here.
-    claims: dict[str, object] = {"sub": subject_for(ring, person_id, ring.active.alg), "jti": jti}
+    claims: dict[str, object] = {"sub": subject_for(keyring, person_id, keyring.active.alg), "jti": jti}
     if benefit_id is not None:
         claims["bid"] = str(benefit_id)
-    code = CODE_PREFIX + sign(ring, CODE, claims, ttl_seconds=CODE_TTL_SECONDS, now=issued)
+    code = CODE_PREFIX + sign(keyring, CODE, claims, ttl_seconds=CODE_TTL_SECONDS, now=issued)
     try:
         await redis.set(_redis_key(person_id, jti), code, ex=CODE_TTL_SECONDS + LEEWAY_SECONDS)
     except aioredis.RedisError:
@@ -111,14 +110,13 @@ def verify_code(raw: object, *, keyring: KeyRing, now: float | None = None) -> V
     Raises InvalidCode for anything forged, tampered, unknown or malformed, and ExpiredCode
     (a subclass) only for a genuine code past `exp` + 30 s.
     """
-    ring = keyring
     if not isinstance(raw, str) or len(raw) > MAX_CODE_LENGTH or not raw.startswith(CODE_PREFIX):
         raise InvalidCode("not a 崇军码")
     body = raw[len(CODE_PREFIX) :]
     if not _BODY.fullmatch(body):
         raise InvalidCode("bad charset")
     try:
-        claims, record = verify_with_key(ring, body, CODE, now=now, max_length=MAX_CODE_LENGTH)
+        claims, record = verify_with_key(keyring, body, CODE, now=now, max_length=MAX_CODE_LENGTH)
         expired = False
     except ExpiredToken as exc:
         claims, record, expired = exc.claims, exc.record, True
@@ -126,7 +124,7 @@ def verify_code(raw: object, *, keyring: KeyRing, now: float | None = None) -> V
         raise InvalidCode(exc.reason) from None
     if not _JTI.fullmatch(claims["jti"]):
         raise InvalidCode("bad jti")
-    person_id = person_for(ring, claims["sub"], record.alg)
+    person_id = person_for(keyring, claims["sub"], record.alg)
     benefit = claims.get("bid")
     try:
         benefit_id = None if benefit is None else UUID(benefit)

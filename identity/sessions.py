@@ -121,7 +121,6 @@ async def refresh_session(
     committed before the error is raised (a rolled-back revocation would protect nobody). With
     `redis`, the revoked family's access tokens are refused on every worker at once too.
     """
-    ring = keyring
     if not isinstance(raw, str) or not _REFRESH_FORMAT.fullmatch(raw):
         raise InvalidRefreshToken("malformed refresh token")
     at = _now(now)
@@ -132,7 +131,7 @@ async def refresh_session(
         principal = await _current_principal(conn, msgspec.convert(row["principal"], Principal))
         if row["rotated_at"] is None and principal is not None:
             await db.mark_refresh_token_rotated(conn, row["token_hash"], at)
-            return await _issue(conn, principal, row["family_id"], ring, now)
+            return await _issue(conn, principal, row["family_id"], keyring, now)
         if redis is not None:
             await SESSIONS.publish_refused(redis, [row["family_id"]])
         await db.revoke_refresh_family(conn, row["family_id"], at)

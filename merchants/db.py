@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+
+from foundation.paging import Keyset
 
 __all__ = (
     "create_device",
@@ -55,7 +56,7 @@ async def _keyset(
     query: str,
     *args: Any,
     key: str,
-    after: tuple[datetime, UUID] | None,
+    after: Keyset | None,
     limit: int,
 ) -> list[asyncpg.Record]:
     """The rows of `query` (a SELECT … WHERE with `args` as $1…$n) oldest first by `(key.created_at,
@@ -124,7 +125,7 @@ async def list_merchants(
     *,
     district: str | None,
     merchant_id: UUID | None,
-    after: tuple[datetime, UUID] | None,
+    after: Keyset | None,
     limit: int,
 ) -> list[asyncpg.Record]:
     return await _keyset(
@@ -201,7 +202,7 @@ async def list_venues(
     *,
     district: str | None,
     merchant_id: UUID | None,
-    after: tuple[datetime, UUID] | None,
+    after: Keyset | None,
     limit: int,
 ) -> list[asyncpg.Record]:
     return await _keyset(
@@ -296,7 +297,7 @@ async def list_devices(
     district: str | None,
     merchant_id: UUID | None,
     venue_id: UUID | None,
-    after: tuple[datetime, UUID] | None,
+    after: Keyset | None,
     limit: int,
 ) -> list[asyncpg.Record]:
     return await _keyset(
@@ -420,7 +421,7 @@ async def list_staff(
     *,
     district: str | None,
     merchant_id: UUID | None,
-    after: tuple[datetime, UUID] | None,
+    after: Keyset | None,
     limit: int,
 ) -> list[asyncpg.Record]:
     return await _keyset(

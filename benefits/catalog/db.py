@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+
+from foundation.paging import Keyset
 
 __all__ = (
     "delete_venue_links",
@@ -126,7 +127,7 @@ async def insert_venue_links(conn: asyncpg.Connection, benefit_id: UUID, venue_i
 async def list_benefit_page(
     conn: asyncpg.Connection,
     *,
-    after: tuple[datetime, UUID] | None,
+    after: Keyset | None,
     limit: int,
     status: str | None,
     domain: str | None,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+
+from foundation.paging import Keyset
 
 __all__ = (
     "close_case",
@@ -37,7 +38,7 @@ LEFT JOIN rating_cases c ON c.rating_id = g.id
 
 
 async def list_person_events(
-    conn: asyncpg.Connection, person_id: UUID, *, before: tuple[datetime, UUID] | None, limit: int
+    conn: asyncpg.Connection, person_id: UUID, *, before: Keyset | None, limit: int
 ) -> list[asyncpg.Record]:
     """One person's ledger events, newest first, strictly before the `(at, id)` cursor."""
     before_at, before_id = before or (None, None)
@@ -105,7 +106,7 @@ _CASE_ORDER = {
 
 
 async def list_cases(
-    conn: asyncpg.Connection, *, status: str, district: str | None, after: tuple[datetime, UUID] | None,
+    conn: asyncpg.Connection, *, status: str, district: str | None, after: Keyset | None,
     limit: int, overdue: bool | None = None,
 ) -> list[asyncpg.Record]:
     """Cases of one status, in one district (all when `district` is None), in queue order.
@@ -152,7 +153,7 @@ async def close_case(
 
 
 async def merchant_ratings(
-    conn: asyncpg.Connection, *, merchant_id: UUID, venue_id: UUID | None, before: tuple[datetime, UUID] | None, limit: int
+    conn: asyncpg.Connection, *, merchant_id: UUID, venue_id: UUID | None, before: Keyset | None, limit: int
 ) -> list[asyncpg.Record]:
     """Ratings of one merchant's venues, newest first, with their case's handling (no person id)."""
     before_at, before_id = before or (None, None)
