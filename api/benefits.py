@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 import redis.asyncio as aioredis
-from litestar import Controller, Response, get, patch, post, put
+from litestar import Response, get, patch, post, put
 from litestar.background_tasks import BackgroundTask
 from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter, RawBody
@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from benefits import catalog
 from api.deps import Conn, CurrentPrincipal, Redis
-from api.guards import requires_admin, requires_admin_role, requires_veteran
+from api.guards import AdminRoutes, PublicRoutes, VeteranRoutes, requires_admin_role
 from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from benefits.catalog.types import BenefitStatus, BenefitSummary, BenefitView, Domain, MyBenefits
 from identity import Principal
@@ -40,10 +40,9 @@ class BenefitCatalog(msgspec.Struct, frozen=True):
     items: list[BenefitSummary]
 
 
-class PublicBenefitController(Controller):
+class PublicBenefitController(PublicRoutes):
     path = "/v1/benefits"
     tags = ["benefits"]
-    opt = {"exclude_from_auth": True}  # public: a stale token sent here must not turn it into a 401
 
     @get("", operation_id="ListBenefits", summary="The active benefit catalog with rule summaries and venues")
     async def list_benefits(
@@ -61,10 +60,8 @@ class PublicBenefitController(Controller):
         return await catalog.require_public_benefit(conn, redis, benefit_id)
 
 
-class MyBenefitsController(Controller):
+class MyBenefitsController(VeteranRoutes):
     path = "/v1/me/benefits"
-    tags = ["veteran"]
-    guards = [requires_veteran]
 
     @get(
         "",
@@ -146,12 +143,10 @@ def _changed(view: catalog.BenefitView, redis: aioredis.Redis, status_code: int 
     return Response(view, status_code=status_code, background=BackgroundTask(catalog.catalog_changed, redis))
 
 
-class AdminBenefitController(Controller):
+class AdminBenefitController(AdminRoutes):
     """Benefits are city-wide: every admin role reads them, only city admins change them."""
 
     path = "/v1/admin/benefits"
-    tags = ["admin"]
-    guards = [requires_admin]
 
     @get("", operation_id="AdminListBenefits", summary="Every benefit, any status, paged")
     async def list_benefits(

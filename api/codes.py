@@ -16,14 +16,12 @@ import identity
 import merchants
 from api.deps import AppSettings, CurrentPrincipal, Keyring, Redis
 from benefits import redemption
-from api.guards import requires_veteran
+from api.guards import VeteranRoutes
 from identity import CodeRequest, IssuedCode
 
 
-class CodeController(Controller):
+class CodeController(VeteranRoutes):
     path = "/v1/me/codes"
-    tags = ["veteran"]
-    guards = [requires_veteran]
 
     @post("/", operation_id="IssueCode", status_code=HTTP_201_CREATED, summary="A fresh 崇军码 (60 s; refresh at 30 s)")
     async def issue(

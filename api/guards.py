@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from litestar import Request
+from litestar import Controller, Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from identity import NotAuthenticated, Principal, WrongPrincipal
 
 __all__ = (
+    "AdminRoutes",
+    "MerchantRoutes",
+    "PublicRoutes",
+    "VeteranRoutes",
     "provide_principal",
     "requires_admin",
     "requires_admin_role",
@@ -62,6 +66,37 @@ def requires_admin_role(*roles: str) -> Guard:
     guard.__name__ = "requires_admin_role_" + "_".join(roles)
     guard.audience = frozenset(f"admin:{role}" for role in roles)
     return guard
+
+
+# One base per audience: a controller names who it serves by its base class, which holds the
+# audience's guard and OpenAPI tag, so a new controller of that audience cannot leave one out.
+
+
+class VeteranRoutes(Controller):
+    """The veteran's own routes (the mini-program): a veteran token."""
+
+    tags = ["veteran"]
+    guards = [requires_veteran]
+
+
+class AdminRoutes(Controller):
+    """Administration: every admin role enters; a route narrows it with `requires_admin_role`."""
+
+    tags = ["admin"]
+    guards = [requires_admin]
+
+
+class MerchantRoutes(Controller):
+    """The merchant back office: the merchant's staff."""
+
+    tags = ["merchant"]
+    guards = [requires_staff]
+
+
+class PublicRoutes(Controller):
+    """No token needed; a stale one sent here is ignored rather than turned into a 401."""
+
+    opt = {"exclude_from_auth": True}
 
 
 def provide_principal(request: Request) -> Principal:

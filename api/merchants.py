@@ -22,7 +22,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 import merchants
 from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, Redis
-from api.guards import requires_admin, requires_admin_role, requires_device, requires_staff
+from api.guards import AdminRoutes, MerchantRoutes, PublicRoutes, requires_admin_role, requires_device
 from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from foundation.settings import Settings
 from identity import Principal
@@ -171,10 +171,9 @@ async def _statement(request: Request, conn, principal, settings: Settings, mont
 # --- admin ---------------------------------------------------------------------------------------
 
 
-class AdminMerchantController(Controller):
+class AdminMerchantController(AdminRoutes):
     path = "/v1/admin/merchants"
     tags = ["admin: merchants"]
-    guards = [requires_admin]
 
     @get("/", operation_id="AdminListMerchants", summary="Merchants in the admin's scope (paged; CSV with Accept: text/csv)")
     async def list_merchants(
@@ -213,10 +212,9 @@ class AdminMerchantController(Controller):
         return await merchants.update_merchant(conn, redis, principal, merchant_id, data)
 
 
-class AdminVenueController(Controller):
+class AdminVenueController(AdminRoutes):
     path = "/v1/admin/venues"
     tags = ["admin: merchants"]
-    guards = [requires_admin]
 
     @get("/", operation_id="AdminListVenues", summary="Venues in the admin's scope (paged; CSV with Accept: text/csv)")
     async def list_venues(
@@ -307,16 +305,14 @@ class _DeviceRoutes(Controller):
         return Response(png, media_type=PNG, headers={"Cache-Control": "no-store"})
 
 
-class AdminDeviceController(_DeviceRoutes):
+class AdminDeviceController(AdminRoutes, _DeviceRoutes):
     path = "/v1/admin/devices"
     tags = ["admin: merchants"]
-    guards = [requires_admin]
 
 
-class AdminStaffController(Controller):
+class AdminStaffController(AdminRoutes):
     path = "/v1/admin/staff"
     tags = ["admin: merchants"]
-    guards = [requires_admin]
 
     @get("/", operation_id="AdminListStaff", summary="Staff accounts in the admin's scope (paged)")
     async def list_staff(
@@ -349,16 +345,12 @@ class AdminStaffController(Controller):
 # --- merchant back office ------------------------------------------------------------------------
 
 
-class MerchantDeviceController(_DeviceRoutes):
+class MerchantDeviceController(MerchantRoutes, _DeviceRoutes):
     path = "/v1/merchant/devices"
-    tags = ["merchant"]
-    guards = [requires_staff]
 
 
-class MerchantPortalController(Controller):
+class MerchantPortalController(MerchantRoutes):
     path = "/v1/merchant"
-    tags = ["merchant"]
-    guards = [requires_staff]
 
     @get("/venues", operation_id="MerchantListVenues", summary="The merchant's venues (paged)")
     async def list_venues(
@@ -424,10 +416,9 @@ class DeviceController(Controller):
         return await merchants.device_identity(conn, principal)
 
 
-class PublicVenueController(Controller):
+class PublicVenueController(PublicRoutes):
     path = "/v1/venues"
     tags = ["public"]
-    opt = {"exclude_from_auth": True}
 
     @get("/", operation_id="ListPublicVenues", summary="Open venues of active merchants, by domain and district (unpaged)")
     async def list_venues(

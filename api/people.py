@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Controller, Litestar, Request, get, post
+from litestar import Litestar, Request, get, post
 from litestar.di import Provide
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 import identity
 from api.exchange import run_checks_safely
 from api.deps import City, Conn, CurrentPrincipal, Keyring, Redis, Vault
-from api.guards import requires_admin_role, requires_veteran
+from api.guards import AdminRoutes, PublicRoutes, VeteranRoutes, requires_admin_role
 from identity import CityProviders, ImportReport, PersonProfile, PiiVault, SuishenLogin, SuishenSession
 from identity.issuers import TrustedIssuers
 
@@ -78,10 +78,9 @@ def provide_pii_vault(state: State) -> PiiVault:
     return state.pii_vault
 
 
-class SuishenLoginController(Controller):
+class SuishenLoginController(PublicRoutes):
     path = "/v1/auth"
     tags = ["auth"]
-    opt = {"exclude_from_auth": True}
     dependencies = {"city": Provide(provide_city, sync_to_thread=False)}
 
     @post(
@@ -104,10 +103,8 @@ class SuishenLoginController(Controller):
         return await identity.suishen_login(conn, redis, data.code, providers=city, keyring=keyring)
 
 
-class MeController(Controller):
+class MeController(VeteranRoutes):
     path = "/v1/me"
-    tags = ["veteran"]
-    guards = [requires_veteran]
 
     @get("", operation_id="GetMe", summary="My profile (masked)")
     async def me(self, conn: Conn, principal: CurrentPrincipal) -> PersonProfile:
@@ -126,9 +123,8 @@ class CsvUploadOperation(Operation):
         )
 
 
-class RosterController(Controller):
+class RosterController(AdminRoutes):
     path = "/v1/admin/people"
-    tags = ["admin"]
     guards = [requires_admin_role("city")]
     dependencies = {"pii_vault": Provide(provide_pii_vault, sync_to_thread=False)}
 
@@ -162,12 +158,11 @@ class RosterController(Controller):
         return report
 
 
-class DevCityController(Controller):
+class DevCityController(PublicRoutes):
     """The simulated city platform's public keys; registered only outside production."""
 
     path = "/dev-city"
     tags = ["dev"]
-    opt = {"exclude_from_auth": True}
     dependencies = {"city": Provide(provide_city, sync_to_thread=False)}
 
     @get("/.well-known/jwks.json", operation_id="DevCityJwks", summary="Keys of the simulated city platform (dev)")

@@ -19,7 +19,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from prometheus_client import Gauge
 
 from api.deps import AppSettings, Conn, CurrentPrincipal
-from api.guards import requires_admin, requires_admin_role, requires_staff, requires_veteran
+from api.guards import AdminRoutes, MerchantRoutes, VeteranRoutes, requires_admin_role
 from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from benefits import ratings
 from benefits.ratings import CaseReply, CaseStatus, MerchantRating, MyRedemption, Rating, RatingCase, RatingCreate
@@ -38,10 +38,8 @@ Status = Annotated[
 ]
 
 
-class MyRedemptionController(Controller):
+class MyRedemptionController(VeteranRoutes):
     path = "/v1/me/redemptions"
-    tags = ["veteran"]
-    guards = [requires_veteran]
 
     @get(
         "", operation_id="ListMyRedemptions",
@@ -78,12 +76,10 @@ class MyRedemptionController(Controller):
         )
 
 
-class AdminRatingController(Controller):
+class AdminRatingController(AdminRoutes):
     """Every admin role reads the queue (district admins their district's); auditors never answer."""
 
     path = "/v1/admin/ratings"
-    tags = ["admin"]
-    guards = [requires_admin]
 
     @get(
         "", operation_id="AdminListRatingCases",
@@ -108,10 +104,8 @@ class AdminRatingController(Controller):
         return await ratings.answer_case(conn, principal, case_id, data.reply)
 
 
-class MerchantRatingController(Controller):
+class MerchantRatingController(MerchantRoutes):
     path = "/v1/merchant/ratings"
-    tags = ["merchant"]
-    guards = [requires_staff]
 
     @get(
         "", operation_id="MerchantListRatings",

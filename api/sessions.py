@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import asyncpg
 import redis.asyncio as aioredis
-from litestar import Controller, Request, post
+from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 import identity
 import merchants
+from api.guards import PublicRoutes
 from identity import KeyRing, LogoutRequest, RefreshRequest, SessionTokens, StaffLogin
 
 
-class SessionController(Controller):
+class SessionController(PublicRoutes):
     path = "/v1/auth"
     tags = ["auth"]
-    opt = {"exclude_from_auth": True}
 
     @post("/staff", operation_id="StaffLogin", status_code=HTTP_200_OK, summary="Staff or admin login")
     async def staff_login(
