@@ -100,15 +100,7 @@ async def create_account(
     new = msgspec.structs.replace(new, username=new.username.strip().lower())
     _check(new)
     password_hash = await asyncio.to_thread(_hasher.hash, new.password)
-    row = await db.create_account(
-        conn,
-        kind=new.kind,
-        username=new.username,
-        password_hash=password_hash,
-        role=new.role,
-        district=new.district,
-        merchant_id=new.merchant_id,
-    )
+    row = await db.create_account(conn, new=new, password_hash=password_hash)
     if row is None:
         raise AccountExists()
     uri = None

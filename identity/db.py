@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from identity.types import NewAccount
+
 # --- signing keys -----------------------------------------------------------------------------
 
 _KEY_COLUMNS = "kid, alg, state, public_jwk, private_enc, kek_version"
@@ -97,27 +99,18 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-async def create_account(
-    conn: asyncpg.Connection,
-    *,
-    kind: str,
-    username: str,
-    password_hash: str,
-    role: str | None,
-    district: str | None,
-    merchant_id: UUID | None,
-) -> asyncpg.Record | None:
+async def create_account(conn: asyncpg.Connection, *, new: NewAccount, password_hash: str) -> asyncpg.Record | None:
     """The new row, or None when the username is taken."""
     return await conn.fetchrow(
         "INSERT INTO accounts (kind, username, password_hash, role, district, merchant_id)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING"
         f" RETURNING {_ACCOUNT_COLUMNS}",
-        kind,
-        username,
+        new.kind,
+        new.username,
         password_hash,
-        role,
-        district,
-        merchant_id,
+        new.role,
+        new.district,
+        new.merchant_id,
     )
 
 

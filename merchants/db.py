@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from foundation.paging import Keyset
+from merchants.types import MerchantCreate
 
 __all__ = (
     "create_device",
@@ -80,15 +81,7 @@ async def _keyset(
 # --- merchants ---------------------------------------------------------------------------------
 
 
-async def create_merchant(
-    conn: asyncpg.Connection,
-    *,
-    name: str,
-    credit_code: str,
-    district: str,
-    contact_name: str,
-    contact_phone: str,
-) -> asyncpg.Record | None:
+async def create_merchant(conn: asyncpg.Connection, *, new: MerchantCreate) -> asyncpg.Record | None:
     """The new merchant, or None when the credit code is taken."""
     return await conn.fetchrow(
         f"""
@@ -97,11 +90,11 @@ async def create_merchant(
         ON CONFLICT (credit_code) DO NOTHING
         RETURNING {_MERCHANT_COLUMNS}
         """,
-        name,
-        credit_code,
-        district,
-        contact_name,
-        contact_phone,
+        new.name,
+        new.credit_code,
+        new.district,
+        new.contact_name,
+        new.contact_phone,
     )
 
 

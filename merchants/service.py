@@ -144,17 +144,10 @@ async def create_merchant(conn: asyncpg.Connection, caller: Caller, data: Mercha
     district = admin_district(caller)
     if district is not None and data.district != district:
         raise NotYours("A district admin onboards merchants into their own district only")
-    code = data.credit_code.upper()
-    if not is_valid_credit_code(code):
+    data = msgspec.structs.replace(data, credit_code=data.credit_code.upper())
+    if not is_valid_credit_code(data.credit_code):
         raise InvalidCreditCode("The 统一社会信用代码 has a wrong format or check character")
-    row = await db.create_merchant(
-        conn,
-        name=data.name,
-        credit_code=code,
-        district=data.district,
-        contact_name=data.contact_name,
-        contact_phone=data.contact_phone,
-    )
+    row = await db.create_merchant(conn, new=data)
     if row is None:
         raise DuplicateCreditCode()
     merchant = msgspec.convert(row, Merchant)
