@@ -41,6 +41,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.router import Router
 from litestar.routes import HTTPRoute
 
+import identity
 from api.auth import PUBLIC_PATHS
 from api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX
 from benefits import catalog
@@ -49,7 +50,7 @@ from foundation.errors import DomainError
 __all__ = ("AUDIENCES", "DOMAIN_PROBLEMS", "DocsPage", "SchemaJson", "audience_of", "document", "finish")
 
 _METHODS = ("get", "put", "post", "delete", "patch")
-ADMIN_ROLES = ("admin:city", "admin:district", "admin:auditor")
+ADMIN_ROLES = tuple(f"admin:{role}" for role in identity.ADMIN_ROLES)
 AUDIENCES = ("veteran", "staff", "device", *ADMIN_ROLES)
 
 PROBLEM_SCHEMA: dict[str, Any] = {

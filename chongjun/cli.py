@@ -45,6 +45,7 @@ from foundation.audit import write_audit
 from foundation.connections import connect_postgres, connect_redis, open_connection
 from foundation.settings import Settings, load_settings
 from identity import (
+    ADMIN_ROLES,
     AccountExists,
     DevCityIssuer,
     DevIssuerRefused,
@@ -305,7 +306,7 @@ def exchange_replay(from_id: str) -> None:
 
 @main.command("create-admin")
 @click.option("--username", required=True)
-@click.option("--role", required=True, type=click.Choice(["city", "district", "auditor"]))
+@click.option("--role", required=True, type=click.Choice(ADMIN_ROLES))
 @click.option("--district", default=None, help="GB/T 2260 district code; required for --role district")
 @click.option("--totp/--no-totp", default=False, show_default=True, help="require a TOTP code at login")
 def create_admin(username: str, role: str, district: str | None, totp: bool) -> None:

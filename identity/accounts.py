@@ -43,6 +43,7 @@ from identity.totp import new_totp_secret, provisioning_uri, verify_totp
 from identity.types import AccountRecord, NewAccount, Principal, SessionTokens, StaffLogin
 
 __all__ = (
+    "ADMIN_ROLES",
     "CLIENT_FAILURE_LIMIT",
     "THROTTLE_WINDOW_SECONDS",
     "USER_FAILURE_LIMIT",
@@ -56,6 +57,7 @@ log = logging.getLogger("chongjun.identity.accounts")
 
 TOTP_SECRET = "account-totp-key"
 ADMIN_ROLES = ("city", "district", "auditor")
+"""The roles of an admin account (`Principal.role` of an admin): the one list of them."""
 
 # argon2id with the library's RFC 9106 "low memory" profile (64 MiB, t=3, p=4).
 _hasher = PasswordHasher()

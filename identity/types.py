@@ -27,7 +27,6 @@ __all__ = (
 )
 
 PrincipalKind = Literal["veteran", "staff", "admin", "device"]
-AdminRole = Literal["city", "district", "auditor"]
 
 
 class Principal(Record):

@@ -44,7 +44,7 @@ from benefits.ratings.types import (
 )
 from foundation.errors import Forbidden
 from foundation.paging import Page, decode_cursor, fetch_size, page_of
-from identity import Principal
+from identity import ADMIN_ROLES, Principal
 
 __all__ = (
     "DEFAULT_DUE_HOURS", "answer_case", "get_my_redemption", "list_cases", "list_merchant_ratings", "list_my_redemptions",
@@ -146,7 +146,7 @@ async def rate_redemption(
 
 def _district_of(caller: Principal) -> str | None:
     """The district an admin is confined to; None for city admins and (city-wide) auditors."""
-    if caller.kind != "admin" or caller.role not in ("city", "district", "auditor"):
+    if caller.kind != "admin" or caller.role not in ADMIN_ROLES:
         raise Forbidden("The ratings queue is for admins")
     if caller.role != "district":
         return None
