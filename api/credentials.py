@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Request, Response, get, post
 from typing import Annotated
 
 from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from api.deps import Conn, CurrentPrincipal, Keyring
-from api.guards import requires_veteran
+from api.guards import PublicRoutes, VeteranRoutes
 from identity import credentials
 from identity.credentials import CredentialRequest, IssuedCredential
 
@@ -23,10 +23,8 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-class MyCredentialController(Controller):
+class MyCredentialController(VeteranRoutes):
     path = "/v1/me/credential"
-    tags = ["veteran"]
-    guards = [requires_veteran]
 
     @post(
         "",
@@ -45,10 +43,9 @@ class MyCredentialController(Controller):
         )
 
 
-class StatusListController(Controller):
+class StatusListController(PublicRoutes):
     path = "/v1/status-lists"
     tags = ["public"]
-    opt = {"exclude_from_auth": True}
 
     @get(
         "/{list_id:int}",
