@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, Litestar, get, post
+from litestar import Litestar, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from prometheus_client import Gauge

@@ -389,7 +389,10 @@ async def import_roster(
             object_kind="roster",
             object_id=sha256(text.encode()).hexdigest()[:32],
             district=None,
-            detail={**{count: getattr(report, count) for count in _AUDITED_COUNTS}, "sha256": sha256(text.encode()).hexdigest()},
+            detail={
+                **{count: getattr(report, count) for count in _AUDITED_COUNTS},
+                "sha256": sha256(text.encode()).hexdigest(),
+            },
         )
         # Issue 13: the import's summary (counts only) reaches the data center.
         await write_event(
