@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 import asyncpg
 from litestar import Litestar
@@ -32,6 +32,8 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 
 import identity
 from identity import InvalidToken, KeyRing, Principal, SecretStore
+
+from api.lifespan import in_background
 
 __all__ = (
     "PUBLIC_PATHS",
@@ -119,10 +121,5 @@ async def keyring_lifespan(app: Litestar) -> AsyncIterator[None]:
         await _load(app, ring)
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("key ring not loaded at start (%s); retrying in the background", type(exc).__name__)
-    task = asyncio.create_task(_keep_fresh(app, ring))
-    try:
+    async with in_background(_keep_fresh(app, ring)):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task

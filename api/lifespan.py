@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 from litestar import Litestar
 
 from foundation.connections import connect_postgres, connect_redis
 from foundation.settings import Settings
 
-__all__ = ("freeze_startup_objects", "resources")
+__all__ = ("freeze_startup_objects", "in_background", "resources")
 
 
 @asynccontextmanager
@@ -24,6 +26,18 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     finally:
         await app.state.redis.aclose()
         await app.state.pool.close()
+
+
+@asynccontextmanager
+async def in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run `work` while the app serves; at shutdown cancel it and wait until it has ended."""
+    task = asyncio.create_task(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Annotated
 from uuid import UUID
 
@@ -20,6 +20,7 @@ from prometheus_client import Gauge
 
 from api.deps import AppSettings, Conn, CurrentPrincipal
 from api.guards import AdminRoutes, MerchantRoutes, VeteranRoutes, requires_admin_role
+from api.lifespan import in_background
 from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from benefits import ratings
 from benefits.ratings import CaseReply, CaseStatus, MerchantRating, MyRedemption, Rating, RatingCase, RatingCreate
@@ -139,10 +140,5 @@ async def _sample_overdue(app: Litestar) -> None:
 @asynccontextmanager
 async def overdue_gauge(app: Litestar) -> AsyncIterator[None]:
     """`chongjun_rating_cases_overdue{district}` in /metrics, sampled every 30 s."""
-    task = asyncio.create_task(_sample_overdue(app))
-    try:
+    async with in_background(_sample_overdue(app)):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -18,6 +18,7 @@ from litestar.params import QueryParameter
 
 from api.deps import Conn, CurrentPrincipal
 from api.guards import requires_admin
+from api.lifespan import in_background
 from api.merchants import CSV, _csv
 from benefits import catalog, stats
 from benefits.stats import StatsQuery, StatsReport
@@ -94,10 +95,5 @@ async def _refresh_regularly(app: Litestar) -> None:
 
 @asynccontextmanager
 async def stats_refresher(app: Litestar) -> AsyncIterator[None]:
-    task = asyncio.create_task(_refresh_regularly(app))
-    try:
+    async with in_background(_refresh_regularly(app)):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
