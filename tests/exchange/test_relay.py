@@ -211,8 +211,8 @@ async def test_invalid_batch_is_dead_lettered_and_resent(app, client, conn, pool
         assert resent.status_code == 200, resent.text
         again = await client.post(f"/v1/admin/exchange/dead-letters/{dead['id']}/resend", headers=city)
         assert again.status_code == 404 and again.json()["type"].endswith("dead-letter-not-found")
-        async with asyncio.timeout(20):
-            while len(receiver.deduped()) < 6:
+        async with asyncio.timeout(20):  # the 6 events, and the re-send's audit entry (stream audit)
+            while len(receiver.deduped()) < 7:
                 await asyncio.sleep(0.05)
         relay.stop()
         await task
@@ -220,7 +220,9 @@ async def test_invalid_batch_is_dead_lettered_and_resent(app, client, conn, pool
         await receiver.stop()
     assert (await client.get("/v1/admin/exchange/dead-letters", headers=city)).json()["items"] == []
     figures = await exchange.exchange_figures(conn)
-    assert figures.dead_lettered == 0 and figures.delivered == 6
+    assert figures.dead_lettered == 0 and figures.delivered == 7
+    [resend] = [e for e in receiver.deduped().values() if e["type"] == "audit.entry"]
+    assert resend["data"]["action"] == "exchange.resend" and resend["data"]["object"]["id"] == dead["id"]
     assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'exchange.resend'") == 1
 
 
