@@ -12,7 +12,7 @@ import pytest
 
 import exchange
 import identity
-from exchange import HttpSink, Pseudonyms, Relay, verify_batch
+from exchange import FileSink, HttpSink, Pseudonyms, Relay, verify_batch
 from exchange.relay import _LostLease
 from exchange.seal import KeyRingSigner
 from foundation.outbox import write_event
@@ -242,3 +242,34 @@ async def test_a_relay_that_lost_its_lease_cannot_move_the_cursor(conn, pool, ke
     assert await conn.fetchval("SELECT count(*) FROM exchange_batches") == 0
     assert await second.step(second.epoch)
     assert len(receiver.deduped()) == 3
+
+
+async def test_file_sink_rotates_and_writes_the_sealed_bytes(settings, conn, pool, keyring, tmp_path):
+    """Without a URL, CHONGJUN_EXCHANGE_DIR: one NDJSON line per event, byte for byte as in the
+    sealed batch, a new file past the size limit, and one line per batch with its seal."""
+    for i in range(30):
+        await write_event(conn, "roster.imported", {"i": i, "lines": 1})
+    assert isinstance(exchange.make_sink(msgspec.structs.replace(settings, exchange_url=None, exchange_dir=tmp_path)),
+                      FileSink)
+    relay = Relay(pool, FileSink(tmp_path, max_bytes=1500), KeyRingSigner(keyring), Pseudonyms(b"k" * 32),
+                  batch_size=10, poll_seconds=0.02, lease_ttl=3.0)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with asyncio.timeout(30):
+            while (await exchange.exchange_figures(conn)).delivered < 30:
+                await asyncio.sleep(0.05)
+    finally:
+        relay.stop()
+        await task
+    files = sorted(tmp_path.glob("events-*.ndjson"))
+    assert [f.name for f in files] == ["events-000001.ndjson", "events-000002.ndjson", "events-000003.ndjson"]
+    lines = [line for f in files for line in f.read_bytes().splitlines()]
+    assert [msgspec.json.decode(line)["data"]["i"] for line in lines] == list(range(30))
+    assert [msgspec.json.decode(line)["seq"] for line in lines] == list(range(1, 31))
+    stored = await conn.fetch("SELECT seq, batch_id::text, body, seal FROM exchange_batches ORDER BY seq")
+    batches = [msgspec.json.decode(line) for line in (tmp_path / "batches.ndjson").read_bytes().splitlines()]
+    assert [(b["sequence"], b["batch_id"], b["seal"], b["events"]) for b in batches] == [
+        (row["seq"], row["batch_id"], row["seal"], 10) for row in stored]
+    for row, f in zip(stored, files):
+        for line in f.read_bytes().splitlines():
+            assert line in bytes(row["body"])  # the event exactly as sealed
