@@ -76,14 +76,20 @@ async def form_batch_rows(conn: asyncpg.Connection, *, cursor_tx: str, cursor_po
     Only rows of transactions below this snapshot's xmin: every one of those has committed or
     rolled back, so no row can later become visible behind the cursor (a position taken at
     insert time is not commit order). Run it before the transaction writes anything, so its
-    own transaction id is not involved. `payload` is the JSON text, put into the batch as is."""
+    own transaction id is not involved. `payload` is the JSON text, put into the batch as is.
+
+    The ORDER BY names the table's columns: a bare `ORDER BY tx` means the output column `tx`,
+    the *text* of the xid8, which sorts '10000' before '9999' (a batch cut there would move the
+    cursor past events it never sent) and cannot use the (tx, position) key, so every batch
+    sorted the whole backlog."""
     return await conn.fetch(
         """
-        SELECT position, tx::text AS tx, id, stream, type, version, at, subject, payload::text AS payload
-        FROM outbox
-        WHERE (tx, position) > ($1::text::xid8, $2::bigint)
-          AND tx < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY tx, position
+        SELECT o.position, o.tx::text AS tx, o.id, o.stream, o.type, o.version, o.at, o.subject,
+               o.payload::text AS payload
+        FROM outbox o
+        WHERE (o.tx, o.position) > ($1::text::xid8, $2::bigint)
+          AND o.tx < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY o.tx, o.position  -- the columns: a bare `tx` is the output's text (see above)
         LIMIT $3
         """,
         cursor_tx, cursor_pos, limit,

@@ -273,3 +273,15 @@ async def test_file_sink_rotates_and_writes_the_sealed_bytes(settings, conn, poo
     for row, f in zip(stored, files):
         for line in f.read_bytes().splitlines():
             assert line in bytes(row["body"])  # the event exactly as sealed
+
+
+async def test_order_is_by_transaction_id_not_its_text(conn, pool, keyring, receiver):
+    """Transaction 99 before 100, though '100' < '99' as text: the batch read once sorted by the
+    xid's text, so a batch cut between them moved the cursor past 99's events, never sent."""
+    for tx in (100, 99, 100, 99, 100, 99):  # positions interleave; commit order is the xid's
+        await conn.execute(
+            "INSERT INTO outbox (tx, stream, type, version, payload) VALUES ($1::text::xid8, 'roster', 'roster.imported', 1,"
+            " jsonb_build_object('tx', $1::int, 'lines', 1))", str(tx))
+    await drain(make_relay(pool, keyring, receiver.url, batch_size=2), receiver, 6)
+    assert [e["data"]["tx"] for e in receiver.events()] == [99, 99, 99, 100, 100, 100]
+    receiver.check_order()
