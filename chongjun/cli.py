@@ -777,9 +777,11 @@ def stats_refresh(reach: bool) -> None:
               help="what the gates scan: a simulated 随申码, or our 崇军码 (signed with the profile's algorithm)")
 @click.option("--profiles", is_flag=True,
               help="run this tree under CHONGJUN_CRYPTO_PROFILE=intl and =gm, interleaved, and print the ratios")
+@click.option("--exchange", "exchange_sink", default="none", show_default=True, type=click.Choice(["none", "http"]),
+              help="none: events fill the outbox; http: the started server's relay delivers them to a receiver in this process")
 def bench_scans(
     url, workers, scans, warmup, concurrency, venues, devices, people, capacity, against, rounds,
-    admin_user, admin_password, seed, code, profiles,
+    admin_user, admin_password, seed, code, profiles, exchange_sink,
 ) -> None:
     """Accepted scans/s and p50/p95/p99 of POST /v1/scans over real HTTP, one fresh code per scan."""
     settings = load_settings()  # no servers of its own: it drives a server, started or given by --url
@@ -795,12 +797,12 @@ def bench_scans(
     options = dict(
         workers=workers, scans=scans, warmup=warmup, concurrency=concurrency, venues=venues, devices=devices,
         admin=(admin_user, admin_password), seed=seed, people=people, capacity=capacity or None, code=code,
-        echo=click.echo,
+        echo=click.echo, exchange=exchange_sink,
     )
     target = f"--url {url} " if url else f"--workers {workers} "
     shape = (
         f"--scans {scans} --warmup {warmup} --concurrency {concurrency} --venues {venues} --devices {devices} "
-        f"{f'--people {people} ' if people else ''}--capacity {capacity} --seed {seed} --code {code}"
+        f"{f'--people {people} ' if people else ''}--capacity {capacity} --seed {seed} --code {code} --exchange {exchange_sink}"
     )
     if code == "cj" or profiles:
         # Minting 崇军码 reads the server's key ring and roster: the same PostgreSQL, started here

@@ -12,7 +12,6 @@ __all__ = (
     "QUALITY_CHECKS",
     "acquire_lease",
     "active_warnings",
-    "batch_by_seq",
     "batch_status",
     "batches_from",
     "count_undelivered",
@@ -77,14 +76,20 @@ async def form_batch_rows(conn: asyncpg.Connection, *, cursor_tx: str, cursor_po
     Only rows of transactions below this snapshot's xmin: every one of those has committed or
     rolled back, so no row can later become visible behind the cursor (a position taken at
     insert time is not commit order). Run it before the transaction writes anything, so its
-    own transaction id is not involved."""
+    own transaction id is not involved. `payload` is the JSON text, put into the batch as is.
+
+    The ORDER BY names the table's columns: a bare `ORDER BY tx` means the output column `tx`,
+    the *text* of the xid8, which sorts '10000' before '9999' (a batch cut there would move the
+    cursor past events it never sent) and cannot use the (tx, position) key, so every batch
+    sorted the whole backlog."""
     return await conn.fetch(
         """
-        SELECT position, tx::text AS tx, id, stream, type, version, at, subject, payload
-        FROM outbox
-        WHERE (tx, position) > ($1::text::xid8, $2::bigint)
-          AND tx < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY tx, position
+        SELECT o.position, o.tx::text AS tx, o.id, o.stream, o.type, o.version, o.at, o.subject,
+               o.payload::text AS payload
+        FROM outbox o
+        WHERE (o.tx, o.position) > ($1::text::xid8, $2::bigint)
+          AND o.tx < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY o.tx, o.position  -- the columns: a bare `tx` is the output's text (see above)
         LIMIT $3
         """,
         cursor_tx, cursor_pos, limit,
@@ -237,10 +242,6 @@ async def requeue_dead(conn: asyncpg.Connection, batch_id: UUID) -> asyncpg.Reco
 
 async def batch_status(conn: asyncpg.Connection, batch_id: UUID) -> str | None:
     return await conn.fetchval("SELECT status FROM exchange_batches WHERE batch_id = $1", batch_id)
-
-
-async def batch_by_seq(conn: asyncpg.Connection, seq: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"SELECT {_BATCH_COLUMNS} FROM exchange_batches WHERE seq = $1", seq)
 
 
 async def outbox_position_of(conn: asyncpg.Connection, event_id: UUID) -> asyncpg.Record | None:

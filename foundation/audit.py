@@ -13,6 +13,12 @@ another auditing transaction waits for after it). The leaf's bytes are `leaf_byt
 canonical JSON (sorted keys, no whitespace, UTF-8) of the fields below, format version 1. A new
 format is a new `LEAF_VERSION` and a new log, never a change to this one.
 
+Every entry also leaves as an event of the exchange's stream `audit` (issue 13: "the audit
+archive is a stream like the others"), in the entry's own statement: `audit.entry`, carrying the
+leaf's seq and hash so the data center can hold it against our signed checkpoints. A person (a
+veteran acting, or a person acted on) is only the event's subject, pseudonymised by the relay;
+their internal id is never in the payload.
+
 `request_id_var` is the request id of the HTTP request being served (set by api.logs), recorded
 with every entry; outside a request it is "-" and the entry records None.
 """
@@ -24,10 +30,12 @@ import hashlib
 import math
 from datetime import datetime, timezone
 from typing import Any, Final
+from uuid import UUID
 
 import asyncpg
 import msgspec
 
+from foundation.outbox import EVENT_TYPES, OUTBOX_INSERT
 from foundation.structs import Record
 
 __all__ = ("LEAF_VERSION", "AuditEntry", "canonical_detail", "leaf_bytes", "leaf_hash", "request_id_var", "write_audit")
@@ -96,11 +104,41 @@ def leaf_hash(entry: AuditEntry) -> bytes:
 
 
 _NEXT = "SELECT seq, at FROM audit_next()"
-_INSERT = """
-    INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_role, actor_district, action, object_kind,
-                           object_id, district, request_id, detail, leaf_hash)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+_AUDIT_STREAM, _AUDIT_VERSION = EVENT_TYPES["audit.entry"]
+# The entry and its outbox event in one statement: no extra round trip, and the event exists
+# exactly when the entry does.
+_INSERT = f"""
+    WITH entry AS (
+        INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_role, actor_district, action, object_kind,
+                               object_id, district, request_id, detail, leaf_hash)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        RETURNING seq
+    )
+    {OUTBOX_INSERT}
+    SELECT '{_AUDIT_STREAM}', 'audit.entry', {_AUDIT_VERSION}, $14, $15 FROM entry
 """
+
+
+def _event(entry: AuditEntry, leaf: bytes) -> tuple[UUID | None, dict[str, Any]]:
+    """The entry as the data center gets it: (subject, payload). The person, if any, is the
+    subject (the object when it is a person, else a veteran actor) and no id of theirs stays in
+    the payload; everything else is the entry as archived."""
+    veteran = entry.actor_kind == "veteran"
+    person = entry.object_kind == "person"
+    subject = UUID(entry.object_id) if person else UUID(entry.actor_id) if veteran else None
+    hide_object = person or (veteran and entry.object_id == entry.actor_id)  # a veteran's own account
+    return subject, {
+        "seq": entry.seq,
+        "at": _utc(entry.at),
+        "action": entry.action,
+        "actor": {"kind": entry.actor_kind, "id": None if veteran else entry.actor_id,
+                  "role": entry.actor_role, "district": entry.actor_district},
+        "object": {"kind": entry.object_kind, "id": None if hide_object else entry.object_id},
+        "district": entry.district,
+        "detail": entry.detail,
+        "leaf_hash": leaf.hex(),
+    }
+
 
 
 async def write_audit(
@@ -132,9 +170,11 @@ async def write_audit(
             object_kind=object_kind, object_id=str(object_id), district=district,
             request_id=None if rid == "-" else rid, detail=canonical_detail(detail),
         )
+        leaf = leaf_hash(entry)
+        subject, payload = _event(entry, leaf)
         await conn.execute(
             _INSERT, entry.seq, entry.at, entry.actor_kind, entry.actor_id, entry.actor_role, entry.actor_district,
             entry.action, entry.object_kind, entry.object_id, entry.district, entry.request_id, entry.detail,
-            leaf_hash(entry),
+            leaf, subject, payload,
         )
     return entry.seq

@@ -33,6 +33,7 @@ EVENT_TYPES: dict[str, tuple[str, int]] = {
     "merchant.changed": ("merchants", 1),
     "venue.changed": ("merchants", 1),
     "device.changed": ("merchants", 1),
+    "audit.entry": ("audit", 1),
 }
 """Every event type, its stream and current version: the receiver's contract (docs/exchange.md)."""
 

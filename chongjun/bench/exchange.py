@@ -22,7 +22,7 @@ from exchange.seal import KeyRingSigner
 from foundation.connections import connect_postgres
 from foundation.settings import Settings
 
-__all__ = ("ExchangeBench", "run_exchange_bench")
+__all__ = ("ExchangeBench", "LocalReceiver", "run_exchange_bench")
 
 
 class ExchangeBench(msgspec.Struct, frozen=True):
@@ -36,13 +36,17 @@ class ExchangeBench(msgspec.Struct, frozen=True):
     fill_seconds: float
 
 
-class _Receiver:
+class LocalReceiver:
+    """A data center on 127.0.0.1 that accepts every batch (JSON checked, ids kept); also the
+    receiver of `chongjun bench scans --exchange http`."""
+
     def __init__(self) -> None:
         self.ids: set[str] = set()
         self.received = 0
         self.batches = 0
         self.done = asyncio.Event()
         self.expected = 0
+        self.last_at = time.monotonic()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -54,12 +58,13 @@ class _Receiver:
                         length = int(line.split(b":", 1)[1])
                 body = msgspec.json.decode(await reader.readexactly(length))
                 self.batches += 1
+                self.last_at = time.monotonic()
                 for event in body["events"]:
                     self.received += 1
                     self.ids.add(event["id"])
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}")
                 await writer.drain()
-                if len(self.ids) >= self.expected:
+                if self.expected and len(self.ids) >= self.expected:
                     self.done.set()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -92,7 +97,7 @@ async def run_exchange_bench(
         echo(f"filled the outbox with {events} events in {fill_seconds:.1f} s")
         ring = identity.KeyRing(identity.SecretStore(scratch.data_dir / "bench-secrets", production=False))
         ring.use([identity.generate_key("EdDSA")])
-        receiver = _Receiver()
+        receiver = LocalReceiver()
         receiver.expected = events
         server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]

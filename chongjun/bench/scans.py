@@ -37,6 +37,7 @@ import httpx
 import msgspec
 import psutil  # the memory and CPU of the server's processes
 
+from chongjun.bench.exchange import LocalReceiver
 from foundation.settings import Settings
 from foundation.connections import open_connection
 from identity import (
@@ -129,12 +130,14 @@ class SpawnedServer:
     `checkout` runs another checkout's `chongjun` (its own `.venv`, in its directory) with this
     data dir, so its embedded PostgreSQL and Redis are its own (`--against`)."""
 
-    def __init__(self, settings: Settings, *, workers: int, checkout: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, workers: int, checkout: Path | None = None, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = settings.data_dir / "bench-serve.log"
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, CHONGJUN_DEVICE_SCAN_RATE=str(_BENCH_RATE_LIMIT))
+        env = dict(os.environ, CHONGJUN_DEVICE_SCAN_RATE=str(_BENCH_RATE_LIMIT), **(extra_env or {}))
         command = _chongjun_executable()
         if checkout is not None:
             command = [str(checkout / ".venv" / "bin" / "chongjun")]
@@ -472,13 +475,22 @@ async def run_scan_bench(
     code: str = "suishen",
     echo=print,
     pg_data_dir: Path | None = None,
+    exchange: str = "none",
 ) -> ScanBench:
     """One run. `people`: that many people come back again and again (a benefit without a
     per-person cap); None: one person per scan under a 1/day cap. `capacity`: each venue's daily
     capacity (None: none). `checkout`: serve from that checkout instead (see SpawnedServer).
     `code`: `suishen` (a simulated 随申码 per scan) or `cj` (our 崇军码, which needs `settings` to
-    name the server's PostgreSQL: the key ring and the roster are read from it)."""
-    server = SpawnedServer(settings, workers=workers, checkout=checkout) if url is None else None
+    name the server's PostgreSQL: the key ring and the roster are read from it). `exchange`:
+    `none` (the outbox fills, nothing is delivered) or `http` (a receiver in this process is the
+    started server's CHONGJUN_EXCHANGE_URL, so its relay delivers while the scans run)."""
+    receiver = listener = None
+    extra_env: dict[str, str] = {}
+    if exchange == "http" and url is None:
+        receiver = LocalReceiver()
+        listener = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+        extra_env["CHONGJUN_EXCHANGE_URL"] = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/ingest"
+    server = SpawnedServer(settings, workers=workers, checkout=checkout, extra_env=extra_env) if url is None else None
     if pg_data_dir is None and server is not None and not settings.database_url:
         pg_data_dir = settings.data_dir / "pg"  # the embedded cluster that server starts
     try:
@@ -513,6 +525,13 @@ async def run_scan_bench(
         connections = await _connect(host, port, concurrency)
         echo(f"warm-up: {warmup} scans ...")
         await _drive(connections, requests[:warmup])
+        if receiver is not None:
+            # What earlier runs left in the outbox is delivered before the clock starts: measured
+            # is the relay keeping up with the scans, not a backlog.
+            async with asyncio.timeout(300):
+                while time.monotonic() - receiver.last_at < 2.0:
+                    await asyncio.sleep(0.25)
+            before_run = receiver.received
         echo(f"measuring: {scans} scans over {concurrency} connections ...")
         peaks: dict[int, float] = {}
         stop = asyncio.Event()
@@ -522,12 +541,16 @@ async def run_scan_bench(
         for connection in connections:
             connection.transport.close()
         cpu_after, pg_after = _cpu_seconds(root_pid), _postgres_cpu_seconds(pg_data_dir)
+        if receiver is not None:
+            echo(f"exchange: the relay delivered {receiver.received - before_run} events to the local receiver during the run")
         stop.set()
         await sampler
         await _retire_world(url, world, admin=admin, echo=echo)
     finally:
         if server is not None:
             server.stop()
+        if listener is not None:
+            listener.close()
     latencies.sort()
     accepted = outcomes.get("accepted", 0)
     return ScanBench(

@@ -13,7 +13,8 @@ __all__ = ("Receiver",)
 
 class Receiver:
     """`behaviour(n)` decides the n-th request (1-based): an HTTP status, or ("sleep", s, status),
-    or "drop" (close without answering)."""
+    or ("hold", event, status) (kept, answered once the asyncio.Event is set), or "drop" (close
+    without answering)."""
 
     def __init__(self, behaviour: Callable[[int], object] | None = None) -> None:
         self.behaviour = behaviour or (lambda n: 200)
@@ -60,7 +61,9 @@ class Receiver:
                 if 200 <= status < 300:  # kept before a slow answer: a relay that times out resends it
                     self.raw.append((body, headers))
                     self.accepted.append(msgspec.json.decode(body))
-                if isinstance(action, tuple):
+                if isinstance(action, tuple) and action[0] == "hold":
+                    await seconds.wait()
+                elif isinstance(action, tuple):
                     await asyncio.sleep(seconds)
                 reply = b'{"ok":true}' if status < 300 else b'{"error":"no"}'
                 writer.write(

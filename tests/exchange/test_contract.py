@@ -4,13 +4,17 @@ schema published there, every event type has one, and a receiver can rebuild the
 from __future__ import annotations
 
 import re
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import jsonschema_rs
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from exchange import Pseudonyms
 from foundation.outbox import EVENT_TYPES
+from identity.keys import _public_jwk
 from tests.exchange.test_relay import drain, make_relay
 from tests.factories.people import DISABLED_ID, VETERAN_ID
 from tests.factories.world import build_rating_world, device_headers, reverse, suishen, visit
@@ -98,3 +102,44 @@ async def test_receiver_rebuilds_the_ledger_per_venue_and_day(app, client, conn,
     )
     assert {(r["venue_id"], r["service_day"]): r["net"] for r in ours} == dict(rebuilt)
     assert sum(rebuilt.values()) == 4
+
+
+async def test_the_audit_archive_is_the_stream_audit(app, client, conn, pool, keyring, receiver):
+    """Every audit_log entry leaves once as `audit.entry` (its seq, leaf hash and detail as
+    archived), a veteran only as their pseudonym, no person's internal id anywhere."""
+    await _everything(app, client, conn)
+    from tests.factories.world import login
+
+    issued = await client.post(  # audited with the veteran as actor (credential.issue)
+        "/v1/me/credential", json={"holder_jwk": _public_jwk(Ed25519PrivateKey.generate().public_key())},
+        headers=await login(client, app, VETERAN_ID),
+    )
+    assert issued.status_code == 201, issued.text
+    total = await conn.fetchval("SELECT count(*) FROM outbox")
+    await drain(make_relay(pool, keyring, receiver.url), receiver, total)
+    schema = jsonschema_rs.validator_for(published_schemas()["audit.entry"], validate_formats=True)
+    sent = {e["data"]["seq"]: e for e in receiver.deduped().values() if e["type"] == "audit.entry"}
+    for event in sent.values():
+        schema.validate(event["data"])
+        assert event["stream"] == "audit"
+    archive = await conn.fetch("SELECT * FROM audit_log ORDER BY seq")
+    assert sorted(sent) == [row["seq"] for row in archive] and len(archive) >= 5
+    pseudonym = Pseudonyms(b"k" * 32).of  # make_relay's key
+    veterans = 0
+    for row in archive:
+        event = sent[row["seq"]]
+        data = event["data"]
+        assert data["leaf_hash"] == bytes(row["leaf_hash"]).hex()
+        assert (data["action"], data["actor"]["kind"], data["object"]["kind"], data["district"]) == (
+            row["action"], row["actor_kind"], row["object_kind"], row["district"])
+        assert data["detail"] == row["detail"]
+        if row["actor_kind"] == "veteran":
+            veterans += 1
+            assert event["person"] == pseudonym(uuid.UUID(row["actor_id"]))
+            assert data["actor"]["id"] is None
+        else:
+            assert event["person"] is None and data["actor"]["id"] == row["actor_id"]
+    assert veterans >= 1  # the credential's issuance
+    text = b"".join(body for body, _ in receiver.raw).decode()
+    for person_id in await conn.fetch("SELECT id::text FROM people"):
+        assert person_id["id"] not in text

@@ -12,7 +12,7 @@ import pytest
 
 import exchange
 import identity
-from exchange import HttpSink, Pseudonyms, Relay, verify_batch
+from exchange import FileSink, HttpSink, Pseudonyms, Relay, verify_batch
 from exchange.relay import _LostLease
 from exchange.seal import KeyRingSigner
 from foundation.outbox import write_event
@@ -211,8 +211,8 @@ async def test_invalid_batch_is_dead_lettered_and_resent(app, client, conn, pool
         assert resent.status_code == 200, resent.text
         again = await client.post(f"/v1/admin/exchange/dead-letters/{dead['id']}/resend", headers=city)
         assert again.status_code == 404 and again.json()["type"].endswith("dead-letter-not-found")
-        async with asyncio.timeout(20):
-            while len(receiver.deduped()) < 6:
+        async with asyncio.timeout(20):  # the 6 events, and the re-send's audit entry (stream audit)
+            while len(receiver.deduped()) < 7:
                 await asyncio.sleep(0.05)
         relay.stop()
         await task
@@ -220,7 +220,9 @@ async def test_invalid_batch_is_dead_lettered_and_resent(app, client, conn, pool
         await receiver.stop()
     assert (await client.get("/v1/admin/exchange/dead-letters", headers=city)).json()["items"] == []
     figures = await exchange.exchange_figures(conn)
-    assert figures.dead_lettered == 0 and figures.delivered == 6
+    assert figures.dead_lettered == 0 and figures.delivered == 7
+    [resend] = [e for e in receiver.deduped().values() if e["type"] == "audit.entry"]
+    assert resend["data"]["action"] == "exchange.resend" and resend["data"]["object"]["id"] == dead["id"]
     assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'exchange.resend'") == 1
 
 
@@ -240,3 +242,46 @@ async def test_a_relay_that_lost_its_lease_cannot_move_the_cursor(conn, pool, ke
     assert await conn.fetchval("SELECT count(*) FROM exchange_batches") == 0
     assert await second.step(second.epoch)
     assert len(receiver.deduped()) == 3
+
+
+async def test_file_sink_rotates_and_writes_the_sealed_bytes(settings, conn, pool, keyring, tmp_path):
+    """Without a URL, CHONGJUN_EXCHANGE_DIR: one NDJSON line per event, byte for byte as in the
+    sealed batch, a new file past the size limit, and one line per batch with its seal."""
+    for i in range(30):
+        await write_event(conn, "roster.imported", {"i": i, "lines": 1})
+    assert isinstance(exchange.make_sink(msgspec.structs.replace(settings, exchange_url=None, exchange_dir=tmp_path)),
+                      FileSink)
+    relay = Relay(pool, FileSink(tmp_path, max_bytes=1500), KeyRingSigner(keyring), Pseudonyms(b"k" * 32),
+                  batch_size=10, poll_seconds=0.02, lease_ttl=3.0)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with asyncio.timeout(30):
+            while (await exchange.exchange_figures(conn)).delivered < 30:
+                await asyncio.sleep(0.05)
+    finally:
+        relay.stop()
+        await task
+    files = sorted(tmp_path.glob("events-*.ndjson"))
+    assert [f.name for f in files] == ["events-000001.ndjson", "events-000002.ndjson", "events-000003.ndjson"]
+    lines = [line for f in files for line in f.read_bytes().splitlines()]
+    assert [msgspec.json.decode(line)["data"]["i"] for line in lines] == list(range(30))
+    assert [msgspec.json.decode(line)["seq"] for line in lines] == list(range(1, 31))
+    stored = await conn.fetch("SELECT seq, batch_id::text, body, seal FROM exchange_batches ORDER BY seq")
+    batches = [msgspec.json.decode(line) for line in (tmp_path / "batches.ndjson").read_bytes().splitlines()]
+    assert [(b["sequence"], b["batch_id"], b["seal"], b["events"]) for b in batches] == [
+        (row["seq"], row["batch_id"], row["seal"], 10) for row in stored]
+    for row, f in zip(stored, files):
+        for line in f.read_bytes().splitlines():
+            assert line in bytes(row["body"])  # the event exactly as sealed
+
+
+async def test_order_is_by_transaction_id_not_its_text(conn, pool, keyring, receiver):
+    """Transaction 99 before 100, though '100' < '99' as text: the batch read once sorted by the
+    xid's text, so a batch cut between them moved the cursor past 99's events, never sent."""
+    for tx in (100, 99, 100, 99, 100, 99):  # positions interleave; commit order is the xid's
+        await conn.execute(
+            "INSERT INTO outbox (tx, stream, type, version, payload) VALUES ($1::text::xid8, 'roster', 'roster.imported', 1,"
+            " jsonb_build_object('tx', $1::int, 'lines', 1))", str(tx))
+    await drain(make_relay(pool, keyring, receiver.url, batch_size=2), receiver, 6)
+    assert [e["data"]["tx"] for e in receiver.events()] == [99, 99, 99, 100, 100, 100]
+    receiver.check_order()
