@@ -22,7 +22,7 @@ import archive
 from api.deps import Conn, CurrentPrincipal, Keyring
 from api.guards import requires_admin, requires_admin_role
 from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
-from archive import AuditFilter, Checkpoint, ConsistencyProof, InclusionProof
+from archive import AuditFilter, Checkpoint, CheckpointStatus, ConsistencyProof, InclusionProof
 from foundation.audit import AuditEntry
 
 __all__ = ("AdminAuditController", "checkpoint_lifespan")
@@ -85,6 +85,15 @@ class AdminAuditController(Controller):
     @get("/checkpoints/latest", operation_id="AdminLatestCheckpoint", summary="The latest signed checkpoint")
     async def latest_checkpoint(self, conn: Conn, keyring: Keyring) -> Checkpoint:
         return await archive.get_checkpoint(conn, keyring)
+
+    @get(
+        "/status", operation_id="AdminAuditStatus",
+        summary="The latest signed checkpoint checked now: its signature, and its consistency with the previous one",
+        description="What the console's audit page shows. Checked against the recorded leaf hashes and the key ring's "
+        "public keys; `chongjun audit verify` recomputes every entry from its content.",
+    )
+    async def status(self, conn: Conn, keyring: Keyring) -> CheckpointStatus:
+        return await archive.checkpoint_status(conn, keyring)
 
     @post(
         "/checkpoints", operation_id="AdminCutCheckpoint", status_code=HTTP_201_CREATED,

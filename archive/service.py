@@ -26,15 +26,16 @@ import msgspec
 from archive import db
 from archive.checkpoints import TreeBuilder, b64, checkpoint_of, note_text, unb64, unix_time
 from archive.errors import ArchiveEmpty, ArchiveTampered, AuditEntryNotFound, CheckpointNotFound
-from archive.merkle import consistency_proof as _consistency, inclusion_proof as _inclusion
-from archive.types import AuditFilter, AuditScope, Checkpoint, ConsistencyProof, InclusionProof, VerifyReport
-from archive.verify import Verifier
+from archive.merkle import ProofError, consistency_proof as _consistency, inclusion_proof as _inclusion, verify_consistency
+from archive.types import AuditFilter, AuditScope, Checkpoint, CheckpointStatus, ConsistencyProof, InclusionProof, VerifyReport
+from archive.verify import Verifier, signature_problem
 from foundation.audit import AuditEntry, leaf_hash
 from foundation.paging import Page, decode_cursor, fetch_size, page_of
 from identity import KeyRing, Principal
 
 __all__ = (
     "EXPORT_FORMAT",
+    "checkpoint_status",
     "consistency_proof",
     "cut_checkpoint",
     "entry_of",
@@ -206,6 +207,38 @@ async def consistency_proof(conn: asyncpg.Connection, keyring: KeyRing | None, f
         first=older.tree_size, second=newer.tree_size,
         proof=[b64(h) for h in _consistency(older.tree_size, leaves)],
         first_checkpoint=older, second_checkpoint=newer,
+    )
+
+
+async def checkpoint_status(conn: asyncpg.Connection, keyring: KeyRing) -> CheckpointStatus:
+    """The latest checkpoint, whether its signature holds, and whether it extends the previous one
+    (archive.types.CheckpointStatus). Reads the recorded leaf hashes; `chongjun audit verify`
+    recomputes them from content."""
+    entries = (await db.head(conn))["next_seq"]
+    rows = await db.checkpoints_page(conn, below=None, limit=2)
+    if not rows:
+        return CheckpointStatus(entries=entries)
+    keys = {k["kid"]: k for k in keyring.jwks()["keys"]}
+    latest = checkpoint_of(rows[0], _jwk(keyring, rows[0]["kid"]))
+    latest_problem = signature_problem(latest, keys)
+    if len(rows) == 1:
+        return CheckpointStatus(entries=entries, checkpoint=latest, signature_valid=latest_problem is None, problem=latest_problem)
+    previous = checkpoint_of(rows[1], _jwk(keyring, rows[1]["kid"]))
+    previous_problem = signature_problem(previous, keys)
+    problems = [latest_problem] if latest_problem else []
+    proof = await consistency_proof(conn, keyring, previous.tree_size, latest.tree_size)
+    try:
+        verify_consistency(previous.tree_size, latest.tree_size, unb64(previous.root_hash), unb64(latest.root_hash),
+                           [unb64(p) for p in proof.proof])
+        consistent = True
+    except ProofError as exc:
+        consistent = False
+        problems.append(f"checkpoint {latest.tree_size} does not extend checkpoint {previous.tree_size}: {exc}")
+    if previous_problem:
+        problems.append(previous_problem)
+    return CheckpointStatus(
+        entries=entries, checkpoint=latest, signature_valid=latest_problem is None, previous=previous,
+        previous_signature_valid=previous_problem is None, consistent=consistent, problem="; ".join(problems) or None,
     )
 
 

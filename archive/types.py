@@ -6,7 +6,9 @@ from datetime import datetime
 
 from foundation.structs import Record
 
-__all__ = ("AuditFilter", "AuditScope", "Checkpoint", "ConsistencyProof", "Finding", "InclusionProof", "VerifyReport")
+__all__ = (
+    "AuditFilter", "AuditScope", "Checkpoint", "CheckpointStatus", "ConsistencyProof", "Finding", "InclusionProof", "VerifyReport",
+)
 
 
 class AuditFilter(Record, kw_only=True):
@@ -77,3 +79,22 @@ class VerifyReport(Record, kw_only=True):
     entries: int
     checkpoints: int
     finding: Finding | None = None
+
+
+class CheckpointStatus(Record, kw_only=True):
+    """The latest signed checkpoint as the service checks it now (the console's audit page).
+
+    `signature_valid`: its note says its fields and its signature verifies under the key ring's
+    public key of its `kid`. `consistent`: the RFC 9162 consistency proof from the previous
+    checkpoint to it verifies against both signed roots (None without a previous one). `entries`:
+    the committed entries now (those above the tree size are not signed yet). `problem`: what
+    does not hold, in words.
+    """
+
+    entries: int
+    checkpoint: Checkpoint | None = None
+    signature_valid: bool | None = None
+    previous: Checkpoint | None = None
+    previous_signature_valid: bool | None = None
+    consistent: bool | None = None
+    problem: str | None = None

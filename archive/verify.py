@@ -25,10 +25,27 @@ from archive.types import Checkpoint, Finding, VerifyReport
 from foundation.audit import AuditEntry, leaf_hash
 from identity import verify_signature
 
-__all__ = ("REORDER_WINDOW", "Verifier")
+__all__ = ("REORDER_WINDOW", "Verifier", "signature_problem")
 
 REORDER_WINDOW = 64
 """How far away a moved entry is looked for, to tell "reordered" from "edited"."""
+
+
+def signature_problem(cp: Checkpoint, keys: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Why checkpoint `cp` does not hold: its fields differ from its note, its key is not among
+    `keys` (by kid) or its signature does not verify; None when it holds."""
+    try:
+        size, root, when = parse_note(cp.note)
+    except ValueError as exc:
+        return f"checkpoint {cp.tree_size}: {exc}"
+    if size != cp.tree_size or root != unb64(cp.root_hash) or when != int(cp.at.timestamp()):
+        return f"checkpoint {cp.tree_size}: its fields differ from its note"
+    key = keys.get(cp.kid)
+    if key is None:
+        return f"checkpoint {cp.tree_size}: key {cp.kid} is not in the JWKS"
+    if not verify_signature(cp.alg, key, cp.note.encode(), unb64url(cp.signature)):
+        return f"checkpoint {cp.tree_size}: the signature does not verify"
+    return None
 
 
 class Verifier:
@@ -80,21 +97,11 @@ class Verifier:
     def check_checkpoints(self, checkpoints: list[Checkpoint]) -> None:
         previous = 0
         for cp in sorted(checkpoints, key=lambda c: c.tree_size):
-            try:
-                size, root, when = parse_note(cp.note)
-            except ValueError as exc:
-                self._fail("checkpoint-signature", cp.tree_size, f"checkpoint {cp.tree_size}: {exc}")
+            problem = signature_problem(cp, self.keys)
+            if problem is not None:
+                self._fail("checkpoint-signature", cp.tree_size, problem)
                 return
-            if size != cp.tree_size or root != unb64(cp.root_hash) or when != int(cp.at.timestamp()):
-                self._fail("checkpoint-signature", cp.tree_size, f"checkpoint {cp.tree_size}: its fields differ from its note")
-                return
-            key = self.keys.get(cp.kid)
-            if key is None:
-                self._fail("checkpoint-signature", cp.tree_size, f"checkpoint {cp.tree_size}: key {cp.kid} is not in the JWKS")
-                return
-            if not verify_signature(cp.alg, key, cp.note.encode(), unb64url(cp.signature)):
-                self._fail("checkpoint-signature", cp.tree_size, f"checkpoint {cp.tree_size}: the signature does not verify")
-                return
+            root = unb64(cp.root_hash)
             if cp.tree_size > self.tree.size:
                 self._fail(
                     "checkpoint-size", self.tree.size,

@@ -115,6 +115,37 @@ async def test_checkpoints_are_signed_and_proofs_verify(client, conn, day):
     assert missing.status_code == 404 and missing.json()["type"] == "urn:chongjun:problem:checkpoint-not-found"
 
 
+async def test_the_status_checks_the_latest_signature_and_its_consistency_with_the_previous(app, client, conn):
+    auditor = auth_headers(app, admin("auditor"))
+    before = await client.get("/v1/admin/audit/status", headers=auditor)
+    assert before.status_code == 200, before.text
+    assert before.json()["checkpoint"] is None and before.json()["signature_valid"] is None
+    day = await scripted_day(app, client, conn)
+    status = (await client.get("/v1/admin/audit/status", headers=auditor)).json()
+    assert status["checkpoint"] == day["second"] and status["previous"] == day["first"]
+    assert (status["signature_valid"], status["previous_signature_valid"], status["consistent"]) == (True, True, True)
+    assert status["problem"] is None
+    assert status["entries"] >= day["second"]["tree_size"]
+    district = await client.get("/v1/admin/audit/status", headers=auth_headers(app, admin("district", district=PUDONG)))
+    assert district.status_code == 200
+    veteran = await client.get("/v1/admin/audit/status", headers=await login(client, app, VETERAN_ID))
+    assert veteran.status_code in (401, 403)
+
+    # A recorded leaf hash below the first checkpoint rewritten: the proof no longer joins the two roots.
+    await _as_superuser(conn, "UPDATE audit_log SET leaf_hash = $1 WHERE seq = 0", b"\x07" * 32)
+    broken = (await client.get("/v1/admin/audit/status", headers=auditor)).json()
+    assert broken["signature_valid"] is True and broken["consistent"] is False
+    assert f"does not extend checkpoint {day['first']['tree_size']}" in broken["problem"]
+
+    async with conn.transaction():
+        await conn.execute("ALTER TABLE audit_checkpoints DISABLE TRIGGER USER")
+        await conn.execute("UPDATE audit_checkpoints SET signature = $1 WHERE tree_size = $2", b"\x00" * 64, day["second"]["tree_size"])
+        await conn.execute("ALTER TABLE audit_checkpoints ENABLE TRIGGER USER")
+    forged = (await client.get("/v1/admin/audit/status", headers=auditor)).json()
+    assert forged["signature_valid"] is False and forged["previous_signature_valid"] is True
+    assert "the signature does not verify" in forged["problem"]
+
+
 async def test_district_admins_read_only_their_district(app, client, conn, day):
     pudong = auth_headers(app, admin("district", district=PUDONG))
     seen, cursor = [], None

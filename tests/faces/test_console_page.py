@@ -18,6 +18,8 @@ import pytest
 from playwright.async_api import expect
 
 import identity
+from benefits import stats
+from foundation.vocabulary import SHANGHAI_DISTRICTS
 from identity.totp import totp_at
 from chongjun.demo import NAMED_PEOPLE
 from foundation.connections import init_connection
@@ -107,9 +109,9 @@ async def test_login_needs_the_totp_code_and_each_role_sees_its_menu(faces: Face
         await expect(page.locator("input[name=username]")).to_be_visible()
         assert await page.evaluate("sessionStorage.length") == 0
     menus = {
-        CITY: ["概览", "优待项目", "商户", "场馆", "设备", "工作人员", "名册导入", "差评处理"],
-        DISTRICT: ["概览", "优待项目", "商户", "场馆", "设备", "工作人员", "差评处理"],
-        AUDITOR: ["概览", "优待项目", "商户", "场馆", "设备", "工作人员", "差评处理"],
+        CITY: ["概览", "优待项目", "商户", "场馆", "设备", "工作人员", "名册导入", "差评处理", "审计日志"],
+        DISTRICT: ["概览", "优待项目", "商户", "场馆", "设备", "工作人员", "差评处理", "审计日志"],
+        AUDITOR: ["概览", "优待项目", "商户", "场馆", "设备", "工作人员", "差评处理", "审计日志"],
         STAFF: ["核验记录", "日报", "月结单", "设备"],
     }
     for who, expected in menus.items():
@@ -262,7 +264,8 @@ async def test_merchant_staff_see_ledger_daily_report_and_sealed_statement(faces
         async with faces.page(size) as page:
             await _login(page, faces, STAFF)
             await _ready(page, "ledger")
-            await expect(page.locator("tbody tr").first).to_contain_text("C3")
+            # A table on a desktop, a list of one-line summaries on a phone.
+            await expect(page.locator("tbody tr, .summary-list > li").first).to_contain_text("C3")
             await faces.shot(page, "ledger", size)
             assert not await faces.axe(page)
             await page.click("nav a[href='/console/daily']")
@@ -288,7 +291,7 @@ async def test_merchant_staff_see_ledger_daily_report_and_sealed_statement(faces
 
 
 async def test_every_admin_page_at_both_sizes_passes_axe(faces: Faces):
-    pages = ["dashboard", "benefits", "merchants", "venues", "devices", "staff", "roster", "ratings"]
+    pages = ["dashboard", "benefits", "merchants", "venues", "devices", "staff", "roster", "ratings", "audit"]
     for size in ("desktop", "phone"):
         async with faces.page(size) as page:
             await _login(page, faces, CITY)
@@ -298,6 +301,11 @@ async def test_every_admin_page_at_both_sizes_passes_axe(faces: Faces):
                 await faces.shot(page, name, size)
                 violations = await faces.axe(page)
                 assert not violations, (name, size, violations)
+                # Usable on a phone: nothing wider than the screen but the menu (which scrolls).
+                overflow = await page.evaluate(
+                    "[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > innerWidth + 1"
+                    " && !e.closest('.tablewrap, .chart, pre')).map(e => e.tagName + '.' + e.className).slice(0, 5)")
+                assert not overflow, (name, size, overflow)
     assert not faces.dialogs, faces.dialogs
     faces.assert_clean()
 
@@ -310,4 +318,304 @@ async def test_an_idle_session_ends_and_shows_the_login_form(faces: Faces):
         await page.clock.run_for(16 * 60 * 1000)
         await expect(page.locator("input[name=username]")).to_be_visible()
         assert await page.evaluate("sessionStorage.length") == 0
+    _SESSIONS.pop(AUDITOR)  # ended (its refresh tokens revoked): a later test logs in again
+    faces.assert_clean()
+
+
+# ---- dashboard, audit log, edit forms, phone size ---------------------------------------------
+
+_TOKENS: dict[tuple[str, str], str] = {}
+
+
+def _get(faces: Faces, who: tuple[str, str], path: str, **params) -> dict:
+    """What the API answers `who` (one API login per account in the module)."""
+    if who not in _TOKENS:
+        _TOKENS[who] = faces.staff_token(*who)
+    with faces.api() as client:
+        response = client.get(path, params=params, headers={"Authorization": f"Bearer {_TOKENS[who]}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _send(faces: Faces, who: tuple[str, str], method: str, path: str, body: dict) -> dict:
+    _get(faces, who, "/v1/admin/benefits", limit=1)  # the token
+    with faces.api() as client:
+        response = client.request(method, path, json=body, headers={"Authorization": f"Bearer {_TOKENS[who]}"})
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def _scans(faces: Faces) -> None:
+    """An accepted scan and the same code again (refused: replayed) at a demo device."""
+    summary = faces.seed_summary.splitlines()
+    device = next(li for li in summary if li.startswith("device at 上海博物馆"))
+    device_id = re.search(r"device_id=(\S+)", device).group(1)
+    secret = re.search(r"secret=(\S+)", device).group(1)
+    venue_id = re.search(r"\(venue (\S+)\)", device).group(1)
+    issuer = identity.DevCityIssuer(faces.settings, identity.pii_vault(faces.settings))
+    code = issuer.issue(PLAIN)
+    with faces.api() as client:
+        token = client.post("/v1/devices/token", json={"device_id": device_id, "secret": secret}).json()["access_token"]
+        decisions = [client.post("/v1/scans", json={"code": code, "venue_id": venue_id},
+                                 headers={"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())}).json()["decision"]
+                     for _ in range(2)]
+    assert decisions == ["accepted", "rejected"], decisions
+
+
+async def _refresh_stats(faces: Faces) -> None:
+    conn = await asyncpg.connect(faces.settings.database_url)
+    await init_connection(conn)
+    try:
+        await stats.refresh_stats(conn)
+    finally:
+        await conn.close()
+
+
+async def _chart(page, name: str) -> list[tuple[str, int]]:
+    return [(await g.get_attribute("data-label"), int(await g.get_attribute("data-value")))
+            for g in await page.locator(f"[data-chart={name}] svg g.row").all()]
+
+
+async def _dashboard_matches(page, report: dict) -> None:
+    """Every chart and figure of the dashboard on `page` is the API's `report`."""
+    names = {code: zh for code, (zh, _) in SHANGHAI_DISTRICTS.items()}
+    district = lambda code: f"{names[code]} {code}" if code in names else code  # noqa: E731
+    t = report["totals"]
+    assert await page.locator("[data-kpi=redemptions] .kpi-value").inner_text() == str(t["redemptions"])
+    assert await page.locator("[data-kpi=people] .kpi-value").inner_text() == str(t["people"])
+    assert await page.locator("[data-kpi=open_cases] .kpi-value").inner_text() == str(report["ratings"]["open_cases"])
+    reach = sorted([b for b in report["by_benefit"] if (b["eligible"] or 0) > 0 or b["used"] > 0],
+                   key=lambda b: -(b["eligible"] or 0))
+    shown = await _chart(page, "c-reach")
+    assert len(shown) == min(12, len(reach)) and shown, shown
+    by_code = {f"{b['code']} {b['name_zh']}": b for b in reach}
+    for label, value in shown:
+        assert by_code[label]["eligible"] == value, (label, value)
+    assert [v for _, v in shown] == [b["eligible"] or 0 for b in reach[:len(shown)]]
+    assert await _chart(page, "c-districts") == sorted(
+        [(district(k["key"]), k["redemptions"]) for k in report["by_district"]], key=lambda kv: -kv[1])
+    assert await _chart(page, "c-refusals") == sorted(
+        [(REASONS_ZH.get(r["reason"], r["reason"]), r["count"]) for r in report["refusals"]], key=lambda kv: -kv[1])
+    assert await _chart(page, "c-cases") == sorted(
+        [(district(c["district"]), c["open"]) for c in report["ratings"]["by_district"]], key=lambda kv: -kv[1])
+    days = {await g.get_attribute("data-day"): int(await g.get_attribute("data-value"))
+            for g in await page.locator("[data-chart=c-days] svg g.col").all()}
+    assert min(days) == report["query"]["date_from"] and max(days) == report["query"]["date_to"]
+    assert {d: n for d, n in days.items() if n} == {d["day"]: d["redemptions"] for d in report["by_day"] if d["redemptions"]}
+    assert sum(days.values()) == t["redemptions"]
+
+
+REASONS_ZH = {"replayed": "码已使用", "not_eligible": "不符合条件", "invalid_code": "无效的码", "expired": "码已过期"}
+
+
+async def test_the_dashboard_charts_show_the_figures_of_the_stats_api(faces: Faces):
+    _scans(faces)
+    _bad_rating(faces)  # an open 差评 case
+    payload = _send(faces, CITY, "POST", "/v1/admin/benefits", {
+        "code": "XSSDASH", "name_zh": f"看板{SCRIPT}{IMG}", "name_en": "Dashboard payload", "domain": "other",
+        "value": {"kind": "free"}, "rule": {"op": "has_category", "category": "VETERAN"}, "status": "active"})
+    await _refresh_stats(faces)
+    report = _get(faces, CITY, "/v1/admin/stats")
+    assert report["totals"]["redemptions"] >= 1 and report["refusals"] and report["ratings"]["by_district"]
+    for size in ("desktop", "phone"):
+        async with faces.page(size) as page:
+            await _login(page, faces, CITY)
+            await _ready(page, "dashboard")
+            await expect(page.locator("[data-chart=c-reach] svg")).to_be_visible()
+            await _dashboard_matches(page, report)
+            await faces.shot(page, "dashboard-charts", size)
+            assert not await faces.axe(page)
+            await page.locator("[data-chart=c-reach] details summary").click()
+            await expect(page.locator("[data-chart=c-reach] table")).to_contain_text(f"XSSDASH 看板{SCRIPT}{IMG}")
+            assert await page.locator("main img").count() == 0
+            assert not await faces.axe(page)
+    # The district filter: the figures are the API's for that district.
+    venue_district = report["by_district"][0]["key"]
+    async with faces.page() as page:
+        await _login(page, faces, CITY)
+        await _ready(page, "dashboard")
+        await page.select_option("select[name=district]", venue_district)
+        await page.click("form.filters button[type=submit]")
+        await expect(page).to_have_url(re.compile(f"district={venue_district}"))
+        await _ready(page, "dashboard")
+        await _dashboard_matches(page, _get(faces, CITY, "/v1/admin/stats", district=venue_district))
+    # A district admin sees their district's figures only, whatever the address asks for.
+    async with faces.page() as page:
+        await _login(page, faces, DISTRICT, path=f"/console/dashboard?district={venue_district}")
+        await _ready(page, "dashboard")
+        mine = _get(faces, DISTRICT, "/v1/admin/stats")
+        assert mine["query"]["district"] == "310104"
+        await expect(page.locator("input[name=district]")).to_have_value(re.compile("310104"))
+        await _dashboard_matches(page, mine)
+        await faces.shot(page, "dashboard-district", "desktop")
+    assert payload["code"] == "XSSDASH"
+    assert not faces.dialogs, faces.dialogs
+    faces.assert_clean()
+
+
+async def test_the_audit_log_lists_entries_and_shows_the_verified_checkpoint(faces: Faces):
+    merchant = _get(faces, CITY, "/v1/admin/merchants/", limit=1)["items"][0]
+    _send(faces, CITY, "POST", "/v1/admin/venues/", {"merchant_id": merchant["id"], "name_zh": f"审计场馆{SCRIPT}{IMG}",
+                                                    "address": "上海市黄浦区审计路1号", "district": "310101", "domain": "culture"})
+    xuhui = _send(faces, CITY, "POST", "/v1/admin/venues/", {"merchant_id": merchant["id"], "name_zh": "徐汇审计场馆",
+                                                            "address": "上海市徐汇区审计路2号", "district": "310104", "domain": "culture"})
+    async with faces.page() as page:
+        await _login(page, faces, CITY, path="/console/audit")
+        await _ready(page, "audit")
+        first = _get(faces, CITY, "/v1/admin/audit", limit=50)
+        seqs = [int(t) for t in await page.locator("main table tbody tr td:first-child").all_inner_texts()]
+        assert seqs == [e["seq"] for e in first["items"]] and seqs
+        await page.click("#cut-checkpoint")
+        await expect(page.locator("#audit-verdict")).to_have_attribute("data-verified", "true")
+        # Something new, and a second checkpoint: verified, and consistent with the first.
+        _send(faces, CITY, "PATCH", f"/v1/admin/merchants/{merchant['id']}", {"contact_name": "审计联系人"})
+        await page.reload()
+        await _ready(page, "audit")
+        await page.click("#cut-checkpoint")
+        status = page.locator("#audit-status")
+        await expect(status).to_contain_text("✓ 一致 consistent")
+        await expect(page.locator("#audit-verdict")).to_have_attribute("data-verified", "true")
+        await expect(page.locator("#audit-verdict")).to_contain_text("已验证")
+        api_status = _get(faces, CITY, "/v1/admin/audit/status")
+        assert api_status["signature_valid"] and api_status["consistent"], api_status
+        await expect(status).to_contain_text(str(api_status["checkpoint"]["tree_size"]))
+        await expect(status).to_contain_text(f"{api_status['previous']['tree_size']} → {api_status['checkpoint']['tree_size']}")
+        await faces.shot(page, "audit", "desktop")
+        assert not await faces.axe(page)
+        # Filters: the venue's creation, its name in the detail shown as text.
+        await page.fill("input[name=action]", "venue.create")
+        await page.click("form[aria-label='筛选 filters'] button[type=submit]")
+        await expect(page).to_have_url(re.compile("action=venue.create"))
+        await _ready(page, "audit")
+        actions = await page.locator("main table tbody tr td:nth-child(4)").all_inner_texts()
+        assert actions and set(actions) == {"venue.create"}, actions
+        assert len(actions) == len(_get(faces, CITY, "/v1/admin/audit", action="venue.create", limit=50)["items"])
+        await expect(page.locator("main table")).to_contain_text(f"审计场馆{SCRIPT}{IMG}")
+        assert await page.locator("main img").count() == 0
+        await page.fill("input[name=action]", "merchant.")
+        await page.select_option("select[name=actor_kind]", "admin")
+        await page.click("form[aria-label='筛选 filters'] button[type=submit]")
+        await _ready(page, "audit")
+        actions = await page.locator("main table tbody tr td:nth-child(4)").all_inner_texts()
+        assert "merchant.update" in actions and all(a.startswith("merchant.") for a in actions), actions
+    async with faces.page("phone") as page:
+        await _login(page, faces, CITY, path="/console/audit")
+        await _ready(page, "audit")
+        await expect(page.locator("#audit-verdict")).to_have_attribute("data-verified", "true")
+        await expect(page.locator(".summary-list li")).to_have_count(20)
+        await faces.shot(page, "audit", "phone")
+        assert not await faces.axe(page)
+    # The auditor reads, and cannot sign; a district admin reads their district's entries only.
+    async with faces.page() as page:
+        await _login(page, faces, AUDITOR, path="/console/audit")
+        await _ready(page, "audit")
+        await expect(page.locator("#audit-verdict")).to_contain_text("已验证")
+        await expect(page.locator("#cut-checkpoint")).to_have_count(0)
+        assert not await faces.axe(page)
+    async with faces.page() as page:
+        await _login(page, faces, DISTRICT, path="/console/audit?district=310101")
+        await _ready(page, "audit")
+        districts = set(await page.locator("main table tbody tr td:nth-child(6)").all_inner_texts())
+        mine = _get(faces, DISTRICT, "/v1/admin/audit", limit=50)["items"]
+        assert districts == {"徐汇区 310104"}, districts
+        seqs = [int(t) for t in await page.locator("main table tbody tr td:first-child").all_inner_texts()]
+        assert seqs == [e["seq"] for e in mine] and xuhui["id"] in {e["object_id"] for e in mine}
+        await faces.shot(page, "audit-district", "desktop")
+    assert not faces.dialogs, faces.dialogs
+    faces.assert_clean()
+
+
+async def test_edit_forms_change_a_merchant_a_venue_and_a_benefits_rule(faces: Faces):
+    async with faces.page() as page:
+        await _login(page, faces, CITY, path="/console/merchants")
+        await _ready(page, "merchants")
+        merchant = _get(faces, CITY, "/v1/admin/merchants/", limit=1)["items"][0]
+        await page.click(f"a[data-edit='{merchant['id']}']")
+        await _ready(page, "merchants")
+        form = page.locator("form[data-mode=edit]")
+        await expect(form.locator("input[name=name]")).to_have_value(merchant["name"])
+        await form.locator("input[name=contact_name]").fill(f"联系人{IMG}")
+        await faces.shot(page, "merchant-edit", "desktop")
+        assert not await faces.axe(page)
+        await form.locator("button[type=submit]").click()
+        await _ready(page, "merchants")
+        await expect(page.locator("form[data-mode=edit]")).to_have_count(0)
+        await expect(page.locator("main table")).to_contain_text(f"联系人{IMG}")
+        assert _get(faces, CITY, f"/v1/admin/merchants/{merchant['id']}")["contact_name"] == f"联系人{IMG}"
+
+        venue = next(v for v in _get(faces, CITY, "/v1/admin/venues/", limit=100)["items"] if v["status"] == "active")
+        await page.goto(faces.base_url + f"/console/venues?edit={venue['id']}")
+        await _ready(page, "venues")
+        form = page.locator("form[data-mode=edit]")
+        await form.locator("input[name=name_zh]").fill(f"改名场馆{SCRIPT}")
+        await form.locator("input[name=daily_capacity]").fill("250")
+        await form.locator("button[type=submit]").click()
+        await _ready(page, "venues")
+        await expect(page.locator("main table")).to_contain_text(f"改名场馆{SCRIPT}")
+        changed = _get(faces, CITY, f"/v1/admin/venues/{venue['id']}")
+        assert (changed["name_zh"], changed["daily_capacity"]) == (f"改名场馆{SCRIPT}", 250)
+
+        benefit = next(b for b in _get(faces, CITY, "/v1/admin/benefits", limit=100)["items"] if b["code"] == "C1")
+        await page.goto(faces.base_url + "/console/benefits")
+        await _ready(page, "benefits")
+        await page.click(f"a[data-edit='{benefit['benefit_id']}']")
+        await _ready(page, "benefits")
+        await expect(page.locator("input[name=code]")).to_have_value("C1")
+        await expect(page.locator("input[name=name_zh]")).to_have_value(benefit["name_zh"])
+        rule = page.locator("textarea[name=rule]")
+        await rule.fill('{"op": "any", "any": [{"op": "has_category", "category": "NOT_A_CATEGORY"}]}')
+        await expect(page.locator("#rule-preview")).to_contain_text("$.rule.any[0]")
+        await rule.fill('{"op": "has_category", "category": "VETERAN"}')
+        await page.fill("input[name=name_en]", "C1 edited in the console")
+        await expect(page.locator("#rule-preview")).to_contain_text("样例人员符合")
+        await faces.shot(page, "benefit-edit", "desktop")
+        assert not await faces.axe(page)
+        await page.click("form[aria-labelledby=be] button[type=submit]")
+        await _ready(page, "benefits")
+        after = _get(faces, CITY, f"/v1/admin/benefits/{benefit['benefit_id']}")
+        assert after["version"] == benefit["version"] + 1
+        assert after["rule"] == {"op": "has_category", "category": "VETERAN"} and after["name_en"] == "C1 edited in the console"
+        assert after["value"] == benefit["value"] and after["name_zh"] == benefit["name_zh"]
+        row = page.locator("tr", has_text="C1 edited in the console")
+        await expect(row).to_contain_text(str(after["version"]))
+        # Pause it, then activate it again: each a new version.
+        await page.click(f"a[data-edit='{benefit['benefit_id']}']")
+        await _ready(page, "benefits")
+        await page.click("button[data-status=paused]")
+        await _ready(page, "benefits")
+        await expect(page.locator("tr", has_text="C1 edited in the console")).to_contain_text("paused")
+        await page.click(f"a[data-edit='{benefit['benefit_id']}']")
+        await _ready(page, "benefits")
+        await page.click("button[data-status=active]")
+        await _ready(page, "benefits")
+        await expect(page.locator("tr", has_text="C1 edited in the console")).to_contain_text("active")
+        assert _get(faces, CITY, f"/v1/admin/benefits/{benefit['benefit_id']}")["version"] == benefit["version"] + 3
+    # Not the auditor's: no edit links, and an edit address shows no form.
+    async with faces.page() as page:
+        await _login(page, faces, AUDITOR, path=f"/console/benefits?edit={benefit['benefit_id']}")
+        await _ready(page, "benefits")
+        await expect(page.locator("form")).to_have_count(0)
+        await page.goto(faces.base_url + "/console/merchants")
+        await _ready(page, "merchants")
+        await expect(page.locator("a[data-edit]")).to_have_count(0)
+    assert not faces.dialogs, faces.dialogs
+    faces.assert_clean()
+
+
+async def test_the_benefits_page_fits_a_phone(faces: Faces):
+    async with faces.page("phone") as page:
+        await _login(page, faces, CITY, path="/console/benefits")
+        await _ready(page, "benefits")
+        await expect(page.locator("details.editor-box")).not_to_have_attribute("open", "")
+        count = len(_get(faces, CITY, "/v1/admin/benefits", limit=100)["items"])
+        await expect(page.locator(".summary-list > li")).to_have_count(count)
+        height = await page.evaluate("document.documentElement.scrollHeight")
+        assert height < 64 * count, height  # one line a benefit, not a table row of wrapped names
+        first = page.locator(".summary-list > li").first
+        await first.locator("summary").click()
+        await expect(first.locator("a[data-edit]")).to_be_visible()
+        await page.locator("details.editor-box > summary").click()
+        await expect(page.locator("textarea[name=rule]")).to_be_visible()
+        await faces.shot(page, "benefits-editor-open", "phone")
+        assert not await faces.axe(page)
     faces.assert_clean()

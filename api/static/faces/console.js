@@ -9,6 +9,8 @@
 // Everything the server stored (names, comments, reasons) is put on the page as text nodes, never
 // as HTML.
 
+import { columns, hbars } from "/faces/charts.js";
+
 const SESSION = "chongjun.console";
 const IDLE_MINUTES = 15;
 const root = document.getElementById("root");
@@ -40,12 +42,19 @@ function field(label, input, hint) {
   return h("div", {}, h("label", { for: id }, ...label), input, hint ? h("p", { class: "muted" }, hint) : null);
 }
 
-function table(columns, rows, empty = "暂无数据 · Nothing yet") {
+// A table; on a phone with `summary` (a row's one-line summary), a list of disclosures instead,
+// each opening to the row's cells.
+function table(columns, rows, empty = "暂无数据 · Nothing yet", { summary, keep } = {}) {
   if (!rows.length) return h("p", { class: "muted" }, empty);
+  if (summary && !wide()) {
+    return summaryList(rows, summary, (row) => [h("dl", { class: "cells" },
+      columns.map((c) => h("div", {}, h("dt", {}, ...bi(...c.title)), h("dd", {}, c.cell(row)))))]);
+  }
   // Focusable so a keyboard user can scroll a wide table (axe: scrollable-region-focusable).
-  return h("div", { class: "tablewrap", tabindex: "0", role: "region", "aria-label": "表格 table" }, h("table", {},
+  // `keep`: a narrow table of figures stays a table on a phone (rows are not stacked).
+  return h("div", { class: keep ? "tablewrap keep" : "tablewrap", tabindex: "0", role: "region", "aria-label": "表格 table" }, h("table", {},
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, ...bi(...c.title))))),
-    h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", {}, c.cell(row))))))));
+    h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", { "data-label": c.title[0] }, h("span", { class: "cell" }, c.cell(row)))))))));
 }
 
 const badge = (text) => h("span", { class: `badge ${text}` }, text);
@@ -159,6 +168,7 @@ const PAGES = {
   staff: { title: ["工作人员", "Staff"], render: staffPage },
   roster: { title: ["名册导入", "Roster import"], render: rosterPage },
   ratings: { title: ["差评处理", "差评 cases"], render: ratingsPage },
+  audit: { title: ["审计日志", "Audit log"], render: auditPage },
   ledger: { title: ["核验记录", "Ledger"], render: ledgerPage },
   daily: { title: ["日报", "Daily report"], render: dailyPage },
   statements: { title: ["月结单", "Statements"], render: statementsPage },
@@ -166,9 +176,9 @@ const PAGES = {
 
 function menuFor(who) {
   if (who.kind === "staff") return ["ledger", "daily", "statements", "devices"];
-  if (who.role === "city") return ["dashboard", "benefits", "merchants", "venues", "devices", "staff", "roster", "ratings"];
-  if (who.role === "district") return ["dashboard", "benefits", "merchants", "venues", "devices", "staff", "ratings"];
-  return ["dashboard", "benefits", "merchants", "venues", "devices", "staff", "ratings"];  // auditor: reads only
+  if (who.role === "city") return ["dashboard", "benefits", "merchants", "venues", "devices", "staff", "roster", "ratings", "audit"];
+  if (who.role === "district") return ["dashboard", "benefits", "merchants", "venues", "devices", "staff", "ratings", "audit"];
+  return ["dashboard", "benefits", "merchants", "venues", "devices", "staff", "ratings", "audit"];  // auditor: reads only
 }
 
 const canWrite = () => session.who.kind === "admin" && session.who.role !== "auditor";
@@ -256,71 +266,213 @@ document.getElementById("logout").addEventListener("click", () => end("已退出
 
 // ---- dashboard ----------------------------------------------------------------------------
 
+const DISTRICTS = {
+  310101: "黄浦区", 310104: "徐汇区", 310105: "长宁区", 310106: "静安区", 310107: "普陀区", 310109: "虹口区",
+  310110: "杨浦区", 310112: "闵行区", 310113: "宝山区", 310114: "嘉定区", 310115: "浦东新区", 310116: "金山区",
+  310117: "松江区", 310118: "青浦区", 310120: "奉贤区", 310151: "崇明区",
+};
+const districtName = (code) => (DISTRICTS[code] ? `${DISTRICTS[code]} ${code}` : code || "—");
+// The scan decision's reason codes (benefits.redemption.reasons), for the refusals chart.
+const REASONS = {
+  invalid_code: "无效的码", expired: "码已过期", replayed: "码已使用", not_enrolled: "未在名册中", not_eligible: "不符合条件",
+  quota_exhausted: "次数已用完", venue_capacity_reached: "场馆名额已满", outside_window: "不在优待时段", benefit_inactive: "项目未开放",
+  wrong_venue: "本场馆不提供", card_suspended: "优待证暂停或收回", too_many_companions: "同行人数超限", choose_benefit: "需选择项目",
+};
+const pct = (share) => (share === null || share === undefined ? "—" : `${(share * 100).toFixed(1)}%`);
+
+function datesFrom(first, last) {
+  const out = [];
+  for (let d = new Date(`${first}T00:00:00Z`); d <= new Date(`${last}T00:00:00Z`); d.setUTCDate(d.getUTCDate() + 1)) out.push(d.toISOString().slice(0, 10));
+  return out;
+}
+
+// A chart card: heading, the chart, and its figures as a table under a disclosure.
+function chartCard(id, title, chart, figures, note) {
+  return h("section", { class: "card chart-card", "aria-labelledby": id, "data-chart": id },
+    h("h2", { id }, ...title), note ? h("p", { class: "muted" }, note) : null, chart,
+    h("details", { class: "figures" }, h("summary", {}, ...bi("数据表", "Figures")), figures));
+}
+
 async function dashboard(main) {
-  const [active, all, open] = await Promise.all([
-    api("/v1/admin/benefits?status=active&limit=100"),
-    api("/v1/admin/benefits?limit=100"),
-    api("/v1/admin/ratings?status=open&limit=100"),
-  ]);
-  const byDomain = {};
-  for (const b of active.items) byDomain[b.domain] = (byDomain[b.domain] || 0) + 1;
-  const max = Math.max(1, ...Object.values(byDomain));
-  const domainNames = { culture: "文化 culture", tourism: "旅游 tourism", transit: "交通 transit", other: "其他 other" };
-  main.append(
-    h("div", { class: "grid2" },
-      h("section", { class: "card", "aria-labelledby": "k1" },
-        h("h2", { id: "k1" }, ...bi("优待项目", "Benefits")),
-        h("p", {}, `${active.items.length} 项在用 active · ${all.items.length}${all.next_cursor ? "+" : ""} 项合计 in all`),
-        h("div", { class: "bars", role: "img", "aria-label": "在用优待项目按领域 active benefits by domain" },
-          Object.entries(byDomain).map(([d, n]) => h("div", { class: "b" }, h("span", {}, domainNames[d] || d),
-            h("span", { class: "fill", style: null, "data-w": n }), h("span", {}, String(n)))))),
-      h("section", { class: "card", "aria-labelledby": "k2" },
-        h("h2", { id: "k2" }, ...bi("差评待处理", "Open 差评 cases")),
-        h("p", { class: "big-number" }, `${open.items.length}${open.next_cursor ? "+" : ""}`),
-        h("a", { href: "/console/ratings", onclick: (e) => { e.preventDefault(); go("ratings"); } }, ...bi("去处理", "Handle them")))),
-    h("p", { class: "muted" }, "运营统计（免申即享覆盖、按日按区核验量、拒绝原因）在 /v1/admin/stats 上线后显示于此。 "
-      + "Operating statistics appear here once /v1/admin/stats is available."));
-  // Bar widths through CSSOM (no inline style attribute, which the page policy forbids).
-  for (const bar of main.querySelectorAll(".fill")) bar.style.width = `${(Number(bar.dataset.w) / max) * 100}%`;
+  const params = new URLSearchParams(location.search);
+  const district = session.who.role === "district";
+  const query = new URLSearchParams();
+  for (const key of ["from", "to", "district"]) if (params.get(key) && !(key === "district" && district)) query.set(key, params.get(key));
+  const report = await api(`/v1/admin/stats${query.toString() ? `?${query}` : ""}`);
+  const q = report.query;
+
+  // Filters: the window and (for city admins and auditors) the district.
+  const from = h("input", { type: "date", name: "from", value: q.date_from });
+  const to = h("input", { type: "date", name: "to", value: q.date_to });
+  const where = district
+    ? h("input", { name: "district", value: districtName(q.district), readonly: true })
+    : h("select", { name: "district" }, h("option", { value: "" }, "全市 whole city"),
+      Object.keys(DISTRICTS).map((code) => h("option", { value: code, selected: q.district === code }, districtName(code))));
+  const filters = h("form", { class: "card row filters", "aria-label": "筛选 filters", onsubmit: (e) => {
+    e.preventDefault();
+    const next = new URLSearchParams();
+    if (from.value) next.set("from", from.value);
+    if (to.value) next.set("to", to.value);
+    if (!district && where.value) next.set("district", where.value);
+    history.pushState(null, "", `/console/dashboard${next.toString() ? `?${next}` : ""}`);
+    renderShell();
+  } }, field(bi("起始日", "From"), from), field(bi("截止日", "To"), to),
+    field(bi("区", "District"), where, district ? "区局管理员只看本区 · district admins see their district" : null),
+    h("button", { type: "submit" }, ...bi("查看", "Show")));
+
+  const t = report.totals;
+  const r = report.ratings;
+  const figure = (key, label, value, sub) => h("div", { class: "kpi", "data-kpi": key },
+    h("span", { class: "kpi-label" }, ...label), h("span", { class: "kpi-value" }, String(value)), sub ? h("span", { class: "muted" }, sub) : null);
+  const kpis = h("section", { class: "kpis", "aria-label": "主要指标 key figures" },
+    figure("redemptions", bi("核验", "Redemptions"), t.redemptions, `撤销 ${t.reversals} reversed · 净 ${t.net} net`),
+    figure("people", bi("使用人数", "People"), t.people, `同行 ${t.companions} companions`),
+    figure("priority", bi("绿色通道", "Priority"), t.priority, pct(t.priority_share)),
+    figure("open_cases", bi("差评待处理", "Open 差评"), r.open_cases, `超期 ${r.overdue_cases} overdue`),
+    figure("ratings", bi("评价", "Ratings"), r.count, r.average === null ? "—" : `均分 ${r.average} avg · 差评 ${pct(r.low_share)}`));
+
+  // 免申即享 reach: people eligible now (the last reach computation) and who used it in the window.
+  const reach = report.by_benefit.filter((b) => (b.eligible || 0) > 0 || b.used > 0)
+    .sort((a, b) => (b.eligible || 0) - (a.eligible || 0) || a.code.localeCompare(b.code, "en", { numeric: true }));
+  const reachTop = reach.slice(0, 12);
+  const reachNote = report.reach_computed_at
+    ? `覆盖人数计算于 ${fmtTime(report.reach_computed_at)} · reach as of; 显示前 ${reachTop.length} / ${reach.length} 项`
+    : "尚未计算覆盖人数（运行 ./dev stats refresh）· reach not computed yet: run ./dev stats refresh";
+  const reachCard = chartCard("c-reach", bi("免申即享覆盖", "Reach of 免申即享"),
+    reachTop.length ? hbars("免申即享覆盖：符合人数与使用人数 reach: eligible and used", reachTop.map((b) => ({
+      label: `${b.code} ${b.name_zh}`, value: b.eligible || 0, parts: [{ value: b.used, cls: "used" }],
+      text: `${b.used}/${b.eligible ?? "—"} ${pct(b.reach_share)}`,
+    }))) : h("p", { class: "muted" }, "暂无数据 · Nothing yet"),
+    table([
+      { title: ["项目", "Benefit"], cell: (b) => `${b.code} ${b.name_zh}` },
+      { title: ["符合人数", "Eligible"], cell: (b) => String(b.eligible ?? "—") },
+      { title: ["使用人数", "Used"], cell: (b) => String(b.used) },
+      { title: ["覆盖率", "Reach"], cell: (b) => pct(b.reach_share) },
+      { title: ["核验", "Redemptions"], cell: (b) => String(b.redemptions) },
+    ], reach, undefined, { keep: true }), reachNote);
+  reachCard.querySelector(".chart")?.after(h("p", { class: "legend" }, h("span", { class: "key used" }), "使用 used ", h("span", { class: "key under" }), "符合 eligible"));
+
+  const counts = Object.fromEntries(report.by_day.map((d) => [d.day, d]));
+  const days = datesFrom(q.date_from, q.date_to).map((day) => ({ day, value: counts[day]?.redemptions || 0, under: counts[day]?.reversals || 0 }));
+  const dayCard = chartCard("c-days", bi("每日核验", "Redemptions by day"),
+    columns("每日核验量 redemptions by day", days),
+    table([
+      { title: ["日期", "Day"], cell: (d) => d.day },
+      { title: ["核验", "Redemptions"], cell: (d) => String(d.redemptions) },
+      { title: ["撤销", "Reversals"], cell: (d) => String(d.reversals) },
+    ], report.by_day, undefined, { keep: true }), `${q.date_from} – ${q.date_to}`);
+  dayCard.querySelector(".chart")?.after(h("p", { class: "legend" }, h("span", { class: "key bar" }), "核验 redemptions ", h("span", { class: "key under2" }), "撤销 reversals"));
+
+  const byDistrict = [...report.by_district].sort((a, b) => b.redemptions - a.redemptions);
+  const districtCard = chartCard("c-districts", bi("各区核验", "Redemptions by district"),
+    byDistrict.length ? hbars("各区核验量 redemptions by district", byDistrict.map((k) => ({ label: districtName(k.key), value: k.redemptions })))
+      : h("p", { class: "muted" }, "暂无数据 · Nothing yet"),
+    table([
+      { title: ["区", "District"], cell: (k) => districtName(k.key) },
+      { title: ["核验", "Redemptions"], cell: (k) => String(k.redemptions) },
+      { title: ["撤销", "Reversals"], cell: (k) => String(k.reversals) },
+    ], byDistrict, undefined, { keep: true }));
+
+  const refusals = [...report.refusals].sort((a, b) => b.count - a.count);
+  const refusalCard = chartCard("c-refusals", bi("拒绝原因", "Refusals by reason"),
+    refusals.length ? hbars("拒绝原因 refusals by reason", refusals.map((x) => ({ label: REASONS[x.reason] || x.reason, value: x.count })))
+      : h("p", { class: "muted" }, "暂无数据 · Nothing yet"),
+    table([
+      { title: ["原因", "Reason"], cell: (x) => [REASONS[x.reason] || "", " ", h("code", {}, x.reason)] },
+      { title: ["次数", "Count"], cell: (x) => String(x.count) },
+    ], refusals, undefined, { keep: true }));
+
+  const cases = [...r.by_district].sort((a, b) => b.open - a.open);
+  const caseCard = chartCard("c-cases", bi("差评待处理与超期", "差评 open and overdue"),
+    cases.length ? hbars("各区差评待处理与超期 open and overdue 差评 by district", cases.map((c) => ({
+      label: districtName(c.district), value: c.open, base: "open", parts: [{ value: c.overdue, cls: "overdue" }], text: `${c.open} / 超期 ${c.overdue}`,
+    }))) : h("p", { class: "muted" }, "没有待处理的差评 · No open cases"),
+    table([
+      { title: ["区", "District"], cell: (c) => districtName(c.district) },
+      { title: ["待处理", "Open"], cell: (c) => String(c.open) },
+      { title: ["超期", "Overdue"], cell: (c) => String(c.overdue) },
+    ], cases, undefined, { keep: true }));
+  if (cases.length) caseCard.querySelector(".chart")?.after(h("p", { class: "legend" }, h("span", { class: "key open" }), "待处理 open ", h("span", { class: "key overdue" }), "其中超期 of which overdue"));
+  caseCard.append(h("p", {}, h("a", { href: "/console/ratings", onclick: (e) => { e.preventDefault(); go("ratings"); } }, ...bi("去处理", "Handle them"))));
+
+  main.append(filters,
+    h("p", { class: "muted", id: "as-of" }, report.as_of ? `统计更新于 ${fmtTime(report.as_of)} · figures as of (每 5 分钟刷新 refreshed every 5 minutes)` : "统计尚未刷新 · not refreshed yet",
+      ` · 在用场馆 ${report.venues_active} venues · 在用设备 ${report.devices_active} devices`),
+    kpis, h("div", { class: "grid2" }, reachCard, dayCard, districtCard, refusalCard, caseCard));
 }
 
 // ---- benefits -----------------------------------------------------------------------------
 
 const SAMPLE_RULE = { op: "all", all: [{ op: "has_category", category: "DISABLED_SERVICEMAN" }, { op: "disability_grade", min: 1, max: 4 }] };
 
+const DOMAINS = ["culture", "tourism", "transit", "other"];
+const DOMAIN_NAMES = { culture: "文化 culture", tourism: "旅游 tourism", transit: "交通 transit", other: "其他 other" };
+// Fields of a benefit as the admin API answers that are not part of its definition.
+const NOT_SPEC = ["benefit_id", "version", "status", "created_at", "venue_ids", "updated_at"];
+const wide = () => window.matchMedia("(min-width: 721px)").matches;
+
+function editLink(path, label, id) {
+  return h("a", { href: path, class: "edit-link", "data-edit": id, onclick: (e) => { e.preventDefault(); history.pushState(null, "", path); renderShell(); } }, ...label);
+}
+
 async function benefits(main) {
   const list = await api("/v1/admin/benefits?limit=100");
+  const items = [...list.items].sort((a, b) => a.code.localeCompare(b.code, "en", { numeric: true }));
+  const editing = new URLSearchParams(location.search).get("edit");
+  const existing = editing ? items.find((b) => b.benefit_id === editing) : null;
+  const city = isCity();
+  const actions = (b) => (city ? editLink(`/console/benefits?edit=${b.benefit_id}`, bi("编辑", "Edit"), b.benefit_id) : "");
   const listBox = h("section", { class: "card", "aria-labelledby": "bl" }, h("h2", { id: "bl" }, ...bi("目录", "Catalog")),
-    table([
+    wide() ? table([
       { title: ["代码", "Code"], cell: (b) => b.code },
       { title: ["名称", "Name"], cell: (b) => [b.name_zh, h("br"), h("span", { class: "en" }, b.name_en)] },
       { title: ["领域", "Domain"], cell: (b) => b.domain },
       { title: ["状态", "Status"], cell: (b) => badge(b.status) },
       { title: ["版本", "Version"], cell: (b) => String(b.version) },
-    ], [...list.items].sort((a, b) => a.code.localeCompare(b.code, "en", { numeric: true }))));
+      ...(city ? [{ title: ["操作", "Actions"], cell: actions }] : []),
+    ], items) : summaryList(items, (b) => [h("strong", {}, b.code), " ", b.name_zh, " ", badge(b.status)], (b) => [
+      h("p", { class: "en" }, b.name_en),
+      h("p", { class: "muted" }, `${DOMAIN_NAMES[b.domain] || b.domain} · v${b.version}`),
+      actions(b),
+    ]));
   if (list.next_cursor) listBox.append(h("p", { class: "muted" }, "仅显示前 100 项 · first 100 shown"));
-  main.append(isCity() ? editor() : null, listBox);
+  if (editing && !existing) main.append(h("p", { class: "error", role: "alert" }, "没有这个优待项目 · No such benefit"));
+  main.append(city ? editor(existing) : null, listBox);
 }
 
-function editor() {
-  const code = h("input", { name: "code", required: true, pattern: "[A-Z][A-Z0-9_-]{0,31}", value: "X1" });
-  const nameZh = h("input", { name: "name_zh", required: true });
-  const nameEn = h("input", { name: "name_en", required: true });
-  const domain = h("select", { name: "domain" }, ["culture", "tourism", "transit", "other"].map((d) => h("option", { value: d }, d)));
-  const value = h("select", { name: "value" }, h("option", { value: "free" }, "免费 free"), h("option", { value: "priority" }, "优先 priority"));
+// A list for small screens: one line per item, its details under a disclosure.
+function summaryList(items, summary, details, empty = "暂无数据 · Nothing yet") {
+  if (!items.length) return h("p", { class: "muted" }, empty);
+  return h("ul", { class: "summary-list" }, items.map((item) => h("li", {},
+    h("details", {}, h("summary", {}, ...summary(item)), h("div", { class: "more" }, ...details(item))))));
+}
+
+function editor(existing = null) {
+  const code = h("input", { name: "code", required: true, pattern: "[A-Z][A-Z0-9_-]{0,31}", value: existing ? existing.code : "X1", readonly: !!existing });
+  const nameZh = h("input", { name: "name_zh", required: true, value: existing?.name_zh });
+  const nameEn = h("input", { name: "name_en", required: true, value: existing?.name_en });
+  const domain = h("select", { name: "domain" }, DOMAINS.map((d) => h("option", { value: d, selected: existing?.domain === d }, d)));
+  const value = h("select", { name: "value" },
+    existing ? h("option", { value: "keep" }, `保持 keep: ${existing.value.kind}`) : null,
+    h("option", { value: "free" }, "免费 free"), h("option", { value: "priority" }, "优先 priority"));
   const rule = h("textarea", { name: "rule", rows: 8, spellcheck: "false" });
-  rule.value = JSON.stringify(SAMPLE_RULE, null, 2);
+  rule.value = JSON.stringify(existing ? existing.rule : SAMPLE_RULE, null, 2);
   const categories = h("input", { name: "sample_categories", value: "VETERAN,DISABLED_SERVICEMAN" });
   const grade = h("input", { name: "sample_grade", type: "number", min: 1, max: 10, value: 2 });
   const preview = h("div", { id: "rule-preview", "aria-live": "polite" });
   const result = h("div", { role: "status" });
+  const base = existing ? Object.fromEntries(Object.entries(existing).filter(([k]) => !NOT_SPEC.includes(k))) : {};
 
-  const draft = () => {
-    let parsedRule;
-    try { parsedRule = JSON.parse(rule.value); } catch (err) { throw new Problem(422, { title: "规则不是有效的 JSON · The rule is not valid JSON", errors: [{ path: "$.rule", message: err.message }] }); }
-    return { code: code.value.trim(), name_zh: nameZh.value.trim() || "（未命名）", name_en: nameEn.value.trim() || "(unnamed)",
-      domain: domain.value, value: { kind: value.value }, rule: parsedRule, status: "active" };
+  const parsedRule = () => {
+    try { return JSON.parse(rule.value); } catch (err) { throw new Problem(422, { title: "规则不是有效的 JSON · The rule is not valid JSON", errors: [{ path: "$.rule", message: err.message }] }); }
   };
+  // What the form changes (the whole definition for a new benefit).
+  const changes = () => {
+    const out = { name_zh: nameZh.value.trim() || "（未命名）", name_en: nameEn.value.trim() || "(unnamed)", domain: domain.value, rule: parsedRule() };
+    if (value.value !== "keep") out.value = { kind: value.value };
+    return existing ? out : { code: code.value.trim(), ...out };
+  };
+  const draft = () => ({ ...base, ...changes(), status: "active" });
   let timer = null;
   const livePreview = () => {
     clearTimeout(timer);
@@ -343,59 +495,107 @@ function editor() {
   };
   for (const el of [code, nameZh, nameEn, domain, value, rule, categories, grade]) el.addEventListener("input", livePreview);
 
-  const form = h("form", { class: "card", "aria-labelledby": "be", onsubmit: async (event) => {
+  const back = () => { history.pushState(null, "", "/console/benefits"); renderShell(); };
+  const statusButton = (status, label) => h("button", { type: "button", class: "secondary", "data-status": status, onclick: async () => {
+    try {
+      const made = await api(`/v1/admin/benefits/${existing.benefit_id}/status`, { method: "POST", json: { status } });
+      result.replaceChildren(h("p", { class: "ok-note" }, `${made.code}: ${made.status} (v${made.version})`));
+      setTimeout(back, 0);
+    } catch (err) { result.replaceChildren(problemBox(err)); }
+  } }, ...label);
+  const form = h("form", { class: existing ? "editing" : "", "aria-labelledby": "be", onsubmit: async (event) => {
     event.preventDefault();
     result.replaceChildren();
     try {
-      const made = await api("/v1/admin/benefits", { method: "POST", json: draft() });
-      result.replaceChildren(h("p", { class: "ok-note" }, `已创建 created: ${made.code} ${made.name_zh} (v${made.version})`));
-      setTimeout(() => renderShell(), 0);
+      const made = existing
+        ? await api(`/v1/admin/benefits/${existing.benefit_id}?expected_version=${existing.version}`, { method: "PATCH", json: changes() })
+        : await api("/v1/admin/benefits", { method: "POST", json: draft() });
+      result.replaceChildren(h("p", { class: "ok-note" }, `${existing ? "已保存 saved" : "已创建 created"}: ${made.code} ${made.name_zh} (v${made.version})`));
+      setTimeout(existing ? back : () => renderShell(), 0);
     } catch (err) {
       result.replaceChildren(problemBox(err));
     }
   } },
-    h("h2", { id: "be" }, ...bi("新建优待项目", "New benefit")),
     h("div", { class: "grid2" },
       h("div", {}, field(bi("代码", "Code"), code), field(bi("中文名称", "Name (zh)"), nameZh), field(bi("英文名称", "Name (en)"), nameEn),
         field(bi("领域", "Domain"), domain), field(bi("优待内容", "Value"), value),
         field(bi("资格规则 (JSON)", "Eligibility rule"), rule, "例 e.g. {\"op\": \"has_category\", \"category\": \"VETERAN\"}")),
       h("div", {}, h("h3", {}, ...bi("预览（样例人员）", "Preview for a sample person")),
         field(bi("类别", "Categories"), categories), field(bi("残疾等级", "Disability grade"), grade), preview)),
-    h("button", { type: "submit" }, ...bi("创建", "Create")), result);
+    h("div", { class: "row" },
+      h("button", { type: "submit" }, ...(existing ? bi("保存为新版本", "Save as a new version") : bi("创建", "Create"))),
+      existing ? h("button", { type: "button", class: "secondary", onclick: back }, ...bi("取消", "Cancel")) : null),
+    existing ? h("div", { class: "row status-actions" }, h("span", {}, ...bi("状态", "Status"), " ", badge(existing.status)),
+      existing.status !== "active" ? statusButton("active", bi("启用", "Activate")) : null,
+      existing.status === "active" ? statusButton("paused", bi("暂停", "Pause")) : null,
+      existing.status !== "retired" ? statusButton("retired", bi("退役", "Retire")) : null) : null,
+    result);
   livePreview();
-  return form;
+  const title = existing ? bi(`编辑优待项目 ${existing.code}（v${existing.version}）`, "Edit benefit") : bi("新建优待项目", "New benefit");
+  // Collapsed on a phone (the catalog comes first there); open on a wide screen or when editing.
+  return h("details", { class: "card editor-box", open: wide() || !!existing },
+    h("summary", {}, h("h2", { id: "be" }, ...title)), form);
 }
 
 // ---- merchants, venues, devices, staff ----------------------------------------------------
 
+// The create form, or (with ?edit=<id> in the address) the edit form of one item: `inputs` are
+// filled from `item` and sent as PATCH with the fields that changed.
+function itemForm({ item, inputs, title, create, update, layout }) {
+  const result = h("div", { role: "status" });
+  const values = () => Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()]));
+  if (item) for (const [k, el] of Object.entries(inputs)) if (item[k] !== undefined && item[k] !== null) el.value = String(item[k]);
+  const back = () => { history.pushState(null, "", location.pathname); renderShell(); };
+  const form = h("form", { class: "card", "aria-labelledby": "item-form", "data-mode": item ? "edit" : "create", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      if (item) {
+        const changed = Object.fromEntries(Object.entries(values()).filter(([k, v]) => String(item[k] ?? "") !== v));
+        if (Object.keys(changed).length) await update(changed);
+        back();
+      } else {
+        await create(values());
+        renderShell();
+      }
+    } catch (err) { result.replaceChildren(problemBox(err)); }
+  } }, h("h2", { id: "item-form" }, ...title), h("div", { class: "row" }, ...layout),
+  h("div", { class: "row" }, h("button", { type: "submit" }, ...(item ? bi("保存", "Save") : bi("创建", "Create"))),
+    item ? h("button", { type: "button", class: "secondary", onclick: back }, ...bi("取消", "Cancel")) : null), result);
+  if (item || wide()) return form;
+  // On a phone the create form is collapsed: the list comes first.
+  return h("details", { class: "card collapsible" }, h("summary", {}, ...title), form);
+}
+
+const editing = () => new URLSearchParams(location.search).get("edit");
+
 async function merchantsPage(main) {
   const list = await api("/v1/admin/merchants/?limit=100");
+  const item = editing() ? list.items.find((m) => m.id === editing()) : null;
   if (canWrite()) {
-    const inputs = { name: h("input", { required: true }), credit_code: h("input", { required: true }),
-      district: h("input", { required: true, value: session.who.district || "310101" }),
-      contact_name: h("input", { required: true }), contact_phone: h("input", { required: true }) };
-    const result = h("div", { role: "status" });
-    main.append(h("form", { class: "card", onsubmit: async (e) => {
-      e.preventDefault();
-      try {
-        const body = Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()]));
-        await api("/v1/admin/merchants/", { method: "POST", json: body });
-        renderShell();
-      } catch (err) { result.replaceChildren(problemBox(err)); }
-    } }, h("h2", {}, ...bi("新增商户", "New merchant")),
-    h("div", { class: "row" }, field(bi("名称", "Name"), inputs.name), field(bi("统一社会信用代码", "Credit code"), inputs.credit_code),
-      field(bi("区划代码", "District"), inputs.district), field(bi("联系人", "Contact"), inputs.contact_name), field(bi("电话", "Phone"), inputs.contact_phone)),
-    h("button", { type: "submit" }, ...bi("创建", "Create")), result));
+    const inputs = { name: h("input", { required: true, name: "name" }), credit_code: h("input", { required: true, name: "credit_code", readonly: !!item }),
+      district: h("input", { required: true, name: "district", value: session.who.district || "310101", pattern: "31[0-9]{4}" }),
+      contact_name: h("input", { required: true, name: "contact_name" }), contact_phone: h("input", { required: true, name: "contact_phone" }) };
+    if (item) delete inputs.credit_code;  // the credit code names the merchant; it is not edited
+    main.append(itemForm({
+      item, inputs, title: item ? bi(`编辑商户 ${item.name}`, "Edit merchant") : bi("新增商户", "New merchant"),
+      create: (body) => api("/v1/admin/merchants/", { method: "POST", json: body }),
+      update: (body) => api(`/v1/admin/merchants/${item.id}`, { method: "PATCH", json: body }),
+      layout: [field(bi("名称", "Name"), inputs.name), inputs.credit_code ? field(bi("统一社会信用代码", "Credit code"), inputs.credit_code) : null,
+        field(bi("区划代码", "District"), inputs.district), field(bi("联系人", "Contact"), inputs.contact_name), field(bi("电话", "Phone"), inputs.contact_phone)],
+    }));
   }
-  main.append(h("section", { class: "card" }, table([
-    { title: ["名称", "Name"], cell: (m) => m.name },
-    { title: ["区", "District"], cell: (m) => m.district },
-    { title: ["状态", "Status"], cell: (m) => badge(m.status) },
-    { title: ["操作", "Actions"], cell: (m) => canWrite() ? h("button", { type: "button", class: "secondary small", onclick: async () => {
+  const actions = (m) => canWrite() ? [editLink(`/console/merchants?edit=${m.id}`, bi("编辑", "Edit"), m.id), " ",
+    h("button", { type: "button", class: "secondary small", onclick: async () => {
       await api(`/v1/admin/merchants/${m.id}`, { method: "PATCH", json: { status: m.status === "active" ? "suspended" : "active" } }).catch((err) => main.append(problemBox(err)));
       renderShell();
-    } }, m.status === "active" ? "暂停 Suspend" : "恢复 Activate") : "" },
-  ], list.items)));
+    } }, m.status === "active" ? "暂停 Suspend" : "恢复 Activate")] : "";
+  main.append(h("section", { class: "card" }, table([
+    { title: ["名称", "Name"], cell: (m) => m.name },
+    { title: ["区", "District"], cell: (m) => districtName(m.district) },
+    { title: ["联系人", "Contact"], cell: (m) => `${m.contact_name} ${m.contact_phone}` },
+    { title: ["状态", "Status"], cell: (m) => badge(m.status) },
+    { title: ["操作", "Actions"], cell: actions },
+  ], list.items, undefined, { summary: (m) => [m.name, " ", badge(m.status)] })));
 }
 
 async function venueOptions() {
@@ -405,32 +605,45 @@ async function venueOptions() {
 
 async function venuesPage(main) {
   const venues = await venueOptions();
+  const item = editing() ? venues.find((v) => v.id === editing()) : null;
   if (canWrite()) {
     const merchants = (await api("/v1/admin/merchants/?limit=100")).items;
     const inputs = {
-      merchant_id: h("select", {}, merchants.map((m) => h("option", { value: m.id }, m.name))),
-      name_zh: h("input", { required: true }), address: h("input", { required: true }),
-      district: h("input", { required: true, value: session.who.district || "310101" }),
-      domain: h("select", {}, ["culture", "tourism", "transit", "other"].map((d) => h("option", { value: d }, d))),
+      merchant_id: h("select", { name: "merchant_id" }, merchants.map((m) => h("option", { value: m.id }, m.name))),
+      name_zh: h("input", { required: true, name: "name_zh" }), address: h("input", { required: true, name: "address" }),
+      district: h("input", { required: true, name: "district", value: session.who.district || "310101", pattern: "31[0-9]{4}" }),
+      domain: h("select", { name: "domain" }, DOMAINS.map((d) => h("option", { value: d }, d))),
     };
-    const result = h("div", { role: "status" });
-    main.append(h("form", { class: "card", onsubmit: async (e) => {
-      e.preventDefault();
-      try {
-        await api("/v1/admin/venues/", { method: "POST", json: Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()])) });
-        renderShell();
-      } catch (err) { result.replaceChildren(problemBox(err)); }
-    } }, h("h2", {}, ...bi("新增场馆", "New venue")),
-    h("div", { class: "row" }, field(bi("商户", "Merchant"), inputs.merchant_id), field(bi("名称", "Name"), inputs.name_zh),
-      field(bi("地址", "Address"), inputs.address), field(bi("区划代码", "District"), inputs.district), field(bi("领域", "Domain"), inputs.domain)),
-    h("button", { type: "submit" }, ...bi("创建", "Create")), result));
+    if (item) {
+      delete inputs.merchant_id;  // a venue stays with its merchant
+      inputs.daily_capacity = h("input", { name: "daily_capacity", type: "number", min: 1 });
+    }
+    main.append(itemForm({
+      item, inputs, title: item ? bi(`编辑场馆 ${item.name_zh}`, "Edit venue") : bi("新增场馆", "New venue"),
+      create: (body) => api("/v1/admin/venues/", { method: "POST", json: body }),
+      update: (body) => {
+        if ("daily_capacity" in body) body.daily_capacity = body.daily_capacity ? Number(body.daily_capacity) : null;
+        return api(`/v1/admin/venues/${item.id}`, { method: "PATCH", json: body });
+      },
+      layout: [inputs.merchant_id ? field(bi("商户", "Merchant"), inputs.merchant_id) : null, field(bi("名称", "Name"), inputs.name_zh),
+        field(bi("地址", "Address"), inputs.address), field(bi("区划代码", "District"), inputs.district), field(bi("领域", "Domain"), inputs.domain),
+        inputs.daily_capacity ? field(bi("每日名额", "Daily capacity"), inputs.daily_capacity, "留空为不限 · empty: no limit") : null],
+    }));
   }
+  const actions = (v) => canWrite() ? [editLink(`/console/venues?edit=${v.id}`, bi("编辑", "Edit"), v.id), " ",
+    h("button", { type: "button", class: "secondary small", onclick: async () => {
+      if (v.status === "active" && !window.confirm(`关闭场馆 ${v.name_zh}？其设备将被拒绝。 Close this venue? Its devices are refused.`)) return;
+      await api(`/v1/admin/venues/${v.id}`, { method: "PATCH", json: { status: v.status === "active" ? "closed" : "active" } }).catch((err) => main.append(problemBox(err)));
+      renderShell();
+    } }, v.status === "active" ? "关闭 Close" : "重开 Reopen")] : "";
   main.append(h("section", { class: "card" }, table([
     { title: ["名称", "Name"], cell: (v) => v.name_zh },
-    { title: ["区", "District"], cell: (v) => v.district },
+    { title: ["地址", "Address"], cell: (v) => v.address },
+    { title: ["区", "District"], cell: (v) => districtName(v.district) },
     { title: ["领域", "Domain"], cell: (v) => v.domain },
     { title: ["状态", "Status"], cell: (v) => badge(v.status) },
-  ], venues)));
+    ...(canWrite() ? [{ title: ["操作", "Actions"], cell: actions }] : []),
+  ], venues, undefined, { summary: (v) => [v.name_zh, " ", badge(v.status)] })));
 }
 
 function b64url(text) {
@@ -492,7 +705,7 @@ async function devicesPage(main) {
         await api(`${base}/${d.id}/revoke`, { method: "POST" }).catch((err) => once.replaceChildren(problemBox(err)));
         renderShell();
       } }, "停用 Revoke")] : "" },
-  ], devices)));
+  ], devices, undefined, { summary: (d) => [d.label, " · ", venueName[d.venue_id]?.name_zh || "", " ", badge(d.status)] })));
 }
 
 async function staffPage(main) {
@@ -523,7 +736,7 @@ async function staffPage(main) {
       await api(`/v1/admin/staff/${s.id}`, { method: "PATCH", json: { disabled: !s.disabled } }).catch((err) => main.append(problemBox(err)));
       renderShell();
     } }, s.disabled ? "启用 Enable" : "停用 Disable") : "" },
-  ], list.items)));
+  ], list.items, undefined, { summary: (s) => [s.username, " ", s.role || "", " ", badge(s.disabled ? "disabled" : "active")] })));
 }
 
 // ---- roster -------------------------------------------------------------------------------
@@ -588,6 +801,111 @@ async function ratingsPage(main) {
   }
 }
 
+// ---- audit log ----------------------------------------------------------------------------
+
+const AUDIT_FILTERS = ["actor_kind", "actor_id", "action", "object_kind", "object_id", "district", "from", "to"];
+
+async function auditStatus(box) {
+  const st = await api("/v1/admin/audit/status");
+  const cp = st.checkpoint;
+  const mark = (ok) => (ok === null || ok === undefined ? "—" : ok ? "✓ 有效 valid" : "✗ 无效 INVALID");
+  const verified = cp && st.signature_valid && st.consistent !== false && st.previous_signature_valid !== false;
+  const rows = cp ? [
+    ["树大小 Tree size", String(cp.tree_size)],
+    ["签署时间 Signed at", fmtTime(cp.at)],
+    ["根哈希 Root hash", cp.root_hash],
+    ["签名密钥 Key", `${cp.kid} (${cp.alg})`],
+    ["签名 Signature", mark(st.signature_valid)],
+    ["与上一检查点一致 Consistent with the previous", st.previous
+      ? `${st.consistent ? "✓ 一致 consistent" : "✗ 不一致 NOT consistent"} (${st.previous.tree_size} → ${cp.tree_size}, ${fmtTime(st.previous.at)})`
+      : "—（第一个检查点 the first checkpoint）"],
+    ["尚未签入的条目 Entries not yet signed", String(Math.max(0, st.entries - cp.tree_size))],
+  ] : [];
+  const cut = isCity() ? h("button", { type: "button", class: "secondary", id: "cut-checkpoint", onclick: async (e) => {
+    e.target.disabled = true;
+    try { await api("/v1/admin/audit/checkpoints", { method: "POST" }); await auditStatus(box); } catch (err) { box.append(problemBox(err)); }
+  } }, ...bi("立即签署检查点", "Sign a checkpoint now")) : null;
+  box.replaceChildren(...[
+    h("h2", { id: "as" }, ...bi("验证状态", "Verification status")),
+    cp ? h("p", { id: "audit-verdict", class: verified ? "ok-note" : "error", "data-verified": verified ? "true" : "false" },
+      h("strong", {}, verified ? "已验证 · verified" : "验证未通过 · NOT verified"), " ",
+      verified ? "最新检查点签名有效，且与上一检查点一致。 The latest checkpoint's signature holds and it extends the previous one."
+        : st.problem || "")
+      : h("p", { id: "audit-verdict", class: "muted", "data-verified": "none" }, "尚未签署检查点 · No checkpoint signed yet"),
+    cp ? h("dl", { class: "facts-list" }, rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))) : null,
+    h("p", { class: "muted" }, "完整核验（按内容重算每一条）：", h("code", {}, "./dev audit verify"), " · full check recomputing every entry"),
+    cut].filter(Boolean));
+}
+
+async function auditPage(main) {
+  const params = new URLSearchParams(location.search);
+  const district = session.who.role === "district";
+  const status = h("section", { class: "card", id: "audit-status", "aria-labelledby": "as" });
+  const inputs = {
+    actor_kind: h("select", { name: "actor_kind" }, h("option", { value: "" }, "全部 any"),
+      ["admin", "staff", "device", "veteran", "system"].map((k) => h("option", { value: k, selected: params.get("actor_kind") === k }, k))),
+    actor_id: h("input", { name: "actor_id", value: params.get("actor_id") || "", maxlength: 100 }),
+    action: h("input", { name: "action", value: params.get("action") || "", maxlength: 100, placeholder: "benefit.create 或前缀 or prefix device." }),
+    object_kind: h("input", { name: "object_kind", value: params.get("object_kind") || "", maxlength: 100 }),
+    object_id: h("input", { name: "object_id", value: params.get("object_id") || "", maxlength: 100 }),
+    district: district ? h("input", { name: "district", value: districtName(session.who.district), readonly: true })
+      : h("select", { name: "district" }, h("option", { value: "" }, "全部 any"),
+        Object.keys(DISTRICTS).map((code) => h("option", { value: code, selected: params.get("district") === code }, districtName(code)))),
+    from: h("input", { type: "date", name: "from", value: params.get("from") || "" }),
+    to: h("input", { type: "date", name: "to", value: params.get("to") || "" }),
+  };
+  const show = (next) => { history.pushState(null, "", `/console/audit${next.toString() ? `?${next}` : ""}`); renderShell(); };
+  const filters = h("form", { class: "card", "aria-label": "筛选 filters", onsubmit: (e) => {
+    e.preventDefault();
+    const next = new URLSearchParams();
+    for (const key of AUDIT_FILTERS) if (!(key === "district" && district) && inputs[key].value.trim()) next.set(key, inputs[key].value.trim());
+    show(next);
+  } },
+  h("details", { class: "filter-box", open: AUDIT_FILTERS.some((k) => params.get(k)) || window.innerWidth > 720 },
+    h("summary", {}, ...bi("筛选", "Filters")),
+    h("div", { class: "filter-grid" },
+      field(bi("操作者类型", "Actor kind"), inputs.actor_kind), field(bi("操作者", "Actor id"), inputs.actor_id),
+      field(bi("动作", "Action"), inputs.action),
+      field(bi("对象类型", "Object kind"), inputs.object_kind), field(bi("对象", "Object id"), inputs.object_id),
+      field(bi("区", "District"), inputs.district), field(bi("起始日", "From"), inputs.from), field(bi("截止日", "To"), inputs.to)),
+    h("div", { class: "row" }, h("button", { type: "submit" }, ...bi("查询", "Search")),
+      h("button", { type: "button", class: "secondary", onclick: () => show(new URLSearchParams()) }, ...bi("清除", "Clear")))));
+
+  const query = new URLSearchParams({ limit: wide() ? "50" : "20" });
+  for (const key of [...AUDIT_FILTERS, "cursor"]) if (params.get(key) && !(key === "district" && district)) query.set(key, params.get(key));
+  const [page] = await Promise.all([api(`/v1/admin/audit?${query}`), auditStatus(status)]);
+  // An id shown short, as a link to the entries of that actor or object.
+  const idLink = (key, id) => {
+    if (!id) return "";
+    const next = new URLSearchParams({ [key]: id });
+    return h("a", { href: `/console/audit?${next}`, class: "id", title: id, "data-id": id, onclick: (e) => { e.preventDefault(); show(next); } },
+      id.length > 12 ? `${id.slice(0, 8)}…` : id);
+  };
+  const detail = (e) => {
+    const text = JSON.stringify(e.detail ?? {});
+    return text === "{}" ? "" : h("code", { class: "detail" }, text.length > 160 ? `${text.slice(0, 160)}…` : text);
+  };
+  const list = h("section", { class: "card", "aria-labelledby": "al" }, h("h2", { id: "al" }, ...bi("审计日志", "Audit log")),
+    !wide() ? summaryList(page.items, (e) => [h("strong", {}, `#${e.seq}`), " ", h("code", {}, e.action), " ", h("span", { class: "muted" }, fmtTime(e.at))], (e) => [
+      h("p", {}, `操作者 actor: ${e.actor_kind}${e.actor_role ? ` ${e.actor_role}` : ""} `, idLink("actor_id", e.actor_id)),
+      h("p", {}, `对象 object: ${e.object_kind || ""} `, idLink("object_id", e.object_id)),
+      h("p", {}, `区 district: ${e.district ? districtName(e.district) : "—"}`),
+      detail(e) ? h("p", {}, detail(e)) : null,
+    ], "没有符合条件的条目 · No entries match") : table([
+      { title: ["序号", "Seq"], cell: (e) => String(e.seq) },
+      { title: ["时间", "Time"], cell: (e) => fmtTime(e.at) },
+      { title: ["操作者", "Actor"], cell: (e) => [e.actor_kind, e.actor_role ? ` ${e.actor_role}` : "", " ", idLink("actor_id", e.actor_id)] },
+      { title: ["动作", "Action"], cell: (e) => h("code", {}, e.action) },
+      { title: ["对象", "Object"], cell: (e) => [e.object_kind || "", " ", idLink("object_id", e.object_id)] },
+      { title: ["区", "District"], cell: (e) => (e.district ? districtName(e.district) : "—") },
+      { title: ["详情", "Detail"], cell: detail },
+    ], page.items, "没有符合条件的条目 · No entries match"),
+    h("div", { class: "row pager" },
+      params.get("cursor") ? h("button", { type: "button", class: "secondary", onclick: () => { const next = new URLSearchParams(params); next.delete("cursor"); show(next); } }, ...bi("第一页", "First page")) : null,
+      page.next_cursor ? h("button", { type: "button", class: "secondary", id: "audit-next", onclick: () => { const next = new URLSearchParams(params); next.set("cursor", page.next_cursor); show(next); } }, ...bi("下一页", "Next page")) : null));
+  main.append(status, filters, list);
+}
+
 // ---- merchant staff: ledger, daily report, statements -------------------------------------
 
 async function download(path, name) {
@@ -607,7 +925,7 @@ async function ledgerPage(main) {
       { title: ["结果", "Result"], cell: (r) => badge(r.result) },
       { title: ["原因", "Reason"], cell: (r) => r.reason || "" },
       { title: ["同行", "Companions"], cell: (r) => String(r.companions) },
-    ], list.items)));
+    ], list.items, undefined, { summary: (r) => [fmtTime(r.at), " ", r.benefit_code || "", " ", badge(r.result)] })));
 }
 
 const shanghaiToday = () => new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);

@@ -210,6 +210,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/audit/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The latest signed checkpoint checked now: its signature, and its consistency with the previous one
+         * @description What the console's audit page shows. Checked against the recorded leaf hashes and the key ring's public keys; `chongjun audit verify` recomputes every entry from its content.
+         *
+         *     Caller: admin:auditor, admin:city, admin:district token.
+         */
+        get: operations["AdminAuditStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/benefits": {
         parameters: {
             query?: never;
@@ -1835,6 +1857,16 @@ export interface components {
             signed_note: string;
             tree_size: number;
         };
+        /** CheckpointStatus */
+        CheckpointStatus: {
+            checkpoint?: components["schemas"]["Checkpoint"] | null;
+            consistent?: boolean | null;
+            entries: number;
+            previous?: components["schemas"]["Checkpoint"] | null;
+            previous_signature_valid?: boolean | null;
+            problem?: string | null;
+            signature_valid?: boolean | null;
+        };
         /** ClauseResult */
         ClauseResult: {
             held: boolean;
@@ -3446,6 +3478,53 @@ export interface operations {
             };
             /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `audit-entry-not-found`, `checkpoint-not-found` */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminAuditStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckpointStatus"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
