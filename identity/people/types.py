@@ -84,8 +84,7 @@ class Person(_Attributes, kw_only=True):
     """张*, 欧阳**"""
     categories: frozenset[str]
     """codes of foundation.vocabulary.CATEGORIES"""
-    relations: tuple[Kinship, ...] = ()
-    """family ties to servicemen (the roster's `relations` column)"""
+    relations: tuple[Kinship, ...] = ()  # family ties to servicemen (the roster's `relations` column)
 
 
 class Relation(Record):
@@ -98,14 +97,6 @@ class Relation(Record):
     since: date | None = None
 
 
-class RosterRelation(Record):
-    """One tie of a roster line: the serviceman's ID number normalised; lives only inside an import."""
-
-    relation: RelationKind
-    member_status: MemberStatus
-    member_id_number: str
-
-
 class RosterRow(_Attributes, kw_only=True):
     """One validated roster line, ID number already normalised; lives only inside an import."""
 
@@ -115,6 +106,14 @@ class RosterRow(_Attributes, kw_only=True):
     categories: tuple[str, ...]
     relations: tuple[RosterRelation, ...] | None = None
     """None when the file has no `relations` column (the people's ties are left as they are)"""
+
+
+class RosterRelation(Record):
+    """One tie of a roster line: the serviceman's ID number normalised; lives only inside an import."""
+
+    relation: RelationKind
+    member_status: MemberStatus
+    member_id_number: str
 
 
 class LineError(Record):
@@ -138,16 +137,15 @@ class ImportReport(Record):
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    relations_added: int = 0
-    """family ties written for the first time"""
-    relations_updated: int = 0
-    """ties whose member status changed"""
-    relations_removed: int = 0
-    """ties of the file's people that the file no longer lists"""
     errors: tuple[LineError, ...] = ()
     errors_truncated: bool = False
     """more lines were invalid than `errors` lists"""
     seconds: float = 0.0
+    # Family ties written for the first time, whose member status changed, and of the file's
+    # people that the file no longer lists.
+    relations_added: int = 0
+    relations_updated: int = 0
+    relations_removed: int = 0
 
 
 class CategoryView(Record):
