@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
+from foundation.encoding import b64url, unb64url
 from archive.merkle import EMPTY_ROOT, hash_node
 from archive.types import Checkpoint
 
@@ -38,14 +39,6 @@ def b64(data: bytes) -> str:
 
 def unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def note_text(tree_size: int, root: bytes, at: datetime) -> str:
