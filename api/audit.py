@@ -9,19 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 from typing import Annotated
 
-from litestar import Controller, Litestar, get, post
+from litestar import Litestar, get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 import archive
 from api.deps import Conn, CurrentPrincipal, Keyring
-from api.guards import requires_admin, requires_admin_role
-from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
+from api.guards import AdminRoutes, requires_admin_role
+from api.lifespan import in_background
+from api.paging import DEFAULT_LIMIT, Cursor, District, Limit, Page
 from archive import AuditFilter, Checkpoint, CheckpointStatus, ConsistencyProof, InclusionProof
 from foundation.audit import AuditEntry
 
@@ -47,10 +48,8 @@ Size = Annotated[int, QueryParameter(ge=1, le=SEQ_MAX, description="The tree siz
 Text = Annotated[str | None, QueryParameter(min_length=1, max_length=100)]
 
 
-class AdminAuditController(Controller):
+class AdminAuditController(AdminRoutes):
     path = "/v1/admin/audit"
-    tags = ["admin"]
-    guards = [requires_admin]
 
     @get(
         "", operation_id="AdminListAudit",
@@ -61,7 +60,7 @@ class AdminAuditController(Controller):
         self, conn: Conn, principal: CurrentPrincipal,
         actor_kind: Text = None, actor_id: Text = None, action: Text = None, object_kind: Text = None,
         object_id: Text = None,
-        district: Annotated[str | None, QueryParameter(pattern=r"^31[0-9]{4}$", description="GB/T 2260 district code")] = None,
+        district: District = None,
         day_from: Annotated[date | None, QueryParameter(name="from", description="First day (Asia/Shanghai)")] = None,
         day_to: Annotated[date | None, QueryParameter(name="to", description="Last day (Asia/Shanghai), inclusive")] = None,
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
@@ -140,11 +139,8 @@ async def checkpoint_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Every worker tries to sign a checkpoint every `audit_checkpoint_seconds`; the advisory lock
     and "nothing new: the last one" make that one checkpoint per round at most."""
     every = app.state.settings.audit_checkpoint_seconds
-    task = asyncio.create_task(_cut_regularly(app, every)) if every > 0 else None
-    try:
+    if every <= 0:
         yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        return
+    async with in_background(_cut_regularly(app, every)):
+        yield

@@ -1,7 +1,8 @@
 """The two faces served by the app itself: the console (`/console`) and the gate scanner (`/scan`).
 
 Both are static pages (HTML, CSS and small JavaScript modules in `api/static/faces/`, no build
-step) that talk to the JSON API of this same process with bearer tokens. No cookie carries a
+step; third-party code, jsQR, in `api/static/faces/vendor/`, served at the same flat paths) that
+talk to the JSON API of this same process with bearer tokens. No cookie carries a
 session, so there is nothing a cross-site form could ride on (no CSRF surface); the console keeps
 its tokens in memory and `sessionStorage` (gone with the tab), the scanner keeps only the device
 credential in `localStorage` (its setup payload: device id, secret, venue). Every page and asset is
@@ -47,17 +48,18 @@ _TYPES = {
 
 @cache
 def _asset(name: str) -> tuple[bytes, str]:
-    """A file of `api/static/faces/` (flat names only), read once per process."""
+    """A file of `api/static/faces/` or its `vendor/` (flat names only), read once per process."""
     if "/" in name or "\\" in name or name.startswith("."):
         raise NotFoundException()
     suffix = name[name.rfind("."):] if "." in name else ""
     media = _TYPES.get(suffix)
     if media is None:
         raise NotFoundException()
-    node = resources.files("api").joinpath("static", "faces", name)
-    if not node.is_file():
-        raise NotFoundException()
-    return node.read_bytes(), media
+    faces = resources.files("api").joinpath("static", "faces")
+    for node in (faces.joinpath(name), faces.joinpath("vendor", name)):
+        if node.is_file():
+            return node.read_bytes(), media
+    raise NotFoundException()
 
 
 def _send(name: str, *, cache_seconds: int) -> Response[bytes]:

@@ -23,7 +23,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 import merchants
 from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, PublicUrl, Redis
 from api.guards import AdminRoutes, MerchantRoutes, PublicRoutes, requires_admin_role, requires_device
-from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
+from api.paging import DEFAULT_LIMIT, Cursor, District, Limit, Page
 from foundation.settings import Settings
 from identity import Principal
 from benefits.redemption import DailyReport, RedemptionEntry, SealedStatement, reports
@@ -60,7 +60,6 @@ __all__ = (
     "merchant_keys",
 )
 
-District = Annotated[str | None, QueryParameter(pattern=r"^31[0-9]{4}$", description="GB/T 2260 district code")]
 # The year is bounded here, so 0000-01 or 9999-12 (a month whose end no date can hold) is a 400 before
 # anything runs; which months exist and have begun is the statement's own rule (400 invalid-period).
 Month = Annotated[

@@ -13,7 +13,7 @@ from litestar.params import QueryParameter
 
 from foundation.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, Page
 
-__all__ = ("DEFAULT_LIMIT", "Cursor", "Limit", "Page")
+__all__ = ("DEFAULT_LIMIT", "Cursor", "District", "Limit", "Page")
 
 Limit = Annotated[
     int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size (1-{MAX_LIMIT}, default {DEFAULT_LIMIT})")
@@ -21,3 +21,5 @@ Limit = Annotated[
 Cursor = Annotated[
     str | None, QueryParameter(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page")
 ]
+District = Annotated[str | None, QueryParameter(pattern=r"^31[0-9]{4}$", description="GB/T 2260 district code")]
+"""The district filter of a list or report (a district admin's scope wins over it)."""

@@ -136,7 +136,7 @@ class RosterController(AdminRoutes):
         operation_class=CsvUploadOperation,
         summary="Import the roster (text/csv)",
         description="Columns: id_number,name,categories,disability_grade,disability_cause,card_kind,card_status,"
-        "card_province,district,birth_date. All or nothing unless valid_only=true; an invalid file answers 422 "
+        "card_province,district,birth_date[,relations] (relations: KIND:ID_NUMBER[:STATUS] separated by |). All or nothing unless valid_only=true; an invalid file answers 422 "
         "roster-rejected with the line-numbered report. Re-importing is an idempotent upsert.",
     )
     async def import_roster(

@@ -11,6 +11,8 @@ from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusController
 from prometheus_client import Gauge
 
+from api.lifespan import in_background
+
 __all__ = ("HealthController", "MetricsController", "pool_gauges")
 
 # "livesum": with several workers (PROMETHEUS_MULTIPROC_DIR set) the gauges add up across them.
@@ -87,9 +89,5 @@ async def pool_gauges(app: Litestar) -> AsyncIterator[None]:
             _pool_max.set(pool.get_max_size())
             await asyncio.sleep(POOL_SAMPLE_SECONDS)
 
-    task = asyncio.create_task(sample())
-    try:
+    async with in_background(sample()):
         yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)  # the CancelledError it ends with

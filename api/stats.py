@@ -13,13 +13,14 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, get
 from litestar.params import QueryParameter
 
 from api.deps import Conn, CurrentPrincipal
-from api.guards import requires_admin
+from api.guards import AdminRoutes
 from api.lifespan import in_background
 from api.merchants import CSV, _csv
+from api.paging import District
 from benefits import catalog, stats
 from benefits.stats import StatsQuery, StatsReport
 
@@ -56,10 +57,8 @@ def _rows(report: StatsReport) -> list[dict[str, Any]]:
     return rows
 
 
-class AdminStatsController(Controller):
+class AdminStatsController(AdminRoutes):
     path = "/v1/admin/stats"
-    tags = ["admin"]
-    guards = [requires_admin]
 
     @get(
         "", operation_id="AdminStats",
@@ -71,7 +70,7 @@ class AdminStatsController(Controller):
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
         date_from: Annotated[date | None, QueryParameter(name="from", description="First service day (Asia/Shanghai)")] = None,
         date_to: Annotated[date | None, QueryParameter(name="to", description="Last service day, inclusive")] = None,
-        district: Annotated[str | None, QueryParameter(pattern=r"^31[0-9]{4}$", description="GB/T 2260 district code")] = None,
+        district: District = None,
         domain: Annotated[str | None, QueryParameter(pattern="^(culture|tourism|transit|other)$")] = None,
         benefit: Annotated[UUID | None, QueryParameter(description="One benefit's id")] = None,
     ) -> Response[StatsReport]:

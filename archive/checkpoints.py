@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
+from foundation.encoding import b64url, unb64url
 from archive.merkle import EMPTY_ROOT, hash_node
 from archive.types import Checkpoint
 
@@ -38,14 +39,6 @@ def b64(data: bytes) -> str:
 
 def unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def note_text(tree_size: int, root: bytes, at: datetime) -> str:
@@ -66,13 +59,21 @@ def parse_note(note: str) -> tuple[int, bytes, int]:
     return int(size), root, int(when)
 
 
+_SIGNATURE_TYPES: dict[str, bytes] = {
+    "EdDSA": b"\x01",
+    "ES256": b"\x02",
+    # C2SP signed-note keeps 0x01..0x04 for its own types and 0xff for the rest, identified by name:
+    # SM2 with SM3 is not ECDSA, and a verifier must not take its key for a P-256 one.
+    "SM2": b"\xffsm2-sm3",
+}
+"""The signed-note signature type of each algorithm, hashed into the 4-byte key id."""
+
+
 def _key_id(jwk: Mapping[str, str] | None, alg: str) -> bytes:
     if jwk is None:
         return b"\x00\x00\x00\x00"
-    if alg == "EdDSA":
-        kind, public = b"\x01", unb64url(jwk["x"])
-    else:
-        kind, public = b"\x02", b"\x04" + unb64url(jwk["x"]) + unb64url(jwk["y"])
+    kind = _SIGNATURE_TYPES[alg]
+    public = unb64url(jwk["x"]) if alg == "EdDSA" else b"\x04" + unb64url(jwk["x"]) + unb64url(jwk["y"])
     return hashlib.sha256(ORIGIN.encode() + b"\n" + kind + public).digest()[:4]
 
 

@@ -10,23 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import base64
-
 import msgspec
 
 import identity
+from foundation.encoding import b64url, unb64url
 
 __all__ = ("JWS_TYPE", "BatchSigner", "KeyRingSigner", "verify_batch")
 
 JWS_TYPE = "cj-exchange-batch+json"
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class BatchSigner(Protocol):
@@ -42,14 +33,14 @@ class KeyRingSigner:
         self.keyring = keyring
 
     def sign_detached(self, body: bytes) -> str:
-        payload = _b64url(body)
+        payload = b64url(body)
         for _ in range(3):  # the ring may be reloaded between naming the key and signing with it
             active = self.keyring.active
-            protected = _b64url(msgspec.json.encode({"alg": active.alg, "kid": active.kid, "typ": JWS_TYPE}, order="sorted"))
+            protected = b64url(msgspec.json.encode({"alg": active.alg, "kid": active.kid, "typ": JWS_TYPE}, order="sorted"))
             # The ring's one profile-aware signing interface: Ed25519/ES256, or SM2 under gm.
             record, signature = self.keyring.sign_bytes(f"{protected}.{payload}".encode())
             if record.kid == active.kid:
-                return f"{protected}..{_b64url(signature)}"
+                return f"{protected}..{b64url(signature)}"
         raise identity.KeysUnavailable("the active key kept changing while sealing a batch")
 
 
@@ -57,13 +48,13 @@ def verify_batch(body: bytes, seal: str, jwks: dict[str, Any]) -> bool:
     """True when `seal` is a valid detached JWS over `body` by a key of `jwks` (alg from the JWK)."""
     try:
         protected, empty, signature = seal.split(".")
-        header = msgspec.json.decode(_unb64url(protected))
+        header = msgspec.json.decode(unb64url(protected))
         if empty or header.get("typ") != JWS_TYPE or "crit" in header or "b64" in header:
             return False
         jwk = next(k for k in jwks.get("keys", []) if k.get("kid") == header.get("kid"))
         if jwk.get("alg") != header.get("alg"):
             return False
         # identity.VERIFIERS: one verifier per alg (EdDSA, ES256, SM2), the key type checked too.
-        return identity.verify_signature(jwk["alg"], jwk, f"{protected}.{_b64url(body)}".encode(), _unb64url(signature))
+        return identity.verify_signature(jwk["alg"], jwk, f"{protected}.{b64url(body)}".encode(), unb64url(signature))
     except (StopIteration, KeyError, ValueError, TypeError, AttributeError, msgspec.DecodeError):
         return False

@@ -26,6 +26,7 @@ import ctypes
 import ctypes.util
 import os
 import weakref
+from typing import Self
 
 __all__ = (
     "CURVE_OID",
@@ -158,22 +159,46 @@ def _check_id(distid: bytes) -> bytes:
     return distid
 
 
-class SM2PublicKey:
-    """An SM2 public key on the recommended curve; `verify` is the only operation."""
+class _SM2Key:
+    """An OpenSSL EVP_PKEY known to be SM2, freed with its owner; read from DER or PEM by the
+    subclass's `_READER` (the d2i function's name) and `_LABEL` (the PEM block's)."""
 
     __slots__ = ("_pkey", "__weakref__")
+    _READER: str
+    _LABEL: str
 
     def __init__(self, _pkey: int) -> None:
         self._pkey = _owned(self, _pkey)
 
     @classmethod
-    def from_der(cls, der: bytes) -> SM2PublicKey:
-        """From a DER SubjectPublicKeyInfo (id-ecPublicKey, curve sm2p256v1)."""
-        return cls(_d2i(_lib.d2i_PUBKEY, der))
+    def from_der(cls, der: bytes) -> Self:
+        return cls(_d2i(getattr(_lib, cls._READER), der))
 
     @classmethod
-    def from_pem(cls, pem: bytes | str) -> SM2PublicKey:
-        return cls.from_der(_pem_body(pem, "PUBLIC KEY"))
+    def from_pem(cls, pem: bytes | str) -> Self:
+        return cls.from_der(_pem_body(pem, cls._LABEL))
+
+    def der(self) -> bytes:
+        raise NotImplementedError
+
+    def _point(self) -> bytes:
+        """The public point `04 ‖ x ‖ y` (a private key has one too)."""
+        buffer = ctypes.create_string_buffer(65)
+        size = ctypes.c_size_t(0)
+        if _lib.EVP_PKEY_get_octet_string_param(self._pkey, b"encoded-pub-key", buffer, 65, ctypes.byref(size)) != 1:
+            raise _fail("no public point")
+        return buffer.raw[: size.value]
+
+    def pem(self) -> bytes:
+        return _pem(self.der(), self._LABEL)
+
+
+class SM2PublicKey(_SM2Key):
+    """An SM2 public key on the recommended curve; `verify` is the only operation. `from_der`
+    reads a SubjectPublicKeyInfo (id-ecPublicKey, curve sm2p256v1), `from_pem` its PUBLIC KEY block."""
+
+    __slots__ = ()
+    _READER, _LABEL = "d2i_PUBKEY", "PUBLIC KEY"
 
     @classmethod
     def from_point(cls, point: bytes) -> SM2PublicKey:
@@ -199,16 +224,9 @@ class SM2PublicKey:
             raise _fail("i2d_PUBKEY")
         return buffer.raw
 
-    def pem(self) -> bytes:
-        return _pem(self.der(), "PUBLIC KEY")
-
     def point(self) -> bytes:
         """`04 ‖ x ‖ y`, 65 bytes."""
-        buffer = ctypes.create_string_buffer(65)
-        size = ctypes.c_size_t(0)
-        if _lib.EVP_PKEY_get_octet_string_param(self._pkey, b"encoded-pub-key", buffer, 65, ctypes.byref(size)) != 1:
-            raise _fail("no public point")
-        return buffer.raw[: size.value]
+        return self._point()
 
     def verify(self, signature: bytes, message: bytes, *, distid: bytes = DEFAULT_ID) -> bool:
         """True when `signature` (DER) is this key's SM2-with-SM3 signature of `message`."""
@@ -223,13 +241,13 @@ class SM2PublicKey:
         return hash(self.point())
 
 
-class SM2PrivateKey:
-    """An SM2 key pair. The scalar stays inside OpenSSL except when exported on purpose."""
+class SM2PrivateKey(_SM2Key):
+    """An SM2 key pair. The scalar stays inside OpenSSL except when exported on purpose.
+    `from_der` reads PKCS#8 (or a bare SEC1 ECPrivateKey naming the curve), `from_pem` an
+    unencrypted `PRIVATE KEY` block, as `openssl genpkey` writes it."""
 
-    __slots__ = ("_pkey", "__weakref__")
-
-    def __init__(self, _pkey: int) -> None:
-        self._pkey = _owned(self, _pkey)
+    __slots__ = ()
+    _READER, _LABEL = "d2i_AutoPrivateKey", "PRIVATE KEY"
 
     @classmethod
     def generate(cls) -> SM2PrivateKey:
@@ -245,16 +263,6 @@ class SM2PrivateKey:
             _lib.EVP_PKEY_CTX_free(ctx)
 
     @classmethod
-    def from_der(cls, der: bytes) -> SM2PrivateKey:
-        """From DER PKCS#8 (or a bare SEC1 ECPrivateKey naming the curve)."""
-        return cls(_d2i(_lib.d2i_AutoPrivateKey, der))
-
-    @classmethod
-    def from_pem(cls, pem: bytes | str) -> SM2PrivateKey:
-        """From an unencrypted `PRIVATE KEY` (PKCS#8) block, as `openssl genpkey` writes it."""
-        return cls.from_der(_pem_body(pem, "PRIVATE KEY"))
-
-    @classmethod
     def from_scalar(cls, d: int | bytes) -> SM2PrivateKey:
         """From the private scalar d, 1 ≤ d ≤ n − 2 (GB/T 32918.1 §6.1); OpenSSL derives the point."""
         value = int.from_bytes(d, "big") if isinstance(d, bytes | bytearray) else d
@@ -264,13 +272,6 @@ class SM2PrivateKey:
 
     def public_key(self) -> SM2PublicKey:
         return SM2PublicKey.from_point(self._point())
-
-    def _point(self) -> bytes:
-        buffer = ctypes.create_string_buffer(65)
-        size = ctypes.c_size_t(0)
-        if _lib.EVP_PKEY_get_octet_string_param(self._pkey, b"encoded-pub-key", buffer, 65, ctypes.byref(size)) != 1:
-            raise _fail("no public point")
-        return buffer.raw[: size.value]
 
     def scalar(self) -> bytes:
         """The private scalar, 32 bytes big-endian (for sealing the key; handle with care)."""
@@ -288,9 +289,6 @@ class SM2PrivateKey:
     def der(self) -> bytes:
         """PKCS#8 DER (unencrypted), the same bytes `openssl pkey -outform DER` reads."""
         return _PKCS8_PREFIX + self.scalar()
-
-    def pem(self) -> bytes:
-        return _pem(self.der(), "PRIVATE KEY")
 
     def sign(self, message: bytes, *, distid: bytes = DEFAULT_ID) -> bytes:
         """The DER SM2-with-SM3 signature of `message` (nonce from OpenSSL's DRBG)."""

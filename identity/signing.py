@@ -9,7 +9,7 @@ this interface (statements, their archive, the offline verifier) accepts it with
 
 from __future__ import annotations
 
-import base64
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -18,12 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
+import jwt
 from jwt.exceptions import InvalidKeyError
 
+from foundation.encoding import unb64url
 from foundation.sm2 import SM2Error, raw_to_der
 from identity.sm2jws import sm2_from_jwk
 
-__all__ = ("VERIFIERS", "Signer", "verify_signature")
+__all__ = ("VERIFIERS", "JwsRefused", "Signer", "verify_signature", "verify_typed_jws")
 
 
 class Signer(Protocol):
@@ -34,21 +36,17 @@ class Signer(Protocol):
     def sign(self, data: bytes) -> bytes: ...
 
 
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _ed25519(jwk: Mapping[str, Any], data: bytes, signature: bytes) -> bool:
     if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
         return False
-    Ed25519PublicKey.from_public_bytes(_unb64url(jwk["x"])).verify(signature, data)
+    Ed25519PublicKey.from_public_bytes(unb64url(jwk["x"])).verify(signature, data)
     return True
 
 
 def _es256(jwk: Mapping[str, Any], data: bytes, signature: bytes) -> bool:
     if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or len(signature) != 64:
         return False
-    x, y = (int.from_bytes(_unb64url(jwk[n]), "big") for n in ("x", "y"))
+    x, y = (int.from_bytes(unb64url(jwk[n]), "big") for n in ("x", "y"))
     key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
     r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
     key.verify(encode_dss_signature(r, s), data, ec.ECDSA(SHA256()))
@@ -80,3 +78,31 @@ def verify_signature(alg: str, jwk: Mapping[str, Any], data: bytes, signature: b
         return bool(verifier(jwk, data, signature))
     except (InvalidSignature, InvalidKeyError, SM2Error, KeyError, ValueError, TypeError):
         return False
+
+
+class JwsRefused(Exception):
+    """Why a compact JWS of a given `typ` did not verify: `step` is malformed, wrong-type,
+    unknown-key or bad-signature; `header` the unverified header ({} when malformed). Callers
+    turn it into their own refusal, in their own words."""
+
+    def __init__(self, step: str, header: dict[str, Any]) -> None:
+        super().__init__(step)
+        self.step, self.header = step, header
+
+
+def verify_typed_jws(token: str, *, typ: str, key_for: Callable[[str], tuple[Any, str] | None]) -> dict[str, Any]:
+    """The claims of a signed document (a status list, the trust list): its `typ` is `typ`, its
+    `kid` names a key `key_for(kid) -> (key, alg)` trusts with that `alg`, its signature holds."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise JwsRefused("malformed", {}) from None
+    if header.get("typ") != typ:
+        raise JwsRefused("wrong-type", header)
+    found = key_for(str(header.get("kid")))
+    if found is None or found[1] != header.get("alg"):
+        raise JwsRefused("unknown-key", header)
+    try:
+        return json.loads(jwt.api_jws.decode_complete(token, found[0], algorithms=[found[1]])["payload"])
+    except (jwt.PyJWTError, ValueError):
+        raise JwsRefused("bad-signature", header) from None

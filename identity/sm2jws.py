@@ -16,7 +16,6 @@ algorithm to PyJWT's registry opens no algorithm-confusion door.
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -24,6 +23,7 @@ import jwt
 from jwt.algorithms import Algorithm
 from jwt.exceptions import InvalidKeyError
 
+from foundation.encoding import b64url, unb64url
 from foundation.sm2 import SM2Error, SM2PrivateKey, SM2PublicKey, der_to_raw, raw_to_der
 
 __all__ = ("SM2_ALG", "SM2Algorithm", "sm2_jwk", "sm2_from_jwk")
@@ -31,17 +31,9 @@ __all__ = ("SM2_ALG", "SM2Algorithm", "sm2_jwk", "sm2_from_jwk")
 SM2_ALG = "SM2"
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def sm2_jwk(public_key: SM2PublicKey) -> dict[str, str]:
     point = public_key.point()
-    return {"kty": "EC", "crv": "SM2", "x": _b64(point[1:33]), "y": _b64(point[33:])}
+    return {"kty": "EC", "crv": "SM2", "x": b64url(point[1:33]), "y": b64url(point[33:])}
 
 
 def sm2_from_jwk(jwk: dict[str, Any] | str) -> SM2PublicKey:
@@ -49,7 +41,7 @@ def sm2_from_jwk(jwk: dict[str, Any] | str) -> SM2PublicKey:
     if data.get("kty") != "EC" or data.get("crv") != "SM2":
         raise InvalidKeyError("not an SM2 JWK")
     try:
-        return SM2PublicKey.from_xy(_unb64(data["x"]), _unb64(data["y"]))
+        return SM2PublicKey.from_xy(unb64url(data["x"]), unb64url(data["y"]))
     except (SM2Error, KeyError, ValueError, TypeError):
         raise InvalidKeyError("bad SM2 JWK") from None
 

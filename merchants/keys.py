@@ -16,7 +16,6 @@ In dev a missing secret is created on first use; in production it is a startup e
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 from functools import cache
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from foundation.encoding import b64url
 from foundation.gmcrypto import hkdf_sm3
 from foundation.settings import Settings
 from foundation.sm2 import N as SM2_N
@@ -47,10 +47,6 @@ __all__ = (
 
 DEVICE_HMAC_SECRET = "device-secret-hmac-key"
 SEAL_SECRET = "statement-seal-key"
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @cache
@@ -86,9 +82,9 @@ class SealKey:
         else:
             self.alg = "EdDSA"
             raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            jwk = {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}
+            jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
             canonical = f'{{"crv":"Ed25519","kty":"OKP","x":"{jwk["x"]}"}}'
-        self.kid = "seal-" + _b64url(hashlib.sha256(canonical.encode()).digest())[:16]
+        self.kid = "seal-" + b64url(hashlib.sha256(canonical.encode()).digest())[:16]
         self.public_jwk = {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
     def sign(self, data: bytes) -> bytes:

@@ -223,6 +223,7 @@ def _person_digest(person: PersonLike) -> str:
         person.card_province,
         person.district,
         person.birth_date,
+        sorted((tie.relation, tie.member_status, sorted(tie.member_categories)) for tie in person.relations),
     )
     return hashlib.blake2b(msgspec.msgpack.encode(facts), digest_size=16).hexdigest()
 

@@ -23,9 +23,10 @@ A rule is a tree of expressions, each a JSON object tagged by ``op``::
 | ``on_days`` | ``days``: ``MM-DD`` or a named day | the evaluation day (Shanghai) is one of them |
 | ``family_relation`` | ``relations``, ``of`` | the person has such a relative (see below) |
 
-``family_relation`` is kept in the language so catalogs can state 军属/三属 rules as the policy
-words them, but `identity.Person` exposes no relationships (categories such as SERVICE_FAMILY
-already carry them), so it never holds today and says so in its explanation.
+``family_relation`` states 军属/三属 rules as the policy words them: it holds when the person has
+a tie of one of ``relations`` (from the roster's ``relations`` column, `identity.Person.relations`)
+to a serviceman who, when ``of`` is given, has one of those categories (a serving member, status
+ACTIVE, is ACTIVE_SERVICE; ``VETERAN`` includes its sub-kinds as everywhere).
 
 Rules are decoded with msgspec (type, range and unknown-field errors carry the JSON path of the
 bad node), then checked for what types cannot say (min ≤ max, exactly one of eq/ne, depth).
@@ -44,6 +45,7 @@ import msgspec
 from foundation.structs import Input, Record
 from benefits.catalog.errors import InvalidRule, RuleProblem
 from benefits.catalog.periods import NAMED_DAYS, is_named_day
+import identity
 from identity import Person
 from foundation.vocabulary import (
     CARD_KINDS,
@@ -90,7 +92,7 @@ DistrictCode = Literal[tuple(SHANGHAI_DISTRICTS)]  # type: ignore[valid-type]
 CauseCode = Literal[tuple(DISABILITY_CAUSES)]  # type: ignore[valid-type]
 CardKindCode = Literal[tuple(CARD_KINDS)]  # type: ignore[valid-type]
 CardStatusCode = Literal[tuple(CARD_STATUSES)]  # type: ignore[valid-type]
-Relation = Literal["SPOUSE", "PARENT", "CHILD", "SIBLING_DEPENDENT", "PARENT_IN_LAW"]
+Relation = identity.RelationKind
 Grade = Annotated[int, msgspec.Meta(ge=1, le=10)]
 Years = Annotated[int, msgspec.Meta(ge=0, le=150)]
 Province = Annotated[str, msgspec.Meta(pattern=r"^\d{2}0000$")]
@@ -350,13 +352,20 @@ def describe(node: Expr) -> tuple[str, str]:
     if isinstance(node, OnDays):
         return _listing(("仅限", "、", _day_zh), ("only on ", ", ", _day_en), node.days)
     if isinstance(node, FamilyRelation):
-        relations = "/".join(node.relations)
-        of = " of " + ", ".join(node.of) if node.of else ""
+        relations_zh = "、".join(_RELATIONS_ZH[r] for r in node.relations)
+        relations_en = "/".join(node.relations)
+        of_zh = "（" + "或".join(_category_zh(c) for c in node.of) + "）" if node.of else ""
+        of_en = " who is " + " or ".join(_category_en(c) for c in node.of) if node.of else ""
         return (
-            f"须有亲属关系（{relations}）；身份数据暂不提供亲属关系，此条件不成立",
-            f"a relative ({relations}{of}); identity does not expose relationships, so this never holds",
+            f"须为军人{of_zh}的{relations_zh}（名册登记的亲属关系）",
+            f"a {relations_en} of a serviceman{of_en}, as the roster records",
         )
     raise TypeError(f"unknown rule node {type(node).__name__}")
+
+
+_RELATIONS_ZH: dict[str, str] = {
+    "SPOUSE": "配偶", "PARENT": "父母", "CHILD": "子女", "SIBLING_DEPENDENT": "依靠其生活的兄弟姐妹", "PARENT_IN_LAW": "岳父母或公婆",
+}
 
 
 def _one_of(
@@ -495,7 +504,11 @@ def _leaf_test(node: Expr) -> Callable[[PersonLike, date], bool]:
         matches = _day_matcher(node.days)
         return lambda p, d: matches(d)
     if isinstance(node, FamilyRelation):
-        return lambda p, d: False
+        kinds = frozenset(node.relations)
+        of = _categories(node.of) if node.of else None
+        return lambda p, d: any(
+            tie.relation in kinds and (of is None or not of.isdisjoint(tie.member_categories)) for tie in p.relations
+        )
     raise TypeError(f"unknown rule node {type(node).__name__}")
 
 

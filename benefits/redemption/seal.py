@@ -15,11 +15,11 @@ The key is any `identity.Signer` (today an Ed25519 `merchants.SealKey` version; 
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import msgspec
 
+from foundation.encoding import b64url, unb64url
 from foundation.structs import Record
 from identity.signing import Signer, verify_signature
 
@@ -39,18 +39,6 @@ class SealCheck(Record):
     alg: str | None = None
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64url(text: str) -> bytes:
-    """Strict: only the one canonical spelling decodes (unused low bits must be zero)."""
-    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if _b64url(data) != text:
-        raise ValueError("non-canonical base64url")
-    return data
-
-
 def canonical_bytes(document: Any) -> bytes:
     """The bytes that are signed: a Struct or the same document parsed back from JSON."""
     return msgspec.json.encode(msgspec.to_builtins(document), order="sorted")
@@ -59,9 +47,9 @@ def canonical_bytes(document: Any) -> bytes:
 def seal(key: Signer, document: Any) -> str:
     """A detached compact JWS over the canonical bytes of `document`."""
     header = {"alg": key.alg, "kid": key.kid, "typ": JWS_TYPE}
-    protected = _b64url(msgspec.json.encode(header, order="sorted"))
-    signing_input = f"{protected}.{_b64url(canonical_bytes(document))}".encode()
-    return f"{protected}..{_b64url(key.sign(signing_input))}"
+    protected = b64url(msgspec.json.encode(header, order="sorted"))
+    signing_input = f"{protected}.{b64url(canonical_bytes(document))}".encode()
+    return f"{protected}..{b64url(key.sign(signing_input))}"
 
 
 def explain_sealed(sealed: Any, jwks: Any) -> SealCheck:
@@ -74,8 +62,8 @@ def explain_sealed(sealed: Any, jwks: Any) -> SealCheck:
         return SealCheck(ok=False, reason="malformed-seal", detail="seal.jws is not a detached compact JWS (`<header>..<signature>`)")
     protected, _, signature = parts
     try:
-        header = msgspec.json.decode(_unb64url(protected))
-        signature_bytes = _unb64url(signature)
+        header = msgspec.json.decode(unb64url(protected, strict=True))
+        signature_bytes = unb64url(signature, strict=True)
     except (ValueError, msgspec.DecodeError):
         return SealCheck(ok=False, reason="malformed-seal", detail="the JWS header or signature is not canonical base64url JSON")
     if not isinstance(header, dict) or header.get("typ") != JWS_TYPE:
@@ -88,7 +76,7 @@ def explain_sealed(sealed: Any, jwks: Any) -> SealCheck:
                          detail=f"no key {kid!r} in the JWKS: fetch the issuer's current /.well-known/jwks.json")
     if jwk.get("alg") != alg:
         return SealCheck(ok=False, reason="wrong-alg", kid=kid, alg=alg, detail=f"the seal says {alg!r}, key {kid} is {jwk.get('alg')!r}")
-    signing_input = f"{protected}.{_b64url(canonical_bytes(sealed['statement']))}".encode()
+    signing_input = f"{protected}.{b64url(canonical_bytes(sealed['statement']))}".encode()
     if not verify_signature(alg, jwk, signing_input, signature_bytes):
         return SealCheck(ok=False, reason="signature-mismatch", kid=kid, alg=alg,
                          detail="the signature does not hold: the statement was changed after sealing, or the seal is not this key's")

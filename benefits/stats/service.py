@@ -1,10 +1,11 @@
 """Operating statistics for the bureau (第二十三条): what was used, where, by whom, what was refused,
 and how 好差评 are handled.
 
-- Counts of the ledger and of refused scans come from daily rollups (materialized views of
-  migration 0046, refreshed concurrently by `refresh_stats`: `as_of` says when), so a year of a
-  city's ledger is read as a few thousand rows; distinct holders in the window are counted on
-  the ledger itself (an index on (service_day, benefit_id, person_id)).
+- Everything counted comes from rollups (materialized views of migrations 0046 and 0048,
+  refreshed concurrently by `refresh_stats`: `as_of` says when), so a year of a city's ledger
+  is read as a few thousand rows: events per day, refusals, ratings per day and stars, and the
+  distinct holders of any window, exactly, from `stats_holders` (each visit with the day of the
+  same person's previous one in the same scope). Open cases, venues and devices are live.
 - 免申即享 reach: `refresh_stats` evaluates every active benefit's rule for every person of the
   roster and stores the eligible counts per benefit and residence district
   (`reach_computed_at`); `used` is the holders with a redemption in the window.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import date, datetime, time as clock, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from uuid import UUID
 
 import asyncpg
@@ -88,23 +89,23 @@ async def operating_stats(conn: asyncpg.Connection, caller: identity.Principal, 
                        benefit_id=query.benefit_id)
     window = {"day_from": query.date_from, "day_to": query.date_to, "district": district, "domain": query.domain,
               "benefit_id": query.benefit_id}
-    rows = await db.daily(conn, **window)
     by_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])
     by_district: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     by_domain: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     by_benefit: dict[UUID, list[int]] = defaultdict(lambda: [0, 0])
     companions = priority = 0
-    for row in rows:
+    for row in await db.daily(conn, **window):  # one row per kind and day, district, domain or benefit
         slot = 0 if row["kind"] == "redemption" else 1
-        for table, key in ((by_day, row["service_day"]), (by_district, row["district"]), (by_domain, row["domain"]),
-                           (by_benefit, row["benefit_id"])):
-            table[key][slot] += row["events"]
-        if slot == 0:
+        for table, column in ((by_day, "service_day"), (by_district, "district"), (by_domain, "domain"),
+                              (by_benefit, "benefit_id")):
+            if row[column] is not None:
+                table[row[column]][slot] += row["events"]
+        if slot == 0 and row["service_day"] is not None:
             companions += row["companions"]
             priority += row["priority"]
     redemptions = sum(v[0] for v in by_day.values())
     reversals = sum(v[1] for v in by_day.values())
-    used = {row["benefit_id"]: row["used"] for row in await db.people_used(conn, **window)}
+    used = await db.people_used(conn, **window)
     eligible = {row["benefit_id"]: row["eligible"] for row in await db.reach(conn, district=district)}
     refreshed = await db.refreshed_at(conn)
     names = {v.benefit_id: v for v in await catalog.list_active_benefits(conn)}
@@ -124,10 +125,7 @@ async def operating_stats(conn: asyncpg.Connection, caller: identity.Principal, 
             benefit_id=benefit_id, code=version.code, name_zh=version.name_zh, redemptions=counts[0], reversals=counts[1],
             eligible=eligible.get(benefit_id), used=people, reach_share=_share(people, eligible.get(benefit_id)),
         ))
-    start = datetime.combine(query.date_from, clock.min, catalog.SHANGHAI)
-    end = datetime.combine(query.date_to + timedelta(days=1), clock.min, catalog.SHANGHAI)
-    rated = await db.rating_totals(conn, start=start, end=end, low_stars=LOW_STARS, **{
-        k: window[k] for k in ("district", "domain", "benefit_id")})
+    rated = await db.rating_totals(conn, low_stars=LOW_STARS, **window)
     cases = [CaseCounts(district=r["district"], open=r["open"], overdue=r["overdue"]) for r in await db.case_counts(conn, district=district)]
     return StatsReport(
         query=query,

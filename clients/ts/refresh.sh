@@ -6,5 +6,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 CHONGJUN_UPDATE_CLIENT_SCHEMA=1 "$here/../../dev" test tests/clients -q
 cd "$here"
 npm ci --ignore-scripts --no-audit --no-fund --silent
-npx openapi-typescript openapi.json -o src/schema.d.ts
+npx openapi-typescript openapi.json -o src/vendor/schema.d.ts
 npx tsc --noEmit -p .

@@ -13,7 +13,6 @@ the CLI nor the scan pipeline can use it there.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
@@ -27,6 +26,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from foundation.encoding import b64url, unb64url
 from foundation.settings import Settings
 from identity.city.errors import DevIssuerRefused
 from identity.city.types import CityIdentity
@@ -59,14 +59,6 @@ _REQUIRED = ["iss", "aud", "sub", "iat", "exp", "jti", "idh"]
 _COMPACT = re.compile(r"[A-Za-z0-9_-]{2,256}\.[A-Za-z0-9_-]{2,768}\.[A-Za-z0-9_-]{43,128}")
 _B64_32 = re.compile(r"[A-Za-z0-9_-]{43}")
 _JTI = re.compile(r"[A-Za-z0-9_-]{16,64}")
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _load_or_create_key(path: Path) -> Ed25519PrivateKey:
@@ -103,9 +95,9 @@ class DevCityIssuer:
         self._vault = vault
         self._key = key or _load_or_create_key(settings.data_dir / KEY_FILE)
         self._public: Ed25519PublicKey = self._key.public_key()
-        x = _b64url(self._public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+        x = b64url(self._public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
         # RFC 7638 thumbprint: the required members in lexicographic order, no whitespace.
-        self.kid = _b64url(hashlib.sha256(f'{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}'.encode()).digest())[:16]
+        self.kid = b64url(hashlib.sha256(f'{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}'.encode()).digest())[:16]
         self._jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
         seed = self._key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
         self._subject_key = hashlib.sha256(b"dev-city-subject\0" + seed).digest()
@@ -119,7 +111,7 @@ class DevCityIssuer:
 
     def subject_for(self, id_hmac: bytes) -> str:
         """The city's stable subject for a citizen (a pseudonym, as a real platform would use)."""
-        return "dc_" + _b64url(hashlib.blake2b(id_hmac, key=self._subject_key, digest_size=16).digest())
+        return "dc_" + b64url(hashlib.blake2b(id_hmac, key=self._subject_key, digest_size=16).digest())
 
     def issue(
         self,
@@ -138,11 +130,11 @@ class DevCityIssuer:
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": self.subject_for(id_hmac),
-            "idh": _b64url(id_hmac),
+            "idh": b64url(id_hmac),
             "asr": "real_person",
             "iat": issued,
             "exp": issued + ttl_seconds,
-            "jti": _b64url(os.urandom(16)),
+            "jti": b64url(os.urandom(16)),
         }
         if name_masked:
             claims["nm"] = name_masked
@@ -190,7 +182,7 @@ class DevCityIssuer:
             raise ExpiredCode("expired 随申码")
         return CityIdentity(
             subject=sub,
-            id_hmac=_unb64url(idh),
+            id_hmac=unb64url(idh),
             name_masked=name[:50] if name else None,
             jti=jti,
             issued_at=datetime.fromtimestamp(issued, UTC),

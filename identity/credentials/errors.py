@@ -22,3 +22,14 @@ class CredentialRefused(Forbidden):
 class StatusListNotFound(NotFound):
     type = "status-list-not-found"
     title = "No such status list"
+
+
+class VerificationRefused(Exception):
+    """The base of what a verifier of the specs answers for an input that does not verify
+    (`sdjwt.SdJwtRefused`, `statuslist.StatusListRefused`, the names callers catch): `reason` is
+    a stable slug, `detail` says what held. Not an HTTP error: the verification report carries it."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -16,7 +16,6 @@ required here (verifier policy, never decided by whether a KB-JWT happens to be 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -28,6 +27,9 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
+
+from foundation.encoding import b64url, unb64url
+from identity.credentials.errors import VerificationRefused
 
 __all__ = (
     "KB_TYPE",
@@ -50,42 +52,27 @@ SD_ALG = "sha-256"
 NEVER_DISCLOSABLE = frozenset({"iss", "nbf", "exp", "cnf", "vct", "vct#integrity", "aka_vcts", "status", "_sd", "_sd_alg", "..."})
 
 
-class SdJwtRefused(Exception):
-    """A presentation that does not verify; `reason` is a stable slug, `detail` says what held."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64url(text: str) -> bytes:
-    if not isinstance(text, str) or any(c in text for c in "+/= \n"):
-        raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+class SdJwtRefused(VerificationRefused):
+    """A presentation that does not verify."""
 
 
 def make_disclosure(name: str | None, value: Any, *, salt: str | None = None) -> str:
     """A disclosure for an object property (`name`) or an array element (`name=None`)."""
     if name in ("_sd", "..."):
         raise ValueError(f"{name!r} cannot be a disclosed claim name")
-    salt = salt or _b64url(os.urandom(16))  # 128 bits (RFC 9901 §9.3)
+    salt = salt or b64url(os.urandom(16))  # 128 bits (RFC 9901 §9.3)
     content = [salt, value] if name is None else [salt, name, value]
-    return _b64url(json.dumps(content, ensure_ascii=False).encode("utf-8"))
+    return b64url(json.dumps(content, ensure_ascii=False).encode("utf-8"))
 
 
 def disclosure_digest(disclosure: str) -> str:
     """SHA-256 over the ASCII bytes of the base64url disclosure, base64url (RFC 9901 §4.2.3)."""
-    return _b64url(hashlib.sha256(disclosure.encode("ascii")).digest())
+    return b64url(hashlib.sha256(disclosure.encode("ascii")).digest())
 
 
 def sd_hash(issuer_jwt: str, disclosures: Iterable[str]) -> str:
     """The digest of `<issuer-JWT>~<D1>~...~<Dn>~`, the string a KB-JWT is bound to."""
-    return _b64url(hashlib.sha256(_join(issuer_jwt, list(disclosures)).encode("ascii")).digest())
+    return b64url(hashlib.sha256(_join(issuer_jwt, list(disclosures)).encode("ascii")).digest())
 
 
 def _join(issuer_jwt: str, disclosures: list[str]) -> str:
@@ -127,7 +114,7 @@ def issue_sd_jwt(
         raise ValueError(f"claims that must not be selectively disclosable, or given twice: {sorted(clash)}")
     disclosures = [make_disclosure(name, value) for name, value in disclosable.items()]
     digests = [disclosure_digest(d) for d in disclosures]
-    digests += [_b64url(hashlib.sha256(os.urandom(32)).digest()) for _ in range(decoys)]  # RFC 9901 §4.2.5
+    digests += [b64url(hashlib.sha256(os.urandom(32)).digest()) for _ in range(decoys)]  # RFC 9901 §4.2.5
     payload = {**claims, "_sd": sorted(digests), "_sd_alg": SD_ALG}
     token = jwt.encode(payload, private_key, algorithm=alg, headers={"kid": kid, "typ": typ})
     return _join(token, disclosures), disclosures
@@ -151,7 +138,7 @@ def present(sd_jwt: str, *, names: Iterable[str] | None, holder_key: Any, holder
 
 def _decode_disclosure(disclosure: str) -> tuple[str, str | None, Any]:
     try:
-        content = json.loads(_unb64url(disclosure).decode("utf-8"))
+        content = json.loads(unb64url(disclosure, strict=True).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise SdJwtRefused("bad-disclosure", f"a disclosure is not base64url JSON ({type(exc).__name__})") from None
     if not isinstance(content, list) or len(content) not in (2, 3) or not isinstance(content[0], str):

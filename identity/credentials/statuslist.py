@@ -10,14 +10,16 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+
+from foundation.encoding import b64url, unb64url
+from identity.credentials.errors import VerificationRefused
+from identity.signing import JwsRefused, verify_typed_jws
 
 __all__ = (
     "INVALID",
@@ -38,15 +40,8 @@ STATUS_NAMES = {VALID: "valid", INVALID: "invalid", SUSPENDED: "suspended"}
 STATUS_LIST_TYPE = "statuslist+jwt"
 
 
-class StatusListRefused(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+class StatusListRefused(VerificationRefused):
+    """A status list or status list token that does not verify."""
 
 
 def encode_status_list(statuses: Mapping[int, int] | list[int], *, bits: int, size: int | None = None) -> dict[str, Any]:
@@ -61,7 +56,7 @@ def encode_status_list(statuses: Mapping[int, int] | list[int], *, bits: int, si
         if not 0 <= value < (1 << bits) or not 0 <= idx < count:
             raise ValueError(f"status {value} at {idx} does not fit")
         raw[idx // per_byte] |= value << ((idx % per_byte) * bits)
-    return {"bits": bits, "lst": _b64url(zlib.compress(bytes(raw), 9))}
+    return {"bits": bits, "lst": b64url(zlib.compress(bytes(raw), 9))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +80,7 @@ def decode_status_list(status_list: Mapping[str, Any]) -> StatusList:
     if bits not in (1, 2, 4, 8) or not isinstance(lst, str):
         raise StatusListRefused("bad-status-list", "status_list needs bits in {1,2,4,8} and a base64url lst")
     try:
-        raw = zlib.decompress(base64.urlsafe_b64decode(lst + "=" * (-len(lst) % 4)))
+        raw = zlib.decompress(unb64url(lst))
     except (ValueError, zlib.error):
         raise StatusListRefused("bad-status-list", "lst is not base64url ZLIB data") from None
     return StatusList(bits, raw)
@@ -101,19 +96,15 @@ def sign_status_list(
 def verify_status_list_token(token: str, *, key_for: Any, uri: str, now: float) -> tuple[StatusList, dict[str, Any]]:
     """Check typ, key, signature, `sub` = `uri` and `exp` (TSL20 §8.3); `(list, claims)`."""
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise StatusListRefused("bad-status-list", "the status list token is not a JWS") from None
-    if header.get("typ") != STATUS_LIST_TYPE:
-        raise StatusListRefused("bad-status-list", f"typ is {header.get('typ')!r}, not statuslist+jwt")
-    found = key_for(str(header.get("kid")))
-    if found is None or header.get("alg") != found[1]:
-        raise StatusListRefused("bad-status-list", f"the status list's key {header.get('kid')!r} is not trusted")
-    try:
-        raw = jwt.api_jws.decode_complete(token, found[0], algorithms=[found[1]])
-        claims = json.loads(raw["payload"])
-    except (jwt.PyJWTError, ValueError):
-        raise StatusListRefused("bad-status-list", "the status list's signature does not verify") from None
+        claims = verify_typed_jws(token, typ=STATUS_LIST_TYPE, key_for=key_for)
+    except JwsRefused as refused:
+        header = refused.header
+        raise StatusListRefused("bad-status-list", {
+            "malformed": "the status list token is not a JWS",
+            "wrong-type": f"typ is {header.get('typ')!r}, not statuslist+jwt",
+            "unknown-key": f"the status list's key {header.get('kid')!r} is not trusted",
+            "bad-signature": "the status list's signature does not verify",
+        }[refused.step]) from None
     if claims.get("sub") != uri:
         raise StatusListRefused("wrong-status-list", f"the status list is {claims.get('sub')!r}, the credential points at {uri!r}")
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:

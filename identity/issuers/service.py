@@ -41,6 +41,7 @@ from identity.issuers.errors import InvalidIssuer, IssuerExists, IssuerNotFound,
 from identity.issuers.types import IssuerCreate, IssuerView, TrustedIssuer
 from identity.keys import KeyRing
 from identity.pii import InvalidIdNumber, PiiVault
+from identity.signing import JwsRefused, verify_typed_jws
 from identity.types import Principal
 
 __all__ = (
@@ -157,18 +158,15 @@ class TrustListRefused(Exception):
 def verify_trust_list(token: str, *, key_for: Any, now: float, last_version: int = 0) -> dict[str, Any]:
     """A downloaded trust list, checked offline: our key, its type, not expired, not rolled back."""
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise TrustListRefused("malformed", "not a JWS") from None
-    if header.get("typ") != TRUST_LIST_TYPE:
-        raise TrustListRefused("wrong-type", f"typ is {header.get('typ')!r}")
-    found = key_for(str(header.get("kid")))
-    if found is None or found[1] != header.get("alg"):
-        raise TrustListRefused("unknown-key", f"key {header.get('kid')!r} is not trusted")
-    try:
-        claims = json.loads(jwt.api_jws.PyJWS().decode_complete(token, found[0], algorithms=[found[1]])["payload"])
-    except (jwt.PyJWTError, ValueError):
-        raise TrustListRefused("bad-signature", "the trust list's signature does not verify") from None
+        claims = verify_typed_jws(token, typ=TRUST_LIST_TYPE, key_for=key_for)
+    except JwsRefused as refused:
+        header = refused.header
+        raise TrustListRefused(refused.step, {
+            "malformed": "not a JWS",
+            "wrong-type": f"typ is {header.get('typ')!r}",
+            "unknown-key": f"key {header.get('kid')!r} is not trusted",
+            "bad-signature": "the trust list's signature does not verify",
+        }[refused.step]) from None
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
         raise TrustListRefused("expired", "the trust list has expired: download it again")
     if not isinstance(claims.get("version"), int) or claims["version"] < last_version:

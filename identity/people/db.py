@@ -24,12 +24,23 @@ __all__ = (
     "list_relations",
     "person_rows_after",
     "lock_roster",
+    "replace_roster_relations",
     "name_masked_by_hmac",
     "stage_rows",
     "upsert_from_stage",
 )
 
-_PERSON_COLUMNS = ", ".join(("id", "name_masked", *PERSON_FIELDS))
+# A person's family ties ride along in the same query (rules read them: `family_relation`), each
+# as [relation, member_status, member's categories]; the member is found by person id (ties
+# entered by an admin) or by the blind index of their ID number (ties from the roster), and has
+# no categories when not enrolled.
+_RELATIONS = """(SELECT coalesce(jsonb_agg(jsonb_build_array(r.relation, r.member_status,
+                                                   coalesce(by_id.categories, by_index.categories, '{}'))), '[]')
+       FROM person_relations r
+       LEFT JOIN people by_id ON by_id.id = r.member_person_id
+       LEFT JOIN people by_index ON by_index.id_hmac = r.member_id_hmac
+      WHERE r.person_id = people.id) AS relations"""
+_PERSON_COLUMNS = ", ".join(("id", "name_masked", *PERSON_FIELDS, _RELATIONS))
 
 # Imports take this transaction-scoped advisory lock: one roster import at a time, so the row
 # ids chosen for new people (and bound into their sealed blobs) cannot race another import.
@@ -139,6 +150,46 @@ async def upsert_from_stage(conn: asyncpg.Connection) -> asyncpg.Record:
                         '{}') AS refused_ids
         FROM written
         """
+    )
+
+
+async def replace_roster_relations(
+    conn: asyncpg.Connection, person_hmacs: Sequence[bytes], ties: Iterable[tuple[bytes, str, str, bytes]]
+) -> asyncpg.Record:
+    """Make the roster's ties of these people exactly `ties` (person's index, relation, member
+    status, member's index): (added, updated, removed). Ties an admin entered are left alone."""
+    await conn.execute(
+        "CREATE TEMP TABLE roster_relation_stage (person_hmac bytea, relation text, member_status text,"
+        " member_id_hmac bytea) ON COMMIT DROP"
+    )
+    await conn.copy_records_to_table(
+        "roster_relation_stage", records=ties, columns=("person_hmac", "relation", "member_status", "member_id_hmac")
+    )
+    return await conn.fetchrow(
+        """
+        WITH wanted AS (
+            SELECT p.id AS person_id, s.relation, s.member_status, s.member_id_hmac
+              FROM roster_relation_stage s JOIN people p ON p.id_hmac = s.person_hmac
+        ), removed AS (
+            DELETE FROM person_relations r
+             USING people p
+             WHERE r.person_id = p.id AND p.id_hmac = ANY($1::bytea[]) AND r.source = 'roster'
+               AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.person_id = r.person_id AND w.relation = r.relation
+                                                        AND w.member_id_hmac = r.member_id_hmac)
+            RETURNING 1
+        ), written AS (
+            INSERT INTO person_relations (person_id, relation, member_status, member_id_hmac, source)
+            SELECT person_id, relation, member_status, member_id_hmac, 'roster' FROM wanted
+            ON CONFLICT (person_id, relation, member_id_hmac) WHERE source = 'roster'
+            DO UPDATE SET member_status = EXCLUDED.member_status
+            WHERE person_relations.member_status IS DISTINCT FROM EXCLUDED.member_status
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT (SELECT count(*) FROM written WHERE inserted) AS added,
+               (SELECT count(*) FROM written WHERE NOT inserted) AS updated,
+               (SELECT count(*) FROM removed) AS removed
+        """,
+        list(person_hmacs),
     )
 
 

@@ -5,6 +5,13 @@ refuses the whole file (nothing written, a line-numbered report). The valid line
 with COPY into a temporary table and merged with one `INSERT ... ON CONFLICT (id_hmac)`, so a
 re-import of the same file changes nothing and a corrected file updates the people in place.
 No report, log line or exception ever carries an ID number in clear.
+
+An optional last column, `relations`, lists the line's family ties to servicemen (军属, 三属):
+`KIND:ID_NUMBER` or `KIND:ID_NUMBER:STATUS`, several separated by `|`, where KIND is SPOUSE,
+PARENT, CHILD, SIBLING_DEPENDENT or PARENT_IN_LAW and STATUS what became of the serviceman
+(ACTIVE, the default, MARTYR, DUTY_DEATH or ILLNESS_DEATH). The serviceman's number is stored
+as its blind index only. When the file has the column, each of its people's roster ties become
+exactly the ones listed (an empty cell removes them); a file without it leaves ties alone.
 """
 
 from __future__ import annotations
@@ -38,11 +45,20 @@ from foundation.vocabulary import (
 )
 from identity.people import db
 from identity.people.errors import RosterEncoding, RosterRejected
-from identity.people.types import PERSON_FIELDS, ImportReport, LineError, RosterRow
+from identity.people.types import (
+    MEMBER_STATUSES,
+    PERSON_FIELDS,
+    RELATION_KINDS,
+    ImportReport,
+    LineError,
+    RosterRelation,
+    RosterRow,
+)
 from identity.pii import InvalidIdNumber, PiiVault, birth_date_of, id_checksum_char, mask_id_number, mask_name, normalise_id_number
 
 __all__ = (
     "MAX_REPORTED_ERRORS",
+    "RELATIONS_COLUMN",
     "ROSTER_COLUMNS",
     "Progress",
     "decode_roster",
@@ -53,6 +69,8 @@ __all__ = (
 )
 
 ROSTER_COLUMNS = ("id_number", "name", *PERSON_FIELDS)
+RELATIONS_COLUMN = "relations"
+"""The optional column after ROSTER_COLUMNS: the line's family ties (see the module's docstring)."""
 MAX_REPORTED_ERRORS = 1000
 """A report lists at most this many bad lines (and says when it stopped)."""
 
@@ -68,7 +86,10 @@ _CARD_STATUS_ALIASES = {
 }
 _NAME_FORBIDDEN = set("0123456789<>{}[]\\/@#$%^&*=+|;:\"")
 _PROGRESS_STEP = 5000
-_AUDITED_COUNTS = ("lines", "valid", "rejected", "inserted", "updated", "unchanged")
+_AUDITED_COUNTS = (
+    "lines", "valid", "rejected", "inserted", "updated", "unchanged", "relations_added", "relations_updated",
+    "relations_removed",
+)
 """What the audit entry of an import records: its counts (never a line of the file)."""
 
 
@@ -133,8 +154,50 @@ def _parse_date(value: str) -> date | None:
     return None
 
 
+_RELATION_FORM = "a relation is KIND:ID_NUMBER or KIND:ID_NUMBER:STATUS, several separated by |"
+
+
+def _relations(
+    text: str, id_number: str | None, today: date, fail: Callable[[str, str], None]
+) -> tuple[RosterRelation, ...]:
+    """The ties of one `relations` cell; each bad one is reported (never with its ID number)."""
+    ties: list[RosterRelation] = []
+    for position, item in enumerate((part.strip() for part in text.split("|")), 1):
+        if not item:
+            continue
+        parts = [part.strip() for part in item.split(":")]
+        where = f"relation {position}"
+        if len(parts) not in (2, 3):
+            fail("relations", f"{where}: {_RELATION_FORM}")
+            continue
+        kind, member = parts[0].upper(), parts[1]
+        status = parts[2].upper() if len(parts) == 3 and parts[2] else "ACTIVE"
+        if kind not in RELATION_KINDS:
+            fail("relations", f"{where}: unknown relation {kind[:30]!r}; one of " + ", ".join(RELATION_KINDS))
+            continue
+        if status not in MEMBER_STATUSES:
+            fail("relations", f"{where}: unknown member status {status[:30]!r}; one of " + ", ".join(MEMBER_STATUSES))
+            continue
+        if not member:
+            fail("relations", f"{where}: the serviceman's ID number is missing")
+            continue
+        try:
+            member = normalise_id_number(member, today=today)
+        except InvalidIdNumber as exc:
+            fail("relations", f"{where}: the serviceman's ID number: {exc.detail}")
+            continue
+        if member == id_number:
+            fail("relations", f"{where}: a person is not their own relative")
+            continue
+        if any(tie.relation == kind and tie.member_id_number == member for tie in ties):
+            fail("relations", f"{where}: the same tie is listed twice")
+            continue
+        ties.append(RosterRelation(relation=kind, member_status=status, member_id_number=member))
+    return tuple(ties)
+
+
 def _validate_line(number: int, fields: list[str], today: date, errors: _Errors) -> RosterRow | None:
-    values = dict(zip(ROSTER_COLUMNS, (field.strip() for field in fields), strict=True))
+    values = dict(zip(ROSTER_COLUMNS, (field.strip() for field in fields[: len(ROSTER_COLUMNS)]), strict=True))
     raw_id = values["id_number"]
     masked = mask_id_number(raw_id) if raw_id else None
     before = len(errors.lines), len(errors.items)
@@ -211,9 +274,14 @@ def _validate_line(number: int, fields: list[str], today: date, errors: _Errors)
     elif id_number is not None:
         birth = birth_date_of(id_number)
 
+    relations = None
+    if len(fields) > len(ROSTER_COLUMNS):
+        relations = _relations(fields[len(ROSTER_COLUMNS)], id_number, today, fail)
+
     if (len(errors.lines), len(errors.items)) != before or id_number is None:
         return None
     return RosterRow(
+        relations=relations,
         line=number,
         id_number=id_number,
         name=name,
@@ -253,8 +321,9 @@ def parse_roster(
         header = next(reader, None)
     except csv.Error:
         header = None
-    if header is None or tuple(column.strip().lstrip("\ufeff").lower() for column in header) != ROSTER_COLUMNS:
-        errors.add(1, "header", "the header must be: " + ",".join(ROSTER_COLUMNS), None)
+    columns = None if header is None else tuple(column.strip().lstrip("\ufeff").lower() for column in header)
+    if columns not in (ROSTER_COLUMNS, (*ROSTER_COLUMNS, RELATIONS_COLUMN)):
+        errors.add(1, "header", "the header must be: " + ",".join(ROSTER_COLUMNS) + f" (and optionally ,{RELATIONS_COLUMN})", None)
         return [], errors.items, 0, 1, False
     total_estimate = max(text.count("\n"), 1)
     rows: list[RosterRow] = []
@@ -265,8 +334,8 @@ def parse_roster(
         if not fields or all(not field.strip() for field in fields):
             continue
         lines += 1
-        if len(fields) != len(ROSTER_COLUMNS):
-            errors.add(number, "line", f"expected {len(ROSTER_COLUMNS)} fields, found {len(fields)}", None)
+        if len(fields) != len(columns):
+            errors.add(number, "line", f"expected {len(columns)} fields, found {len(fields)}", None)
             continue
         row = _validate_line(number, fields, today, errors)
         if row is not None:
@@ -353,6 +422,7 @@ async def import_roster(
     if errors and (not valid_only or not rows):
         raise RosterRejected(report)
     inserted = updated = 0
+    ties = {"added": 0, "updated": 0, "removed": 0}
     async with conn.transaction():
         await db.lock_roster(conn)
         hmacs = [vault.blind_index(row.id_number) for row in rows]
@@ -371,6 +441,17 @@ async def import_roster(
 
                 for person_id in written["refused_ids"]:
                     await revoke_subject_sessions(conn, person_id, redis=None)
+            listed = [(row, index) for row, index in zip(rows, hmacs, strict=True) if row.relations is not None]
+            if listed:
+                ties = await db.replace_roster_relations(
+                    conn,
+                    [index for _, index in listed],
+                    [
+                        (index, tie.relation, tie.member_status, vault.blind_index(tie.member_id_number))
+                        for row, index in listed
+                        for tie in row.relations
+                    ],
+                )
             if progress:
                 progress("write", len(rows), len(rows))
         report = msgspec.structs.replace(
@@ -379,6 +460,9 @@ async def import_roster(
             inserted=inserted,
             updated=updated,
             unchanged=len(rows) - inserted - updated,
+            relations_added=ties["added"],
+            relations_updated=ties["updated"],
+            relations_removed=ties["removed"],
             seconds=round(time.perf_counter() - started, 3),
         )
         await write_audit(

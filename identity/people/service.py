@@ -13,7 +13,7 @@ from foundation.settings import Settings
 from foundation.vocabulary import CARD_KINDS, CARD_STATUSES, CATEGORIES, SHANGHAI_DISTRICTS
 from identity.people import db
 from identity.people.errors import CardSuspended, NotEnrolled, PersonNotFound
-from identity.people.types import PERSON_FIELDS, CategoryView, Person, PersonProfile, Relation
+from identity.people.types import PERSON_FIELDS, CategoryView, Kinship, Person, PersonProfile, Relation
 from identity.pii import PiiVault
 
 __all__ = (
@@ -46,11 +46,20 @@ def pii_vault(settings: Settings) -> PiiVault:
     return _vault(settings.resolved_secrets_dir.resolve(), settings.is_production, settings.crypto_profile)
 
 
+_SERVING = frozenset({"ACTIVE_SERVICE"})
+
+
+def _kinship(relation: str, member_status: str, member_categories: list[str]) -> Kinship:
+    categories = frozenset(member_categories)
+    return Kinship(relation, member_status, categories | _SERVING if member_status == "ACTIVE" else categories)
+
+
 def _person(row: asyncpg.Record) -> Person:
     return Person(
         id=row["id"],
         name_masked=row["name_masked"],
         categories=frozenset(row["categories"]),
+        relations=tuple(_kinship(*tie) for tie in sorted(row["relations"])),
         **{field: row[field] for field in PERSON_FIELDS[1:]},
     )
 

@@ -11,15 +11,19 @@ import msgspec
 from foundation.structs import Input, Record
 
 __all__ = (
+    "MEMBER_STATUSES",
     "PERSON_FIELDS",
+    "RELATION_KINDS",
     "CategoryView",
     "ImportReport",
+    "Kinship",
     "LineError",
     "MemberStatus",
     "Person",
     "PersonProfile",
     "Relation",
     "RelationKind",
+    "RosterRelation",
     "RosterRow",
     "SuishenLogin",
     "SuishenSession",
@@ -27,6 +31,8 @@ __all__ = (
 
 RelationKind = Literal["SPOUSE", "PARENT", "CHILD", "SIBLING_DEPENDENT", "PARENT_IN_LAW"]
 MemberStatus = Literal["MARTYR", "DUTY_DEATH", "ILLNESS_DEATH", "ACTIVE"]
+RELATION_KINDS: tuple[str, ...] = RelationKind.__args__
+MEMBER_STATUSES: tuple[str, ...] = MemberStatus.__args__
 
 
 PERSON_FIELDS = (
@@ -60,6 +66,16 @@ class _Attributes(Record):
     birth_date: date | None
 
 
+class Kinship(Record):
+    """A family tie as the rules read it (`family_relation`): what the serviceman is to this person,
+    what became of them, and their categories (the roster's when they are enrolled themselves;
+    a serving member, status ACTIVE, is ACTIVE_SERVICE either way). No ID number."""
+
+    relation: RelationKind
+    member_status: MemberStatus
+    member_categories: frozenset[str] = frozenset()
+
+
 class Person(_Attributes, kw_only=True):
     """The person the rules see (docs/architecture.md). No ID number, full name or cipher text."""
 
@@ -68,6 +84,7 @@ class Person(_Attributes, kw_only=True):
     """张*, 欧阳**"""
     categories: frozenset[str]
     """codes of foundation.vocabulary.CATEGORIES"""
+    relations: tuple[Kinship, ...] = ()  # family ties to servicemen (the roster's `relations` column)
 
 
 class Relation(Record):
@@ -87,6 +104,16 @@ class RosterRow(_Attributes, kw_only=True):
     id_number: str
     name: str
     categories: tuple[str, ...]
+    relations: tuple[RosterRelation, ...] | None = None
+    """None when the file has no `relations` column (the people's ties are left as they are)"""
+
+
+class RosterRelation(Record):
+    """One tie of a roster line: the serviceman's ID number normalised; lives only inside an import."""
+
+    relation: RelationKind
+    member_status: MemberStatus
+    member_id_number: str
 
 
 class LineError(Record):
@@ -114,6 +141,11 @@ class ImportReport(Record):
     errors_truncated: bool = False
     """more lines were invalid than `errors` lists"""
     seconds: float = 0.0
+    # Family ties written for the first time, whose member status changed, and of the file's
+    # people that the file no longer lists.
+    relations_added: int = 0
+    relations_updated: int = 0
+    relations_removed: int = 0
 
 
 class CategoryView(Record):

@@ -100,3 +100,27 @@ def test_the_probes_a_bare_algorithm_misses():
         verify_consistency(0, 0, EMPTY_ROOT, EMPTY_ROOT, [])       # sizes 0/0
     with pytest.raises(ProofError):
         verify_consistency(2, 2, HASHES[0], HASHES[0], [HASHES[1]])  # equal sizes need an empty proof
+
+
+def _note_key_id(alg: str, jwk: dict) -> bytes:
+    from archive.checkpoints import signed_note
+
+    line = signed_note("note", b"\x00" * 64, alg, jwk).splitlines()[-1]
+    return base64.b64decode(line.rsplit(" ", 1)[1])[:4]
+
+
+def test_the_signed_note_key_id_names_each_algorithm_and_sm2_is_not_labelled_ecdsa():
+    from archive.checkpoints import ORIGIN
+
+    x, y = base64.urlsafe_b64encode(b"\x11" * 32).rstrip(b"=").decode(), base64.urlsafe_b64encode(b"\x22" * 32).rstrip(b"=").decode()
+    point = b"\x04" + b"\x11" * 32 + b"\x22" * 32
+    ec_key = {"x": x, "y": y}
+
+    def expected(kind: bytes, public: bytes) -> bytes:
+        return hashlib.sha256(ORIGIN.encode() + b"\n" + kind + public).digest()[:4]
+
+    assert _note_key_id("EdDSA", {"x": x}) == expected(b"\x01", b"\x11" * 32)
+    assert _note_key_id("ES256", ec_key) == expected(b"\x02", point)
+    assert _note_key_id("SM2", ec_key) == expected(b"\xffsm2-sm3", point)
+    assert _note_key_id("SM2", ec_key) != _note_key_id("ES256", ec_key)
+    assert _note_key_id("SM2", None) == b"\x00\x00\x00\x00"

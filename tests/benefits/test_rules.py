@@ -112,10 +112,23 @@ def test_card_province_ne_and_on_days():
     assert not evaluate(version_with(army_day), person(), datetime(2026, 8, 1, 16, 1, tzinfo=UTC)).eligible
 
 
-def test_family_relation_never_holds_and_says_why():
-    decision = evaluate(version_with({"op": "family_relation", "relations": ["SPOUSE"]}), person("VETERAN"), AT)
+def test_family_relation_holds_for_a_tie_of_that_kind_to_such_a_member_and_says_why_not():
+    from identity import Kinship
+
+    rule = {"op": "family_relation", "relations": ["SPOUSE"], "of": ["ACTIVE_SERVICE"]}
+    serving = Kinship("SPOUSE", "ACTIVE", frozenset({"ACTIVE_SERVICE"}))
+    assert evaluate(version_with(rule), person("SERVICE_FAMILY", relations=(serving,)), AT).eligible
+    decision = evaluate(version_with(rule), person("SERVICE_FAMILY"), AT)
     assert not decision.eligible
-    assert "does not expose relationships" in decision.message_en
+    assert "SPOUSE of a serviceman who is ACTIVE_SERVICE" in decision.message_en and "配偶" in decision.message_zh
+    assert not evaluate(version_with(rule), person(relations=(Kinship("PARENT", "ACTIVE", serving.member_categories),)), AT).eligible
+    martyr = Kinship("SPOUSE", "MARTYR", frozenset())
+    assert not evaluate(version_with(rule), person(relations=(martyr,)), AT).eligible
+    any_member = {"op": "family_relation", "relations": ["SPOUSE", "PARENT"]}
+    assert evaluate(version_with(any_member), person(relations=(martyr,)), AT).eligible
+    veteran_kin = {"op": "family_relation", "relations": ["CHILD"], "of": ["VETERAN"]}
+    child = Kinship("CHILD", "ACTIVE", frozenset({"COMBAT_VETERAN", "ACTIVE_SERVICE"}))
+    assert evaluate(version_with(veteran_kin), person(relations=(child,)), AT).eligible
 
 
 def test_tiers_pick_the_first_value_that_holds():

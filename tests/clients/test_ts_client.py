@@ -1,6 +1,6 @@
 """The TypeScript client's committed OpenAPI document is the one the service serves.
 
-`clients/ts/src/schema.d.ts` is generated from `clients/ts/openapi.json` (openapi-typescript), so
+`clients/ts/src/vendor/schema.d.ts` is generated from `clients/ts/openapi.json` (openapi-typescript), so
 a route or shape changed without regenerating the client fails here. To refresh:
 `clients/ts/refresh.sh` (it rewrites the document through this test, then regenerates the types).
 """

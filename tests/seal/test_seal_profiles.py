@@ -52,7 +52,8 @@ async def test_a_profile_switch_keeps_earlier_seals_verifying(conn, settings, fi
     # The SM2 seal checked with nothing but foundation.sm2 and the published point.
     [jwk] = [k for k in jwks["keys"] if k["kid"] == sm2["seal"]["kid"]]
     assert jwk["crv"] == "SM2" and isinstance(sm2_from_jwk(jwk), SM2PublicKey)
-    from benefits.redemption.seal import _b64url, _unb64url, canonical_bytes
+    from benefits.redemption.seal import canonical_bytes
+    from foundation.encoding import b64url as _b64url, unb64url as _unb64url
 
     protected, _, signature = sm2["seal"]["jws"].split(".")
     signing_input = f"{protected}.{_b64url(canonical_bytes(sm2['statement']))}".encode()

@@ -1,12 +1,12 @@
 // A typed client of the chongjun API over any transport: `fetch` in a browser or Node, `wx.request`
 // in the WeChat mini-program (which has neither `fetch` nor `Request`). Paths, parameters, bodies
 // and answers are the types openapi-typescript generated from the served OpenAPI document
-// (`src/schema.d.ts`, from `openapi.json`; a Python test fails when that document is stale).
+// (`src/vendor/schema.d.ts`, from `openapi.json`; a Python test fails when that document is stale).
 //
 // In a browser, openapi-fetch over the same types works as well: see `createWebClient`.
 
 import createClient from "openapi-fetch";
-import type { components, operations, paths } from "./schema.js";
+import type { components, operations, paths } from "./vendor/schema.js";
 
 export type { components, operations, paths };
 export type Schemas = components["schemas"];

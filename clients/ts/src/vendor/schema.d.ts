@@ -651,7 +651,7 @@ export interface paths {
         put?: never;
         /**
          * Import the roster (text/csv)
-         * @description Columns: id_number,name,categories,disability_grade,disability_cause,card_kind,card_status,card_province,district,birth_date. All or nothing unless valid_only=true; an invalid file answers 422 roster-rejected with the line-numbered report. Re-importing is an idempotent upsert.
+         * @description Columns: id_number,name,categories,disability_grade,disability_cause,card_kind,card_status,card_province,district,birth_date[,relations] (relations: KIND:ID_NUMBER[:STATUS] separated by |). All or nothing unless valid_only=true; an invalid file answers 422 roster-rejected with the line-numbered report. Re-importing is an idempotent upsert.
          *
          *     Caller: admin:city token.
          */
@@ -2086,6 +2086,12 @@ export interface components {
             inserted: number;
             lines: number;
             rejected: number;
+            /** @default 0 */
+            relations_added: number;
+            /** @default 0 */
+            relations_removed: number;
+            /** @default 0 */
+            relations_updated: number;
             /** @default 0 */
             seconds: number;
             /** @default 0 */
