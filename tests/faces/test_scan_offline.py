@@ -22,6 +22,7 @@ from tests.faces.conftest import Faces, faces_for
 
 PLAIN = dict(NAMED_PEOPLE)["plain veteran"]["id_number"]
 DISABLED = dict(NAMED_PEOPLE)["grade-2 disabled serviceman (因战)"]["id_number"]
+MARTYR_FAMILY = dict(NAMED_PEOPLE)["martyr's family (烈士遗属)"]["id_number"]
 MUSEUM = "上海博物馆"  # C3 at 上海博物馆（人民广场馆）: one benefit, no per-person cap
 
 
@@ -180,4 +181,27 @@ async def test_offline_budget_and_undo_before_upload(faces: Faces):
         await expect(gate.locator("#decision")).to_have_attribute("data-reason", "accepted")
         await expect(gate.locator("#d-name")).to_have_text("张**")
     assert len(_merchant_entries(faces, "accepted")) == before + 1
+    faces.assert_clean()
+
+
+async def test_a_gate_reloaded_without_the_network_opens_in_offline_mode_and_uploads_later(faces: Faces):
+    async with faces.page("phone") as gate:
+        await gate.goto(_demo_link(faces))
+        await expect(gate.locator("#bundle-state")).to_have_attribute("data-ready", "true")
+        # The service worker has kept the page and its assets.
+        await gate.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10_000)
+        await gate.wait_for_function("caches.match('/faces/offline.js').then((r) => !!r)", timeout=10_000)
+        await gate.context.set_offline(True)
+        await gate.reload()
+        await expect(gate.locator("#ready")).to_be_visible()
+        await expect(gate.locator("#offline-banner")).to_be_visible()
+        await expect(gate.locator("#bundle-state")).to_have_attribute("data-ready", "true")  # from IndexedDB
+        await faces.shot(gate, "reloaded-offline", "phone")
+        await _wedge(gate, _chongjun_code(faces, MARTYR_FAMILY))  # a holder this gate has not let in offline today
+        await expect(gate.locator("#decision")).to_have_attribute("data-reason", "accepted_offline")
+        await gate.keyboard.press("Enter")
+        await expect(gate.locator("#pending-count")).to_have_text("1")
+        await gate.context.set_offline(False)
+        await expect(gate.locator("#sync-state")).to_contain_text("记录 recorded 1")
+        await expect(gate.locator("#pending-count")).to_have_text("0")
     faces.assert_clean()

@@ -589,6 +589,9 @@ function wire() {
 
 async function start() {
   wire();
+  if ("serviceWorker" in navigator) {  // so that the page opens again without the network
+    navigator.serviceWorker.register("/scan-sw.js", { scope: "/scan" }).catch(() => {});
+  }
   window.addEventListener("offline", () => setOffline(true));
   window.addEventListener("online", () => setOffline(false));
   bundle = await offline.loadBundle().catch(() => null);
