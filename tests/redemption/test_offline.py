@@ -6,8 +6,6 @@ simultaneous uploads from two devices."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -19,7 +17,7 @@ import pytest
 import identity
 from benefits.redemption import OFFLINE_BUNDLE_TYPE
 from tests.factories.people import DISABLED_ID, VETERAN_ID
-from tests.factories.world import DAILY, UNCAPPED, build_world, device_headers, suishen
+from tests.factories.world import UNCAPPED, build_world, device_headers, suishen
 from tests.tokens import admin, auth_headers, staff
 
 
