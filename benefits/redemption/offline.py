@@ -169,13 +169,16 @@ async def _reconcile_one(
             if bytes(stored["fingerprint"]) != fingerprint:
                 return _result(item.local_id, "rejected", "local_id_reused"), None
             return _result(item.local_id, stored["outcome"], stored["reason"], stored["redemption_id"]), None
+        in_range = now - timedelta(seconds=budget.upload_within_seconds) <= item.decided_at <= now + FUTURE_LEEWAY
         kept = OfflineRecord(
             id=random_uuid(), device_id=device_id, local_id=item.local_id, fingerprint=fingerprint, outcome="rejected",
             reason="invalid_code", redemption_id=None, venue_id=venue.id, merchant_id=venue.merchant_id,
-            benefit_id=item.benefit_id, person_id=None, companions=item.companions, decided_at=item.decided_at,
-            service_day=local_date(item.decided_at),
+            # a decision time out of range is refused and kept as the upload's time (year 9999 or year 1
+            # in another zone has no Shanghai day, nor a PostgreSQL one)
+            benefit_id=item.benefit_id, person_id=None, companions=item.companions,
+            decided_at=item.decided_at if in_range else now, service_day=local_date(item.decided_at if in_range else now),
         )
-        decided = await _judge(conn, item, venue, kept, keyring=keyring, budget=budget, now=now)
+        decided = await _judge(conn, item, venue, kept, in_range=in_range, keyring=keyring, budget=budget)
         if decided.outcome != "recorded":  # the ledger statement wrote a recorded item's row already
             await db.insert_offline_scan(conn, decided)
     result = _result(item.local_id, decided.outcome, decided.reason, decided.redemption_id)
@@ -183,8 +186,8 @@ async def _reconcile_one(
 
 
 async def _judge(
-    conn: asyncpg.Connection, item: OfflineScan, venue: merchants.Venue, kept: OfflineRecord, *,
-    keyring: identity.KeyRing, budget: OfflineBudget, now: datetime,
+    conn: asyncpg.Connection, item: OfflineScan, venue: merchants.Venue, kept: OfflineRecord, *, in_range: bool,
+    keyring: identity.KeyRing, budget: OfflineBudget,
 ) -> OfflineRecord:
     """The guard clauses of one item, in order, down to the ledger statement: the item's
     `offline_scans` row, recorded (written with the ledger row) or a conflict or rejection to keep."""
@@ -196,7 +199,7 @@ async def _judge(
     if item.venue_id != venue.id:
         return refuse("venue_not_allowed")
     at = item.decided_at
-    if at > now + FUTURE_LEEWAY or at < now - timedelta(seconds=budget.upload_within_seconds):
+    if not in_range:  # in the future, or older than the upload window
         return refuse("bad_decision_time")
     if not item.code.startswith(identity.CODE_PREFIX):
         return refuse("offline_code_unsupported")

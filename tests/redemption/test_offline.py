@@ -209,6 +209,8 @@ async def test_invalid_items_are_rejected_with_their_reason(app, client, conn, r
         _item(world, await _code(app, redis, person), decided_at=datetime.now(timezone.utc) + timedelta(hours=1)),
         _item(world, await _code(app, redis, person), decided_at=datetime.now(timezone.utc)
               - timedelta(seconds=settings.offline_upload_seconds + 60)),
+        {**_item(world, await _code(app, redis, person)), "decided_at": "9999-12-31T23:59:59+00:00"},
+        {**_item(world, await _code(app, redis, person)), "decided_at": "0001-01-01T00:00:00+14:00"},
         _item(world, suishen(app, VETERAN_ID)),  # a 随申码 cannot be checked offline
         {**_item(world, await _code(app, redis, person)), "venue_id": world.other_venue_id},
         _item(world, await _code(app, redis, suspended)),
@@ -218,11 +220,11 @@ async def test_invalid_items_are_rejected_with_their_reason(app, client, conn, r
     assert answer.status_code == 200, answer.text
     assert [(i["outcome"], i["reason"]) for i in answer.json()["items"]] == [
         ("rejected", "expired"), ("rejected", "bad_decision_time"), ("rejected", "bad_decision_time"),
-        ("rejected", "offline_code_unsupported"), ("rejected", "venue_not_allowed"), ("rejected", "card_suspended"),
+        ("rejected", "bad_decision_time"), ("rejected", "bad_decision_time"), ("rejected", "offline_code_unsupported"), ("rejected", "venue_not_allowed"), ("rejected", "card_suspended"),
         ("rejected", "too_many_companions"),
     ]
     assert await conn.fetchval("SELECT count(*) FROM redemptions") == 0
-    assert await conn.fetchval("SELECT count(*) FROM offline_scans WHERE outcome = 'rejected'") == 7
+    assert await conn.fetchval("SELECT count(*) FROM offline_scans WHERE outcome = 'rejected'") == 9
     # A code that was still valid at its decision time is recorded even though it expired since.
     decided = datetime.now(timezone.utc) - timedelta(seconds=120)
     late = _item(world, await _code(app, redis, person, now=decided.timestamp() - 10), decided_at=decided)
