@@ -17,7 +17,7 @@ from api.codes import CodeController, JwksController
 from api.credentials import MyCredentialController, StatusListController
 from api.issuers import AdminIssuerController, TrustListController
 from api.drain import DrainBodyMiddleware
-from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_redis, provide_settings
+from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_public_url, provide_redis, provide_settings
 from api.errors import exception_handlers
 from api.faces import FacesController
 from api.exchange import AdminExchangeController, AdminQualityController, exchange_lifespan
@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "settings": Provide(provide_settings, sync_to_thread=False),
             "plain_conn": Provide(provide_plain_conn),
             "keyring": Provide(provide_keyring, sync_to_thread=False),
+            "public_url": Provide(provide_public_url, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from litestar import Request, Response, get, post
+from litestar import Response, get, post
 from typing import Annotated
 
 from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_201_CREATED
 
-from api.deps import Conn, CurrentPrincipal, Keyring
+from api.deps import Conn, CurrentPrincipal, Keyring, PublicUrl
 from api.guards import PublicRoutes, VeteranRoutes
 from identity import credentials
 from identity.credentials import CredentialRequest, IssuedCredential
@@ -17,10 +17,6 @@ __all__ = ("MyCredentialController", "StatusListController")
 
 STATUS_LIST_MEDIA_TYPE = "application/statuslist+jwt"
 ListId = Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="The status list number (1, 2, ...)")]
-
-
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 class MyCredentialController(VeteranRoutes):
@@ -36,10 +32,10 @@ class MyCredentialController(VeteranRoutes):
         "disclosable, never the ID number. Its status is in the Token Status List it names.",
     )
     async def issue(
-        self, request: Request, data: JSONBody[CredentialRequest], conn: Conn, principal: CurrentPrincipal, keyring: Keyring
+        self, data: JSONBody[CredentialRequest], conn: Conn, principal: CurrentPrincipal, keyring: Keyring, public_url: PublicUrl
     ) -> IssuedCredential:
         return await credentials.issue_credential(
-            conn, principal.subject, data.holder_jwk, keyring=keyring, base_url=_base_url(request)
+            conn, principal.subject, data.holder_jwk, keyring=keyring, base_url=public_url
         )
 
 
@@ -54,8 +50,8 @@ class StatusListController(PublicRoutes):
         description="2 bits per credential: 0 valid, 1 invalid, 2 suspended. `ttl` (60 s) is how long a verifier "
         "may cache it online; `exp` (24 h) how long an offline verifier may keep using it.",
     )
-    async def status_list(self, request: Request, list_id: ListId, conn: Conn, keyring: Keyring) -> Response[bytes]:
-        token = await credentials.status_list_token(conn, list_id, keyring=keyring, base_url=_base_url(request))
+    async def status_list(self, list_id: ListId, conn: Conn, keyring: Keyring, public_url: PublicUrl) -> Response[bytes]:
+        token = await credentials.status_list_token(conn, list_id, keyring=keyring, base_url=public_url)
         return Response(
             token.encode("ascii"),
             media_type=STATUS_LIST_MEDIA_TYPE,

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import redis.asyncio as aioredis
+from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
@@ -54,6 +55,8 @@ Vault = NamedDependency[PiiVault]
 """`pii_vault`: the PII vault of roster imports (`api.people`)."""
 DeviceKey = NamedDependency[bytes]
 """`device_key`: the HMAC key of device secrets (`api.merchants`)."""
+PublicUrl = NamedDependency[str]
+"""`public_url`: our address as others must see it, without a trailing slash (`provide_public_url`)."""
 
 
 async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
@@ -80,6 +83,15 @@ async def provide_plain_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
     work even when they then refuse the request (e.g. revoking a reused refresh-token family)."""
     async with state.pool.acquire() as conn:
         yield conn
+
+
+def provide_public_url(request: Request, state: State) -> str:
+    """`CHONGJUN_PUBLIC_URL` when set (always in production); in dev, the address the request used.
+
+    What is built from it (a credential's issuer, a status list's URL, a device's setup QR) outlives
+    the request, so in production it never comes from a caller's `Host` header."""
+    configured = state.settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
 
 
 def provide_keyring(state: State) -> KeyRing:

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from api.deps import Conn, CurrentPrincipal, Keyring
+from api.deps import Conn, CurrentPrincipal, Keyring, PublicUrl
 from api.guards import requires_admin_role
 from identity import issuers
 from identity.issuers import IssuerCreate, IssuerStatusChange, IssuerView
@@ -59,6 +59,6 @@ class TrustListController(Controller):
     @get("", operation_id="GetTrustList", summary="The signed 长三角 trust list (application/jose: a compact JWS, typ cj-trust-list+jwt)",
          description="Every identity issuer with its provider and status, signed with a key of /.well-known/jwks.json. "
          "`version` only grows: refuse a list older than one you saw; `exp` is 24 h.")
-    async def trust_list(self, request: Request, conn: Conn, keyring: Keyring) -> Response[bytes]:
-        token = await issuers.trust_list_token(conn, keyring=keyring, base_url=str(request.base_url))
+    async def trust_list(self, conn: Conn, keyring: Keyring, public_url: PublicUrl) -> Response[bytes]:
+        token = await issuers.trust_list_token(conn, keyring=keyring, base_url=public_url)
         return Response(token.encode("ascii"), media_type="application/jose", headers={"Cache-Control": "public, max-age=60"})

@@ -21,7 +21,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryP
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 import merchants
-from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, Redis
+from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, PublicUrl, Redis
 from api.guards import AdminRoutes, MerchantRoutes, PublicRoutes, requires_admin_role, requires_device
 from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
 from foundation.settings import Settings
@@ -156,14 +156,10 @@ def negotiated(request: Request, value: Any) -> Response:
     return Response(value)
 
 
-def _base_url(request: Request) -> str:
-    return str(request.base_url)
-
-
-async def _statement(request: Request, conn, principal, settings: Settings, month: str, venue_id, merchant_id) -> SealedStatement:
+async def _statement(public_url: str, conn, principal, settings: Settings, month: str, venue_id, merchant_id) -> SealedStatement:
     return await reports.monthly_statement(
         conn, principal, month, key=merchants.seal_key(settings), venue_id=venue_id, merchant_id=merchant_id,
-        jwks_url=_base_url(request).rstrip("/") + "/.well-known/jwks.json",
+        jwks_url=public_url + "/.well-known/jwks.json",
         reversal_window_seconds=settings.reversal_window_seconds,
     )
 
@@ -200,9 +196,10 @@ class AdminMerchantController(AdminRoutes):
     )
     async def statement(
         self, request: Request, merchant_id: FromPath[UUID], month: Month, conn: Conn,
-        principal: CurrentPrincipal, settings: AppSettings, venue_id: FromQuery[UUID | None] = None,
+        principal: CurrentPrincipal, settings: AppSettings, public_url: PublicUrl,
+        venue_id: FromQuery[UUID | None] = None,
     ) -> Response[SealedStatement]:
-        return negotiated(request, await _statement(request, conn, principal, settings, month, venue_id, merchant_id))
+        return negotiated(request, await _statement(public_url, conn, principal, settings, month, venue_id, merchant_id))
 
     @patch("/{merchant_id:uuid}", operation_id="AdminUpdateMerchant", guards=_writers, summary="Change a merchant (suspending refuses its devices)")
     async def update_merchant(
@@ -270,9 +267,9 @@ class _DeviceRoutes(Controller):
     @post("/", status_code=HTTP_201_CREATED, operation_id=_audience_id("ProvisionDevice"), summary="Provision a scanner for a venue: the secret is shown once")
     async def provision(
         self, request: Request, data: JSONBody[DeviceCreate], conn: Conn,
-        redis: Redis, principal: CurrentPrincipal, device_key: DeviceKey,
+        redis: Redis, principal: CurrentPrincipal, device_key: DeviceKey, public_url: PublicUrl,
     ) -> ProvisionedDevice:
-        return await merchants.provision_device(conn, redis, principal, data, hmac_key=device_key, api_base_url=_base_url(request))
+        return await merchants.provision_device(conn, redis, principal, data, hmac_key=device_key, api_base_url=public_url)
 
     @get("/{device_id:uuid}", operation_id=_audience_id("GetDevice"), summary="One device")
     async def get_device(
@@ -290,10 +287,10 @@ class _DeviceRoutes(Controller):
     @post("/{device_id:uuid}/secret", status_code=HTTP_200_OK, operation_id=_audience_id("RollDeviceSecret"), summary="Roll a device's secret: the new one is shown once")
     async def roll(
         self, request: Request, device_id: FromPath[UUID], conn: Conn,
-        redis: Redis, principal: CurrentPrincipal, device_key: DeviceKey,
+        redis: Redis, principal: CurrentPrincipal, device_key: DeviceKey, public_url: PublicUrl,
     ) -> ProvisionedDevice:
         return await merchants.roll_device_secret(
-            conn, redis, principal, device_id, hmac_key=device_key, api_base_url=_base_url(request)
+            conn, redis, principal, device_id, hmac_key=device_key, api_base_url=public_url
         )
 
     @get("/{device_id:uuid}/setup-qr.png", media_type=PNG, operation_id=_audience_id("GetDeviceSetupQr"), summary="The setup QR of a new or rolled device: served once, within 10 minutes")
@@ -388,9 +385,10 @@ class MerchantPortalController(MerchantRoutes):
     @get("/statements/{month:str}", operation_id="MerchantMonthlyStatement", summary="Monthly settlement statement per venue, sealed (Ed25519 detached JWS)")
     async def statement(
         self, request: Request, month: Month, conn: Conn,
-        principal: CurrentPrincipal, settings: AppSettings, venue_id: FromQuery[UUID | None] = None,
+        principal: CurrentPrincipal, settings: AppSettings, public_url: PublicUrl,
+        venue_id: FromQuery[UUID | None] = None,
     ) -> Response[SealedStatement]:
-        return negotiated(request, await _statement(request, conn, principal, settings, month, venue_id, None))
+        return negotiated(request, await _statement(public_url, conn, principal, settings, month, venue_id, None))
 
 
 # --- devices and the public ----------------------------------------------------------------------

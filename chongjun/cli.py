@@ -131,6 +131,10 @@ def serve(host: str, port: int, workers: int, seed: bool) -> None:
         # multiprocess mode is chosen at import. Nothing this module imports loads it.
         _prepare_metrics_dir(settings, workers)
         if settings.is_production:
+            if not settings.public_url:
+                # Credentials, status lists and setup QRs name it; a Host header must not.
+                click.echo("refusing to start: set CHONGJUN_PUBLIC_URL, the address people and verifiers reach us at", err=True)
+                sys.exit(2)
             pending = servers.run(pending_migrations, owner=True)
             if pending:
                 names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)

@@ -50,6 +50,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     secrets_dir: Path | None = None
     """In production: a directory of secret files (keys, peppers); in dev, `data_dir/secrets`."""
+    public_url: str | None = None
+    """The address people, gates and verifiers reach us at (`https://chongjun.example.gov.cn`): the
+    issuer of credentials, the status list's and trust list's URLs, the API address in a device's
+    setup QR. Required in production, because these outlive the request that made them and must not
+    follow whatever `Host` header a caller sent; in dev, None takes it from the request."""
     city_platform_url: str | None = None
     """The city platform's online 验码 endpoint; None in dev uses the built-in simulator."""
     crypto_profile: Literal["intl", "gm"] = "intl"
@@ -115,6 +120,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "CHONGJUN_POOL_MAX_SIZE": "pool_max_size",
         "CHONGJUN_LOG_LEVEL": "log_level",
         "CHONGJUN_SECRETS_DIR": "secrets_dir",
+        "CHONGJUN_PUBLIC_URL": "public_url",
         "CHONGJUN_CITY_PLATFORM_URL": "city_platform_url",
         "CHONGJUN_CRYPTO_PROFILE": "crypto_profile",
         "CHONGJUN_EXCHANGE_URL": "exchange_url",
