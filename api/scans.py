@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
-from api.deps import AppSettings, Conn, CurrentPrincipal, Keyring, PlainConn, Redis
+from api.deps import AppSettings, Conn, CurrentPrincipal, Keyring, PlainConn, PublicUrl, Redis
 from api.guards import requires_device, requires_device_or_staff
 from benefits import redemption
 from benefits.redemption import OfflineResults, OfflineUpload, ReversalRequest, ReversalResult, ScanDecision, ScanRequest
@@ -72,9 +72,9 @@ class ScanController(Controller):
         "per hour, per holder and day, how long the bundle is valid). Signed with a key of /.well-known/jwks.json.",
     )
     async def offline_bundle(
-        self, request: Request, principal: CurrentPrincipal, conn: Conn, keyring: Keyring, settings: AppSettings
+        self, principal: CurrentPrincipal, conn: Conn, keyring: Keyring, settings: AppSettings, public_url: PublicUrl
     ) -> Response[bytes]:
-        token = await redemption.offline_bundle(conn, principal, keyring=keyring, settings=settings, base_url=str(request.base_url))
+        token = await redemption.offline_bundle(conn, principal, keyring=keyring, settings=settings, base_url=public_url)
         return Response(token.encode("ascii"), media_type="application/jose", headers={"Cache-Control": "no-store"})
 
     @post(

@@ -97,6 +97,7 @@ EXPECT: dict[str, Expect] = {
     "GET /schema": Expect(EVERYONE, public=True),
     # The faces (api/faces.py): static pages and assets, the same bytes for everyone.
     "GET /scan": Expect(EVERYONE, public=True),
+    "GET /scan-sw.js": Expect(EVERYONE, public=True),  # the scanner's service worker
     "GET /console": Expect(EVERYONE, public=True),
     "GET /console/{page:str}": Expect(EVERYONE, public=True),
     "GET /faces/{name:str}": Expect(EVERYONE, public=True),
