@@ -79,6 +79,12 @@ class FacesController(Controller):
     def scan_page(self) -> Response[bytes]:
         return _send("scan.html", cache_seconds=0)
 
+    @get("/scan-sw.js", sync_to_thread=False)
+    def scan_worker(self) -> Response[bytes]:
+        # The scanner's service worker, at the root so that its scope can be /scan: it keeps the
+        # page and its assets so that a gate reloaded without the network still opens (offline mode).
+        return _send("scan-sw.js", cache_seconds=0)
+
     @get(["/console", "/console/{page:str}"], sync_to_thread=False)
     def console_page(self) -> Response[bytes]:
         # One page; the script shows the section the path names (/console/benefits, ...).

@@ -366,7 +366,7 @@ class MerchantPortalController(MerchantRoutes):
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, date_from: FromQuery[date | None] = None, date_to: FromQuery[date | None] = None,
         venue_id: FromQuery[UUID | None] = None, benefit_id: FromQuery[UUID | None] = None,
-        result: Annotated[str | None, QueryParameter(pattern="^(accepted|reversed|rejected)$")] = None,
+        result: Annotated[str | None, QueryParameter(pattern="^(accepted|reversed|rejected|conflict)$")] = None,
     ) -> Response[Page[RedemptionEntry]]:
         page = await reports.list_redemptions(
             conn, principal, limit=limit, cursor=cursor, day_from=date_from, day_to=date_to,

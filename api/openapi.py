@@ -147,6 +147,8 @@ DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     "Scan": {403: ("venue-not-allowed",), 409: ("idempotency-key-in-flight",), 422: ("idempotency-key-reused",),
              429: ("scan-rate-limited",)},
     "ReverseScan": {404: ("redemption-not-found",), 409: ("already-reversed", "reversal-window-closed")},
+    "GetOfflineBundle": {403: ("venue-not-allowed",)},
+    "UploadOfflineScans": {403: ("venue-not-allowed",), 422: ("duplicate-local-id",)},
     "GetMyRedemption": {404: ("redemption-not-found",)},
     "RateMyRedemption": {404: ("redemption-not-found",), 409: ("already-rated", "not-rateable")},
     "AdminAnswerRatingCase": {404: ("rating-case-not-found",), 409: ("rating-case-closed",), 422: ("empty-reply",)},
@@ -168,6 +170,7 @@ SUCCESS_CONTENT: dict[str, dict[str, Any]] = {
     "AdminGetDeviceSetupQr": {"image/png": {"schema": _BINARY}},
     "MerchantGetDeviceSetupQr": {"image/png": {"schema": _BINARY}},
     "GetTrustList": {"application/jose": {"schema": {"type": "string", "description": "a compact JWS (RFC 7515), typ cj-trust-list+jwt"}}},
+    "GetOfflineBundle": {"application/jose": {"schema": {"type": "string", "description": "a compact JWS (RFC 7515), typ cj-offline-bundle+jwt"}}},
     "GetStatusList": {"application/statuslist+jwt": {"schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}}},
 }
 """Operations whose answer is not JSON."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
-from api.deps import AppSettings, Conn, CurrentPrincipal, PlainConn, Redis
-from api.guards import requires_device_or_staff
+from api.deps import AppSettings, Conn, CurrentPrincipal, Keyring, PlainConn, PublicUrl, Redis
+from api.guards import requires_device, requires_device_or_staff
 from benefits import redemption
-from benefits.redemption import ReversalRequest, ReversalResult, ScanDecision, ScanRequest
+from benefits.redemption import OfflineResults, OfflineUpload, ReversalRequest, ReversalResult, ScanDecision, ScanRequest
 from foundation.settings import Settings
 
 __all__ = ("ScanController",)
@@ -61,3 +61,35 @@ class ScanController(Controller):
         return await redemption.reverse(
             conn, redis, principal, redemption_id, data.reason, window_seconds=settings.reversal_window_seconds
         )
+
+    @get(
+        "/offline-bundle",
+        operation_id="GetOfflineBundle",
+        guards=[requires_device],
+        summary="The signed offline bundle of this gate (application/jose: a compact JWS, typ cj-offline-bundle+jwt)",
+        description="What a gate decides from while the network is gone: the keys a 崇军码 is signed with (JWKS), the "
+        "credential status list, the venue's benefits with the digest of their rules, and the offline budget (accepts "
+        "per hour, per holder and day, how long the bundle is valid). Signed with a key of /.well-known/jwks.json.",
+    )
+    async def offline_bundle(
+        self, principal: CurrentPrincipal, conn: Conn, keyring: Keyring, settings: AppSettings, public_url: PublicUrl
+    ) -> Response[bytes]:
+        token = await redemption.offline_bundle(conn, principal, keyring=keyring, settings=settings, base_url=public_url)
+        return Response(token.encode("ascii"), media_type="application/jose", headers={"Cache-Control": "no-store"})
+
+    @post(
+        "/offline",
+        operation_id="UploadOfflineScans",
+        status_code=200,
+        guards=[requires_device],
+        summary="Upload decisions a gate took offline: each is recorded, a conflict or rejected, once",
+        description="Each item is reconciled once per device and `local_id`: `recorded` (a ledger row with its decision "
+        "time), `conflict` (the code was used or a cap or the offline budget was reached first: kept with its reason, "
+        "not counted) or `rejected` (invalid, with its reason). Sending the same batch again gives the same answers "
+        "and writes nothing. At most 200 items.",
+    )
+    async def offline(
+        self, principal: CurrentPrincipal, plain_conn: PlainConn, redis: Redis, keyring: Keyring, settings: AppSettings,
+        data: JSONBody[OfflineUpload],
+    ) -> OfflineResults:
+        return await redemption.reconcile(plain_conn, redis, principal, data, keyring=keyring, settings=settings)

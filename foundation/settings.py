@@ -36,6 +36,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Scans per minute per device; 0 turns the limit off (load tests)."""
     reversal_window_seconds: int = 30 * 60
     """How long after an accepted scan the venue may reverse it."""
+    offline_accepts_per_hour: int = 60
+    """Offline budget (issue 15): accepts a gate may decide offline per clock hour; more are conflicts on upload."""
+    offline_accepts_per_person_day: int = 1
+    """Offline budget: accepts of one holder per gate and Shanghai day while offline."""
+    offline_bundle_seconds: int = 12 * 3600
+    """How long a downloaded offline bundle lets a gate decide offline (its `exp`)."""
+    offline_upload_seconds: int = 72 * 3600
+    """How old an offline decision may be when it is uploaded; older ones are rejected."""
     pool_min_size: int = 2
     pool_max_size: int = 20
     max_body_bytes: int = 1024 * 1024
@@ -104,6 +112,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "CHONGJUN_DATA_DIR": "data_dir",
         "CHONGJUN_DEVICE_SCAN_RATE": "device_scan_rate",
         "CHONGJUN_REVERSAL_WINDOW_SECONDS": "reversal_window_seconds",
+        "CHONGJUN_OFFLINE_ACCEPTS_PER_HOUR": "offline_accepts_per_hour",
+        "CHONGJUN_OFFLINE_ACCEPTS_PER_PERSON_DAY": "offline_accepts_per_person_day",
+        "CHONGJUN_OFFLINE_BUNDLE_SECONDS": "offline_bundle_seconds",
+        "CHONGJUN_OFFLINE_UPLOAD_SECONDS": "offline_upload_seconds",
         "CHONGJUN_POOL_MIN_SIZE": "pool_min_size",
         "CHONGJUN_POOL_MAX_SIZE": "pool_max_size",
         "CHONGJUN_LOG_LEVEL": "log_level",

@@ -37,6 +37,7 @@ __all__ = (
     "issue_access_token",
     "new_jti",
     "sign",
+    "sign_document",
     "unverified_header",
     "verify",
     "verify_access_token",
@@ -93,6 +94,13 @@ def sign(ring: KeyRing, kind: TokenKind, claims: dict[str, Any], *, ttl_seconds:
     payload = {"iss": ISSUER, "aud": kind.audience, "iat": issued, "exp": issued + ttl_seconds, **claims}
     payload.setdefault("jti", new_jti())
     return jwt.encode(payload, record.private_key, algorithm=record.alg, headers={"kid": record.kid, "typ": kind.typ})
+
+
+def sign_document(ring: KeyRing, payload: dict[str, Any], *, typ: str) -> str:
+    """A signed document that is not an access token (the trust list, a gate's offline bundle): a
+    compact JWS of `payload` by the active key, `kid` and the document's own `typ` in its header."""
+    record = ring.active
+    return jwt.encode(payload, record.private_key, algorithm=record.alg, headers={"kid": record.kid, "typ": typ})
 
 
 def verify(

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from benefits.redemption.types import LedgerEntry, RejectedScan
+from benefits.redemption.types import LedgerEntry, OfflineRecord, RejectedScan
 from foundation.outbox import OUTBOX_INSERT
 
 __all__ = (
@@ -17,10 +17,15 @@ __all__ = (
     "get_redemption",
     "get_stored_answer",
     "give_back_quota",
+    "insert_offline_scan",
     "insert_reversal",
     "ledger_totals",
     "list_ledger_entries",
     "list_paused_at_venue",
+    "lock_offline_device",
+    "offline_budget_used",
+    "offline_scan",
+    "record_offline_redemption",
     "record_redemption",
     "record_rejection",
     "rejected_totals",
@@ -29,7 +34,20 @@ __all__ = (
 # The ledger function and its outbox event (issue 13) in one statement: no extra round trip, and
 # the event exists exactly when the ledger row does (a refusal raises and the statement writes
 # nothing). The person is only `subject`; the relay pseudonymises it.
-_RECORD = f"""
+def _record_statement(offline: bool) -> str:
+    """The ledger function and its outbox event (issue 13) in one statement: no extra round trip,
+    and the event exists exactly when the ledger row does (a refusal raises and the statement
+    writes nothing). The person is only `subject`; the relay pseudonymises it. An offline
+    decision (issue 15) also passes its decision time and writes its `offline_scans` row in the
+    same statement, so the row and the ledger entry commit together or not at all."""
+    decided_at = ", p_decided_at => $25" if offline else ""
+    kept = """, kept AS (
+    INSERT INTO offline_scans (id, device_id, local_id, fingerprint, outcome, reason, redemption_id, venue_id,
+                               merchant_id, benefit_id, person_id, companions, decided_at, service_day)
+    SELECT $26, $11, $27, $28, 'recorded', 'accepted', $1, $9, $10, $6, $5, $13, $25, $4
+    FROM decided WHERE result = 'accepted'
+)""" if offline else ""
+    return f"""
 WITH decided AS (
     SELECT record_redemption(
         p_id => $1, p_jti => $2, p_code_source => $3, p_service_day => $4,
@@ -38,7 +56,7 @@ WITH decided AS (
         p_companions => $13, p_value_kind => $14, p_value_fen => $15, p_priority => $16,
         p_period_keys => $17::text[], p_period_caps => $18::int[], p_venue_capacity => $19,
         p_idem_caller => $20, p_idem_key => $21, p_idem_fingerprint => $22, p_idem_response => $23,
-        p_slow => $24
+        p_slow => $24{decided_at}
     ) AS result
 ), event AS (
     {OUTBOX_INSERT}
@@ -49,9 +67,13 @@ WITH decided AS (
         'code_source', $3::text, 'companions', $13::int, 'value_kind', $14::text,
         'value_fen', $15::bigint, 'priority', $16::boolean)
     FROM decided WHERE result = 'accepted'
-)
+){kept}
 SELECT result FROM decided
 """
+
+
+_RECORD = _record_statement(offline=False)
+_RECORD_OFFLINE = _record_statement(offline=True)
 
 
 _REFUSALS = {
@@ -73,19 +95,36 @@ async def record_redemption(conn: asyncpg.Connection, *, entry: LedgerEntry) -> 
     or "stale_benefit" when the benefit is no longer active at that venue in that version, or
     the venue no longer active). Where a capacity is counted and no free stripe has room, the
     statement runs a second time on the capacity's slow path (migration 0044)."""
-    e, answer = entry, entry.answer
+    return await _run_ledger(conn, _RECORD, _ledger_args(entry), savepoint=False)
+
+
+async def record_offline_redemption(conn: asyncpg.Connection, *, entry: LedgerEntry, kept: OfflineRecord) -> str:
+    """The same ledger statement for a decision a gate took offline, inside the caller's
+    transaction (each run in a savepoint, so a refusal undoes only itself): it carries the
+    decision time and writes the item's `offline_scans` row with the ledger row (migration 0049)."""
+    args = (*_ledger_args(entry), kept.decided_at, kept.id, kept.local_id, kept.fingerprint)
+    return await _run_ledger(conn, _RECORD_OFFLINE, args, savepoint=True)
+
+
+def _ledger_args(e: LedgerEntry) -> tuple:
+    answer = e.answer
+    return (
+        e.id, e.jti, e.code_source, e.service_day,
+        e.person_id, e.benefit_id, e.benefit_version, e.benefit_code,
+        e.venue_id, e.merchant_id, e.device_id, e.staff_id,
+        e.companions, e.value_kind, e.value_fen, e.priority,
+        e.period_keys, e.period_caps, e.venue_capacity,
+        answer.caller, answer.key, answer.fingerprint, answer.response,
+    )
+
+
+async def _run_ledger(conn: asyncpg.Connection, sql: str, args: tuple, *, savepoint: bool) -> str:
     for slow in (False, True):
         try:
-            return await conn.fetchval(
-                _RECORD,
-                e.id, e.jti, e.code_source, e.service_day,
-                e.person_id, e.benefit_id, e.benefit_version, e.benefit_code,
-                e.venue_id, e.merchant_id, e.device_id, e.staff_id,
-                e.companions, e.value_kind, e.value_fen, e.priority,
-                e.period_keys, e.period_caps, e.venue_capacity,
-                answer.caller, answer.key, answer.fingerprint, answer.response,
-                slow,
-            )
+            if not savepoint:
+                return await conn.fetchval(sql, *args[:23], slow, *args[23:])
+            async with conn.transaction():
+                return await conn.fetchval(sql, *args[:23], slow, *args[23:])
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == _SLOW_PATH and not slow:
                 continue  # no free stripe with room: the same statement once more, on the slow path
@@ -94,6 +133,54 @@ async def record_redemption(conn: asyncpg.Connection, *, entry: LedgerEntry) -> 
                 raise
             return refusal
     raise AssertionError("unreachable: the slow path never asks for itself")
+
+
+# --- offline decisions (migration 0049, offline.py) ---------------------------------------------
+
+
+async def lock_offline_device(conn: asyncpg.Connection, device_id: UUID) -> None:
+    """One upload of a device at a time (to its transaction's end): its items' stored answers and
+    its offline budget are read and written under it, so two uploads of one batch (or two clones
+    of one device) cannot both record the same item or both spend the last of the budget."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('offline-device:' || $1::uuid::text, 0))", device_id)
+
+
+async def offline_scan(conn: asyncpg.Connection, *, device_id: UUID, local_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT fingerprint, outcome, reason, redemption_id FROM offline_scans WHERE device_id = $1 AND local_id = $2",
+        device_id, local_id,
+    )
+
+
+async def offline_budget_used(
+    conn: asyncpg.Connection, *, device_id: UUID, hour_start: datetime, person_id: UUID, service_day: date
+) -> asyncpg.Record:
+    """The device's recorded offline accepts in the clock hour from `hour_start`, and the person's that day."""
+    return await conn.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE decided_at >= $2 AND decided_at < $2 + interval '1 hour')::int AS hour,
+               count(*) FILTER (WHERE person_id = $3 AND service_day = $4)::int AS person_day
+          FROM offline_scans
+         WHERE device_id = $1 AND outcome = 'recorded'
+           AND decided_at >= least($2, $4::timestamp AT TIME ZONE 'Asia/Shanghai')
+           AND decided_at < greatest($2 + interval '1 hour', ($4 + 1)::timestamp AT TIME ZONE 'Asia/Shanghai')
+        """,
+        device_id, hour_start, person_id, service_day,
+    )
+
+
+async def insert_offline_scan(conn: asyncpg.Connection, kept: OfflineRecord) -> None:
+    """A conflict or a rejection of an uploaded item (a recorded one is written by the ledger statement)."""
+    await conn.execute(
+        """
+        INSERT INTO offline_scans (id, device_id, local_id, fingerprint, outcome, reason, redemption_id, venue_id,
+                                   merchant_id, benefit_id, person_id, companions, decided_at, service_day)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        """,
+        kept.id, kept.device_id, kept.local_id, kept.fingerprint, kept.outcome, kept.reason, kept.redemption_id,
+        kept.venue_id, kept.merchant_id, kept.benefit_id, kept.person_id, kept.companions, kept.decided_at,
+        kept.service_day,
+    )
 
 
 # One statement, so the refusal and its stored answer commit together or not at all. With an
@@ -248,7 +335,8 @@ async def list_ledger_entries(
         SELECT * FROM (
             SELECT r.id, r.at, r.service_day, r.venue_id, r.benefit_id, r.benefit_code,
                    CASE WHEN x.id IS NULL THEN 'accepted' ELSE 'reversed' END AS result,
-                   x.reason, r.companions, r.value_fen, r.device_id, r.staff_id, x.at AS reversed_at
+                   x.reason, r.companions, r.value_fen, r.device_id, r.staff_id, x.at AS reversed_at,
+                   r.decided_at
             FROM redemptions r LEFT JOIN redemptions x ON x.reverses = r.id
             WHERE r.kind = 'redemption' AND r.merchant_id = $1
               AND ($2::uuid IS NULL OR r.venue_id = $2)
@@ -259,7 +347,7 @@ async def list_ledger_entries(
               AND ($7::timestamptz IS NULL OR (r.at, r.id) < ($7, $8::uuid))
             UNION ALL
             SELECT s.id, s.at, s.service_day, s.venue_id, s.benefit_id, b.code,
-                   'rejected', s.reason, 0, 0::bigint, s.device_id, s.staff_id, NULL::timestamptz
+                   'rejected', s.reason, 0, 0::bigint, s.device_id, s.staff_id, NULL::timestamptz, NULL::timestamptz
             FROM rejected_scans s LEFT JOIN benefits b ON b.id = s.benefit_id  -- a benefit's code never changes
             WHERE s.merchant_id = $1
               AND ($2::uuid IS NULL OR s.venue_id = $2)
@@ -268,6 +356,17 @@ async def list_ledger_entries(
               AND ($5::date IS NULL OR s.service_day <= $5)
               AND ($6::text IS NULL OR $6 = 'rejected')
               AND ($7::timestamptz IS NULL OR (s.at, s.id) < ($7, $8::uuid))
+            UNION ALL  -- offline decisions the upload did not record (migration 0049): never counted
+            SELECT o.id, o.uploaded_at, o.service_day, o.venue_id, o.benefit_id, b.code,
+                   o.outcome, o.reason, o.companions, 0::bigint, o.device_id, NULL::uuid, NULL::timestamptz, o.decided_at
+            FROM offline_scans o LEFT JOIN benefits b ON b.id = o.benefit_id
+            WHERE o.merchant_id = $1 AND o.outcome <> 'recorded'
+              AND ($2::uuid IS NULL OR o.venue_id = $2)
+              AND ($3::uuid IS NULL OR o.benefit_id = $3)
+              AND ($4::date IS NULL OR o.service_day >= $4)
+              AND ($5::date IS NULL OR o.service_day <= $5)
+              AND ($6::text IS NULL OR $6 = o.outcome)
+              AND ($7::timestamptz IS NULL OR (o.uploaded_at, o.id) < ($7, $8::uuid))
         ) e
         WHERE ($6::text IS NULL OR e.result = $6)
         ORDER BY e.at DESC, e.id DESC

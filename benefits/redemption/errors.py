@@ -6,6 +6,7 @@ from foundation.errors import Conflict, Forbidden, Invalid, NotFound, RateLimite
 
 __all__ = (
     "AlreadyReversed",
+    "DuplicateLocalId",
     "IdempotencyKeyInFlight",
     "IdempotencyKeyReused",
     "RedemptionNotFound",
@@ -48,3 +49,8 @@ class AlreadyReversed(Conflict):
 class ReversalWindowClosed(Conflict):
     type = "reversal-window-closed"
     title = "The reversal window for this redemption has closed"
+
+
+class DuplicateLocalId(Invalid):
+    type = "duplicate-local-id"
+    title = "Two items of one offline upload have the same local_id"

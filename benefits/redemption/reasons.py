@@ -22,6 +22,12 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "card_suspended": ("优待证已暂停或收回", "Card suspended or revoked"),
     "too_many_companions": ("同行人数超过该项优待允许的人数", "More companions than the benefit allows"),
     "choose_benefit": ("持码人在本场馆有多项优待，请选择一项", "Several benefits apply here: choose one"),
+    # offline decisions, answered on upload (POST /v1/scans/offline)
+    "offline_budget_exceeded": ("超出离线核验额度，未计入", "Over the gate's offline budget: not counted"),
+    "bad_decision_time": ("离线核验时间无效或已过上传时限", "Decision time in the future or too old to upload"),
+    "venue_not_allowed": ("本设备不属于该场馆", "This device does not belong to that venue"),
+    "local_id_reused": ("该离线记录编号已用于另一条记录", "This local_id was already uploaded with other content"),
+    "offline_code_unsupported": ("离线时只能核验崇军码", "Only 崇军码 can be decided offline"),
 }
 
 REASONS: Final = frozenset(MESSAGES)

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from foundation.structs import Record
+from foundation.structs import Input, Record
 
 __all__ = (
     "BenefitLine",
@@ -17,6 +17,14 @@ __all__ = (
     "DailyReport",
     "Holder",
     "LedgerEntry",
+    "OfflineBenefit",
+    "OfflineBudget",
+    "OfflineBundle",
+    "OfflineItemResult",
+    "OfflineRecord",
+    "OfflineResults",
+    "OfflineScan",
+    "OfflineUpload",
     "RedemptionEntry",
     "RedemptionResult",
     "RejectedScan",
@@ -149,16 +157,127 @@ class RejectedScan(Record, kw_only=True):
     answer: StoredAnswer
 
 
+# --- gates that keep working offline (benefits/redemption/offline.py) ---------------------------
+
+MAX_OFFLINE_BATCH = 200
+_LOCAL_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+class OfflineBudget(Record, kw_only=True):
+    """What a gate may decide on its own: it stops accepting offline past any of these, and the
+    upload counts the same limits again, so a cloned device cannot go past them either."""
+
+    accepts_per_hour: int
+    """accepts per device and clock hour (UTC) of the decision"""
+    accepts_per_person_day: int
+    """accepts of one holder (the code's `sub`) per device and Shanghai day"""
+    valid_seconds: int
+    """how long the bundle lets the gate decide offline; after `exp` it refuses until it is online"""
+    upload_within_seconds: int
+    """how old a decision may be when it is uploaded"""
+
+
+class OfflineBenefit(Record, kw_only=True):
+    """A benefit offered at the gate's venue, as the gate shows it offline."""
+
+    id: UUID
+    code: str
+    version: int
+    name_zh: str
+    name_en: str
+    companions_max: int
+    caps: list[dict]
+    rules_digest: str
+    """SHA-256 (hex) of the version's canonical definition (sorted keys): the rules the gate's
+    decision is reconciled against on upload are the ones in force then"""
+
+
+class OfflineBundle(Record, kw_only=True):
+    """The payload of the signed offline bundle (`typ` cj-offline-bundle+jwt)."""
+
+    iss: str
+    iat: int
+    exp: int
+    device_id: UUID
+    venue_id: UUID
+    venue_name: str
+    code_keys: dict
+    """JWKS of the keys a 崇军码 may be signed with (EdDSA and ES256 verify in WebCrypto)"""
+    status_list: str
+    """the Token Status List of the electronic 优待证 (a signed JWT, for presentations)"""
+    benefits: list[OfflineBenefit]
+    rules_digest: str
+    """SHA-256 (hex) over the benefits' digests in code order"""
+    budget: OfflineBudget
+
+
+class OfflineScan(Input):
+    """One decision a gate took offline."""
+
+    local_id: Annotated[str, msgspec.Meta(pattern=_LOCAL_ID, description="the device's own id of this decision")]
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CODE_LENGTH)]
+    venue_id: UUID
+    decided_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    benefit_id: UUID | None = None
+    companions: Annotated[int, msgspec.Meta(ge=0, le=20)] = 0
+
+
+class OfflineUpload(Input):
+    scans: Annotated[list[OfflineScan], msgspec.Meta(min_length=1, max_length=MAX_OFFLINE_BATCH)]
+
+
+OfflineOutcome = Literal["recorded", "conflict", "rejected"]
+
+
+class OfflineItemResult(Record, omit_defaults=True):
+    """How one uploaded decision was reconciled; a re-upload gets the same answer."""
+
+    local_id: str
+    outcome: OfflineOutcome
+    reason: str
+    """`accepted` when recorded; else a reason code (replayed, quota_exhausted, offline_budget_exceeded, ...)"""
+    message: str
+    message_en: str
+    redemption_id: UUID | None = None
+
+
+class OfflineResults(Record):
+    items: list[OfflineItemResult]
+    recorded: int
+    conflicts: int
+    rejected: int
+
+
+class OfflineRecord(Record, kw_only=True):
+    """The `offline_scans` row of one uploaded item (the record of its reconciliation)."""
+
+    id: UUID
+    device_id: UUID
+    local_id: str
+    fingerprint: bytes
+    outcome: OfflineOutcome
+    reason: str
+    redemption_id: UUID | None
+    venue_id: UUID
+    merchant_id: UUID
+    benefit_id: UUID | None
+    person_id: UUID | None
+    companions: int
+    decided_at: datetime
+    service_day: date
+
+
 # --- what staff see of the ledger (benefits/redemption/reports.py) --------------------------------
 
-RedemptionResult = Literal["accepted", "reversed", "rejected"]
+RedemptionResult = Literal["accepted", "reversed", "rejected", "conflict"]
 
 
 class RedemptionEntry(Record):
     """One scan at the merchant's venues, as the merchant may see it: no person, no personal data.
 
     `accepted` is a redemption that stands, `reversed` one that was later reversed, `rejected` a
-    refused scan with its reason code.
+    refused scan with its reason code (or an offline decision refused on upload), `conflict` an
+    offline acceptance that came in after the code was used or a cap was reached (not counted).
     """
 
     id: UUID
@@ -174,6 +293,8 @@ class RedemptionEntry(Record):
     device_id: UUID | None
     staff_id: UUID | None
     reversed_at: datetime | None
+    decided_at: datetime | None = None
+    """decided offline at this time (the row's `at` is when it was uploaded)"""
 
 
 class BenefitLine(Record):

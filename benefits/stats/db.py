@@ -11,7 +11,8 @@ from uuid import UUID
 import asyncpg
 
 __all__ = (
-    "active_devices", "active_venues", "case_counts", "daily", "daily_by_category", "people_used", "rating_totals",
+    "active_devices", "active_venues", "case_counts", "daily", "daily_by_category", "offline_outcomes", "people_used",
+    "rating_totals",
     "reach", "refresh_rollups", "refusals", "refreshed_at", "replace_reach",
 )
 
@@ -96,6 +97,23 @@ async def refusals(conn: asyncpg.Connection, *, day_from: date, day_to: date, di
         f"""SELECT reason, sum(events)::bigint AS events FROM ({_months_and_days(_REFUSALS, "reason, events")}) x
              GROUP BY reason ORDER BY reason""",
         day_from, day_to, district, domain, benefit_id, *_span(day_from, day_to),
+    )
+
+
+async def offline_outcomes(
+    conn: asyncpg.Connection, *, day_from: date, day_to: date, district, domain, benefit_id
+) -> list[asyncpg.Record]:
+    """Uploaded offline decisions (migration 0049) per outcome and reason, by the decision's service day."""
+    return await conn.fetch(
+        """
+        SELECT o.outcome, o.reason, count(*)::bigint AS n
+          FROM offline_scans o JOIN venues v ON v.id = o.venue_id
+         WHERE o.service_day BETWEEN $1 AND $2
+           AND ($3::text IS NULL OR v.district = $3) AND ($4::text IS NULL OR v.domain = $4)
+           AND ($5::uuid IS NULL OR o.benefit_id = $5)
+         GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        day_from, day_to, district, domain, benefit_id,
     )
 
 

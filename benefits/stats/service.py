@@ -33,6 +33,7 @@ from benefits.stats.types import (
     DayCount,
     KeyCount,
     LedgerTotals,
+    OfflineStats,
     RatingStats,
     ReasonCount,
     RefreshResult,
@@ -127,6 +128,7 @@ async def operating_stats(conn: asyncpg.Connection, caller: identity.Principal, 
         ))
     rated = await db.rating_totals(conn, low_stars=LOW_STARS, **window)
     cases = [CaseCounts(district=r["district"], open=r["open"], overdue=r["overdue"]) for r in await db.case_counts(conn, district=district)]
+    offline = await db.offline_outcomes(conn, **window)
     return StatsReport(
         query=query,
         as_of=refreshed["rollups_at"] if refreshed else None,
@@ -147,6 +149,13 @@ async def operating_stats(conn: asyncpg.Connection, caller: identity.Principal, 
             count=rated["n"], average=round(rated["average"], 3) if rated["average"] is not None else None,
             low=rated["low"], low_share=_share(rated["low"], rated["n"]),
             open_cases=sum(c.open for c in cases), overdue_cases=sum(c.overdue for c in cases), by_district=cases,
+        ),
+        offline=OfflineStats(
+            recorded=sum(r["n"] for r in offline if r["outcome"] == "recorded"),
+            conflicts=sum(r["n"] for r in offline if r["outcome"] == "conflict"),
+            rejected=sum(r["n"] for r in offline if r["outcome"] == "rejected"),
+            conflict_reasons=[ReasonCount(reason=r["reason"], count=r["n"]) for r in offline if r["outcome"] == "conflict"],
+            rejected_reasons=[ReasonCount(reason=r["reason"], count=r["n"]) for r in offline if r["outcome"] == "rejected"],
         ),
     )
 

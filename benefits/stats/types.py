@@ -8,7 +8,8 @@ from uuid import UUID
 from foundation.structs import Record
 
 __all__ = (
-    "BenefitStats", "CaseCounts", "DayCount", "KeyCount", "LedgerTotals", "RatingStats", "ReasonCount", "RefreshResult",
+    "BenefitStats", "CaseCounts", "DayCount", "KeyCount", "LedgerTotals", "OfflineStats", "RatingStats", "ReasonCount",
+    "RefreshResult",
     "StatsQuery", "StatsReport",
 )
 
@@ -59,6 +60,17 @@ class ReasonCount(Record, kw_only=True):
     count: int
 
 
+class OfflineStats(Record, kw_only=True):
+    """Decisions gates took offline, by how the upload reconciled them (live, from `offline_scans`):
+    recorded ones are also in the ledger totals above; conflicts and rejections never are."""
+
+    recorded: int
+    conflicts: int
+    rejected: int
+    conflict_reasons: list[ReasonCount]
+    rejected_reasons: list[ReasonCount]
+
+
 class CaseCounts(Record, kw_only=True):
     district: str
     open: int
@@ -89,6 +101,7 @@ class StatsReport(Record, kw_only=True):
     venues_active: int
     devices_active: int
     ratings: RatingStats
+    offline: OfflineStats
 
 
 class RefreshResult(Record, kw_only=True):

@@ -40,6 +40,7 @@ from identity.issuers import db
 from identity.issuers.errors import InvalidIssuer, IssuerExists, IssuerNotFound, IssuerStatusRefused
 from identity.issuers.types import IssuerCreate, IssuerView, TrustedIssuer
 from identity.keys import KeyRing
+from identity.tokens import sign_document
 from identity.pii import InvalidIdNumber, PiiVault
 from identity.signing import JwsRefused, verify_typed_jws
 from identity.types import Principal
@@ -143,10 +144,9 @@ async def trust_list_token(conn: asyncpg.Connection, *, keyring: KeyRing, base_u
          **({"verify_url": r["verify_url"]} if r["verify_url"] is not None else {})}
         for r in rows
     ]
-    key = keyring.active
     payload = {"iss": base_url.rstrip("/"), "iat": iat, "exp": iat + TRUST_LIST_EXP,
                "version": await db.list_version(conn), "issuers": issuers}
-    return jwt.encode(payload, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": TRUST_LIST_TYPE})
+    return sign_document(keyring, payload, typ=TRUST_LIST_TYPE)
 
 
 class TrustListRefused(Exception):

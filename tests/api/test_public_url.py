@@ -37,8 +37,15 @@ async def _what_outlives_the_request(client, app, conn, redis) -> dict[str, str]
     device = await client.post("/v1/admin/devices", json={"venue_id": venue["id"], "label": "东门"}, headers={**admin, **FORGED})
     assert device.status_code == 201, device.text
     setup = msgspec.json.decode(await redis.get(f"cj:device:{{{device.json()['device_id']}}}:setup"))
+    token = await client.post("/v1/devices/token", json={"device_id": device.json()["device_id"], "secret": device.json()["secret"]})
+    assert token.status_code == 200, token.text
+    bundle = await client.get("/v1/scans/offline-bundle", headers={"Authorization": "Bearer " + token.json()["access_token"], **FORGED})
+    assert bundle.status_code == 200, bundle.text
     options = {"verify_signature": False}
+    offline = jwt.decode(bundle.text, options=options)
     return {
+        "offline bundle issuer": offline["iss"],
+        "offline bundle status list": jwt.decode(offline["status_list"], options=options)["sub"],
         "credential issuer": jwt.decode(issued.json()["credential"].split("~")[0], options=options)["iss"],
         "credential status list": issued.json()["status_list_uri"],
         "status list": jwt.decode(status_list.text, options=options)["sub"],
@@ -54,6 +61,7 @@ async def test_a_configured_public_url_is_named_whatever_host_the_caller_sent(se
     assert seen == {
         "credential issuer": PUBLIC, "credential status list": PUBLIC + "/v1/status-lists/1",
         "status list": PUBLIC + "/v1/status-lists/1", "trust list issuer": PUBLIC, "device setup api": PUBLIC,
+        "offline bundle issuer": PUBLIC, "offline bundle status list": PUBLIC + "/v1/status-lists/1",
     }
 
 

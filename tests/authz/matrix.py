@@ -97,6 +97,7 @@ EXPECT: dict[str, Expect] = {
     "GET /schema": Expect(EVERYONE, public=True),
     # The faces (api/faces.py): static pages and assets, the same bytes for everyone.
     "GET /scan": Expect(EVERYONE, public=True),
+    "GET /scan-sw.js": Expect(EVERYONE, public=True),  # the scanner's service worker
     "GET /console": Expect(EVERYONE, public=True),
     "GET /console/{page:str}": Expect(EVERYONE, public=True),
     "GET /faces/{name:str}": Expect(EVERYONE, public=True),
@@ -206,5 +207,10 @@ EXPECT: dict[str, Expect] = {
     # Scanning for the victim's venue: only that venue's devices and its merchant's staff may.
     "POST /v1/scans": Expect(NOBODY, body=lambda w: {"code": "CJ1:x", "venue_id": str(w.venue_id)}),
     "POST /v1/scans/{redemption_id:uuid}/reversal": Expect(NOBODY, body=lambda w: {"reason": "误扫"}),
+    # A device's own bundle and its own offline decisions: an item naming the victim's venue is
+    # answered `rejected` (venue_not_allowed) and kept at the caller's venue, never the victim's.
+    "GET /v1/scans/offline-bundle": Expect(DEVICE),
+    "POST /v1/scans/offline": Expect(DEVICE, body=lambda w: {"scans": [{
+        "local_id": "matrix-1", "code": "CJ1:x", "venue_id": str(w.venue_id), "decided_at": "2026-12-01T08:00:00+00:00"}]}),
     "GET /v1/venues": Expect(EVERYONE, public=True),
 }

@@ -226,7 +226,8 @@ async def test_setup_needs_a_real_setup_code(faces: Faces):
 
 async def test_pages_carry_a_strict_policy(faces: Faces):
     with faces.api() as client:
-        for path in ("/scan", "/console", "/console/benefits", "/faces/scan.js", "/faces/console.js", "/faces/faces.css"):
+        for path in ("/scan", "/console", "/console/benefits", "/faces/scan.js", "/faces/offline.js", "/scan-sw.js",
+                     "/faces/console.js", "/faces/faces.css"):
             response = client.get(path)
             assert response.status_code == 200, path
             policy = response.headers["content-security-policy"]

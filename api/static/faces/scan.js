@@ -4,6 +4,12 @@
 // kept in localStorage, under "chongjun.device"; it is what makes this browser a scanner. The
 // device JWT lives in memory and is refreshed before it expires. Scan results (masked names) are
 // kept in memory only, for the recent list and the undo button.
+//
+// Offline (offline.js): the venue's signed offline bundle and the decisions taken without the
+// network are kept in IndexedDB (no name or personal data: the code, its jti and pseudonym); they
+// are uploaded to POST /v1/scans/offline as soon as the network returns.
+
+import * as offline from "/faces/offline.js";
 
 const STORE = "chongjun.device";
 const $ = (id) => document.getElementById(id);
@@ -17,6 +23,11 @@ let mode = "wedge";
 let camera = null;        // {stream, timer, detector}
 let lastDecision = null;  // {redemption_id, code, ...}
 const recent = [];        // newest first, at most 10
+let isOffline = !navigator.onLine;
+let bundle = null;        // the offline bundle's payload (offline.js)
+let bundleTimer = null;
+let syncing = null;       // the upload in progress (a promise), so two never overlap
+const BUNDLE_REFRESH_MS = 10 * 60_000;
 
 function show(name) {
   for (const s of screens) $(s).hidden = s !== name;
@@ -61,6 +72,7 @@ async function setUp(text) {
   await ensureToken(true);  // proves the secret before it is kept
   localStorage.setItem(STORE, JSON.stringify(device));
   enterReady();
+  afterOnline();
 }
 
 function setupError(err) {
@@ -82,7 +94,9 @@ async function ensureToken(force = false) {
       body: JSON.stringify({ device_id: device.device_id, secret: device.secret }),
     });
   } catch {
-    throw new Error("网络不通，无法连接服务器 · Network unreachable");
+    const err = new Error("网络不通，无法连接服务器 · Network unreachable");
+    err.network = true;
+    throw err;
   }
   if (response.status === 401 || response.status === 403 || response.status === 422 || response.status === 400) {
     throw new Blocked("此设备已停用或密钥已更换 · This device was revoked or its secret was rolled");
@@ -98,10 +112,104 @@ async function ensureToken(force = false) {
   return token.value;
 }
 
+const clock = (ms) => new Date(ms).toLocaleTimeString("zh-CN", { hour12: false, hour: "2-digit", minute: "2-digit" });
+
 function updateState() {
-  if (!token) return;
-  const until = new Date(token.expiresAt).toLocaleTimeString("zh-CN", { hour12: false });
-  $("device-state").textContent = `在线 · online · 令牌至 ${until}`;
+  const banner = $("offline-banner");
+  document.body.dataset.network = isOffline ? "offline" : "online";
+  const bundleText = bundle
+    ? (bundle.exp * 1000 > Date.now() ? `离线包至 ${clock(bundle.exp * 1000)} · offline bundle until ${clock(bundle.exp * 1000)}`
+      : "离线包已过期 · offline bundle expired")
+    : "无离线包 · no offline bundle";
+  $("bundle-state").textContent = bundleText;
+  $("bundle-state").dataset.ready = String(Boolean(bundle && bundle.exp * 1000 > Date.now()));
+  banner.hidden = !isOffline;
+  if (isOffline) {
+    $("device-state").textContent = "离线 · offline";
+  } else if (token) {
+    $("device-state").textContent = `在线 · online · 令牌至 ${clock(token.expiresAt)}`;
+  }
+  offline.pendingDecisions().then((pending) => {
+    $("pending-count").textContent = String(pending.length);
+    $("pending-line").hidden = pending.length === 0 && !isOffline;
+  }).catch(() => {});
+}
+
+// ---- offline: bundle, state, upload -------------------------------------------------------
+
+async function refreshBundle() {
+  clearTimeout(bundleTimer);
+  bundleTimer = setTimeout(() => refreshBundle().catch(() => {}), BUNDLE_REFRESH_MS);
+  let response;
+  try {
+    response = await fetch("/v1/scans/offline-bundle", { headers: { Authorization: `Bearer ${await ensureToken()}` } });
+  } catch {
+    return;  // offline: keep the bundle we have
+  }
+  if (!response.ok) return;
+  bundle = await offline.saveBundle(await response.text());
+  updateState();
+}
+
+function setOffline(value) {
+  if (isOffline === value) return;
+  isOffline = value;
+  updateState();
+  if (!value) goOnline();
+}
+
+async function goOnline() {
+  try {
+    await ensureToken(true);
+    await syncPending();
+    await refreshBundle();
+  } catch (err) {
+    if (err.network) setOffline(true);
+    else handleFailure(err);
+  }
+}
+
+// Upload every pending offline decision (at most 200 a request); the server answers each once,
+// so a lost answer is simply sent again.
+function syncPending() {
+  if (!syncing) {
+    syncing = (async () => {
+      const totals = { recorded: 0, conflict: 0, rejected: 0 };
+      let pending = await offline.pendingDecisions();
+      while (pending.length) {
+        const batch = pending.slice(0, 200);
+        const answer = await deviceCall("/v1/scans/offline", { scans: offline.uploadItems(batch) }, null);
+        await offline.keepResults(answer.items);
+        for (const item of answer.items) totals[item.outcome] += 1;
+        for (const item of answer.items) {
+          const shown = recent.find((r) => r.local_id === item.local_id);
+          if (shown) {
+            Object.assign(shown, { outcome: item.outcome, outcome_reason: item.reason, outcome_message: item.message,
+                                   redemption_id: item.redemption_id });
+          }
+        }
+        pending = await offline.pendingDecisions();
+      }
+      if (totals.recorded + totals.conflict + totals.rejected) {
+        const sync = $("sync-state");
+        sync.textContent = `已上传离线记录 · uploaded: 记录 recorded ${totals.recorded} · 冲突 conflict ${totals.conflict}`
+          + ` · 拒绝 rejected ${totals.rejected}`;
+        sync.dataset.conflicts = String(totals.conflict + totals.rejected);
+        sync.hidden = false;
+      }
+      renderRecent();
+      updateState();
+    })().finally(() => { syncing = null; });
+  }
+  return syncing;
+}
+
+async function offlineScan(code, benefitId, companions) {
+  const decision = await offline.decideOffline(code, {
+    bundle, venueId: device.venue_id, benefitId, companions,
+  });
+  showDecision(decision, code);
+  updateState();
 }
 
 function block(err) {
@@ -115,6 +223,7 @@ function block(err) {
 
 function handleFailure(err) {
   if (err instanceof Blocked) block(err);
+  else if (err.network) { setOffline(true); if (document.body.dataset.screen !== "decision") show("ready"); }
   else showReadyError(err.message);
 }
 
@@ -133,8 +242,10 @@ async function deviceCall(path, body, key) {
     try {
       response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
     } catch {
-      if (attempt < 3) { await sleep(400 * 2 ** attempt); continue; }
-      throw new Error("网络不通，请重试 · Network failure, try again");
+      if (attempt < 1 && navigator.onLine) { await sleep(400); continue; }
+      const err = new Error("网络不通，请重试 · Network failure, try again");
+      err.network = true;
+      throw err;
     }
     if (response.status === 401 && !refreshed) {
       refreshed = true;
@@ -173,8 +284,19 @@ async function submitScan(code, benefitId = null) {
   const body = { code, venue_id: device.venue_id, companions };
   if (benefitId) body.benefit_id = benefitId;
   try {
-    const decision = await deviceCall("/v1/scans", body, crypto.randomUUID());
-    showDecision(decision, code);
+    if (isOffline) {
+      await offlineScan(code, benefitId, companions);
+    } else {
+      try {
+        showDecision(await deviceCall("/v1/scans", body, crypto.randomUUID()), code);
+      } catch (err) {
+        if (!err.network) throw err;
+        // The network went away under this scan: decide it here. Had the server already taken
+        // it, the upload answers it as a conflict (code used), never a second count.
+        setOffline(true);
+        await offlineScan(code, benefitId, companions);
+      }
+    }
   } catch (err) {
     handleFailure(err);
   } finally {
@@ -196,10 +318,12 @@ function showDecision(d, code) {
   screen.classList.toggle("ok", ok);
   screen.classList.toggle("no", !ok);
   screen.dataset.reason = d.reason;
-  $("d-verdict").textContent = ok ? "✓ 通过 Accepted" : "✗ 拒绝 Refused";
+  screen.classList.toggle("offline", Boolean(d.offline));
+  $("d-verdict").textContent = ok ? (d.offline ? "✓ 离线通过 Accepted offline" : "✓ 通过 Accepted") : "✗ 拒绝 Refused";
   $("d-reason").textContent = d.message;
   $("d-reason-en").textContent = d.message_en;
   $("d-priority").hidden = !d.priority;
+  $("d-offline").hidden = !d.offline;
   $("d-name").textContent = d.holder ? d.holder.name_masked : "—";
   $("d-category").textContent = d.holder ? d.holder.category_label : "—";
   $("d-benefit").textContent = d.benefit ? `${d.benefit.name_zh} (${d.benefit.code})` : "—";
@@ -211,7 +335,7 @@ function showDecision(d, code) {
   $("d-category").parentElement.hidden = !d.holder;
   $("d-benefit").parentElement.hidden = !d.benefit;
   $("d-companions").parentElement.hidden = !(ok || allowed);
-  $("d-undo").hidden = !(ok && d.redemption_id);
+  $("d-undo").hidden = !(ok && (d.redemption_id || d.local_id));
   const choices = $("d-choices");
   choices.replaceChildren();
   choices.hidden = !(d.choices && d.choices.length);
@@ -219,7 +343,7 @@ function showDecision(d, code) {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = `${choice.name_zh} (${choice.code})`;
-    button.addEventListener("click", () => submitScan(code, choice.id));
+    button.addEventListener("click", () => { enterReady(); submitScan(code, choice.id); });
     choices.append(button);
   }
   if (ok) {
@@ -233,6 +357,14 @@ function showDecision(d, code) {
   $("d-next").focus();
 }
 
+// What an upload conflict means at the gate (the holder went in; the server did not count it).
+const CONFLICTS = {
+  replayed: "该码已在别处使用 code used elsewhere",
+  quota_exhausted: "优待次数已用完 quota used up",
+  venue_capacity_reached: "今日名额已满 capacity reached",
+  offline_budget_exceeded: "超出离线额度 over the offline budget",
+};
+
 function renderRecent() {
   const list = $("recent");
   list.replaceChildren();
@@ -240,10 +372,21 @@ function renderRecent() {
     const li = document.createElement("li");
     const time = item.at.toLocaleTimeString("zh-CN", { hour12: false });
     const text = document.createElement("span");
-    text.textContent = `${time} ${item.holder ? item.holder.name_masked : ""} · ${item.benefit ? item.benefit.name_zh : ""}`
+    const holder = item.holder ? item.holder.name_masked : (item.offline ? "离线 offline" : "");
+    text.textContent = `${time} ${holder} · ${item.benefit ? item.benefit.name_zh : ""}`
       + (item.companions ? ` +${item.companions}` : "") + (item.reversed ? " · 已撤销 reversed" : "");
     li.append(text);
-    if (!item.reversed) {
+    if (item.offline && !item.reversed) {
+      const state = document.createElement("span");
+      state.className = `tag ${item.outcome || "pending"}`;
+      state.textContent = {
+        recorded: "已记录 recorded", conflict: `冲突·未计入 conflict: ${CONFLICTS[item.outcome_reason] || item.outcome_message}`,
+        rejected: `拒绝·未计入 rejected: ${item.outcome_message}`,
+      }[item.outcome] || "待上传 pending";
+      li.dataset.outcome = item.outcome || "pending";
+      li.append(state);
+    }
+    if (!item.reversed && !(item.offline && item.outcome)) {
       const undo = document.createElement("button");
       undo.type = "button";
       undo.className = "secondary small";
@@ -258,6 +401,13 @@ function renderRecent() {
 async function reverse(item) {
   const reason = "现场撤销：误扫或持码人未入场 (gate undo)";
   if (!window.confirm(`撤销 ${item.holder ? item.holder.name_masked : ""} 的核验？ Undo this redemption?`)) return;
+  if (item.offline && !item.outcome) {  // not uploaded yet: forget it here, nothing reaches the ledger
+    await offline.deleteDecision(item.local_id);
+    item.reversed = true;
+    renderRecent();
+    enterReady();
+    return;
+  }
   try {
     await deviceCall(`/v1/scans/${item.redemption_id}/reversal`, { reason }, null);
     item.reversed = true;
@@ -366,6 +516,7 @@ function setMode(next) {
 
 function enterReady() {
   $("venue-name").textContent = device.venue || "场馆 Venue";
+  $("ready-error").hidden = true;
   updateState();
   show("ready");
   if (mode === "camera" && !camera) setMode("camera");
@@ -413,7 +564,8 @@ function wire() {
   $("mode-camera").addEventListener("click", () => setMode("camera"));
   $("d-next").addEventListener("click", () => enterReady());
   $("d-undo").addEventListener("click", () => {
-    const item = recent.find((r) => r.redemption_id === lastDecision.redemption_id);
+    const item = recent.find((r) => (lastDecision.local_id ? r.local_id === lastDecision.local_id
+      : r.redemption_id === lastDecision.redemption_id));
     if (item) reverse(item);
   });
   $("forget").addEventListener("click", forget);
@@ -437,6 +589,13 @@ function wire() {
 
 async function start() {
   wire();
+  if ("serviceWorker" in navigator) {  // so that the page opens again without the network
+    navigator.serviceWorker.register("/scan-sw.js", { scope: "/scan" }).catch(() => {});
+  }
+  window.addEventListener("offline", () => setOffline(true));
+  window.addEventListener("online", () => setOffline(false));
+  bundle = await offline.loadBundle().catch(() => null);
+  updateState();
   const hash = new URLSearchParams(location.hash.slice(1));
   const link = hash.get("setup");
   if (link) {
@@ -458,11 +617,19 @@ async function start() {
     device = parseSetup(JSON.stringify({ kind: "chongjun-device-setup", v: 1, ...JSON.parse(stored) }));
     await ensureToken(true);
     enterReady();
+    afterOnline();
   } catch (err) {
     if (err instanceof Blocked) return block(err);
     enterReady();
-    showReadyError(err.message);
+    if (err.network) setOffline(true);
+    else showReadyError(err.message);
   }
+}
+
+// Online with a token: keep the bundle fresh and send what was decided offline.
+function afterOnline() {
+  refreshBundle().catch(() => {});
+  syncPending().catch(handleFailure);
 }
 
 start();

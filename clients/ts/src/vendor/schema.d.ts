@@ -1410,6 +1410,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/scans/offline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload decisions a gate took offline: each is recorded, a conflict or rejected, once
+         * @description Each item is reconciled once per device and `local_id`: `recorded` (a ledger row with its decision time), `conflict` (the code was used or a cap or the offline budget was reached first: kept with its reason, not counted) or `rejected` (invalid, with its reason). Sending the same batch again gives the same answers and writes nothing. At most 200 items.
+         *
+         *     Caller: device token.
+         */
+        post: operations["UploadOfflineScans"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/scans/offline-bundle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The signed offline bundle of this gate (application/jose: a compact JWS, typ cj-offline-bundle+jwt)
+         * @description What a gate decides from while the network is gone: the keys a 崇军码 is signed with (JWKS), the credential status list, the venue's benefits with the digest of their rules, and the offline budget (accepts per hour, per holder and day, how long the bundle is valid). Signed with a key of /.well-known/jwks.json.
+         *
+         *     Caller: device token.
+         */
+        get: operations["GetOfflineBundle"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/scans/{redemption_id}/reversal": {
         parameters: {
             query?: never;
@@ -2308,6 +2352,48 @@ export interface components {
             /** @enum {unknown} */
             op: "not";
         };
+        /** OfflineItemResult */
+        OfflineItemResult: {
+            local_id: string;
+            message: string;
+            message_en: string;
+            /** @enum {string} */
+            outcome: "recorded" | "conflict" | "rejected";
+            reason: string;
+            redemption_id?: string | null;
+        };
+        /** OfflineResults */
+        OfflineResults: {
+            conflicts: number;
+            items: components["schemas"]["OfflineItemResult"][];
+            recorded: number;
+            rejected: number;
+        };
+        /** OfflineScan */
+        OfflineScan: {
+            benefit_id?: string | null;
+            code: string;
+            /** @default 0 */
+            companions: number;
+            /** Format: date-time */
+            decided_at: string;
+            /** @description the device's own id of this decision */
+            local_id: string;
+            /** Format: uuid */
+            venue_id: string;
+        };
+        /** OfflineStats */
+        OfflineStats: {
+            conflict_reasons: components["schemas"]["ReasonCount"][];
+            conflicts: number;
+            recorded: number;
+            rejected: number;
+            rejected_reasons: components["schemas"]["ReasonCount"][];
+        };
+        /** OfflineUpload */
+        OfflineUpload: {
+            scans: components["schemas"]["OfflineScan"][];
+        };
         /** OnDays */
         OnDays: {
             days: string[];
@@ -2552,12 +2638,13 @@ export interface components {
             benefit_code: string | null;
             benefit_id: string | null;
             companions: number;
+            decided_at?: string | null;
             device_id: string | null;
             /** Format: uuid */
             id: string;
             reason: string | null;
             /** @enum {string} */
-            result: "accepted" | "reversed" | "rejected";
+            result: "accepted" | "reversed" | "rejected" | "conflict";
             reversed_at: string | null;
             /** Format: date */
             service_day: string;
@@ -2758,6 +2845,7 @@ export interface components {
             by_district: components["schemas"]["KeyCount"][];
             by_domain: components["schemas"]["KeyCount"][];
             devices_active: number;
+            offline: components["schemas"]["OfflineStats"];
             query: components["schemas"]["StatsQuery"];
             ratings: components["schemas"]["RatingStats"];
             reach_computed_at: string | null;
@@ -8670,6 +8758,131 @@ export interface operations {
             };
             /** @description Too many requests: wait `retry_after` seconds. Problem types: `scan-rate-limited` */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    UploadOfflineScans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OfflineUpload"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OfflineResults"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `malformed-json`, `invalid-request`, `invalid-text` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `venue-not-allowed` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than allowed. Problem types: `body-too-large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but invalid: the `errors` member says where. Problem types: `validation-failed`, `duplicate-local-id` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    GetOfflineBundle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/jose": string;
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `venue-not-allowed` */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
