@@ -731,7 +731,7 @@ def bench_signatures(count: int) -> None:
     from foundation.sm2 import openssl_version
 
     results = run_signature_bench(count)
-    click.echo(f"signatures, 300-byte message, {count} operations per case, one core ({openssl_version()}):")
+    click.echo(f"signatures, 300-byte message, {count} operations per case, CPU time of one thread ({openssl_version()}):")
     for case, (sign, verify) in results.items():
         click.echo(
             f"  {case:<22} sign {sign:8.0f}/s ({1000 / sign:.3f} ms)  verify {verify:8.0f}/s ({1000 / verify:.3f} ms)"

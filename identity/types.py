@@ -184,6 +184,8 @@ class VerifiedScan(Record):
     source: Literal["cj_code", "suishen"]
     person_id: UUID | None = None
     id_hmac: bytes | None = None
+    id_hmac_alt: bytes | None = None
+    """a 随申码: the other crypto profile's index of the same number (identity.pii)"""
     benefit_id: UUID | None = None
 
 

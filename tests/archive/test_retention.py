@@ -18,6 +18,7 @@ from archive import merkle
 from archive.checkpoints import unb64
 from foundation.audit import leaf_hash, write_audit
 from foundation.connections import init_connection
+from tests.support import both_profiles
 from tests.tokens import keyring_for
 
 
@@ -57,6 +58,7 @@ def test_the_cutoff_is_six_calendar_months():
     assert archive.retention_cutoff(datetime(2026, 3, 15, tzinfo=timezone.utc)) == datetime(2025, 9, 15, tzinfo=timezone.utc)
 
 
+@both_profiles  # checkpoints are SM2-signed under gm: they verify over a pruned prefix under either
 async def test_pruning_old_signed_entries_keeps_the_archive_verifying(settings, conn):
     keyring = await keyring_for(settings)
     await _entries(conn, 12)
