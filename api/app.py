@@ -39,6 +39,7 @@ from api.merchants import (
 )
 from api.people import DevCityController, MeController, RosterController, SuishenLoginController, people_lifespan
 from api.public import HealthController, MetricsController, pool_gauges
+from api.accounts import AdminAccountController
 from api.audit import AdminAuditController, checkpoint_lifespan
 from api.ratings import AdminRatingController, MerchantRatingController, MyRedemptionController, overdue_gauge
 from api.stats import AdminStatsController, stats_refresher
@@ -77,6 +78,7 @@ def route_handlers(settings: Settings | None = None) -> list:
         MerchantRatingController,
         AdminStatsController,
         AdminAuditController,
+        AdminAccountController,
         RosterController,
         ScanController,
         MyCredentialController,

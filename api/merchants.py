@@ -14,6 +14,7 @@ from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 import msgspec
 from litestar import Controller, Litestar, Request, Response, get, patch, post
 from litestar.di import Provide
@@ -24,6 +25,7 @@ import merchants
 from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, PublicUrl, Redis
 from api.guards import AdminRoutes, MerchantRoutes, PublicRoutes, requires_admin_role, requires_device
 from api.paging import DEFAULT_LIMIT, Cursor, District, Limit, Page
+from foundation.audit import write_audit
 from foundation.settings import Settings
 from identity import Principal
 from benefits.redemption import DailyReport, RedemptionEntry, SealedStatement, reports
@@ -135,24 +137,35 @@ _LINE_COLUMNS = ["venue_id", "venue_name_zh", "benefit_id", "benefit_code", "ben
 _REFUSAL_COLUMNS = ["rejected_reason", "rejected"]
 
 
-def negotiated(request: Request, value: Any) -> Response:
-    """JSON by default; CSV when the client's Accept header prefers text/csv."""
+async def negotiated(request: Request, value: Any, conn: asyncpg.Connection, principal: Principal) -> Response:
+    """JSON by default; CSV when the client's Accept header prefers text/csv.
+
+    A CSV is an export (重要数据 leaving the system as a file, GB/T 22239 安全审计): each one is
+    archived (`export.csv`: who, which path, how many rows), in the request's transaction."""
     if request.accept.best_match(["application/json", "text/csv"], default="application/json") != "text/csv":
         return Response(value)
+    headers = None
     if isinstance(value, Page):
         kind = type(value.items[0]) if value.items else None
         columns = _fields(kind) if kind else ["id"]
         headers = {"X-Next-Cursor": value.next_cursor} if value.next_cursor else None
-        return Response(_csv(msgspec.to_builtins(value.items), columns), media_type=CSV, headers=headers)
-    if isinstance(value, DailyReport):
+        rows = msgspec.to_builtins(value.items)
+    elif isinstance(value, DailyReport):
         rows = _report_rows(value.venues, date=value.date.isoformat())
-        return Response(_csv(rows, ["date", *_LINE_COLUMNS, *_REFUSAL_COLUMNS]), media_type=CSV)
-    if isinstance(value, SealedStatement):
+        columns = ["date", *_LINE_COLUMNS, *_REFUSAL_COLUMNS]
+    elif isinstance(value, SealedStatement):
         # The CSV is a convenience copy; the sealed JSON is the settlement document.
         rows = _report_rows(value.statement.venues, month=value.statement.month)
+        columns = ["month", *_LINE_COLUMNS]
         headers = {"X-Statement-Id": value.statement.statement_id}
-        return Response(_csv(rows, ["month", *_LINE_COLUMNS]), media_type=CSV, headers=headers)
-    return Response(value)
+    else:
+        return Response(value)
+    await write_audit(
+        conn, actor_kind=principal.kind, actor_id=str(principal.subject), actor_role=principal.role,
+        actor_district=principal.district, action="export.csv", object_kind="export", object_id=request.url.path,
+        district=principal.district, detail={"rows": len(rows), "query": dict(request.query_params.items())},
+    )
+    return Response(_csv(rows, columns), media_type=CSV, headers=headers)
 
 
 async def _statement(public_url: str, conn, principal, settings: Settings, month: str, venue_id, merchant_id) -> SealedStatement:
@@ -175,7 +188,7 @@ class AdminMerchantController(AdminRoutes):
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
     ) -> Response[Page[Merchant]]:
-        return negotiated(request, await merchants.list_merchants(conn, principal, limit=limit, cursor=cursor))
+        return await negotiated(request, await merchants.list_merchants(conn, principal, limit=limit, cursor=cursor), conn, principal)
 
     @post("/", operation_id="AdminCreateMerchant", guards=_writers, status_code=HTTP_201_CREATED, summary="Onboard a merchant")
     async def create_merchant(
@@ -198,7 +211,7 @@ class AdminMerchantController(AdminRoutes):
         principal: CurrentPrincipal, settings: AppSettings, public_url: PublicUrl,
         venue_id: FromQuery[UUID | None] = None,
     ) -> Response[SealedStatement]:
-        return negotiated(request, await _statement(public_url, conn, principal, settings, month, venue_id, merchant_id))
+        return await negotiated(request, await _statement(public_url, conn, principal, settings, month, venue_id, merchant_id), conn, principal)
 
     @patch("/{merchant_id:uuid}", operation_id="AdminUpdateMerchant", guards=_writers, summary="Change a merchant (suspending refuses its devices)")
     async def update_merchant(
@@ -218,7 +231,7 @@ class AdminVenueController(AdminRoutes):
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[Venue]]:
         page = await merchants.list_venues(conn, principal, limit=limit, cursor=cursor, merchant_id=merchant_id)
-        return negotiated(request, page)
+        return await negotiated(request, page, conn, principal)
 
     @post("/", operation_id="AdminCreateVenue", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a venue")
     async def create_venue(
@@ -261,7 +274,7 @@ class _DeviceRoutes(Controller):
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, venue_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[Device]]:
         page = await merchants.list_devices(conn, principal, limit=limit, cursor=cursor, venue_id=venue_id)
-        return negotiated(request, page)
+        return await negotiated(request, page, conn, principal)
 
     @post("/", status_code=HTTP_201_CREATED, operation_id=_audience_id("ProvisionDevice"), summary="Provision a scanner for a venue: the secret is shown once")
     async def provision(
@@ -316,7 +329,7 @@ class AdminStaffController(AdminRoutes):
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[StaffAccount]]:
         page = await merchants.list_staff(conn, principal, limit=limit, cursor=cursor, merchant_id=merchant_id)
-        return negotiated(request, page)
+        return await negotiated(request, page, conn, principal)
 
     @post("/", operation_id="AdminCreateStaff", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a staff account for a merchant")
     async def create_staff(
@@ -353,7 +366,7 @@ class MerchantPortalController(MerchantRoutes):
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
         limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
     ) -> Response[Page[Venue]]:
-        return negotiated(request, await merchants.list_venues(conn, principal, limit=limit, cursor=cursor))
+        return await negotiated(request, await merchants.list_venues(conn, principal, limit=limit, cursor=cursor), conn, principal)
 
     @get("/venues/{venue_id:uuid}", operation_id="MerchantGetVenue", summary="One of the merchant's venues")
     async def get_venue(
@@ -372,14 +385,14 @@ class MerchantPortalController(MerchantRoutes):
             conn, principal, limit=limit, cursor=cursor, day_from=date_from, day_to=date_to,
             venue_id=venue_id, benefit_id=benefit_id, result=result,
         )
-        return negotiated(request, page)
+        return await negotiated(request, page, conn, principal)
 
     @get("/reports/daily", operation_id="MerchantDailyReport", summary="One service day per venue and benefit (CSV with Accept: text/csv)")
     async def daily_report(
         self, request: Request, conn: Conn, principal: CurrentPrincipal,
         day: Annotated[date, QueryParameter(name="date", description="Service day, Asia/Shanghai")],
     ) -> Response[DailyReport]:
-        return negotiated(request, await reports.daily_report(conn, principal, day))
+        return await negotiated(request, await reports.daily_report(conn, principal, day), conn, principal)
 
     @get("/statements/{month:str}", operation_id="MerchantMonthlyStatement", summary="Monthly settlement statement per venue, sealed (Ed25519 detached JWS)")
     async def statement(
@@ -387,7 +400,7 @@ class MerchantPortalController(MerchantRoutes):
         principal: CurrentPrincipal, settings: AppSettings, public_url: PublicUrl,
         venue_id: FromQuery[UUID | None] = None,
     ) -> Response[SealedStatement]:
-        return negotiated(request, await _statement(public_url, conn, principal, settings, month, venue_id, None))
+        return await negotiated(request, await _statement(public_url, conn, principal, settings, month, venue_id, None), conn, principal)
 
 
 # --- devices and the public ----------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """Staff/admin login, refresh and logout (the veteran login is in the people controllers).
 
 Staff of a merchant that is not active get 403 `merchant-inactive` at login (after the password held).
+An account whose password an admin set gets 403 `password-change-required` at login (after the
+password held) and sets its own at `POST /v1/auth/password`; where TOTP is required for admins
+(production), an admin without it gets 403 `totp-enrollment-required`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 import identity
 import merchants
+from api.deps import AppSettings
 from api.guards import PublicRoutes
-from identity import KeyRing, LogoutRequest, RefreshRequest, SessionTokens, StaffLogin
+from identity import KeyRing, LogoutRequest, PasswordChange, RefreshRequest, SessionTokens, StaffLogin
 
 
 class SessionController(PublicRoutes):
@@ -30,11 +34,33 @@ class SessionController(PublicRoutes):
         plain_conn: NamedDependency[asyncpg.Connection],
         redis: NamedDependency[aioredis.Redis],
         keyring: NamedDependency[KeyRing],
+        settings: AppSettings,
     ) -> SessionTokens:
         # No request transaction: the throttle's count of a failed attempt must outlive its 401.
         client = request.client.host if request.client else "unknown"
         return await identity.staff_login(
-            plain_conn, redis, data, client=client, keyring=keyring, admit=merchants.admit_staff
+            plain_conn, redis, data, client=client, keyring=keyring, admit=merchants.admit_staff,
+            require_admin_totp=settings.admin_totp_required,
+        )
+
+    @post(
+        "/password", operation_id="ChangePassword", status_code=HTTP_204_NO_CONTENT,
+        summary="Replace one's password (the initial one, before the first login): current password and TOTP, then the new one",
+    )
+    async def change_password(
+        self,
+        request: Request,
+        data: JSONBody[PasswordChange],
+        plain_conn: NamedDependency[asyncpg.Connection],
+        redis: NamedDependency[aioredis.Redis],
+        keyring: NamedDependency[KeyRing],
+        settings: AppSettings,
+    ) -> None:
+        # As at login: the throttle's count of a failed attempt must outlive its 401.
+        client = request.client.host if request.client else "unknown"
+        await identity.change_password(
+            plain_conn, redis, data, client=client, secrets=keyring.secrets,
+            require_admin_totp=settings.admin_totp_required,
         )
 
     @post("/refresh", operation_id="RefreshSession", status_code=HTTP_200_OK, summary="Rotate a refresh token")

@@ -18,6 +18,8 @@ __all__ = (
     "iter_entries",
     "latest_checkpoint",
     "all_checkpoints",
+    "prune",
+    "pruned_leaves",
 )
 
 ENTRY_COLUMNS = (
@@ -28,8 +30,20 @@ _CHECKPOINT_COLUMNS = "tree_size, root_hash, at, note, kid, alg, signature"
 
 
 async def head(conn: asyncpg.Connection) -> asyncpg.Record:
-    """`next_seq` (the committed tree size) and `archive_from`."""
-    return await conn.fetchrow("SELECT next_seq, archive_from FROM audit_head WHERE one")
+    """`next_seq` (the committed tree size), `archive_from` and `pruned_below`."""
+    return await conn.fetchrow("SELECT next_seq, archive_from, pruned_below FROM audit_head WHERE one")
+
+
+async def pruned_leaves(conn: asyncpg.Connection, *, below: int | None = None) -> list[asyncpg.Record]:
+    """`seq`, `leaf_hash` of the pruned prefix, in seq order (their entries are gone, their leaves stay)."""
+    return await conn.fetch(
+        "SELECT seq, leaf_hash FROM audit_pruned WHERE ($1::bigint IS NULL OR seq < $1) ORDER BY seq", below
+    )
+
+
+async def prune(conn: asyncpg.Connection, before: datetime) -> int:
+    """Migration 0051's `audit_prune` (the schema owner only): how many entries left the log."""
+    return await conn.fetchval("SELECT audit_prune($1)", before)
 
 
 async def entries_page(
@@ -47,8 +61,11 @@ async def entries_page(
     at_to: datetime | None,
     before_seq: int | None,
     limit: int,
+    admin_roles: tuple[str, ...] | None = None,
+    not_admin_roles: tuple[str, ...] = (),
 ) -> list[asyncpg.Record]:
-    """Newest first by seq; every argument that is not None narrows."""
+    """Newest first by seq; every argument that is not None narrows. `admin_roles`: only entries
+    whose actor is an admin of one of these roles; `not_admin_roles`: none whose actor is one."""
     return await conn.fetch(
         f"""
         SELECT {ENTRY_COLUMNS} FROM audit_log
@@ -63,11 +80,14 @@ async def entries_page(
            AND ($9::timestamptz IS NULL OR at >= $9)
            AND ($10::timestamptz IS NULL OR at < $10)
            AND ($11::bigint IS NULL OR seq < $11)
+           AND ($13::text[] IS NULL OR (actor_kind = 'admin' AND actor_role = ANY($13::text[])))
+           AND NOT (actor_kind = 'admin' AND actor_role = ANY($14::text[]))
          ORDER BY seq DESC
          LIMIT $12
         """,
         district, list(actions) if actions is not None else None, actor_kind, actor_id, action, action_prefix,
         object_kind, object_id, at_from, at_to, before_seq, limit,
+        list(admin_roles) if admin_roles is not None else None, list(not_admin_roles),
     )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from foundation.errors import Conflict, NotFound
+from foundation.errors import Conflict, Invalid, NotFound
 
-__all__ = ("ArchiveEmpty", "ArchiveTampered", "AuditEntryNotFound", "CheckpointNotFound")
+__all__ = ("ArchiveEmpty", "ArchiveTampered", "AuditEntryNotFound", "CheckpointNotFound", "RetentionRefused")
 
 
 class AuditEntryNotFound(NotFound):
@@ -34,3 +34,10 @@ class ArchiveTampered(Conflict):
 
     type = "archive-tampered"
     title = "The audit archive does not verify; no checkpoint was signed"
+
+
+class RetentionRefused(Invalid):
+    """A prune whose cut-off is younger than six months (网络安全法: logs kept no less than six months)."""
+
+    type = "retention-refused"
+    title = "Audit entries are kept at least six months"

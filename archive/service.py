@@ -1,10 +1,15 @@
 """The audit archive's rules: who reads which entries, cutting signed checkpoints, proofs, verify, export.
 
-- **Scope** is decided in one place, `scope_for(caller)`: city admins and auditors read every
-  entry, a district admin only entries whose `district` is theirs (a district admin token without
-  a district reads nothing), nobody else anything. `list_entries` applies the scope before the
-  caller's filters, so a filter can only narrow it. To split duties (三员分立), extend `scope_for`
-  (its `actions` prefixes say which actions a role reads).
+- **Scope** is decided in one place, `scope_for(caller)`, and follows 三员分立 (identity.duties):
+  the audit administrator (auditor) reads every entry but the audit duty's own actions, so the
+  system and security duties' among them; the security administrator reads the audit duty's
+  actions only; system administrators read entries of everyone but the security and audit
+  duties, a city admin all of them, a district admin only entries whose `district` is theirs (a
+  district admin token without a district reads nothing); nobody else anything. `list_entries`
+  applies the scope before the caller's filters, so a filter can only narrow it.
+- **Reading is archived**: every list, entry or proof read writes an `audit.read` entry (who,
+  what was asked, how many entries came back), so the audit duty's own work is an action the
+  security duty reads.
 - **Checkpoints** are cut by `cut_checkpoint`: under a transaction-scoped advisory lock it reads
   the committed tree size, recomputes every leaf from content, refuses to sign (ArchiveTampered)
   if any differs from its recorded hash or the tree does not extend the last checkpoint, and signs
@@ -25,17 +30,18 @@ import msgspec
 
 from archive import db
 from archive.checkpoints import TreeBuilder, b64, checkpoint_of, note_text, unb64, unix_time
-from archive.errors import ArchiveEmpty, ArchiveTampered, AuditEntryNotFound, CheckpointNotFound
+from archive.errors import ArchiveEmpty, ArchiveTampered, AuditEntryNotFound, CheckpointNotFound, RetentionRefused
 from archive.merkle import ProofError, consistency_proof as _consistency, inclusion_proof as _inclusion, verify_consistency
 from archive.types import AuditFilter, AuditScope, Checkpoint, CheckpointStatus, ConsistencyProof, InclusionProof, VerifyReport
 from archive.verify import Verifier, signature_problem
-from foundation.audit import AuditEntry, leaf_hash
+from foundation.audit import AuditEntry, leaf_hash, write_audit
 from foundation.paging import Page, decode_cursor, fetch_size, page_of
-from identity import KeyRing, Principal
+from identity import KeyRing, Principal, duty_of_role, roles_of_duty
 
 __all__ = (
     "EXPORT_FORMAT",
     "checkpoint_status",
+    "RETENTION_MONTHS",
     "consistency_proof",
     "cut_checkpoint",
     "entry_of",
@@ -45,6 +51,8 @@ __all__ = (
     "inclusion_proof",
     "list_checkpoints",
     "list_entries",
+    "prune_archive",
+    "retention_cutoff",
     "scope_for",
     "verify_database",
     "verify_export",
@@ -55,15 +63,32 @@ _CUT_LOCK = 7_245_113_901_228
 EXPORT_FORMAT = "chongjun-audit-export/v1"
 
 
+_AUDIT_ROLES = roles_of_duty("audit")
+_OVERSIGHT_ROLES = roles_of_duty("security", "audit")
+
+
 def scope_for(caller: Principal) -> AuditScope:
     """Which entries `caller` may read at all (see the module docstring)."""
     if caller.kind != "admin":
         return AuditScope(nothing=True)
-    if caller.role in ("city", "auditor"):
-        return AuditScope()
+    duty = duty_of_role(caller.role)
+    if duty == "audit":
+        return AuditScope(not_admin_roles=_AUDIT_ROLES)
+    if duty == "security":
+        return AuditScope(admin_roles=_AUDIT_ROLES)
+    if caller.role == "city":
+        return AuditScope(not_admin_roles=_OVERSIGHT_ROLES)
     if caller.role == "district" and caller.district:
-        return AuditScope(district=caller.district)
+        return AuditScope(district=caller.district, not_admin_roles=_OVERSIGHT_ROLES)
     return AuditScope(nothing=True)
+
+
+async def _audit_read(conn: asyncpg.Connection, caller: Principal, what: str, **detail: Any) -> None:
+    await write_audit(
+        conn, actor_kind=caller.kind, actor_id=str(caller.subject), actor_role=caller.role,
+        actor_district=caller.district, action="audit.read", object_kind="audit_log", object_id=what,
+        detail={k: v for k, v in detail.items() if v is not None},
+    )
 
 
 def entry_of(row: Any) -> AuditEntry:
@@ -77,6 +102,11 @@ def entry_of(row: Any) -> AuditEntry:
 
 def _visible(scope: AuditScope, row: Any) -> bool:
     if scope.nothing or (scope.district is not None and row["district"] != scope.district):
+        return False
+    by_admin = row["actor_kind"] == "admin"
+    if scope.admin_roles is not None and not (by_admin and row["actor_role"] in scope.admin_roles):
+        return False
+    if by_admin and row["actor_role"] in scope.not_admin_roles:
         return False
     return scope.actions is None or any(row["action"].startswith(p) for p in scope.actions)
 
@@ -102,21 +132,33 @@ async def list_entries(
         actor_kind=filters.actor_kind, actor_id=filters.actor_id, action=action, action_prefix=prefix,
         object_kind=filters.object_kind, object_id=filters.object_id, at_from=filters.at_from, at_to=filters.at_to,
         before_seq=position[1].int if position else None, limit=fetch_size(limit),
+        admin_roles=scope.admin_roles, not_admin_roles=scope.not_admin_roles,
     )
     keyed = [{"at": r["at"], "id": _seq_key(r["seq"]), "row": r} for r in rows]
-    return page_of(keyed, limit, lambda k: entry_of(k["row"]), sort_key="at")
+    page = page_of(keyed, limit, lambda k: entry_of(k["row"]), sort_key="at")
+    await _audit_read(
+        conn, caller, "entries", entries=len(page.items), cursor=cursor is not None,
+        filters={k: v for k, v in msgspec.to_builtins(filters).items() if v is not None},
+    )
+    return page
 
 
-async def get_entry(conn: asyncpg.Connection, caller: Principal, seq: int) -> AuditEntry:
+async def get_entry(conn: asyncpg.Connection, caller: Principal, seq: int, *, archive_read: bool = True) -> AuditEntry:
     row = await db.entry(conn, seq)
     if row is None or not _visible(scope_for(caller), row):
         raise AuditEntryNotFound()
+    if archive_read:
+        await _audit_read(conn, caller, f"entry:{seq}")
     return entry_of(row)
 
 
 async def _leaves(conn: asyncpg.Connection, size: int, *, recompute: bool) -> list[bytes]:
     """Leaf hashes 0..size-1; with `recompute`, from content, refusing any that differs from its record."""
     leaves: list[bytes] = []
+    for row in await db.pruned_leaves(conn, below=size):
+        if row["seq"] != len(leaves):
+            raise ArchiveTampered(f"pruned leaf {len(leaves)} is missing or out of place")
+        leaves.append(bytes(row["leaf_hash"]))
     async for row in db.iter_entries(conn, below=size):
         if row["seq"] != len(leaves):
             raise ArchiveTampered(f"entry {len(leaves)} is missing or out of place")
@@ -185,7 +227,8 @@ async def inclusion_proof(
     conn: asyncpg.Connection, caller: Principal, keyring: KeyRing | None, seq: int, tree_size: int | None = None
 ) -> InclusionProof:
     """That entry `seq` (one the caller may read) is in the signed tree of `tree_size` (default: latest)."""
-    await get_entry(conn, caller, seq)
+    await get_entry(conn, caller, seq, archive_read=False)
+    await _audit_read(conn, caller, f"inclusion:{seq}", tree_size=tree_size)
     cp = await get_checkpoint(conn, keyring, tree_size)
     if seq >= cp.tree_size:
         raise CheckpointNotFound(f"entry {seq} is not in the checkpoint of size {cp.tree_size}: ask a later one")
@@ -252,6 +295,8 @@ async def verify_database(conn: asyncpg.Connection, jwks: dict[str, Any]) -> Ver
     checkpoints = _checkpoint_rows(await db.all_checkpoints(conn), None)
     verifier = Verifier(archive_from=head["archive_from"], jwks=jwks)
     verifier.want_roots_at(c.tree_size for c in checkpoints)
+    for row in await db.pruned_leaves(conn):
+        verifier.add_pruned(row["seq"], bytes(row["leaf_hash"]))
     async for row in db.iter_entries(conn):
         verifier.add(entry_of(row), bytes(row["leaf_hash"]) if row["leaf_hash"] is not None else None)
     verifier.check_checkpoints(checkpoints)
@@ -267,6 +312,8 @@ async def export_archive(conn: asyncpg.Connection, jwks: dict[str, Any], write: 
     REPEATABLE READ transaction so the file is one consistent state."""
     head = await db.head(conn)
     write(_encoder.encode({"format": EXPORT_FORMAT, "archive_from": head["archive_from"], "jwks": jwks}) + b"\n")
+    for row in await db.pruned_leaves(conn):
+        write(_encoder.encode({"pruned_seq": row["seq"], "leaf_hash": b64(bytes(row["leaf_hash"]))}) + b"\n")
     entries = 0
     async for row in db.iter_entries(conn):
         leaf = bytes(row["leaf_hash"]) if row["leaf_hash"] is not None else None
@@ -280,6 +327,7 @@ async def export_archive(conn: asyncpg.Connection, jwks: dict[str, Any], write: 
 
 class _Line(msgspec.Struct):
     format: str | None = None
+    pruned_seq: int | None = None
     archive_from: int | None = None
     jwks: dict[str, Any] | None = None
     entry: AuditEntry | None = None
@@ -297,20 +345,57 @@ def verify_export(lines: Iterable[bytes], jwks: dict[str, Any] | None = None) ->
         raise ValueError(f"not a {EXPORT_FORMAT} file")
     verifier = Verifier(archive_from=header.archive_from or 0, jwks=jwks if jwks is not None else (header.jwks or {}))
     pending: list[tuple[AuditEntry, bytes | None]] = []
+    pruned: list[tuple[int, bytes]] = []
     checkpoints: list[Checkpoint] = []
     for raw in iterator:
         if not raw.strip():
             continue
         line = decoder.decode(raw)
-        if line.entry is not None:
+        if line.pruned_seq is not None and line.leaf_hash:
+            pruned.append((line.pruned_seq, unb64(line.leaf_hash)))
+        elif line.entry is not None:
             pending.append((line.entry, base64_or_none(line.leaf_hash)))
         elif line.checkpoint is not None:
             checkpoints.append(line.checkpoint)
     verifier.want_roots_at(c.tree_size for c in checkpoints)
+    for seq, leaf in pruned:
+        verifier.add_pruned(seq, leaf)
     for entry, recorded in pending:
         verifier.add(entry, recorded)
     verifier.check_checkpoints(checkpoints)
     return verifier.report(len(checkpoints))
+
+
+RETENTION_MONTHS = 6
+"""网络安全法 第二十一条(三) (第二十三条 since the amendment in force 2026-01-01): network logs are kept
+no less than six months. Migration 0051's `audit_prune` and delete trigger say the same in SQL."""
+
+
+def retention_cutoff(now: datetime | None = None) -> datetime:
+    """The youngest cut-off a prune may take: the same moment RETENTION_MONTHS calendar months ago
+    (the day clamped to the month's last, as PostgreSQL's `interval '6 months'`)."""
+    import calendar
+
+    now = now or datetime.now(timezone.utc)
+    month = now.month - RETENTION_MONTHS
+    year = now.year + (month - 1) // 12
+    month = (month - 1) % 12 + 1
+    return now.replace(year=year, month=month, day=min(now.day, calendar.monthrange(year, month)[1]))
+
+
+async def prune_archive(conn: asyncpg.Connection, before: datetime, *, actor: str = "cli") -> int:
+    """Remove the entries older than `before` that a signed checkpoint covers, keeping their leaf
+    hashes (so everything still verifies); RetentionRefused for a `before` younger than six months.
+    Needs the schema owner's connection (the service's role may not prune). The prune is archived."""
+    if before > retention_cutoff():
+        raise RetentionRefused(f"entries are kept at least {RETENTION_MONTHS} months: the cut-off may be {retention_cutoff():%Y-%m-%d} at the latest")
+    async with conn.transaction():
+        pruned = await db.prune(conn, before)
+        await write_audit(
+            conn, actor_kind="system", actor_id=actor, action="audit.prune", object_kind="archive", object_id="audit_log",
+            detail={"before": before.isoformat(), "entries": pruned},
+        )
+    return pruned
 
 
 def base64_or_none(text: str | None) -> bytes | None:

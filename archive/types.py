@@ -28,13 +28,16 @@ class AuditScope(Record, kw_only=True):
     """What a caller may read at all, decided by `archive.scope_for` before any filter applies.
 
     `nothing`: the caller reads no entry. `district`: only entries of that district. `actions`:
-    only entries whose action starts with one of these prefixes (None: every action): the hook
-    for 三员分立 (which duty reads which entries).
+    only entries whose action starts with one of these prefixes (None: every action).
+    三员分立 (which duty reads whose actions): `admin_roles`, only entries whose actor is an admin
+    of one of these roles; `not_admin_roles`, no entry whose actor is an admin of one of these.
     """
 
     nothing: bool = False
     district: str | None = None
     actions: tuple[str, ...] | None = None
+    admin_roles: tuple[str, ...] | None = None
+    not_admin_roles: tuple[str, ...] = ()
 
 
 class Checkpoint(Record, kw_only=True):

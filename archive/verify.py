@@ -64,6 +64,16 @@ class Verifier:
         if self.finding is None:
             self.finding = Finding(kind=kind, seq=seq, message=message)
 
+    def add_pruned(self, seq: int, leaf: bytes) -> None:
+        """The next leaf of the pruned prefix: the entry left after its six months (audit_prune), its
+        recorded leaf hash stayed, so the tree and every checkpoint over it still verify."""
+        i = self.tree.size
+        if self.finding is None and seq != i:
+            self._fail("deleted" if seq > i else "inserted", i, f"pruned leaf {seq} found at position {i}")
+        self.tree.append(leaf)
+        if self.tree.size in self._wanted:
+            self.roots[self.tree.size] = self.tree.root()
+
     def add(self, entry: AuditEntry, recorded: bytes | None) -> None:
         """The next entry in stored order, with the leaf hash the writer recorded (None: none)."""
         i = self.tree.size

@@ -15,7 +15,7 @@ import statistics
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import TypeVar
 
@@ -541,10 +541,31 @@ def audit_verify(source: str | None, jwks_file: str | None) -> None:
         async def verify(conn: asyncpg.Connection) -> archive.VerifyReport:
             keys = jwks if jwks is not None else (await _ring(conn, servers.settings)).jwks()
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                return await archive.verify_database(conn, keys)
+                report = await archive.verify_database(conn, keys)
+            # Verifying is the audit duty's work: archived too (三员分立, every action of each duty).
+            await write_audit(
+                conn, actor_kind="system", actor_id="cli", action="audit.verify", object_kind="archive",
+                object_id="audit_log", detail={"ok": report.ok, "entries": report.entries, "checkpoints": report.checkpoints},
+            )
+            return report
 
         report = servers.run(verify)
     _print_verify(report)
+
+
+@audit.command("prune")
+@click.option("--before", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="remove signed entries older than this day (UTC); refused if younger than six months")
+def audit_prune(before) -> None:
+    """Remove entries older than --before that a signed checkpoint covers; their leaf hashes stay, so
+    verify, checkpoints and proofs still hold. Runs as the schema owner; the prune is archived."""
+    cutoff = before.replace(tzinfo=timezone.utc)
+    with _servers() as servers:
+        try:
+            pruned = servers.run(lambda conn: archive.prune_archive(conn, cutoff), owner=True)
+        except archive.RetentionRefused as exc:
+            raise click.ClickException(exc.detail) from None
+    click.echo(f"pruned {pruned} entries older than {cutoff:%Y-%m-%d}")
 
 
 @audit.command("export")
@@ -710,7 +731,7 @@ def bench_signatures(count: int) -> None:
     from foundation.sm2 import openssl_version
 
     results = run_signature_bench(count)
-    click.echo(f"signatures, 300-byte message, {count} operations per case, one core ({openssl_version()}):")
+    click.echo(f"signatures, 300-byte message, {count} operations per case, CPU time of one thread ({openssl_version()}):")
     for case, (sign, verify) in results.items():
         click.echo(
             f"  {case:<22} sign {sign:8.0f}/s ({1000 / sign:.3f} ms)  verify {verify:8.0f}/s ({1000 / verify:.3f} ms)"

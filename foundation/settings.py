@@ -61,6 +61,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """`intl`: Ed25519 signatures, AES-256-GCM, HMAC-SHA256. `gm` (国密, GB/T 39786): SM2 with SM3
     signatures, SM4-GCM sealing, HMAC-SM3 for the ID-number index. What was made under one
     profile keeps verifying and opening under the other (docs/compliance.md)."""
+    admin_totp: Literal["auto", "required", "optional"] = "auto"
+    """Whether an admin must log in with a TOTP code (等保 level 3, two factors): `required` refuses an
+    admin login without an enrolled TOTP secret and an admin account created without one;
+    `optional` does not; `auto` is `required` in production and `optional` in dev."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks of our reverse proxies. A request from one of them has its client taken
     from `X-Forwarded-For` (the nearest address that is not a proxy of ours); from anyone else the
@@ -87,6 +91,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def admin_totp_required(self) -> bool:
+        return self.admin_totp == "required" or (self.admin_totp == "auto" and self.is_production)
 
     @property
     def migration_url(self) -> str | None:
@@ -123,6 +131,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "CHONGJUN_PUBLIC_URL": "public_url",
         "CHONGJUN_CITY_PLATFORM_URL": "city_platform_url",
         "CHONGJUN_CRYPTO_PROFILE": "crypto_profile",
+        "CHONGJUN_ADMIN_TOTP": "admin_totp",
         "CHONGJUN_EXCHANGE_URL": "exchange_url",
         "CHONGJUN_EXCHANGE_DIR": "exchange_dir",
         "CHONGJUN_EXCHANGE_RELAY": "exchange_relay",

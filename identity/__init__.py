@@ -2,8 +2,9 @@
 
 # Each module names its public surface in its own __all__; this package's surface is their sum
 # (the way asyncio's __init__ does it), so no name is listed twice.
-from identity import accounts, codes, duties, errors, keys, city, people, pii, scan, secrets, sessions, signing, sm2jws, suishen, tokens, types
+from identity import accounts, admins, codes, duties, errors, keys, city, people, pii, scan, secrets, sessions, signing, sm2jws, suishen, tokens, types
 from identity.accounts import *  # noqa: F403
+from identity.admins import *  # noqa: F403
 from identity.codes import *  # noqa: F403
 from identity.duties import *  # noqa: F403
 from identity.errors import *  # noqa: F403
@@ -22,6 +23,7 @@ from identity.types import *  # noqa: F403
 
 __all__ = (
     *accounts.__all__,
+    *admins.__all__,
     *codes.__all__,
     *duties.__all__,
     *errors.__all__,

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
+from foundation.paging import Keyset
 from identity.types import NewAccount
 
 # --- signing keys -----------------------------------------------------------------------------
@@ -95,15 +96,18 @@ async def lock_signing_keys(conn: asyncpg.Connection) -> None:
 
 _ACCOUNT_COLUMNS = (
     "id, kind, username, password_hash, role, district, merchant_id, totp_secret_enc, totp_key_version,"
-    " totp_last_step, disabled_at, created_at"
+    " totp_last_step, disabled_at, created_at, password_must_change,"
+    " (SELECT duty FROM admin_duties d WHERE d.account_id = accounts.id) AS duty"
 )
 
 
-async def create_account(conn: asyncpg.Connection, *, new: NewAccount, password_hash: str) -> asyncpg.Record | None:
+async def create_account(
+    conn: asyncpg.Connection, *, new: NewAccount, password_hash: str, must_change: bool = False
+) -> asyncpg.Record | None:
     """The new row, or None when the username is taken."""
     return await conn.fetchrow(
-        "INSERT INTO accounts (kind, username, password_hash, role, district, merchant_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING"
+        "INSERT INTO accounts (kind, username, password_hash, role, district, merchant_id, password_must_change,"
+        " password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now()) ON CONFLICT (username) DO NOTHING"
         f" RETURNING {_ACCOUNT_COLUMNS}",
         new.kind,
         new.username,
@@ -111,7 +115,60 @@ async def create_account(conn: asyncpg.Connection, *, new: NewAccount, password_
         new.role,
         new.district,
         new.merchant_id,
+        must_change,
     )
+
+
+async def recent_password_hashes(conn: asyncpg.Connection, account_id: UUID, *, count: int) -> list[str]:
+    """The account's current password hash and the ones before it, newest first, `count` in all."""
+    rows = await conn.fetch(
+        "(SELECT password_hash, 'infinity'::timestamptz AS set_at FROM accounts WHERE id = $1)"
+        " UNION ALL (SELECT password_hash, set_at FROM password_history WHERE account_id = $1"
+        "            ORDER BY set_at DESC LIMIT $2 - 1)"
+        " ORDER BY set_at DESC",
+        account_id,
+        count,
+    )
+    return [r["password_hash"] for r in rows]
+
+
+async def replace_account_password(
+    conn: asyncpg.Connection, account_id: UUID, password_hash: str, *, must_change: bool, keep: int
+) -> None:
+    """A new password (not a rehash of the same one): the old hash goes to the history, of which the
+    newest `keep` stay."""
+    await conn.execute(
+        "INSERT INTO password_history (account_id, password_hash) SELECT id, password_hash FROM accounts WHERE id = $1",
+        account_id,
+    )
+    await conn.execute(
+        "UPDATE accounts SET password_hash = $2, password_must_change = $3, password_changed_at = now() WHERE id = $1",
+        account_id,
+        password_hash,
+        must_change,
+    )
+    await conn.execute(
+        "DELETE FROM password_history WHERE account_id = $1 AND set_at NOT IN"
+        " (SELECT set_at FROM password_history WHERE account_id = $1 ORDER BY set_at DESC LIMIT $2)",
+        account_id,
+        keep,
+    )
+
+
+async def list_admin_accounts(conn: asyncpg.Connection, *, after: Keyset | None, limit: int) -> list[asyncpg.Record]:
+    after_at, after_id = after or (None, None)
+    return await conn.fetch(
+        f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE kind = 'admin'"
+        " AND ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2::uuid))"
+        " ORDER BY created_at, id LIMIT $3",
+        after_at,
+        after_id,
+        limit,
+    )
+
+
+async def set_admin_role(conn: asyncpg.Connection, account_id: UUID, role: str, district: str | None) -> None:
+    await conn.execute("UPDATE accounts SET role = $2, district = $3 WHERE id = $1", account_id, role, district)
 
 
 async def get_account_by_username(conn: asyncpg.Connection, username: str) -> asyncpg.Record | None:

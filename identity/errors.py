@@ -16,7 +16,11 @@ __all__ = (
     "InvalidToken",
     "LoginThrottled",
     "NotAuthenticated",
+    "PasswordChangeRequired",
+    "PasswordReused",
+    "TotpEnrollmentRequired",
     "TotpRequired",
+    "WeakPassword",
     "WrongPrincipal",
 )
 
@@ -118,3 +122,28 @@ class CodeStoreUnavailable(Unavailable):
 
     type = "code-store-unavailable"
     title = "Codes cannot be issued right now"
+
+
+class PasswordChangeRequired(Forbidden):
+    """The password held, but it was set by an admin (a new account, a reset): its holder must
+    choose a new one (POST /v1/auth/password) before the account may log in."""
+
+    type = "password-change-required"
+    title = "Choose a new password before logging in"
+
+
+class TotpEnrollmentRequired(Forbidden):
+    """An admin without a TOTP secret, where TOTP is required for admins (production)."""
+
+    type = "totp-enrollment-required"
+    title = "Administrators log in with a TOTP code here; this account has none enrolled"
+
+
+class WeakPassword(Invalid):
+    type = "weak-password"
+    title = "The password does not meet the password policy"
+
+
+class PasswordReused(Invalid):
+    type = "password-reused"
+    title = "The password was one of this account's recent ones"

@@ -2,10 +2,14 @@
 
 - An ID number is normalised and checked (GB 11643-1999: region, birth date, ISO 7064 MOD 11-2
   check character) before anything else touches it.
-- Lookup goes through a *blind index*: HMAC-SHA256 under a pepper that lives outside the
-  database (`SecretStore`, secret `pii-index`). An ID number has only ~10^11 candidates, so an
-  unkeyed hash would be reversed by brute force; the pepper is what makes the column useless
-  without the key.
+- Lookup goes through a *blind index*: HMAC-SHA256 (HMAC-SM3 under the `gm` crypto profile)
+  under a pepper that lives outside the database (`SecretStore`, secret `pii-index`). An ID
+  number has only ~10^11 candidates, so an unkeyed hash would be reversed by brute force; the
+  pepper is what makes the column useless without the key.
+- Across a profile switch the index stays findable: the vault computes the profile's index and,
+  as `other_index`, the other profile's; lookups ask for either (`CityIdentity.id_hmac_alt`), and
+  the roster import rewrites each row it sees to the profile's index, so once a full roster was
+  imported under the new profile every row carries the new index.
 - Values the law needs back (the ID number, the full name) are sealed with AES-256-GCM (SM4-GCM
   under the `gm` crypto profile) under a versioned key (`pii-seal.vN`, a different secret from
   the pepper). The additional data binds the blob to its table, column and row, so a blob copied
@@ -27,7 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from foundation.errors import Invalid
-from foundation.gmcrypto import SM4GCM, hkdf_sm3
+from foundation.gmcrypto import SM4GCM, hkdf_sm3, hmac_sm3
 
 __all__ = (
     "INDEX_SECRET",
@@ -200,6 +204,7 @@ class PiiVault:
             raise ValueError(f"unknown cipher {cipher!r}")
         self._index_key = index_key
         self.cipher = cipher
+        self.index_alg: Literal["hmac-sha256", "hmac-sm3"] = "hmac-sm3" if cipher == "sm4-gcm" else "hmac-sha256"
         self._aead: dict[int, AESGCM | SM4GCM] = {version: AESGCM(key) for version, key in seal_keys.items()}
         self._aead.update(
             {version | _SM4_FLAG: SM4GCM(hkdf_sm3(key, b"chongjun pii-seal sm4", 16)) for version, key in seal_keys.items()}
@@ -218,13 +223,27 @@ class PiiVault:
             cipher="sm4-gcm" if profile == "gm" else "aes-256-gcm",
         )
 
+    def _index(self, alg: str, normalised_id_number: str) -> bytes:
+        data = normalised_id_number.encode("ascii")
+        return hmac_sm3(self._index_key, data) if alg == "hmac-sm3" else hmac.digest(self._index_key, data, "sha256")
+
     def blind_index(self, normalised_id_number: str) -> bytes:
-        """HMAC-SHA256 of a normalised ID number (32 bytes); equal numbers give equal indexes."""
-        return hmac.digest(self._index_key, normalised_id_number.encode("ascii"), "sha256")
+        """The profile's index of a normalised ID number (32 bytes): HMAC-SHA256, or HMAC-SM3 under
+        gm, under the `pii-index` pepper; equal numbers give equal indexes."""
+        return self._index(self.index_alg, normalised_id_number)
+
+    def other_index(self, normalised_id_number: str) -> bytes:
+        """The other profile's index: what a row enrolled before a profile switch still carries."""
+        return self._index("hmac-sha256" if self.index_alg == "hmac-sm3" else "hmac-sm3", normalised_id_number)
 
     def index_of(self, raw_id_number: str) -> bytes:
         """Normalise, check and index in one step (InvalidIdNumber on a bad number)."""
         return self.blind_index(normalise_id_number(raw_id_number))
+
+    def indexes_of(self, raw_id_number: str) -> tuple[bytes, bytes]:
+        """The profile's and the other profile's index (InvalidIdNumber on a bad number)."""
+        normalised = normalise_id_number(raw_id_number)
+        return self.blind_index(normalised), self.other_index(normalised)
 
     @staticmethod
     def _aad(table: str, column: str, row: UUID | str, word: int) -> bytes:

@@ -48,7 +48,8 @@ async def verify_scan_code(
         raise InvalidCode("unknown code prefix")
     citizen = await providers.verify(raw, now=clock)
     # Prefixed: a 随申码's jti lives in the city's namespace, not ours.
-    return VerifiedScan(jti="ssm:" + citizen.jti, expires_at=citizen.expires_at, source="suishen", id_hmac=citizen.id_hmac)
+    return VerifiedScan(jti="ssm:" + citizen.jti, expires_at=citizen.expires_at, source="suishen", id_hmac=citizen.id_hmac,
+                        id_hmac_alt=citizen.id_hmac_alt)
 
 
 async def scanned_person(conn: asyncpg.Connection, scan: VerifiedScan) -> Person | None:
@@ -58,7 +59,7 @@ async def scanned_person(conn: asyncpg.Connection, scan: VerifiedScan) -> Person
     """
     if scan.person_id is not None:
         return await get_person(conn, scan.person_id)
-    return await get_person_by_index(conn, scan.id_hmac)
+    return await get_person_by_index(conn, scan.id_hmac, alt=scan.id_hmac_alt)
 
 
 async def resolve_scan_code(
@@ -79,7 +80,7 @@ async def resolve_scan_code(
     if person_id is None:
         if conn is None:
             raise TypeError("resolve_scan_code needs `conn` to resolve a 随申码")
-        person_id = await enrolled_person_id(conn, scan.id_hmac, refuse_suspended=False)
+        person_id = await enrolled_person_id(conn, scan.id_hmac, alt=scan.id_hmac_alt, refuse_suspended=False)
     return ScannedHolder(
         person_id=person_id, jti=scan.jti, expires_at=scan.expires_at, source=scan.source, benefit_id=scan.benefit_id
     )

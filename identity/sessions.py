@@ -35,6 +35,7 @@ from identity.types import Principal, SessionTokens
 
 __all__ = (
     "ACCESS_TTL_SECONDS",
+    "IDLE_TIMEOUT",
     "REFRESH_TTL",
     "SESSION_KINDS",
     "check_session",
@@ -57,6 +58,11 @@ REFRESH_TTL: dict[str, timedelta] = {
     "admin": timedelta(hours=8),
     "device": timedelta(days=1),
 }
+IDLE_TIMEOUT: dict[str, timedelta] = {"staff": timedelta(minutes=30), "admin": timedelta(minutes=30)}
+"""等保 level 3 (身份鉴别 b, timeout): a staff or admin session whose refresh token went unused this
+long is over, even inside its REFRESH_TTL. The console refreshes before each 15-minute access
+token expires while it is open and ends the session itself after 15 idle minutes
+(api/static/faces/console.js); this is the server's bound for a client that just went away."""
 _REFRESH_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
@@ -129,6 +135,9 @@ async def refresh_session(
         if row is None or row["revoked_at"] is not None or row["expires_at"] <= at:
             raise InvalidRefreshToken("unknown, revoked or expired refresh token")
         principal = await _current_principal(conn, msgspec.convert(row["principal"], Principal))
+        idle = IDLE_TIMEOUT.get(principal.kind) if principal is not None else None
+        if idle is not None and row["rotated_at"] is None and at - row["issued_at"] > idle:
+            principal = None  # idle too long: the session ends as a disabled account's would
         if row["rotated_at"] is None and principal is not None:
             await db.mark_refresh_token_rotated(conn, row["token_hash"], at)
             return await _issue(conn, principal, row["family_id"], keyring, now)

@@ -76,7 +76,7 @@ async def suishen_login(
     if not first:
         log.info("suishen login refused", extra={"fields": {"reason": "replayed"}})
         raise InvalidCode("replayed")
-    person_id = await enrolled_person_id(conn, holder.id_hmac)
+    person_id = await enrolled_person_id(conn, holder.id_hmac, alt=holder.id_hmac_alt)
     tokens = await issue_session(conn, Principal(kind="veteran", subject=person_id), keyring=keyring)
     return SuishenSession(
         access_token=tokens.access_token,

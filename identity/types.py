@@ -12,6 +12,10 @@ from foundation.structs import Input, Record
 
 __all__ = (
     "AccountRecord",
+    "AdminAccountCreate",
+    "AdminAccountUpdate",
+    "CreatedAdminAccount",
+    "PasswordChange",
     "CodeRequest",
     "IssuedCode",
     "LogoutRequest",
@@ -27,6 +31,7 @@ __all__ = (
 )
 
 PrincipalKind = Literal["veteran", "staff", "admin", "device"]
+Password = Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
 
 
 class Principal(Record):
@@ -79,7 +84,7 @@ class NewAccount(Input):
 
     kind: Literal["staff", "admin"]
     username: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._@-]{1,63}$")]
-    password: Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
+    password: Password
     role: str | None = None
     district: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")] | None = None
     merchant_id: UUID | None = None
@@ -96,6 +101,48 @@ class AccountRecord(Record):
     totp_enabled: bool
     disabled: bool
     created_at: datetime
+    password_must_change: bool = False
+    """set by an admin (a new account, a reset): the holder changes it before logging in"""
+    duty: Literal["system", "security", "audit"] | None = None
+    """admins: the one duty of 三员分立 their role carries"""
+
+
+
+class PasswordChange(Input):
+    """`POST /v1/auth/password`: the holder proves the current password (and TOTP) and sets a new one."""
+
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    new_password: Password
+    totp: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")] | None = None
+
+
+class AdminAccountCreate(Input):
+    """What the security administrator sends to create an admin account: the role names the duty
+    (city, district: system; security: security; auditor: audit). The password is an initial one:
+    its holder must change it before the first login."""
+
+    username: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._@-]{1,63}$")]
+    password: Password
+    role: Literal["city", "district", "security", "auditor"]
+    district: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")] | None = None
+    with_totp: bool = False
+
+
+class AdminAccountUpdate(Input):
+    """Disable or enable an admin account, move it within its duty (city <-> district), or reset
+    its password (an initial one again: the holder must change it)."""
+
+    disabled: bool | None = None
+    role: Literal["city", "district", "security", "auditor"] | None = None
+    district: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")] | None = None
+    password: Password | None = None
+
+
+class CreatedAdminAccount(Record):
+    account: AccountRecord
+    totp_uri: str | None
+    """otpauth:// URI with the TOTP secret: shown once, for the account holder's authenticator."""
 
 
 class CodeRequest(Input):
@@ -137,6 +184,8 @@ class VerifiedScan(Record):
     source: Literal["cj_code", "suishen"]
     person_id: UUID | None = None
     id_hmac: bytes | None = None
+    id_hmac_alt: bytes | None = None
+    """a 随申码: the other crypto profile's index of the same number (identity.pii)"""
     benefit_id: UUID | None = None
 
 

@@ -124,13 +124,14 @@ class DevCityIssuer:
         """A 随申码 for the citizen with this ID number (validated: InvalidIdNumber otherwise)."""
         if not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
             raise ValueError(f"ttl_seconds must be 1..{MAX_TTL_SECONDS}")
-        id_hmac = self._vault.index_of(id_number)
+        id_hmac, id_hmac_alt = self._vault.indexes_of(id_number)
         issued = int(time.time() if now is None else now)
         claims: dict[str, Any] = {
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": self.subject_for(id_hmac),
             "idh": b64url(id_hmac),
+            "ida": b64url(id_hmac_alt),  # the other profile's index (a person enrolled before a switch)
             "asr": "real_person",
             "iat": issued,
             "exp": issued + ttl_seconds,
@@ -174,8 +175,11 @@ class DevCityIssuer:
         if issued > clock + LEEWAY_SECONDS or not 0 < expires - issued <= MAX_TTL_SECONDS:
             raise InvalidCode("iat in the future or lifetime out of range")
         idh, jti, sub, name = claims["idh"], claims["jti"], claims["sub"], claims.get("nm")
+        ida = claims.get("ida")
         if not (isinstance(idh, str) and _B64_32.fullmatch(idh)) or not (isinstance(jti, str) and _JTI.fullmatch(jti)):
             raise InvalidCode("idh or jti malformed")
+        if ida is not None and not (isinstance(ida, str) and _B64_32.fullmatch(ida)):
+            raise InvalidCode("ida malformed")
         if not isinstance(sub, str) or not 1 <= len(sub) <= 128 or (name is not None and not isinstance(name, str)):
             raise InvalidCode("sub or nm malformed")
         if expires <= clock - LEEWAY_SECONDS:
@@ -183,6 +187,7 @@ class DevCityIssuer:
         return CityIdentity(
             subject=sub,
             id_hmac=unb64url(idh),
+            id_hmac_alt=unb64url(ida) if ida is not None else None,
             name_masked=name[:50] if name else None,
             jti=jti,
             issued_at=datetime.fromtimestamp(issued, UTC),

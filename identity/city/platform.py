@@ -139,7 +139,7 @@ class PlatformCityProvider:
         if isinstance(reply, _Expired):
             raise ExpiredCode("platform: expired")
         try:
-            id_hmac = self._vault.index_of(reply.id_number)
+            id_hmac, id_hmac_alt = self._vault.indexes_of(reply.id_number)
         except InvalidIdNumber:
             log.warning("city platform reply carries an invalid ID number")
             raise CityPlatformUnavailable("malformed reply") from None
@@ -151,6 +151,7 @@ class PlatformCityProvider:
         return CityIdentity(
             subject=reply.subject,
             id_hmac=id_hmac,
+            id_hmac_alt=id_hmac_alt,
             name_masked=mask_name(reply.name) if reply.name else None,
             # Namespaced and hashed so a platform id can never collide with one of our jtis.
             jti="cp_" + hashlib.sha256(reply.code_id.encode()).hexdigest()[:32],

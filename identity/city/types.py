@@ -18,7 +18,9 @@ class CityIdentity(Record, kw_only=True):
     subject: str
     """the city platform's subject for this citizen"""
     id_hmac: bytes
-    """blind index of the ID number (same HMAC as `people.id_hmac`)"""
+    """blind index of the ID number (same HMAC as `people.id_hmac`), the crypto profile's"""
+    id_hmac_alt: bytes | None = None
+    """the other profile's index of the same number: finds a person enrolled before a switch"""
     name_masked: str | None
     jti: str
     """the code's unique id: single use is enforced by whoever consumes it"""

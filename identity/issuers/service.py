@@ -240,15 +240,16 @@ class TrustedIssuers:
         if not isinstance(jti, str) or not 8 <= len(jti) <= 64 or not isinstance(sub, str) or not 1 <= len(sub) <= 128:
             raise InvalidCode("jti or sub malformed")
         try:
-            id_hmac = self._vault.index_of(claims["idn"]) if isinstance(claims["idn"], str) else None
+            indexes = self._vault.indexes_of(claims["idn"]) if isinstance(claims["idn"], str) else None
         except InvalidIdNumber:
-            id_hmac = None
-        if id_hmac is None:
+            indexes = None
+        if indexes is None:
             raise InvalidCode("idn is not an ID number")
         if expires <= now - LEEWAY:
             raise ExpiredCode("expired code")
         return CityIdentity(
-            subject=f"{issuer.code}:{sub}", id_hmac=id_hmac, name_masked=None, jti=f"{issuer.code}:{jti}",
+            subject=f"{issuer.code}:{sub}", id_hmac=indexes[0], id_hmac_alt=indexes[1], name_masked=None,
+            jti=f"{issuer.code}:{jti}",
             issued_at=datetime.fromtimestamp(issued, UTC), expires_at=datetime.fromtimestamp(expires, UTC),
             source="trusted-issuer",
         )

@@ -60,16 +60,23 @@ async def person_rows_after(conn: asyncpg.Connection, after: UUID | None, *, lim
     )
 
 
-async def get_person_row_by_hmac(conn: asyncpg.Connection, id_hmac: bytes) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"SELECT {_PERSON_COLUMNS} FROM people WHERE id_hmac = $1", id_hmac)
+async def get_person_row_by_hmac(conn: asyncpg.Connection, indexes: Sequence[bytes]) -> asyncpg.Record | None:
+    """The row whose index is one of `indexes` (the first one preferred)."""
+    return await conn.fetchrow(
+        f"SELECT {_PERSON_COLUMNS} FROM people WHERE id_hmac = ANY($1::bytea[]) ORDER BY id_hmac = ($1::bytea[])[1] DESC LIMIT 1",
+        list(indexes),
+    )
 
 
 async def get_profile_row(conn: asyncpg.Connection, person_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {_PERSON_COLUMNS}, id_masked FROM people WHERE id = $1", person_id)
 
 
-async def find_person_id_by_hmac(conn: asyncpg.Connection, id_hmac: bytes) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT id, card_status FROM people WHERE id_hmac = $1", id_hmac)
+async def find_person_id_by_hmac(conn: asyncpg.Connection, indexes: Sequence[bytes]) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, card_status FROM people WHERE id_hmac = ANY($1::bytea[]) ORDER BY id_hmac = ($1::bytea[])[1] DESC LIMIT 1",
+        list(indexes),
+    )
 
 
 async def name_masked_by_hmac(conn: asyncpg.Connection, id_hmac: bytes) -> str | None:
@@ -82,6 +89,16 @@ async def count_people(conn: asyncpg.Connection) -> int:
 
 async def lock_roster(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _ROSTER_LOCK)
+
+
+async def reindex(conn: asyncpg.Connection, old: Sequence[bytes], new: Sequence[bytes]) -> int:
+    """Rows enrolled under `old[i]` (the other crypto profile's index) move to `new[i]`; how many."""
+    result = await conn.execute(
+        "UPDATE people p SET id_hmac = m.new FROM unnest($1::bytea[], $2::bytea[]) AS m(old, new)"
+        " WHERE p.id_hmac = m.old AND NOT EXISTS (SELECT 1 FROM people q WHERE q.id_hmac = m.new)",
+        list(old), list(new),
+    )
+    return int(result.split()[-1])
 
 
 async def existing_by_hmac(conn: asyncpg.Connection, hmacs: Sequence[bytes]) -> list[asyncpg.Record]:

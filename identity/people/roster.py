@@ -426,6 +426,10 @@ async def import_roster(
     async with conn.transaction():
         await db.lock_roster(conn)
         hmacs = [vault.blind_index(row.id_number) for row in rows]
+        # A row enrolled under the other crypto profile's index takes this profile's first, so the
+        # merge below finds it (identity.pii: the index across a profile switch).
+        if rows:
+            await db.reindex(conn, [vault.other_index(row.id_number) for row in rows], hmacs)
         existing = {record["id_hmac"]: record for record in await db.existing_by_hmac(conn, hmacs)} if rows else {}
         if rows:
             await db.create_stage(conn)

@@ -81,15 +81,22 @@ async def iter_people(conn: asyncpg.Connection, *, batch: int = 5000) -> AsyncIt
         after = rows[-1]["id"]
 
 
-async def get_person_by_index(conn: asyncpg.Connection, id_hmac: bytes) -> Person | None:
-    """The person with this blind index of the ID number (None when not in the roster)."""
-    row = await db.get_person_row_by_hmac(conn, id_hmac)
+def _indexes(id_hmac: bytes, alt: bytes | None) -> list[bytes]:
+    return [id_hmac] if alt is None else [id_hmac, alt]
+
+
+async def get_person_by_index(conn: asyncpg.Connection, id_hmac: bytes, *, alt: bytes | None = None) -> Person | None:
+    """The person with this blind index of the ID number, or with `alt` (the other crypto profile's
+    index: enrolled before a switch and not re-imported since); None when not in the roster."""
+    row = await db.get_person_row_by_hmac(conn, _indexes(id_hmac, alt))
     return None if row is None else _person(row)
 
 
-async def enrolled_person_id(conn: asyncpg.Connection, id_hmac: bytes, *, refuse_suspended: bool = True) -> UUID:
-    """The person behind a blind index: NotEnrolled if none, CardSuspended if their card is."""
-    row = await db.find_person_id_by_hmac(conn, id_hmac)
+async def enrolled_person_id(
+    conn: asyncpg.Connection, id_hmac: bytes, *, alt: bytes | None = None, refuse_suspended: bool = True
+) -> UUID:
+    """The person behind a blind index (or `alt`): NotEnrolled if none, CardSuspended if their card is."""
+    row = await db.find_person_id_by_hmac(conn, _indexes(id_hmac, alt))
     if row is None:
         raise NotEnrolled()
     if refuse_suspended and row["card_status"] in REFUSED_CARD_STATUSES:

@@ -22,6 +22,7 @@ PUBLIC = {
     "GET /health", "GET /ready", "GET /.well-known/jwks.json", "GET /dev-city/.well-known/jwks.json",
     "GET /v1/benefits", "GET /v1/benefits/{benefit_id}", "GET /v1/venues",
     "POST /v1/auth/suishen", "POST /v1/auth/staff", "POST /v1/auth/refresh", "POST /v1/auth/logout",
+    "POST /v1/auth/password",
     "POST /v1/devices/token", "GET /v1/status-lists/{list_id}", "GET /v1/trust-list",
 }
 # The operations of the three audiences in the field: veteran (mini-program), scanner, merchant.

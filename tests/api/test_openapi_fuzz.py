@@ -90,6 +90,7 @@ async def _with_world(app, schema, conn, redis) -> Report:
         "admin:city": world.principal("city_admin"),
         "admin:district": await _admin(conn, "district", VICTIM_DISTRICT),
         "admin:auditor": await _admin(conn, "auditor"),
+        "admin:security": await _admin(conn, "security"),
     }
     headers = {role: tokens.auth_headers(app, p, ttl_seconds=3600) for role, p in principals.items()}
     real_ids = {name: make(world) for name, make in PATH_PARAMS.items() if name not in ("image", "path")}

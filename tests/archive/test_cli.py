@@ -35,8 +35,12 @@ async def test_verify_passes_then_names_the_edited_entry_and_the_export_verifies
     assert exported.returncode == 0, exported.stderr
     jwks.write_bytes(msgspec.json.encode(day["jwks"]))
     offline = _cli(settings, "audit", "verify", "--from", str(out), "--jwks", str(jwks))
-    assert offline.returncode == 0 and "2 signed checkpoints verify" in offline.stdout, offline.stderr  # nothing new: no third
+    # The verify above is archived (audit.verify: the audit duty's work is an action too), so the
+    # checkpoint cut after it is a third one.
+    assert offline.returncode == 0 and "3 signed checkpoints verify" in offline.stdout, offline.stderr
     assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'audit.export'") == 1
+    verified = await conn.fetchrow("SELECT detail FROM audit_log WHERE action = 'audit.verify'")
+    assert verified["detail"]["ok"] is True
 
     await _as_superuser(conn, "UPDATE audit_log SET detail = detail || '{\"x\": 1}' WHERE seq = 4")
     bad = _cli(settings, "audit", "verify")

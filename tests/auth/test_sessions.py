@@ -119,3 +119,25 @@ async def test_access_token_from_a_session_works_on_a_route(client, app, conn):
     response = await client.post("/v1/me/codes", json={}, headers={"Authorization": f"Bearer {session.access_token}"})
     assert response.status_code == 201
     assert auth_headers(app, veteran())
+
+
+async def test_an_admin_session_left_idle_ends_on_the_server_too(conn, keyring):
+    """等保 timeout: a refresh token of an admin unused for IDLE_TIMEOUT is refused and its family
+    revoked, although REFRESH_TTL (8 h) has not passed; a veteran's is not bound by it."""
+    account, _ = await identity.create_account(
+        conn, identity.NewAccount(kind="admin", username="idle.admin", password="correct horse battery", role="city")
+    )
+    principal = Principal(kind="admin", subject=account.id, role="city")
+    start = 1_800_000_000.0
+    idle = identity.IDLE_TIMEOUT["admin"].total_seconds()
+    busy = await identity.issue_session(conn, principal, keyring=keyring, now=start)
+    kept = await identity.refresh_session(conn, busy.refresh_token, keyring=keyring, now=start + idle - 60)
+    left = await identity.issue_session(conn, principal, keyring=keyring, now=start)
+    with pytest.raises(InvalidRefreshToken):
+        await identity.refresh_session(conn, left.refresh_token, keyring=keyring, now=start + idle + 60)
+    assert await conn.fetchval(
+        "SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NULL AND rotated_at IS NULL AND expires_at > to_timestamp($1)", start
+    ) == 1  # only the busy session's current token is open
+    assert await identity.refresh_session(conn, kept.refresh_token, keyring=keyring, now=start + 2 * idle - 120)
+    person = await identity.issue_session(conn, veteran(), keyring=keyring, now=start)
+    assert await identity.refresh_session(conn, person.refresh_token, keyring=keyring, now=start + 10 * idle)

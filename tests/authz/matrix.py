@@ -110,6 +110,8 @@ EXPECT: dict[str, Expect] = {
     "POST /v1/auth/staff": Expect(NOBODY, body=lambda w: {"username": "nobody", "password": "wrong password"}),
     "POST /v1/auth/refresh": Expect(NOBODY, body=lambda w: {"refresh_token": "not-a-refresh-token"}),
     "POST /v1/auth/logout": Expect(EVERYONE, body=lambda w: {"refresh_token": "not-a-refresh-token"}),  # no oracle: always 204
+    "POST /v1/auth/password": Expect(NOBODY, body=lambda w: {"username": "nobody", "password": "wrong password",
+                                                             "new_password": "Another-Passw0rd"}),
     "POST /v1/me/codes": Expect(frozenset({"veteran", "other_veteran"}), body=lambda w: {}),  # one's own code
     "GET /v1/me/codes/{image:str}": Expect(frozenset({"veteran"})),
     # --- the electronic 优待证 and its public status list ----------------------------------------
@@ -136,6 +138,12 @@ EXPECT: dict[str, Expect] = {
     # --- 第二十三条 statistics (a district admin: their district's figures); staff read their ratings
     "GET /v1/admin/stats": Expect(ADMINS),
     "GET /v1/merchant/ratings": Expect(STAFF),
+    # --- admin accounts: the security administrator's only (tests/duties/test_duty_routes.py);
+    # no role of the matrix holds the security duty, so nobody here may.
+    "GET /v1/admin/accounts": Expect(NOBODY),
+    "POST /v1/admin/accounts": Expect(NOBODY, body=lambda w: {"username": "new.admin", "password": "Initial-Passw0rd-9", "role": "city"}),
+    "GET /v1/admin/accounts/{account_id:uuid}": Expect(NOBODY),
+    "PATCH /v1/admin/accounts/{account_id:uuid}": Expect(NOBODY, body=lambda w: {"disabled": True}),
     # --- the audit archive: every admin reads (a district admin their district's entries) --------
     "GET /v1/admin/audit": Expect(ADMINS),
     "GET /v1/admin/audit/entries/{seq:int}": Expect(CITY),

@@ -13,7 +13,10 @@ import pytest
 from foundation.audit import write_audit
 from foundation.connections import SERVICE_ROLE, init_connection
 
-HISTORY = ("audit_log", "audit_checkpoints", "redemptions", "rejected_scans", "consumed_codes", "benefit_versions", "ratings")
+HISTORY = (
+    "audit_log", "audit_checkpoints", "audit_pruned", "admin_duties", "redemptions", "rejected_scans", "consumed_codes",
+    "benefit_versions", "ratings",
+)
 
 
 @pytest.fixture

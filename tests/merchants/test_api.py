@@ -169,6 +169,13 @@ async def test_merchant_views_json_csv_and_sealed_statement(app, client, conn, s
     [line] = list(csv.DictReader(io.StringIO(daily.content.decode("utf-8-sig"))))
     assert (line["net_count"], line["net_value_fen"]) == ("3", "7500")
     assert line["venue_name_zh"] == "'=HYPERLINK(1)"  # never a formula in a spreadsheet
+    # Each CSV is an export of 重要数据, archived with who took it, which path and how many rows;
+    # the JSON answers of the same routes are not exports.
+    exports = await conn.fetch("SELECT actor_kind, actor_id, object_id, detail FROM audit_log WHERE action = 'export.csv' ORDER BY seq")
+    assert [(e["actor_kind"], e["object_id"], e["detail"]["rows"]) for e in exports] == [
+        ("staff", "/v1/merchant/redemptions", 3), ("staff", "/v1/merchant/reports/daily", 1),
+    ]
+    assert exports[1]["detail"]["query"] == {"date": "2026-10-07"}
     sealed = await client.get("/v1/merchant/statements/2026-10", headers=staff)
     assert sealed.status_code == 200, sealed.text
     document = sealed.json()

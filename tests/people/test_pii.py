@@ -209,6 +209,22 @@ def test_masked_name_keeps_at_most_the_surname(name):
 # --- the gm crypto profile: SM4-GCM sealing ------------------------------------------------------
 
 
+def test_the_gm_vault_indexes_with_hmac_sm3_and_knows_the_other_index():
+    import hmac as std_hmac
+
+    from foundation.gmcrypto import hmac_sm3
+
+    pepper, number = b"i" * 32, "310101199001011234"
+    intl = PiiVault(index_key=pepper, seal_keys={1: os.urandom(32)})
+    gm = PiiVault(index_key=pepper, seal_keys={1: os.urandom(32)}, cipher="sm4-gcm")
+    assert (intl.index_alg, gm.index_alg) == ("hmac-sha256", "hmac-sm3")
+    assert gm.blind_index(number) == hmac_sm3(pepper, number.encode())  # HMAC-SM3 (GB/T 32905), checked on its own
+    assert intl.blind_index(number) == std_hmac.digest(pepper, number.encode(), "sha256")
+    assert gm.other_index(number) == intl.blind_index(number) and intl.other_index(number) == gm.blind_index(number)
+    assert gm.indexes_of(" 3101 0119 9001 0112 34") == (gm.blind_index(number), intl.blind_index(number))
+    assert len(gm.blind_index(number)) == 32 and gm.blind_index(number) != intl.blind_index(number)
+
+
 def test_gm_vault_seals_with_sm4_gcm_and_either_vault_opens_both():
     key, row = os.urandom(32), uuid.uuid4()
     intl = PiiVault(index_key=b"i" * 32, seal_keys={1: key})

@@ -169,6 +169,38 @@ async def test_switching_to_the_gm_profile_reseals_with_sm4_on_the_next_import(c
     assert (again.inserted, again.updated) == (0, 0)  # idempotent under gm too
 
 
+async def test_the_index_follows_the_profile_and_earlier_rows_stay_findable(conn):
+    """Under gm the index is HMAC-SM3; a person enrolled under intl is found by either index until
+    the next import rewrites the row to the profile's index (no duplicate person, same id)."""
+    from identity import enrolled_person_id, get_person_by_index
+
+    index, key = os.urandom(32), os.urandom(32)
+    text = synthetic_roster_csv(6, seed=5)
+    intl = PiiVault(index_key=index, seal_keys={1: key})
+    gm = PiiVault(index_key=index, seal_keys={1: key}, cipher="sm4-gcm")
+    await import_roster(conn, intl, text)
+    rows, _, _, _, _ = people.parse_roster(text)
+    number = rows[0].id_number
+    before = await conn.fetchval("SELECT id FROM people WHERE id_hmac = $1", intl.blind_index(number))
+    # Switched to gm, not re-imported yet: the gm index misses, the other one (alt) finds the person.
+    primary, alt = gm.indexes_of(number)
+    assert await get_person_by_index(conn, primary) is None
+    assert (await get_person_by_index(conn, primary, alt=alt)).id == before
+    assert await enrolled_person_id(conn, primary, alt=alt) == before
+    report = await import_roster(conn, gm, text)
+    assert (report.inserted, report.updated) == (0, 6)  # rewritten, not added
+    assert await conn.fetchval("SELECT count(*) FROM people") == 6
+    assert await conn.fetchval("SELECT id FROM people WHERE id_hmac = $1", gm.blind_index(number)) == before
+    assert await conn.fetchval("SELECT count(*) FROM people WHERE id_hmac = ANY($1::bytea[])",
+                               [intl.blind_index(r.id_number) for r in rows]) == 0
+    assert (await get_person_by_index(conn, primary)).id == before  # found by the gm index alone now
+    # And back: a switch to intl finds them through the alt index, the next import rewrites them.
+    back, back_alt = intl.indexes_of(number)
+    assert await enrolled_person_id(conn, back, alt=back_alt) == before
+    await import_roster(conn, intl, text)
+    assert await conn.fetchval("SELECT id FROM people WHERE id_hmac = $1", back) == before
+
+
 async def test_blob_moved_to_another_row_in_the_database_does_not_open(conn, vault):
     await import_roster(conn, vault, roster(GOOD, DISABLED))
     a, b = await conn.fetch("SELECT id, id_sealed FROM people ORDER BY id")

@@ -230,6 +230,10 @@ function renderLogin(message) {
   const username = h("input", { name: "username", autocomplete: "username", required: true });
   const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
   const totp = h("input", { name: "totp", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9]{6}", maxlength: 6 });
+  // An initial password (set by an admin) is replaced before the first login (等保, issue 17).
+  const newPassword = h("input", { name: "new_password", type: "password", autocomplete: "new-password", minlength: 12 });
+  const newField = field(bi("新密码", "New password"), newPassword, "至少 12 位，含大小写字母、数字、符号中的三类 · 12+ characters, three of: a-z, A-Z, 0-9, symbols");
+  newField.hidden = true;
   const status = h("div", { role: "status" }, message ? h("p", { class: "ok-note" }, message) : null);
   const form = h("form", { class: "card stack", onsubmit: async (event) => {
     event.preventDefault();
@@ -237,6 +241,11 @@ function renderLogin(message) {
     const body = { username: username.value.trim(), password: password.value };
     if (totp.value) body.totp = totp.value.trim();
     try {
+      if (!newField.hidden) {
+        await api("/v1/auth/password", { method: "POST", json: { ...body, new_password: newPassword.value } });
+        body.password = newPassword.value;
+        delete body.totp;  // a TOTP step is good once; the login below asks again if it must
+      }
       const tokens = await api("/v1/auth/staff", { method: "POST", json: body });
       keep({ ...tokens, username: body.username });
       touch();
@@ -247,15 +256,20 @@ function renderLogin(message) {
         "totp-required": "请输入动态验证码 (TOTP) · Enter the 6-digit code from your authenticator",
         "invalid-credentials": "用户名、密码或验证码错误 · Wrong username, password or code",
         "login-throttled": "尝试次数过多，请稍后再试 · Too many attempts, try later",
+        "password-change-required": "初始密码须先修改，请设置新密码 · Choose a new password to replace the initial one",
+        "weak-password": err.body?.detail || err.message,
+        "password-reused": "不能使用最近用过的密码 · That password was used recently",
       }[slug] || err.message;
       status.replaceChildren(h("p", { class: "error", role: "alert" }, text));
       if (slug === "totp-required") totp.focus();
+      if (slug === "password-change-required") { newField.hidden = false; newPassword.required = true; newPassword.focus(); }
     }
   } },
     h("h1", {}, ...bi("登录", "Log in")),
     field(bi("用户名", "Username"), username),
     field(bi("密码", "Password"), password),
     field(bi("动态验证码", "TOTP code"), totp, "已启用双因素认证的账号必填 · required when the account has TOTP"),
+    newField,
     h("button", { type: "submit" }, ...bi("登录", "Log in")),
     status);
   root.replaceChildren(h("main", { class: "login" }, form));

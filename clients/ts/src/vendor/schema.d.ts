@@ -84,6 +84,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Admin accounts with their duty (security administrator; paged)
+         * @description Caller: admin:security token.
+         */
+        get: operations["AdminListAccounts"];
+        put?: never;
+        /**
+         * Create an admin account; its role names its one duty; the password is an initial one
+         * @description Caller: admin:security token.
+         */
+        post: operations["AdminCreateAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/accounts/{account_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One admin account
+         * @description Caller: admin:security token.
+         */
+        get: operations["AdminGetAccount"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Disable or enable, move within its duty (city <-> district), or reset the password (an initial one again)
+         * @description Caller: admin:security token.
+         */
+        patch: operations["AdminUpdateAccount"];
+        trace?: never;
+    };
     "/v1/admin/audit": {
         parameters: {
             query?: never;
@@ -95,7 +143,7 @@ export interface paths {
          * Audit entries in the admin's scope, newest first (paged; district admins: their district)
          * @description `action` is exact, or a prefix ending in '.' (`device.`). `from` and `to` are days (Asia/Shanghai), both inclusive.
          *
-         *     Caller: admin:auditor, admin:city, admin:district token.
+         *     Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminListAudit"];
         put?: never;
@@ -115,7 +163,7 @@ export interface paths {
         };
         /**
          * Signed checkpoints, newest first (paged)
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminListCheckpoints"];
         put?: never;
@@ -139,7 +187,7 @@ export interface paths {
         };
         /**
          * The latest signed checkpoint
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminLatestCheckpoint"];
         put?: never;
@@ -159,7 +207,7 @@ export interface paths {
         };
         /**
          * One audit entry (outside the scope: 404)
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminGetAuditEntry"];
         put?: never;
@@ -179,7 +227,7 @@ export interface paths {
         };
         /**
          * RFC 9162 consistency proof between two signed checkpoints
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminAuditConsistencyProof"];
         put?: never;
@@ -199,7 +247,7 @@ export interface paths {
         };
         /**
          * RFC 9162 inclusion proof of an entry in a signed checkpoint (default: the latest)
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminAuditInclusionProof"];
         put?: never;
@@ -241,7 +289,7 @@ export interface paths {
         };
         /**
          * Every benefit, any status, paged
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminListBenefits"];
         put?: never;
@@ -267,7 +315,7 @@ export interface paths {
         put?: never;
         /**
          * Validate a draft and explain its rule for a sample person (nothing is stored)
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         post: operations["AdminPreviewBenefit"];
         delete?: never;
@@ -285,7 +333,7 @@ export interface paths {
         };
         /**
          * A benefit's version in force and its venues
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminGetBenefit"];
         /**
@@ -353,7 +401,7 @@ export interface paths {
         };
         /**
          * Any version of a benefit, as the ledger recorded it
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminGetBenefitVersion"];
         put?: never;
@@ -373,13 +421,13 @@ export interface paths {
         };
         /**
          * Devices in the caller's scope (paged; CSV with Accept: text/csv)
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminListDevices"];
         put?: never;
         /**
          * Provision a scanner for a venue: the secret is shown once
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         post: operations["AdminProvisionDevice"];
         delete?: never;
@@ -397,7 +445,7 @@ export interface paths {
         };
         /**
          * One device
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminGetDevice"];
         put?: never;
@@ -419,7 +467,7 @@ export interface paths {
         put?: never;
         /**
          * Revoke a device: its tokens stop within a second
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         post: operations["AdminRevokeDevice"];
         delete?: never;
@@ -439,7 +487,7 @@ export interface paths {
         put?: never;
         /**
          * Roll a device's secret: the new one is shown once
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         post: operations["AdminRollDeviceSecret"];
         delete?: never;
@@ -457,7 +505,7 @@ export interface paths {
         };
         /**
          * The setup QR of a new or rolled device: served once, within 10 minutes
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminGetDeviceSetupQr"];
         put?: never;
@@ -581,7 +629,7 @@ export interface paths {
         };
         /**
          * Merchants in the admin's scope (paged; CSV with Accept: text/csv)
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminListMerchants"];
         put?: never;
@@ -605,7 +653,7 @@ export interface paths {
         };
         /**
          * One merchant
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminGetMerchant"];
         put?: never;
@@ -629,7 +677,7 @@ export interface paths {
         };
         /**
          * A merchant's sealed monthly statement (district admins: its venues in their district)
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminMerchantStatement"];
         put?: never;
@@ -671,7 +719,7 @@ export interface paths {
         };
         /**
          * Active data-quality warnings: code, severity, count, masked samples, first/last seen
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminListQualityWarnings"];
         put?: never;
@@ -691,7 +739,7 @@ export interface paths {
         };
         /**
          * 差评 cases in the admin's scope (paged; no personal data)
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminListRatingCases"];
         put?: never;
@@ -731,7 +779,7 @@ export interface paths {
         };
         /**
          * Staff accounts in the admin's scope (paged)
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminListStaff"];
         put?: never;
@@ -755,7 +803,7 @@ export interface paths {
         };
         /**
          * One staff account
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminGetStaff"];
         put?: never;
@@ -781,7 +829,7 @@ export interface paths {
          * 第二十三条 operating statistics (district admins: their district; CSV with Accept: text/csv)
          * @description Window `from`..`to` (inclusive service days; default the last 30 days). Ledger figures come from rollups refreshed every few minutes (`as_of`); reach from the last `chongjun stats refresh`.
          *
-         *     Caller: admin:auditor, admin:city, admin:district token.
+         *     Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminStats"];
         put?: never;
@@ -801,7 +849,7 @@ export interface paths {
         };
         /**
          * Venues in the admin's scope (paged; CSV with Accept: text/csv)
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminListVenues"];
         put?: never;
@@ -825,7 +873,7 @@ export interface paths {
         };
         /**
          * One venue
-         * @description Caller: admin:auditor, admin:city, admin:district token.
+         * @description Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminGetVenue"];
         put?: never;
@@ -854,6 +902,26 @@ export interface paths {
          * @description Public: no token.
          */
         post: operations["Logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace one's password (the initial one, before the first login): current password and TOTP, then the new one
+         * @description Public: no token.
+         */
+        post: operations["ChangePassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1542,6 +1610,43 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AccountRecord */
+        AccountRecord: {
+            /** Format: date-time */
+            created_at: string;
+            disabled: boolean;
+            district: string | null;
+            /** @enum {null|string} */
+            duty?: "system" | "security" | "audit" | null;
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            kind: "staff" | "admin";
+            merchant_id: string | null;
+            /** @default false */
+            password_must_change: boolean;
+            role: string | null;
+            totp_enabled: boolean;
+            username: string;
+        };
+        /** AdminAccountCreate */
+        AdminAccountCreate: {
+            district?: string | null;
+            password: string;
+            /** @enum {string} */
+            role: "city" | "district" | "security" | "auditor";
+            username: string;
+            /** @default false */
+            with_totp: boolean;
+        };
+        /** AdminAccountUpdate */
+        AdminAccountUpdate: {
+            disabled?: boolean | null;
+            district?: string | null;
+            password?: string | null;
+            /** @enum {null|string} */
+            role?: "city" | "district" | "security" | "auditor" | null;
+        };
         /** Age */
         Age: {
             /** @default null */
@@ -1942,6 +2047,11 @@ export interface components {
             proof: string[];
             second: number;
             second_checkpoint: components["schemas"]["Checkpoint"];
+        };
+        /** CreatedAdminAccount */
+        CreatedAdminAccount: {
+            account: components["schemas"]["AccountRecord"];
+            totp_uri: string | null;
         };
         /** CreatedStaff */
         CreatedStaff: {
@@ -2448,6 +2558,11 @@ export interface components {
             items: components["schemas"]["AuditEntry"][];
             next_cursor?: string | null;
         };
+        /** Page[AccountRecord] */
+        "Page_identity.types.AccountRecord_": {
+            items: components["schemas"]["AccountRecord"][];
+            next_cursor?: string | null;
+        };
         /** Page[StaffAccount] */
         "Page_merchants.staff.StaffAccount_": {
             items: components["schemas"]["StaffAccount"][];
@@ -2467,6 +2582,13 @@ export interface components {
         "Page_merchants.types.Venue_": {
             items: components["schemas"]["Venue"][];
             next_cursor?: string | null;
+        };
+        /** PasswordChange */
+        PasswordChange: {
+            new_password: string;
+            password: string;
+            totp?: string | null;
+            username: string;
         };
         /** PercentOff */
         PercentOff: {
@@ -3135,6 +3257,319 @@ export interface operations {
                     "application/json": {
                         [key: string]: string;
                     };
+                };
+            };
+        };
+    };
+    AdminListAccounts: {
+        parameters: {
+            query?: {
+                /** @description Page size (1-100, default 20) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_identity.types.AccountRecord_"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `invalid-request`, `invalid-cursor` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminCreateAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminAccountCreate"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedAdminAccount"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `malformed-json`, `invalid-request`, `invalid-text` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the object's current state. Problem types: `account-exists`, `duty-conflict` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than allowed. Problem types: `body-too-large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but invalid: the `errors` member says where. Problem types: `validation-failed`, `invalid-account`, `weak-password` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminGetAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                account_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountRecord"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `bad-request`, `invalid-request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `not-found`, `account-not-found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    AdminUpdateAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                account_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminAccountUpdate"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountRecord"];
+                };
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `bad-request`, `invalid-request`, `malformed-json`, `invalid-text` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `unauthenticated`, `invalid-token` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `forbidden`, `out-of-scope` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `not-found`, `account-not-found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the object's current state. Problem types: `duty-conflict` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than allowed. Problem types: `body-too-large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but invalid: the `errors` member says where. Problem types: `validation-failed`, `invalid-account`, `weak-password`, `password-reused` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -6795,6 +7230,91 @@ export interface operations {
             };
         };
     };
+    ChangePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request: bad JSON, a parameter or field of the wrong type or out of range. Problem types: `malformed-json`, `invalid-request`, `invalid-text` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `invalid-credentials`, `totp-required` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A valid token of a caller who may not use this operation. Problem types: `totp-enrollment-required` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than allowed. Problem types: `body-too-large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but invalid: the `errors` member says where. Problem types: `validation-failed`, `weak-password`, `password-reused` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests: wait `retry_after` seconds. Problem types: `login-throttled` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     RefreshSession: {
         parameters: {
             query?: never;
@@ -6895,7 +7415,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `invalid-credentials` */
+            /** @description No bearer token, or one that is forged, expired or revoked (one type for all). Problem types: `invalid-credentials`, `totp-required` */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6904,7 +7424,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A valid token of a caller who may not use this operation. Problem types: `merchant-inactive` */
+            /** @description A valid token of a caller who may not use this operation. Problem types: `merchant-inactive`, `password-change-required`, `totp-enrollment-required` */
             403: {
                 headers: {
                     [name: string]: unknown;
