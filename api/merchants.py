@@ -6,8 +6,6 @@ Guards say which kind of caller may enter; which objects they may touch is decid
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -26,6 +24,7 @@ from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, Pu
 from api.guards import AdminRoutes, MerchantRoutes, PublicRoutes, requires_admin_role, requires_device
 from api.paging import DEFAULT_LIMIT, Cursor, District, Limit, Page
 from foundation.audit import write_audit
+from api.spreadsheets import CSV, csv_document
 from foundation.settings import Settings
 from identity import Principal
 from benefits.redemption import DailyReport, RedemptionEntry, SealedStatement, reports
@@ -68,7 +67,6 @@ Month = Annotated[
     str, PathParameter(pattern=r"^20[0-9]{2}-[0-9]{2}$", description="YYYY-MM, a month of 2000-2099 (Asia/Shanghai)")
 ]
 PNG = "image/png"
-CSV = "text/csv"  # Litestar adds "; charset=utf-8" to every text/* type itself
 
 _writers = [requires_admin_role("city", "district")]
 
@@ -97,25 +95,6 @@ def _device_key(settings: AppSettings) -> bytes:
 
 
 # --- CSV -----------------------------------------------------------------------------------------
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        value = msgspec.json.encode(value).decode()
-    # Spreadsheet formula injection: a cell starting with = + - @ is text, not a formula.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
-    # A BOM so that Excel, which the venues use, opens UTF-8 Chinese text correctly.
-    return ("\ufeff" + buffer.getvalue()).encode()
 
 
 def _fields(kind: type) -> list[str]:
@@ -165,7 +144,7 @@ async def negotiated(request: Request, value: Any, conn: asyncpg.Connection, pri
         actor_district=principal.district, action="export.csv", object_kind="export", object_id=request.url.path,
         district=principal.district, detail={"rows": len(rows), "query": dict(request.query_params.items())},
     )
-    return Response(_csv(rows, columns), media_type=CSV, headers=headers)
+    return Response(csv_document(rows, columns), media_type=CSV, headers=headers)
 
 
 async def _statement(public_url: str, conn, principal, settings: Settings, month: str, venue_id, merchant_id) -> SealedStatement:

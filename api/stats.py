@@ -19,8 +19,8 @@ from litestar.params import QueryParameter
 from api.deps import Conn, CurrentPrincipal
 from api.guards import AdminRoutes
 from api.lifespan import in_background
-from api.merchants import CSV, _csv
 from api.paging import District
+from api.spreadsheets import CSV, csv_document
 from benefits import catalog, stats
 from benefits.stats import StatsQuery, StatsReport
 
@@ -78,7 +78,7 @@ class AdminStatsController(AdminRoutes):
         query = StatsQuery(date_from=start, date_to=end, district=district, domain=domain, benefit_id=benefit)
         report = await stats.operating_stats(conn, principal, query)
         if request.accept.best_match(["application/json", "text/csv"], default="application/json") == "text/csv":
-            return Response(_csv(_rows(report), _COLUMNS), media_type=CSV)
+            return Response(csv_document(_rows(report), _COLUMNS), media_type=CSV)
         return Response(report)
 
 

@@ -39,7 +39,7 @@ from benefits.catalog import BenefitVersion, benefits_at_venue, forget_person_be
 from benefits.redemption import db
 from benefits.redemption.errors import DuplicateLocalId, VenueNotAllowed
 from benefits.redemption.reasons import MESSAGES
-from benefits.redemption.service import Refuse, _Offer, _priority, decide
+from benefits.redemption.service import Offer, Refuse, decide, green_channel
 from benefits.redemption.types import (
     LedgerEntry,
     OfflineBenefit,
@@ -218,7 +218,7 @@ async def _judge(
     wanted = item.benefit_id or code.benefit_id
     offered = {v.benefit_id: v for v in await benefits_at_venue(conn, venue.id)}
     named = (offered.get(wanted) or await get_benefit(conn, wanted)) if wanted is not None else None
-    verdict = decide(wanted, item.companions, person, _Offer(offered, named=named), at)
+    verdict = decide(wanted, item.companions, person, Offer(offered, named=named), at)
     if isinstance(verdict, Refuse):
         return refuse(verdict.reason, person_id=person.id, benefit_id=verdict.benefit_id or kept.benefit_id)
     version = verdict.benefit
@@ -237,7 +237,7 @@ async def _judge(
         benefit_id=version.benefit_id, benefit_version=version.version, benefit_code=version.code, venue_id=venue.id,
         merchant_id=venue.merchant_id, device_id=kept.device_id, staff_id=None, companions=item.companions,
         value_kind=verdict.value.__struct_config__.tag,  # type: ignore[arg-type]
-        value_fen=getattr(verdict.value, "amount_fen", None) or 0, priority=_priority(person, kept.service_day),
+        value_fen=getattr(verdict.value, "amount_fen", None) or 0, priority=green_channel(person, kept.service_day),
         period_keys=[k for k, _ in caps], period_caps=[m for _, m in caps], venue_capacity=version.venue_daily_capacity,
         answer=StoredAnswer(caller=f"device:{kept.device_id}", key=None, fingerprint=kept.fingerprint, response=b""),
     )

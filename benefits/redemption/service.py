@@ -76,7 +76,7 @@ from foundation.ids import random_hex, random_uuid
 from foundation.structs import Record
 from foundation.vocabulary import CATEGORIES, VETERAN_SUBKINDS
 
-__all__ = ("IDEMPOTENCY_MIN_AGE", "Accept", "Refuse", "decide", "prune_idempotency_keys", "reverse", "scan")
+__all__ = ("IDEMPOTENCY_MIN_AGE", "Accept", "Offer", "Refuse", "decide", "green_channel", "prune_idempotency_keys", "reverse", "scan")
 
 log = logging.getLogger("chongjun.scan")
 _encode = msgspec.json.Encoder().encode
@@ -147,7 +147,7 @@ class Refuse(Record, tag=True):
     choices: list[BenefitRef] | None = None
 
 
-class _Offer(Record):
+class Offer(Record):
     """What a decision is taken from, besides the person: read before `decide`, cached or fresh."""
 
     offered: dict[UUID, BenefitVersion]
@@ -162,7 +162,7 @@ def _ref(version: BenefitVersion) -> BenefitRef:
     return BenefitRef(id=version.benefit_id, code=version.code, name_zh=version.name_zh, name_en=version.name_en)
 
 
-def decide(wanted: UUID | None, companions: int, person: identity.Person, offer: _Offer, now: datetime) -> Accept | Refuse:
+def decide(wanted: UUID | None, companions: int, person: identity.Person, offer: Offer, now: datetime) -> Accept | Refuse:
     """Which benefit, then its window, the eligibility rule and the companions; no I/O."""
     if wanted is None:
         usable = [v for v in offer.offered.values() if v.is_active and evaluate(v, person, now).eligible]
@@ -318,7 +318,7 @@ async def _decide_and_record(
     holder = Holder(name_masked=person.name_masked, category_label=_label(person))
     if person.card_status != "ACTIVE":
         return await _refuse(conn, scan, Refuse("card_suspended"), person=person, holder=holder)
-    priority = _priority(person, scan.today)
+    priority = green_channel(person, scan.today)
     wanted = scan.request.benefit_id or code.benefit_id
 
     outcome = await _attempt(conn, scan, code, person, wanted, holder, priority, fresh=False)
@@ -461,7 +461,7 @@ def _label(person: identity.Person) -> str:
     return "优抚对象"
 
 
-def _priority(person: identity.Person, today: date) -> bool:
+def green_channel(person: identity.Person, today: date) -> bool:
     """为老服务绿色通道: elderly holders and grade 1–4 disabled holders go first."""
     if person.disability_grade is not None and person.disability_grade <= 4:
         return True
@@ -490,13 +490,13 @@ async def _venue(conn: asyncpg.Connection, venue_id: UUID, *, fresh: bool = Fals
     return await _venues.get_or_load(venue_id, lambda: merchants.find_venue(conn, venue_id), fresh=fresh)
 
 
-async def _offer(conn: asyncpg.Connection, venue_id: UUID, wanted: UUID | None, *, fresh: bool) -> _Offer:
+async def _offer(conn: asyncpg.Connection, venue_id: UUID, wanted: UUID | None, *, fresh: bool) -> Offer:
     offered = await _offers.get_or_load(venue_id, lambda: _load_offers(conn, venue_id), fresh=fresh)
     if wanted is not None:
-        return _Offer(offered, named=offered.get(wanted) or await get_benefit(conn, wanted))
+        return Offer(offered, named=offered.get(wanted) or await get_benefit(conn, wanted))
     if fresh:
-        return _Offer(offered, paused=await _paused_at(conn, venue_id))
-    return _Offer(offered)
+        return Offer(offered, paused=await _paused_at(conn, venue_id))
+    return Offer(offered)
 
 
 async def _load_offers(conn: asyncpg.Connection, venue_id: UUID) -> dict[UUID, BenefitVersion]:

@@ -3,6 +3,7 @@ a module importing upwards makes them fail (so the check cannot pass by checking
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -78,3 +79,32 @@ def test_the_runtime_core_and_its_tools_keep_apart(tmp_path, module, line, repor
     result = _lint_with_import(tmp_path, module, line)
     assert result.returncode != 0
     assert reported in result.stdout
+
+
+OUR_PACKAGES = ("foundation", "migrations", "identity", "merchants", "benefits", "archive", "exchange", "api", "chongjun")
+
+
+def private_names_imported_across_modules(root: Path) -> list[str]:
+    """`from our.module import _name` anywhere in our packages: a module's `_` names are its own
+    (docs/architecture.md), so a second module that needs one needs it made public."""
+    found = []
+    for package in OUR_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in OUR_PACKAGES:
+                    found += [
+                        f"{path.relative_to(root)}: from {node.module} import {alias.name}"
+                        for alias in node.names
+                        if alias.name.startswith("_") and not alias.name.startswith("__")
+                    ]
+    return found
+
+
+def test_no_private_name_is_imported_across_modules():
+    assert private_names_imported_across_modules(ROOT) == []
+
+
+def test_a_private_import_is_found(tmp_path):
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "stats.py").write_text("from api.merchants import CSV, _csv\n")
+    assert private_names_imported_across_modules(tmp_path) == ["api/stats.py: from api.merchants import _csv"]
