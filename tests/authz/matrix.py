@@ -149,6 +149,7 @@ EXPECT: dict[str, Expect] = {
     "GET /v1/admin/audit/entries/{seq:int}": Expect(CITY),
     "GET /v1/admin/audit/checkpoints": Expect(ADMINS),
     "GET /v1/admin/audit/checkpoints/latest": Expect(ADMINS),
+    "GET /v1/admin/audit/status": Expect(ADMINS),
     "POST /v1/admin/audit/checkpoints": Expect(CITY),
     "GET /v1/admin/audit/proofs/inclusion": Expect(CITY, query=lambda w: {"seq": str(w.extra["audit_seq"])}),
     "GET /v1/admin/audit/proofs/consistency": Expect(

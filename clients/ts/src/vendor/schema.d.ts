@@ -269,7 +269,7 @@ export interface paths {
          * The latest signed checkpoint checked now: its signature, and its consistency with the previous one
          * @description What the console's audit page shows. Checked against the recorded leaf hashes and the key ring's public keys; `chongjun audit verify` recomputes every entry from its content.
          *
-         *     Caller: admin:auditor, admin:city, admin:district token.
+         *     Caller: admin:auditor, admin:city, admin:district, admin:security token.
          */
         get: operations["AdminAuditStatus"];
         put?: never;
