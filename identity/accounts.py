@@ -116,7 +116,7 @@ _hasher = PasswordHasher()
 _dummy_hash: str | None = None
 
 
-def _record(row: asyncpg.Record) -> AccountRecord:
+def account_record(row: asyncpg.Record) -> AccountRecord:
     return AccountRecord(
         id=row["id"],
         kind=row["kind"],
@@ -178,11 +178,11 @@ async def create_account(
             sealed = nonce + AESGCM(key.current).encrypt(nonce, secret, row["id"].bytes)
             await db.set_account_totp(conn, row["id"], secret_enc=sealed, key_version=key.current_version)
             uri = provisioning_uri(secret, new.username)
-        await _audit_account(conn, actor, "account.create", row, role=new.role, kind=new.kind, totp=new.with_totp)
+        await audit_account(conn, actor, "account.create", row, role=new.role, kind=new.kind, totp=new.with_totp)
         if new.kind == "admin":
             await assign_duty(conn, row["id"], duty_of_role(new.role), actor=actor)
         row = await db.get_account(conn, row["id"])
-    return _record(row), uri
+    return account_record(row), uri
 
 
 async def _new_password(conn: asyncpg.Connection, account_id: UUID, password: str, *, must_change: bool) -> None:
@@ -216,7 +216,7 @@ async def change_password(
         await _new_password(conn, principal.subject, change.new_password, must_change=False)
         await revoke_subject_sessions(conn, principal.subject, redis=redis)
         row = await db.get_account(conn, principal.subject)
-        await _audit_account(conn, principal, "account.password.change", row)
+        await audit_account(conn, principal, "account.password.change", row)
 
 
 async def reset_password(
@@ -226,10 +226,10 @@ async def reset_password(
     and the account's sessions end. The caller checks that `actor` may (the security duty)."""
     await _new_password(conn, account_id, password, must_change=True)
     await revoke_subject_sessions(conn, account_id, redis=redis)
-    await _audit_account(conn, actor, "account.password.reset", await db.get_account(conn, account_id))
+    await audit_account(conn, actor, "account.password.reset", await db.get_account(conn, account_id))
 
 
-async def _audit_account(conn: asyncpg.Connection, actor: Principal | None, action: str, row, **detail) -> None:
+async def audit_account(conn: asyncpg.Connection, actor: Principal | None, action: str, row, **detail) -> None:
     # `actor` None: the operator at the command line.
     await write_audit(
         conn, actor_kind=actor.kind if actor else "system", actor_id=str(actor.subject) if actor else "cli",
@@ -250,7 +250,7 @@ async def set_account_disabled(
         await revoke_subject_sessions(conn, account_id, redis=redis)
     if found:
         row = await db.get_account(conn, account_id)
-        await _audit_account(conn, actor, "account.disable" if disabled else "account.enable", row)
+        await audit_account(conn, actor, "account.disable" if disabled else "account.enable", row)
     return found
 
 

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from foundation.paging import Page, decode_cursor, fetch_size, page_of
 from identity import db
-from identity.accounts import _audit_account, _record, create_account, reset_password, set_account_disabled
+from identity.accounts import audit_account, account_record, create_account, reset_password, set_account_disabled
 from identity.duties import AccountNotFound, DutyConflict, duty_of_role
 from identity.errors import InvalidAccount, WrongPrincipal
 from identity.secrets import SecretStore
@@ -52,7 +52,7 @@ async def list_admin_accounts(
 ) -> Page[AccountRecord]:
     require_security(caller)
     rows = await db.list_admin_accounts(conn, after=decode_cursor(cursor), limit=fetch_size(limit))
-    return page_of(rows, limit, _record)
+    return page_of(rows, limit, account_record)
 
 
 async def _admin_row(conn: asyncpg.Connection, account_id: UUID) -> asyncpg.Record:
@@ -64,7 +64,7 @@ async def _admin_row(conn: asyncpg.Connection, account_id: UUID) -> asyncpg.Reco
 
 async def get_admin_account(conn: asyncpg.Connection, caller: Principal, account_id: UUID) -> AccountRecord:
     require_security(caller)
-    return _record(await _admin_row(conn, account_id))
+    return account_record(await _admin_row(conn, account_id))
 
 
 async def create_admin_account(
@@ -100,7 +100,7 @@ async def update_admin_account(
         if (role, district) != (row["role"], row["district"]):
             await db.set_admin_role(conn, account_id, role, district)
             await revoke_subject_sessions(conn, account_id, redis=redis)
-            await _audit_account(
+            await audit_account(
                 conn, caller, "account.role.change", await db.get_account(conn, account_id),
                 role=role, previous_role=row["role"],
             )
@@ -108,5 +108,5 @@ async def update_admin_account(
         await reset_password(conn, account_id, data.password, actor=caller, redis=redis)
     if data.disabled is not None and data.disabled != (row["disabled_at"] is not None):
         await set_account_disabled(conn, account_id, disabled=data.disabled, redis=redis, actor=caller)
-    return _record(await db.get_account(conn, account_id))
+    return account_record(await db.get_account(conn, account_id))
 
