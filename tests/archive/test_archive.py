@@ -135,8 +135,10 @@ async def test_the_status_checks_the_latest_signature_and_its_consistency_with_t
     veteran = await client.get("/v1/admin/audit/status", headers=await login(client, app, VETERAN_ID))
     assert veteran.status_code in (401, 403)
 
-    # A recorded leaf hash below the first checkpoint rewritten: the proof no longer joins the two roots.
-    await _as_superuser(conn, "UPDATE audit_log SET leaf_hash = $1 WHERE seq = 0", b"\x07" * 32)
+    # A recorded leaf hash between the two checkpoints rewritten: the proof no longer joins the two
+    # roots. (Not one below the first: when the first tree's size is a power of two, RFC 9162's
+    # proof takes that whole subtree from the first root and reads none of its leaves.)
+    await _as_superuser(conn, "UPDATE audit_log SET leaf_hash = $1 WHERE seq = $2", b"\x07" * 32, day["first"]["tree_size"])
     broken = (await client.get("/v1/admin/audit/status", headers=auditor)).json()
     assert broken["signature_valid"] is True and broken["consistent"] is False
     assert f"does not extend checkpoint {day['first']['tree_size']}" in broken["problem"]
