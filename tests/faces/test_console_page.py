@@ -464,7 +464,12 @@ async def test_the_audit_log_lists_entries_and_shows_the_verified_checkpoint(fac
         await _ready(page, "audit")
         first = _get(faces, CITY, "/v1/admin/audit", limit=50)
         seqs = [int(t) for t in await page.locator("main table tbody tr td:first-child").all_inner_texts()]
-        assert seqs == [e["seq"] for e in first["items"]] and seqs
+        # Reading the archive is archived too (audit.read, issue 17): the API read after the page
+        # may see entries newer than the page's top row (the page's own read); from there on, the same.
+        listed = [e["seq"] for e in first["items"]]
+        assert seqs and seqs[0] in listed
+        newer = listed.index(seqs[0])
+        assert newer <= 2 and listed[newer:] == seqs[: len(listed) - newer]
         await page.click("#cut-checkpoint")
         await expect(page.locator("#audit-verdict")).to_have_attribute("data-verified", "true")
         # Something new, and a second checkpoint: verified, and consistent with the first.
