@@ -60,6 +60,13 @@ async def _login(page, faces: Faces, who: tuple[str, str], *, path: str = "/cons
     await expect(page.locator("nav")).to_be_visible()
 
 
+async def _overflow(page) -> list[str]:
+    """What sticks out of the screen sideways (usable on a phone: nothing but a table, which scrolls)."""
+    return await page.evaluate(
+        "[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > innerWidth + 1"
+        " && !e.closest('.tablewrap, .chart, pre')).map(e => e.tagName + '.' + e.className).slice(0, 5)")
+
+
 async def _ready(page, name: str) -> None:
     await expect(page.locator(f"main[data-ready={name}]")).to_be_attached(timeout=10_000)
 
@@ -207,6 +214,7 @@ async def test_a_chaping_case_is_answered_and_its_comment_is_inert(faces: Faces)
         await _ready(page, "ratings")
         case = page.locator("article.case").first
         await expect(case.locator(".comment")).to_have_text(f"排队太久 {SCRIPT}{IMG}")
+        await expect(case.locator(".due")).to_contain_text("答复期限 due by")  # the case deadline
         assert await page.locator("article.case img").count() == 0
         await faces.shot(page, "ratings-open", "desktop")
         assert not await faces.axe(page)
@@ -268,16 +276,19 @@ async def test_merchant_staff_see_ledger_daily_report_and_sealed_statement(faces
             await expect(page.locator("tbody tr, .summary-list > li").first).to_contain_text("C3")
             await faces.shot(page, "ledger", size)
             assert not await faces.axe(page)
+            assert not await _overflow(page), ("ledger", size)
             await page.click("nav a[href='/console/daily']")
             await _ready(page, "daily")
             await expect(page.locator("main")).to_contain_text("C3")
             await faces.shot(page, "daily", size)
             assert not await faces.axe(page)
+            assert not await _overflow(page), ("daily", size)
             await page.click("nav a[href='/console/statements']")
             await _ready(page, "statements")
             await expect(page.locator("#seal-status")).to_contain_text("已加盖电子印章")
             await faces.shot(page, "statements", size)
             assert not await faces.axe(page)
+            assert not await _overflow(page), ("statements", size)
             async with page.expect_download() as info:
                 await page.click("main button.secondary")
             download = await info.value
@@ -301,11 +312,7 @@ async def test_every_admin_page_at_both_sizes_passes_axe(faces: Faces):
                 await faces.shot(page, name, size)
                 violations = await faces.axe(page)
                 assert not violations, (name, size, violations)
-                # Usable on a phone: nothing wider than the screen but the menu (which scrolls).
-                overflow = await page.evaluate(
-                    "[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > innerWidth + 1"
-                    " && !e.closest('.tablewrap, .chart, pre')).map(e => e.tagName + '.' + e.className).slice(0, 5)")
-                assert not overflow, (name, size, overflow)
+                assert not await _overflow(page), (name, size)
     assert not faces.dialogs, faces.dialogs
     faces.assert_clean()
 
@@ -503,6 +510,12 @@ async def test_the_audit_log_lists_entries_and_shows_the_verified_checkpoint(fac
         await _ready(page, "audit")
         actions = await page.locator("main table tbody tr td:nth-child(4)").all_inner_texts()
         assert "merchant.update" in actions and all(a.startswith("merchant.") for a in actions), actions
+        # An object's id links to that object's entries.
+        await page.locator("main table tbody tr").first.locator("td:nth-child(5) a[data-id]").click()
+        await expect(page).to_have_url(re.compile(f"object_id={merchant['id']}"))
+        await _ready(page, "audit")
+        objects = await page.locator("main table tbody tr td:nth-child(5) a[data-id]").evaluate_all("as => as.map(a => a.dataset.id)")
+        assert objects and set(objects) == {merchant["id"]}, objects
     async with faces.page("phone") as page:
         await _login(page, faces, CITY, path="/console/audit")
         await _ready(page, "audit")
@@ -595,6 +608,18 @@ async def test_edit_forms_change_a_merchant_a_venue_and_a_benefits_rule(faces: F
         await _ready(page, "benefits")
         await expect(page.locator("tr", has_text="C1 edited in the console")).to_contain_text("active")
         assert _get(faces, CITY, f"/v1/admin/benefits/{benefit['benefit_id']}")["version"] == benefit["version"] + 3
+        # A staff account's role, changed and changed back.
+        await page.goto(faces.base_url + "/console/staff")
+        await _ready(page, "staff")
+        account = next(a for a in _get(faces, CITY, "/v1/admin/staff/", limit=100)["items"] if a["username"] == STAFF[0])
+        row = page.locator("tr", has_text=STAFF[0])
+        await row.locator("button[data-role-to=clerk]").click()
+        await _ready(page, "staff")
+        await expect(page.locator("tr", has_text=STAFF[0])).to_contain_text("clerk")
+        assert _get(faces, CITY, f"/v1/admin/staff/{account['id']}")["role"] == "clerk"
+        await page.locator("tr", has_text=STAFF[0]).locator("button[data-role-to=manager]").click()
+        await _ready(page, "staff")
+        assert _get(faces, CITY, f"/v1/admin/staff/{account['id']}")["role"] == "manager"
     # Not the auditor's: no edit links, and an edit address shows no form.
     async with faces.page() as page:
         await _login(page, faces, AUDITOR, path=f"/console/benefits?edit={benefit['benefit_id']}")

@@ -731,7 +731,7 @@ async function staffPage(main) {
     const password = h("input", { type: "password", required: true, minlength: 12, autocomplete: "new-password" });
     const role = h("select", {}, h("option", { value: "clerk" }, "clerk 收银/检票"), h("option", { value: "manager" }, "manager 经理"));
     const result = h("div", { role: "status" });
-    main.append(h("form", { class: "card", onsubmit: async (e) => {
+    const form = h("form", { class: "card", onsubmit: async (e) => {
       e.preventDefault();
       try {
         await api("/v1/admin/staff/", { method: "POST", json: { merchant_id: merchant.value, username: username.value.trim(), password: password.value, role: role.value } });
@@ -740,16 +740,22 @@ async function staffPage(main) {
     } }, h("h2", {}, ...bi("新增工作人员", "New staff account")),
     h("div", { class: "row" }, field(bi("商户", "Merchant"), merchant), field(bi("用户名", "Username"), username),
       field(bi("初始密码", "Password"), password), field(bi("角色", "Role"), role)),
-    h("button", { type: "submit" }, ...bi("创建", "Create")), result));
+    h("button", { type: "submit" }, ...bi("创建", "Create")), result);
+    main.append(wide() ? form : h("details", { class: "card collapsible" }, h("summary", {}, ...bi("新增工作人员", "New staff account")), form));
   }
   main.append(h("section", { class: "card" }, table([
     { title: ["用户名", "Username"], cell: (s) => s.username },
     { title: ["角色", "Role"], cell: (s) => s.role || "" },
     { title: ["状态", "Status"], cell: (s) => badge(s.disabled ? "disabled" : "active") },
-    { title: ["操作", "Actions"], cell: (s) => canWrite() ? h("button", { type: "button", class: "secondary small", onclick: async () => {
-      await api(`/v1/admin/staff/${s.id}`, { method: "PATCH", json: { disabled: !s.disabled } }).catch((err) => main.append(problemBox(err)));
-      renderShell();
-    } }, s.disabled ? "启用 Enable" : "停用 Disable") : "" },
+    { title: ["操作", "Actions"], cell: (s) => canWrite() ? [
+      h("button", { type: "button", class: "secondary small", "data-role-to": s.role === "manager" ? "clerk" : "manager", onclick: async () => {
+        await api(`/v1/admin/staff/${s.id}`, { method: "PATCH", json: { role: s.role === "manager" ? "clerk" : "manager" } }).catch((err) => main.append(problemBox(err)));
+        renderShell();
+      } }, s.role === "manager" ? "改为检票员 Make clerk" : "改为经理 Make manager"), " ",
+      h("button", { type: "button", class: "secondary small", onclick: async () => {
+        await api(`/v1/admin/staff/${s.id}`, { method: "PATCH", json: { disabled: !s.disabled } }).catch((err) => main.append(problemBox(err)));
+        renderShell();
+      } }, s.disabled ? "启用 Enable" : "停用 Disable")] : "" },
   ], list.items, undefined, { summary: (s) => [s.username, " ", s.role || "", " ", badge(s.disabled ? "disabled" : "active")] })));
 }
 
@@ -802,7 +808,9 @@ async function ratingsPage(main) {
     const reply = h("textarea", { rows: 2, maxlength: 1000, required: true });
     const result = h("div", { role: "status" });
     main.append(h("article", { class: "card case", "data-case": c.id },
-      h("p", {}, h("strong", {}, "★".repeat(c.stars) + "☆".repeat(5 - c.stars)), " ", c.benefit_code, " · ", c.venue?.name_zh || "", " · ", fmtTime(c.at), " ", badge(c.status)),
+      h("p", {}, h("strong", {}, "★".repeat(c.stars) + "☆".repeat(5 - c.stars)), " ", c.benefit_code, " · ", c.venue?.name_zh || "", " · ", fmtTime(c.at), " ", badge(c.status),
+        c.overdue ? [" ", h("span", { class: "badge overdue" }, "超期 overdue")] : null),
+      c.status === "open" && c.due_at ? h("p", { class: c.overdue ? "error due" : "muted due" }, `答复期限 due by ${fmtTime(c.due_at)}`) : null,
       h("p", { class: "comment" }, c.comment || "（无评论 no comment）"),
       c.reply ? h("p", { class: "ok-note" }, "答复 Reply: ", c.reply) : null,
       c.status === "open" && answer ? h("form", { onsubmit: async (e) => {
