@@ -494,7 +494,11 @@ def audit() -> None:
 
 async def _ring(conn: asyncpg.Connection, settings: Settings) -> KeyRing:
     ring = KeyRing(SecretStore.from_settings(settings))
-    await ensure_signing_keys(conn, ring.secrets, create=not settings.is_production)
+    # The profile's algorithm, as the server's start does: without it a dev database under gm had
+    # its SM2 key retired for a new EdDSA one by any `audit` command (found by test_cli under gm).
+    await ensure_signing_keys(
+        conn, ring.secrets, create=not settings.is_production, alg=profile_algorithm(settings.crypto_profile)
+    )
     await ring.load(conn)
     return ring
 

@@ -20,6 +20,7 @@ from foundation.settings import Settings
 __all__ = (
     "PROFILES",
     "both_profiles",
+    "intl_only",
     "dsn_with_database",
     "embedded_test_dir",
     "free_port",
@@ -31,6 +32,10 @@ __all__ = (
 PROFILES = ("intl", "gm")
 both_profiles = pytest.mark.parametrize("crypto_profile", PROFILES, indirect=True)
 """Run a test once per crypto profile (the `crypto_profile` fixture of tests/conftest.py)."""
+intl_only = pytest.mark.parametrize("crypto_profile", ("intl",), indirect=True)
+"""Pin a test of the intl profile's own mechanics (Ed25519/ES256 key bytes, their kids, the forged
+tokens of those algorithms) to intl, so `CHONGJUN_CRYPTO_PROFILE=gm ./dev test` runs it as written
+instead of failing on an SM2 key it never meant to test; the gm side of each is in the profile tests."""
 
 _RUNNING: dict[str, subprocess.Popen] = {}
 

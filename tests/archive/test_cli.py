@@ -9,6 +9,7 @@ import sys
 import msgspec
 
 from tests.archive.test_archive import _as_superuser, scripted_day
+from tests.support import both_profiles
 
 
 def _cli(settings, *args) -> subprocess.CompletedProcess:
@@ -18,10 +19,12 @@ def _cli(settings, *args) -> subprocess.CompletedProcess:
         "DATABASE_OWNER_URL": settings.database_owner_url,
         "REDIS_URL": settings.redis_url,
         "CHONGJUN_DATA_DIR": str(settings.data_dir),
+        "CHONGJUN_CRYPTO_PROFILE": settings.crypto_profile,
     }
     return subprocess.run([sys.executable, "-m", "chongjun.cli", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
+@both_profiles  # the CLI's key ring follows the profile (under gm it once swapped the SM2 key for EdDSA)
 async def test_verify_passes_then_names_the_edited_entry_and_the_export_verifies_offline(app, client, conn, settings, tmp_path):
     day = await scripted_day(app, client, conn)
     ok = _cli(settings, "audit", "verify")

@@ -16,7 +16,7 @@ from identity import InvalidCode, InvalidToken, KeyRing, SecretStore
 from identity.codes import CODE_PREFIX, subject_for
 from identity.keys import jwk_thumbprint
 from identity.tokens import CODE, sign
-from tests.support import both_profiles, init_connection
+from tests.support import both_profiles, init_connection, intl_only
 from tests.tokens import veteran
 
 
@@ -46,6 +46,7 @@ async def test_production_does_not_create_keys(settings, conn):
     assert await conn.fetchval("SELECT count(*) FROM signing_keys") == 0
 
 
+@intl_only
 async def test_kid_is_the_rfc7638_thumbprint_prefix(keyring):
     for record in keyring.keys.values():
         jwk = record.public_jwk
@@ -54,6 +55,7 @@ async def test_kid_is_the_rfc7638_thumbprint_prefix(keyring):
         assert record.kid == digest[:16] == jwk_thumbprint(jwk)[:16]
 
 
+@intl_only
 async def test_private_keys_are_sealed_in_the_database(settings, conn, keyring):
     rows = await conn.fetch("SELECT kid, private_enc FROM signing_keys")
     for row in rows:
@@ -93,6 +95,7 @@ async def test_jwks_publishes_public_members_only(client, settings):
         assert key["use"] == "sig"
 
 
+@intl_only
 async def test_rotation_keeps_retired_keys_verifying_until_removed(settings, conn, keyring):
     person = uuid.uuid4()
     old_code = CODE_PREFIX + sign(keyring, CODE, {"sub": subject_for(keyring, person)}, ttl_seconds=60)
@@ -128,6 +131,7 @@ async def test_only_retired_keys_can_be_removed(conn, keyring):
     assert not await identity.remove_key(conn, "nosuchkidnosuchkid")
 
 
+@intl_only
 async def test_rotation_to_es256_and_back(conn, keyring):
     await identity.rotate_keys(conn, keyring.secrets, alg="ES256")  # next (EdDSA) active, new next ES256
     await identity.rotate_keys(conn, keyring.secrets, alg="ES256")  # ES256 active

@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 import identity
 from api import create_app
 from identity import InvalidRefreshToken, MissingSecret
-from tests.support import live_server
+from tests.support import live_server, intl_only
 from tests.tokens import auth_headers, keyring_for, veteran
 
 
@@ -38,6 +38,7 @@ def test_two_workers_share_one_key_ring(settings):
     assert {k["kid"] for k in jwks} == set(ring.keys)
 
 
+@intl_only
 async def test_workers_reload_the_ring_in_the_background(settings, conn, monkeypatch):
     import api.auth
 

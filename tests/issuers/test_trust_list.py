@@ -18,6 +18,7 @@ from identity.credentials import jwks_lookup
 from identity.issuers import ISSUER_CODE_TYPE, TrustListRefused, verify_trust_list
 from identity.keys import _public_jwk
 from tests.factories.world import DAILY, build_world
+from tests.support import both_profiles
 from tests.tokens import admin, auth_headers
 
 
@@ -75,6 +76,7 @@ def _issuer_code(key, kid, issuer, prefix, id_no, *, ttl=60):
     return prefix + token
 
 
+@both_profiles  # the trust list is SM2-signed under gm: verify_trust_list once knew only PyJWT's own algorithms
 async def test_issuers_beyond_suishen_log_in_and_redeem_and_a_suspended_one_is_refused(client, app, conn, anhui_url):
     world = await build_world(client, app, benefit=PROVINCE_BENEFIT)
     city = auth_headers(app, admin("city"))
