@@ -8,18 +8,20 @@ password held) and sets its own at `POST /v1/auth/password`; where TOTP is requi
 
 from __future__ import annotations
 
-import asyncpg
-import redis.asyncio as aioredis
 from litestar import Request, post
-from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 import identity
 import merchants
-from api.deps import AppSettings
+from api.deps import AppSettings, Conn, Keyring, PlainConn, Redis
 from api.guards import PublicRoutes
-from identity import KeyRing, LogoutRequest, PasswordChange, RefreshRequest, SessionTokens, StaffLogin
+from identity import LogoutRequest, PasswordChange, RefreshRequest, SessionTokens, StaffLogin
+
+
+def _client(request: Request) -> str:
+    """The caller's address for the login throttle (behind our proxies, the one they name: api/asgi.py)."""
+    return request.client.host if request.client else "unknown"
 
 
 class SessionController(PublicRoutes):
@@ -28,18 +30,12 @@ class SessionController(PublicRoutes):
 
     @post("/staff", operation_id="StaffLogin", status_code=HTTP_200_OK, summary="Staff or admin login")
     async def staff_login(
-        self,
-        request: Request,
-        data: JSONBody[StaffLogin],
-        plain_conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
-        keyring: NamedDependency[KeyRing],
+        self, request: Request, data: JSONBody[StaffLogin], plain_conn: PlainConn, redis: Redis, keyring: Keyring,
         settings: AppSettings,
     ) -> SessionTokens:
         # No request transaction: the throttle's count of a failed attempt must outlive its 401.
-        client = request.client.host if request.client else "unknown"
         return await identity.staff_login(
-            plain_conn, redis, data, client=client, keyring=keyring, admit=merchants.admit_staff,
+            plain_conn, redis, data, client=_client(request), keyring=keyring, admit=merchants.admit_staff,
             require_admin_totp=settings.admin_totp_required,
         )
 
@@ -48,28 +44,18 @@ class SessionController(PublicRoutes):
         summary="Replace one's password (the initial one, before the first login): current password and TOTP, then the new one",
     )
     async def change_password(
-        self,
-        request: Request,
-        data: JSONBody[PasswordChange],
-        plain_conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
-        keyring: NamedDependency[KeyRing],
+        self, request: Request, data: JSONBody[PasswordChange], plain_conn: PlainConn, redis: Redis, keyring: Keyring,
         settings: AppSettings,
     ) -> None:
         # As at login: the throttle's count of a failed attempt must outlive its 401.
-        client = request.client.host if request.client else "unknown"
         await identity.change_password(
-            plain_conn, redis, data, client=client, secrets=keyring.secrets,
+            plain_conn, redis, data, client=_client(request), secrets=keyring.secrets,
             require_admin_totp=settings.admin_totp_required,
         )
 
     @post("/refresh", operation_id="RefreshSession", status_code=HTTP_200_OK, summary="Rotate a refresh token")
     async def refresh(
-        self,
-        data: JSONBody[RefreshRequest],
-        plain_conn: NamedDependency[asyncpg.Connection],
-        keyring: NamedDependency[KeyRing],
-        redis: NamedDependency[aioredis.Redis],
+        self, data: JSONBody[RefreshRequest], plain_conn: PlainConn, keyring: Keyring, redis: Redis
     ) -> SessionTokens:
         return await identity.refresh_session(plain_conn, data.refresh_token, keyring=keyring, redis=redis)
 
@@ -78,9 +64,6 @@ class SessionController(PublicRoutes):
         summary="End the session: its refresh token family and its access tokens",
     )
     async def logout(
-        self,
-        data: JSONBody[LogoutRequest],
-        conn: NamedDependency[asyncpg.Connection],
-        redis: NamedDependency[aioredis.Redis],
+        self, data: JSONBody[LogoutRequest], conn: Conn, redis: Redis
     ) -> None:
         await identity.revoke_session(conn, data.refresh_token, redis=redis)
