@@ -47,9 +47,11 @@ async def test_an_initial_password_is_replaced_at_the_first_login(faces: Faces):
         await expect(page.locator("[role=alert]")).to_contain_text("初始密码须先修改")
         await expect(page.locator("input[name=new_password]")).to_be_focused()
         assert not await faces.axe(page)
+        await faces.shot(page, "new-password", "desktop")
         await page.fill("input[name=new_password]", INITIAL)  # the initial one cannot be kept
         await page.click("form button[type=submit]")
         await expect(page.locator("[role=alert]")).to_contain_text("最近用过")
+        await faces.shot(page, "password-reused", "desktop")
         await page.fill("input[name=new_password]", CHOSEN)
         await page.click("form button[type=submit]")
         await expect(page.locator("nav")).to_be_visible()
