@@ -234,6 +234,9 @@ async def test_pages_carry_a_strict_policy(faces: Faces):
             assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
             assert "script-src 'self'" in policy and "default-src 'none'" in policy
             assert response.headers["x-content-type-options"] == "nosniff"
+            # nosniff makes the type binding: one type, one charset, said once.
+            kind = {"/faces/faces.css": "text/css"}.get(path, "text/javascript" if path.endswith(".js") else "text/html")
+            assert response.headers["content-type"] == f"{kind}; charset=utf-8", path
         assert client.get("/faces/../app.py").status_code == 404
         assert client.get("/faces/nothing.js").status_code == 404
 
