@@ -22,6 +22,7 @@ from api.errors import exception_handlers
 from api.faces import FacesController
 from api.exchange import AdminExchangeController, AdminQualityController, exchange_lifespan
 from api.guards import provide_principal
+from api.paging import provide_paging
 from api.lifespan import freeze_startup_objects, resources
 from api.logs import RequestIdMiddleware
 from api.openapi import DocsPage, SchemaJson
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "keyring": Provide(provide_keyring, sync_to_thread=False),
             "public_url": Provide(provide_public_url, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
+            "paging": Provide(provide_paging, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         middleware=[prometheus.middleware, auth_middleware],

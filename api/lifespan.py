@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -29,15 +29,29 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    """Run `work` while the app serves; at shutdown cancel it and wait until it has ended."""
+async def in_background(
+    work: Coroutine[Any, Any, None], *, stop: Callable[[], None] | None = None, grace_seconds: float = 5.0
+) -> AsyncIterator[None]:
+    """Run `work` while the app serves; at shutdown end it and wait until it has ended.
+
+    Without `stop` the task is cancelled (what it raised before is raised here). With `stop`, for
+    a work that finishes what it is doing when asked (the exchange relay), `stop()` is called, the
+    task gets `grace_seconds` to return and is cancelled after that; what it raised is dropped,
+    as the work logs its own failures and shutting down must go on.
+    """
     task = asyncio.create_task(work)
     try:
         yield
     finally:
+        if stop is not None:
+            stop()
+            await asyncio.wait([task], timeout=grace_seconds)
         task.cancel()
         with suppress(asyncio.CancelledError):
-            await task
+            if stop is None:
+                await task
+            else:
+                await asyncio.gather(task, return_exceptions=True)
 
 
 @asynccontextmanager
