@@ -1,7 +1,8 @@
 """A primary and its streaming replica of the tests' own, from the embedded server's binaries
 (the pgserver wheel), each on a free TCP port of 127.0.0.1.
 
-The primary runs with `wal_level=replica`, a role `replicator` (REPLICATION) and a pg_hba line
+The primary runs with `wal_level=replica` (and without autovacuum, so that nothing commits
+while a test wants it idle), a role `replicator` (REPLICATION) and a pg_hba line
 that lets it stream from loopback (trust, like every other role here: a test cluster). The
 standby is `pg_basebackup -R` of it (the backup writes `standby.signal` and `primary_conninfo`),
 a hot standby that logs every statement it runs, so a test can read what reached it.
@@ -56,7 +57,7 @@ class StreamingPair:
             hba.write("host replication replicator 127.0.0.1/32 trust\n")
         self._ctl(self.primary_data, self.directory / "primary.log", "-o",
                   f"-h 127.0.0.1 -p {self.primary_port} -k '' -c max_connections=100 -c wal_level=replica"
-                  " -c max_wal_senders=4 -c fsync=off", "start")
+                  " -c max_wal_senders=4 -c fsync=off -c autovacuum=off", "start")
         self._run("psql", "-h", "127.0.0.1", "-p", str(self.primary_port), "-U", "postgres", "-q", "-c",
                   "CREATE ROLE replicator WITH REPLICATION LOGIN")
         self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary_port), "-U", "replicator",

@@ -105,6 +105,8 @@ async def replica_settings(pair: StreamingPair, settings: Settings) -> AsyncIter
         database_replica_url=pair.standby_dsn(name, SERVICE_ROLE),
         replica_max_lag_seconds=BOUND,
         replica_check_seconds=CHECK,
+        exchange_relay="off",  # no lease renewals: the primary can be idle (the last test)
+        quality_interval_seconds=0,
     )
     try:
         await _resume(pair)
@@ -245,3 +247,26 @@ async def test_scans_and_writes_never_reach_the_replica(served, pair):
     statements = [line for line in pair.standby_statements(mark) if line.startswith(SERVICE_ROLE + "@")]
     assert statements, "the lag checks should show in the standby's log"
     assert all("pg_last_wal_replay_lsn" in line for line in statements), statements
+
+
+async def test_an_idle_primary_does_not_make_a_caught_up_replica_look_stale(served, pair, replica_settings):
+    """No commit on the primary for longer than the bound: the replica's last replayed commit is
+    old, yet it holds everything, and its reads stay there (WAL positions, not replay time)."""
+    app, client = served
+    await _until(lambda: _fresh(app))
+    database = replica_settings.database_url.rpartition("/")[2]
+
+    async def replay_is_old() -> bool:
+        age = "SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp()) > $1"
+        conn = await asyncpg.connect(pair.standby_dsn(database))
+        try:
+            return await conn.fetchval(age, BOUND)
+        finally:
+            await conn.close()
+
+    await _until(replay_is_old, timeout=30, step=0.2)
+    assert app.state.reads.state() == "ok"
+    mark = pair.standby_log_size()
+    answer = await client.get("/v1/admin/stats", headers=auth_headers(app, admin("city")))
+    assert answer.status_code == 200, answer.text
+    assert any("stats_refreshed" in line for line in pair.standby_statements(mark))
