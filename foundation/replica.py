@@ -98,6 +98,8 @@ class ReplicaReads:
         """The pool for one read: `(replica, staleness, "ok")`, or `(primary, None, state)` with
         the reason the replica is not used (`off`, `lagging`, `down`)."""
         state = self.state()
+        if state != self._announced:  # passed the bound since the last check: say so now
+            self._announce(None)
         if state == "ok":
             return self.replica, self.staleness(), state  # type: ignore[return-value]
         return self.primary, None, state
@@ -155,7 +157,7 @@ class ReplicaReads:
             return
         previous, self._announced = self._announced, state
         if state == "ok":
-            log.info("replica reads resumed (%s before)", previous or "not checked")
+            log.info("replica reads in use (%s before)", previous or "not checked")
         elif state == "lagging":
             behind = self.staleness()
             log.warning("replica lags beyond %.1f s (%s): reads fall back to the primary", self.max_lag,

@@ -10,6 +10,7 @@ it is back; scans and every write (and the reads inside them) never reach the re
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -148,7 +149,7 @@ async def _merchant_ids(client, headers) -> list[str]:
     return [item["id"] for item in answer.json()["items"]]
 
 
-async def test_reads_come_from_the_replica_within_the_bound_then_from_the_primary(served, pair, redis):
+async def test_reads_come_from_the_replica_within_the_bound_then_from_the_primary(served, pair, redis, caplog):
     app, client = served
     world = await build_rating_world(client, app)
     veteran = await login(client, app, VETERAN_ID)
@@ -162,8 +163,11 @@ async def test_reads_come_from_the_replica_within_the_bound_then_from_the_primar
     await _until(replayed)
     matched = await client.get("/v1/me/benefits", headers=veteran)  # read on the replica: cached briefly
     assert matched.status_code == 200, matched.text
-    await catalog.settle_cache_writes()
-    cached = [key async for key in redis.scan_iter(match="cj:{p:*}:benefits")]
+
+    async def cache_entries() -> list[bytes]:  # written after the answer, by a task of the app's loop
+        return [key async for key in redis.scan_iter(match="cj:{p:*}:benefits")]
+
+    cached = await _until(cache_entries)
     assert len(cached) == 1 and 0 < await redis.ttl(cached[0]) <= BOUND  # not the primary's 600 s
 
     await _pause(pair)
@@ -182,6 +186,7 @@ async def test_reads_come_from_the_replica_within_the_bound_then_from_the_primar
     assert _fallbacks(metrics, "lagging") == before + 2
     lag = float(re.search(r"^chongjun_replica_lag_seconds (\S+)$", metrics, re.M).group(1))
     assert lag > BOUND - 2 * CHECK  # sampled at the last check, at most one interval ago
+    assert _warnings(caplog, "replica lags beyond") == 1
 
     await _resume(pair)
     await _until(lambda: _fresh(app))
@@ -189,8 +194,13 @@ async def test_reads_come_from_the_replica_within_the_bound_then_from_the_primar
     assert _fallbacks((await client.get("/metrics")).text, "lagging") == before + 2  # the replica's again
 
 
-async def test_a_stopped_replica_costs_no_error_and_is_used_again(served, pair):
+def _warnings(caplog, text: str) -> int:
+    return sum(1 for r in caplog.records if r.name == "chongjun.replica" and r.levelname == "WARNING" and text in r.getMessage())
+
+
+async def test_a_stopped_replica_costs_no_error_and_is_used_again(served, pair, caplog):
     app, client = served
+    caplog.set_level(logging.INFO, logger="chongjun.replica")
     world = await build_rating_world(client, app)
     veteran = await login(client, app, VETERAN_ID)
     merchant = auth_headers(app, staff(uuid.UUID(world.pudong.merchant_id)))
@@ -218,6 +228,8 @@ async def test_a_stopped_replica_costs_no_error_and_is_used_again(served, pair):
     assert ready.status_code == 200, ready.text
     assert ready.json() == {"status": "ok", "postgres": "ok", "redis": "ok", "replica": "down"}
     assert _fallbacks((await client.get("/metrics")).text, "down") >= 6
+    await asyncio.sleep(CHECK * 3)  # more failed checks: still one warning, not one per read or check
+    assert _warnings(caplog, "replica unreachable") == 1
 
     pair.start_standby()
     await _until(lambda: _fresh(app))
@@ -225,6 +237,7 @@ async def test_a_stopped_replica_costs_no_error_and_is_used_again(served, pair):
     assert await _history(client, veteran) == [first]
     ran_there = [line for line in pair.standby_statements(mark) if "redemptions" in line]
     assert ran_there, "the history read did not reach the replica once it was back"
+    assert [r.getMessage() for r in caplog.records if r.name == "chongjun.replica"][-1].startswith("replica reads in use")
 
 
 async def test_scans_and_writes_never_reach_the_replica(served, pair):
