@@ -25,8 +25,10 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     # The replica's connect timeout is short: a request waits at most that long before its read
     # falls back to the primary (api.deps.provide_read_conn).
     replica = await connect_postgres(settings, dsn=settings.database_replica_url, timeout=2) if settings.database_replica_url else None
-    app.state.reads = ReplicaReads(app.state.pool, replica, max_lag=settings.replica_max_lag_seconds,
-                                   check_seconds=settings.replica_check_seconds)
+    app.state.reads = ReplicaReads(
+        app.state.pool, replica, primary_dsn=settings.database_url, replica_dsn=settings.database_replica_url,
+        max_lag=settings.replica_max_lag_seconds, check_seconds=settings.replica_check_seconds,
+    )
     app.state.redis = connect_redis(settings)
     try:
         yield

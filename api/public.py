@@ -73,8 +73,11 @@ async def replica_checks(app: Litestar) -> AsyncIterator[None]:
     if not reads.configured:
         yield
         return
-    async with in_background(reads.run(after_check=_sample_replica)):
-        yield
+    try:
+        async with in_background(reads.run(after_check=_sample_replica)):
+            yield
+    finally:
+        await reads.close()
 
 
 class HealthController(Controller):

@@ -22,6 +22,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Final, Literal
 
 import asyncpg
@@ -35,7 +36,7 @@ REPLICA_STATES: Final = ("off", "ok", "lagging", "down")
 """`off`: no replica configured; `ok`: reads go there; `lagging`: further behind than the bound;
 `down`: the last check (or a request) could not reach it, or it is not a standby."""
 
-_PRIMARY_POSITION: Final = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
+_PRIMARY_POSITION: Final = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS position"
 _REPLICA_POSITION: Final = (
     "SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn() - '0/0'::pg_lsn AS replayed"
 )
@@ -46,7 +47,9 @@ class ReplicaReads:
 
     `primary` and `replica` are pools (`replica` None: every read goes to the primary).
     `max_lag` is the staleness bound in seconds, `check_seconds` how often `run()` checks;
-    a check gives up after `check_timeout` seconds (the replica is then `down`).
+    a check gives up after `check_timeout` seconds (the replica is then `down`). The checks use
+    a connection of their own to each server (`primary_dsn`, `replica_dsn`), outside the pools,
+    so that a pool busy with reports never makes a healthy replica look down.
     """
 
     def __init__(
@@ -54,6 +57,8 @@ class ReplicaReads:
         primary: asyncpg.Pool,
         replica: asyncpg.Pool | None,
         *,
+        primary_dsn: str | None = None,
+        replica_dsn: str | None = None,
         max_lag: float,
         check_seconds: float,
         check_timeout: float = 1.0,
@@ -61,8 +66,12 @@ class ReplicaReads:
     ) -> None:
         if replica is not None and not 0 < check_seconds < max_lag:
             raise ValueError("the replica check interval must be positive and shorter than the staleness bound")
+        if replica is not None and not (primary_dsn and replica_dsn):
+            raise ValueError("the replica checks need both servers' DSNs")
         self.primary = primary
         self.replica = replica
+        self._dsns = {"primary": primary_dsn, "replica": replica_dsn}
+        self._probes: dict[str, asyncpg.Connection] = {}
         self.max_lag = max_lag
         self.check_seconds = check_seconds
         self.check_timeout = check_timeout
@@ -116,16 +125,12 @@ class ReplicaReads:
             return "off"
         started = self._clock()
         try:
-            async with asyncio.timeout(self.check_timeout):
-                async with self.primary.acquire() as conn:
-                    position = int(await conn.fetchval(_PRIMARY_POSITION))
+            position = int((await self._ask("primary", _PRIMARY_POSITION))["position"])
         except Exception:  # the primary's own trouble: /ready reports it; measure next round
             return self.state()
         self._positions.append((started, position))
         try:
-            async with asyncio.timeout(self.check_timeout):
-                async with self.replica.acquire() as conn:
-                    row = await conn.fetchrow(_REPLICA_POSITION)
+            row = await self._ask("replica", _REPLICA_POSITION)
         except Exception as exc:  # refused, timed out, cut: all mean the same to a reader
             self.mark_down(exc)
             return "down"
@@ -141,6 +146,27 @@ class ReplicaReads:
         self.reachable = True
         self._announce(None)
         return self.state()
+
+    async def _ask(self, server: str, query: str):
+        """One row from `server` on the check's own connection, opened again after any failure."""
+        try:
+            async with asyncio.timeout(self.check_timeout):
+                conn = self._probes.get(server)
+                if conn is None or conn.is_closed():
+                    conn = self._probes[server] = await asyncpg.connect(self._dsns[server])
+                return await conn.fetchrow(query)
+        except BaseException:
+            broken = self._probes.pop(server, None)
+            if broken is not None:
+                broken.terminate()
+            raise
+
+    async def close(self) -> None:
+        """Close the checks' connections (at shutdown, after `run()` was cancelled)."""
+        for conn in self._probes.values():
+            with suppress(Exception):
+                await asyncio.wait_for(conn.close(), self.check_timeout)
+        self._probes.clear()
 
     async def run(self, after_check: Callable[[ReplicaReads], None] | None = None) -> None:
         """Check every `check_seconds` until cancelled; `after_check` samples the figures."""
