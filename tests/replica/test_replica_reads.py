@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
+import httpx
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
@@ -30,6 +31,7 @@ from migrations import apply_migrations
 from tests.factories.people import DISABLED_ID, VETERAN_ID
 from tests.factories.world import build_rating_world, login, reverse, visit
 from tests.replica.cluster import StreamingPair
+from tests.support import live_server
 from tests.tokens import admin, auth_headers, staff
 
 BOUND = 3.0
@@ -283,3 +285,23 @@ async def test_an_idle_primary_does_not_make_a_caught_up_replica_look_stale(serv
     answer = await client.get("/v1/admin/stats", headers=auth_headers(app, admin("city")))
     assert answer.status_code == 200, answer.text
     assert any("stats_refreshed" in line for line in pair.standby_statements(mark))
+
+
+async def test_serve_with_two_workers_reads_the_replica_setting_and_reports_it(pair, replica_settings):
+    """`chongjun serve --workers 2` takes DATABASE_REPLICA_URL from the environment: `/ready`
+    says the replica is used and the pooled /metrics of both workers carry its figures."""
+    extra = {
+        "DATABASE_REPLICA_URL": replica_settings.database_replica_url,
+        "CHONGJUN_REPLICA_MAX_LAG_SECONDS": str(BOUND), "CHONGJUN_REPLICA_CHECK_SECONDS": str(CHECK),
+        "CHONGJUN_EXCHANGE_RELAY": "off",
+    }
+    with live_server(replica_settings, workers=2, extra_env=extra) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+            async def used() -> dict | None:
+                ready = await http.get("/ready")
+                return ready.json() if ready.status_code == 200 and ready.json().get("replica") == "ok" else None
+
+            assert await _until(used) == {"status": "ok", "postgres": "ok", "redis": "ok", "replica": "ok"}
+            metrics = (await http.get("/metrics")).text
+    assert re.search(r"^chongjun_replica_usable 1\.0$", metrics, re.M), metrics
+    assert 0 <= float(re.search(r"^chongjun_replica_lag_seconds (\S+)$", metrics, re.M).group(1)) < BOUND
