@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 import redis.asyncio as aioredis
-from litestar import Response, get, patch, post, put
+from litestar import Request, Response, get, patch, post, put
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
@@ -18,7 +18,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryP
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from benefits import catalog
-from api.deps import Conn, CurrentPrincipal, Redis
+from api.deps import Conn, CurrentPrincipal, ReadConn, Redis, read_cache_seconds
 from api.guards import AdminRoutes, PublicRoutes, VeteranRoutes, requires_admin_role
 from api.paging import Page, Paging
 from benefits.catalog.types import BenefitStatus, BenefitSummary, BenefitView, Domain, MyBenefits
@@ -69,11 +69,12 @@ class MyBenefitsController(VeteranRoutes):
     )
     async def list_mine(
         self,
-        conn: Conn,
+        request: Request,
+        read_conn: ReadConn,
         redis: Redis,
         principal: CurrentPrincipal,
     ) -> MyBenefits:
-        return await catalog.my_benefits_of(conn, redis, principal.subject)
+        return await catalog.my_benefits_of(read_conn, redis, principal.subject, cache_seconds=read_cache_seconds(request))
 
 
 # --- admin -----------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Long-lived resources: the PostgreSQL pool and the Redis client, owned by the app's lifespan."""
+"""Long-lived resources: the PostgreSQL pools (primary, and the read replica when configured) and
+the Redis client, owned by the app's lifespan."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from litestar import Litestar
 
 from foundation.connections import connect_postgres, connect_redis
+from foundation.replica import ReplicaReads
 from foundation.settings import Settings
 
 __all__ = ("freeze_startup_objects", "in_background", "resources")
@@ -20,11 +22,20 @@ __all__ = ("freeze_startup_objects", "in_background", "resources")
 async def resources(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = await connect_postgres(settings)
+    # The replica's connect timeout is short: a request waits at most that long before its read
+    # falls back to the primary (api.deps.provide_read_conn).
+    replica = await connect_postgres(settings, dsn=settings.database_replica_url, timeout=2) if settings.database_replica_url else None
+    app.state.reads = ReplicaReads(
+        app.state.pool, replica, primary_dsn=settings.database_url, replica_dsn=settings.database_replica_url,
+        max_lag=settings.replica_max_lag_seconds, check_seconds=settings.replica_check_seconds,
+    )
     app.state.redis = connect_redis(settings)
     try:
         yield
     finally:
         await app.state.redis.aclose()
+        if replica is not None:
+            await replica.close()
         await app.state.pool.close()
 
 

@@ -21,7 +21,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryP
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 import merchants
-from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, PublicUrl, Redis
+from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, PublicUrl, ReadConn, Redis
 from api.guards import AdminRoutes, MerchantRoutes, PublicRoutes, requires_admin_role, requires_device
 from api.paging import District, Page, Paging
 from foundation.audit import write_audit
@@ -117,11 +117,13 @@ _LINE_COLUMNS = ["venue_id", "venue_name_zh", "benefit_id", "benefit_code", "ben
 _REFUSAL_COLUMNS = ["rejected_reason", "rejected"]
 
 
-async def negotiated(request: Request, value: Any, conn: asyncpg.Connection, principal: Principal) -> Response:
+async def negotiated(request: Request, value: Any, conn: asyncpg.Connection | None, principal: Principal) -> Response:
     """JSON by default; CSV when the client's Accept header prefers text/csv.
 
     A CSV is an export (重要数据 leaving the system as a file, GB/T 22239 安全审计): each one is
-    archived (`export.csv`: who, which path, how many rows), in the request's transaction."""
+    archived (`export.csv`: who, which path, how many rows), in the request's transaction, or,
+    for a route that read on `read_conn` (`conn` None), in a transaction of its own on the
+    primary, committed before the file is sent."""
     if request.accept.best_match(["application/json", "text/csv"], default="application/json") != "text/csv":
         return Response(value)
     headers = None
@@ -140,11 +142,17 @@ async def negotiated(request: Request, value: Any, conn: asyncpg.Connection, pri
         headers = {"X-Statement-Id": value.statement.statement_id}
     else:
         return Response(value)
-    await write_audit(
-        conn, actor_kind=principal.kind, actor_id=str(principal.subject), actor_role=principal.role,
-        actor_district=principal.district, action="export.csv", object_kind="export", object_id=request.url.path,
-        district=principal.district, detail={"rows": len(rows), "query": dict(request.query_params.items())},
-    )
+    entry = {
+        "actor_kind": principal.kind, "actor_id": str(principal.subject), "actor_role": principal.role,
+        "actor_district": principal.district, "action": "export.csv", "object_kind": "export",
+        "object_id": request.url.path, "district": principal.district,
+        "detail": {"rows": len(rows), "query": dict(request.query_params.items())},
+    }
+    if conn is not None:
+        await write_audit(conn, **entry)
+    else:
+        async with request.app.state.pool.acquire() as primary, primary.transaction():
+            await write_audit(primary, **entry)
     return Response(csv_document(rows, columns), media_type=CSV, headers=headers)
 
 
@@ -374,23 +382,23 @@ class MerchantPortalController(MerchantRoutes):
 
     @get("/redemptions", operation_id="MerchantListRedemptions", summary="Scans at the merchant's venues, newest first (paged; CSV)")
     async def list_redemptions(
-        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
+        self, request: Request, read_conn: ReadConn, principal: CurrentPrincipal,
         paging: Paging, date_from: FromQuery[date | None] = None, date_to: FromQuery[date | None] = None,
         venue_id: FromQuery[UUID | None] = None, benefit_id: FromQuery[UUID | None] = None,
         result: Annotated[str | None, QueryParameter(pattern="^(accepted|reversed|rejected|conflict)$")] = None,
     ) -> Response[Page[RedemptionEntry]]:
         page = await reports.list_redemptions(
-            conn, principal, limit=paging.limit, cursor=paging.cursor, day_from=date_from, day_to=date_to,
+            read_conn, principal, limit=paging.limit, cursor=paging.cursor, day_from=date_from, day_to=date_to,
             venue_id=venue_id, benefit_id=benefit_id, result=result,
         )
-        return await answer(page)
+        return await negotiated(request, page, None, principal)
 
     @get("/reports/daily", operation_id="MerchantDailyReport", summary="One service day per venue and benefit (CSV with Accept: text/csv)")
     async def daily_report(
-        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
+        self, request: Request, read_conn: ReadConn, principal: CurrentPrincipal,
         day: Annotated[date, QueryParameter(name="date", description="Service day, Asia/Shanghai")],
     ) -> Response[DailyReport]:
-        return await answer(await reports.daily_report(conn, principal, day))
+        return await negotiated(request, await reports.daily_report(read_conn, principal, day), None, principal)
 
     @get("/statements/{month:str}", operation_id="MerchantMonthlyStatement", summary="Monthly settlement statement per venue, sealed (Ed25519 detached JWS)")
     async def statement(

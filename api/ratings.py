@@ -18,7 +18,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from prometheus_client import Gauge
 
-from api.deps import AppSettings, Conn, CurrentPrincipal
+from api.deps import AppSettings, Conn, CurrentPrincipal, ReadConn
 from api.guards import AdminRoutes, MerchantRoutes, VeteranRoutes, requires_admin_role
 from api.lifespan import in_background
 from api.paging import Page, Paging
@@ -46,18 +46,18 @@ class MyRedemptionController(VeteranRoutes):
         "", operation_id="ListMyRedemptions",
         summary="My redemptions and reversals, newest first, with my ratings (paged)",
     )
-    async def list_mine(self, conn: Conn, principal: CurrentPrincipal, paging: Paging) -> Page[MyRedemption]:
-        return await ratings.list_my_redemptions(conn, principal.subject, limit=paging.limit, cursor=paging.cursor)
+    async def list_mine(self, read_conn: ReadConn, principal: CurrentPrincipal, paging: Paging) -> Page[MyRedemption]:
+        return await ratings.list_my_redemptions(read_conn, principal.subject, limit=paging.limit, cursor=paging.cursor)
 
     @get(
         "/{redemption_id:uuid}", operation_id="GetMyRedemption",
         summary="One of my redemptions (another's answers 404)",
     )
     async def get_mine(
-        self, redemption_id: FromPath[UUID], conn: Conn,
+        self, redemption_id: FromPath[UUID], read_conn: ReadConn,
         principal: CurrentPrincipal,
     ) -> MyRedemption:
-        return await ratings.get_my_redemption(conn, principal.subject, redemption_id)
+        return await ratings.get_my_redemption(read_conn, principal.subject, redemption_id)
 
     @post(
         "/{redemption_id:uuid}/rating", operation_id="RateMyRedemption", status_code=HTTP_201_CREATED,
