@@ -72,8 +72,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: PostgreSQL and Redis answer
-         * @description Public: no token.
+         * Readiness: PostgreSQL and Redis answer (and the read replica's state)
+         * @description `replica` (only when one is configured): `ok`, `lagging` or `down` as this worker last measured it. A replica that lags or is down never makes the service unready: its reads go to the primary.
+         *
+         *     Public: no token.
          */
         get: operations["Ready"];
         put?: never;
