@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import secrets
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -77,6 +77,7 @@ __all__ = (
     "get_merchant",
     "get_venue",
     "issue_device_token",
+    "keyset_page",
     "list_devices",
     "list_merchants",
     "list_public_venues",
@@ -91,6 +92,8 @@ __all__ = (
     "update_merchant",
     "update_venue",
 )
+
+T = TypeVar("T")
 
 DEVICE_TOKEN_TTL = 600
 """Seconds a device token lives; revocation does not wait for it (see merchants.devicegate)."""
@@ -155,14 +158,21 @@ async def create_merchant(conn: asyncpg.Connection, caller: Caller, data: Mercha
     return merchant
 
 
+async def keyset_page(
+    conn: asyncpg.Connection, source: db.KeysetSource, *filters: Any, kind: type[T], limit: int, cursor: str | None
+) -> Page[T]:
+    """One page of a merchants list (`db.list_keyset` of `source` with its `filters`), each row as `kind`."""
+    rows = await db.list_keyset(conn, source, *filters, after=decode_cursor(cursor), limit=fetch_size(limit))
+    return page_of(rows, limit, partial(msgspec.convert, type=kind))
+
+
 async def get_merchant(conn: asyncpg.Connection, caller: Caller, merchant_id: UUID) -> Merchant:
     return msgspec.convert(await visible_merchant(conn, caller, merchant_id), Merchant)
 
 
 async def list_merchants(conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None) -> Page[Merchant]:
     district, merchant_id = list_bounds(caller)
-    rows = await db.list_keyset(conn, db.MERCHANTS, district, merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit))
-    return page_of(rows, limit, partial(msgspec.convert, type=Merchant))
+    return await keyset_page(conn, db.MERCHANTS, district, merchant_id, kind=Merchant, limit=limit, cursor=cursor)
 
 
 async def update_merchant(
@@ -262,10 +272,7 @@ async def list_venues(
     conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, merchant_id: UUID | None = None
 ) -> Page[Venue]:
     district, own = list_bounds(caller)
-    rows = await db.list_keyset(
-        conn, db.VENUES, district, own or merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit)
-    )
-    return page_of(rows, limit, partial(msgspec.convert, type=Venue))
+    return await keyset_page(conn, db.VENUES, district, own or merchant_id, kind=Venue, limit=limit, cursor=cursor)
 
 
 async def update_venue(
@@ -403,10 +410,7 @@ async def list_devices(
     conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, venue_id: UUID | None = None
 ) -> Page[Device]:
     district, merchant_id = list_bounds(caller)
-    rows = await db.list_keyset(
-        conn, db.DEVICES, district, merchant_id, venue_id, after=decode_cursor(cursor), limit=fetch_size(limit)
-    )
-    return page_of(rows, limit, partial(msgspec.convert, type=Device))
+    return await keyset_page(conn, db.DEVICES, district, merchant_id, venue_id, kind=Device, limit=limit, cursor=cursor)
 
 
 async def revoke_device(conn: asyncpg.Connection, redis: aioredis.Redis, caller: Caller, device_id: UUID) -> Device:
