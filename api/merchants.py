@@ -367,14 +367,16 @@ class MerchantPortalController(MerchantRoutes):
 
     @get("/redemptions", operation_id="MerchantListRedemptions", summary="Scans at the merchant's venues, newest first (paged; CSV)")
     async def list_redemptions(
-        self, answer: Answer, paging: Paging, date_from: FromQuery[date | None] = None, date_to: FromQuery[date | None] = None,
+        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
+        paging: Paging, date_from: FromQuery[date | None] = None, date_to: FromQuery[date | None] = None,
         venue_id: FromQuery[UUID | None] = None, benefit_id: FromQuery[UUID | None] = None,
         result: Annotated[str | None, QueryParameter(pattern="^(accepted|reversed|rejected|conflict)$")] = None,
     ) -> Response[Page[RedemptionEntry]]:
-        return await answer.page(
-            reports.list_redemptions, paging, day_from=date_from, day_to=date_to, venue_id=venue_id,
-            benefit_id=benefit_id, result=result,
+        page = await reports.list_redemptions(
+            conn, principal, limit=paging.limit, cursor=paging.cursor, day_from=date_from, day_to=date_to,
+            venue_id=venue_id, benefit_id=benefit_id, result=result,
         )
+        return await answer(page)
 
     @get("/reports/daily", operation_id="MerchantDailyReport", summary="One service day per venue and benefit (CSV with Accept: text/csv)")
     async def daily_report(
