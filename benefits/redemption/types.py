@@ -118,6 +118,9 @@ class LedgerEntry(Record, kw_only=True):
 
     id: UUID
     jti: str
+    code_expires_at: datetime
+    """the code's own expiry (signed inside it): its month is the jti's partition of
+    `consumed_codes`, so the same code lands in the same partition whenever it is shown (0050)"""
     code_source: Literal["cj", "suishen"]
     service_day: date
     person_id: UUID
