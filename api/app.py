@@ -23,6 +23,7 @@ from api.faces import FacesController
 from api.exchange import AdminExchangeController, AdminQualityController, exchange_lifespan
 from api.guards import provide_principal
 from api.lifespan import freeze_startup_objects, resources
+from api.partitions import partitions_lifespan
 from api.logs import RequestIdMiddleware
 from api.openapi import DocsPage, SchemaJson
 from api.merchants import (
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=route_handlers(settings),
         lifespan=[
             resources, pool_gauges, keyring_lifespan, merchant_keys, people_lifespan, checkpoint_lifespan, overdue_gauge,
-            stats_refresher, exchange_lifespan, freeze_startup_objects,
+            stats_refresher, exchange_lifespan, partitions_lifespan, freeze_startup_objects,
         ],
         dependencies={
             "conn": Provide(provide_conn),

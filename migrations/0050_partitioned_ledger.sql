@@ -211,13 +211,13 @@ END;
 $$;
 REVOKE ALL ON FUNCTION ledger_detach_partitions(date) FROM PUBLIC;
 
--- Months for every row there is, and this month and the next three.
+-- Months for every row there is, last month, this month and the next three.
 SELECT ledger_ensure_partitions(
     least(
         (SELECT min(service_day) FROM redemptions_unpartitioned),
         (SELECT min(service_day) FROM rejected_scans_unpartitioned),
         (SELECT min((consumed_at AT TIME ZONE 'Asia/Shanghai')::date) FROM consumed_codes_unpartitioned),
-        (now() AT TIME ZONE 'Asia/Shanghai')::date
+        ((now() AT TIME ZONE 'Asia/Shanghai')::date - interval '1 month')::date
     ),
     ((now() AT TIME ZONE 'Asia/Shanghai')::date + interval '3 months')::date
 );

@@ -13,7 +13,12 @@ from foundation.outbox import OUTBOX_INSERT
 
 __all__ = (
     "code_consumed",
+    "attached_partitions",
+    "copy_partition",
     "delete_idempotency_keys",
+    "detach_partitions",
+    "detached_partitions",
+    "ensure_partitions",
     "get_redemption",
     "get_stored_answer",
     "give_back_quota",
@@ -467,3 +472,63 @@ async def archive_statement(
 
 async def seal_key_jwks(conn: asyncpg.Connection) -> list[dict]:
     return [dict(row["public_jwk"]) for row in await conn.fetch("SELECT public_jwk FROM seal_keys ORDER BY kid")]
+
+
+# --- the ledger's month partitions (migration 0050, partitions.py) ------------------------------
+
+LEDGER_TABLES = ("redemptions", "rejected_scans", "consumed_codes")
+"""The partitioned tables, each with partitions `<table>_yYYYYmMM` and `<table>_default`."""
+
+_EXPORT_ORDER = {"redemptions": "seq, id", "rejected_scans": "at, id", "consumed_codes": "jti, code_month"}
+"""Rows in a fixed order, so an export's bytes (and digest) depend only on its rows."""
+
+
+async def ensure_partitions(conn: asyncpg.Connection, *, first: date, last: date) -> list[str]:
+    """The owner's `ledger_ensure_partitions` (SECURITY DEFINER: the service may call it)."""
+    return [row[0] for row in await conn.fetch("SELECT ledger_ensure_partitions($1, $2)", first, last)]
+
+
+async def detach_partitions(conn: asyncpg.Connection, *, before: date) -> list[str]:
+    """Detach every month partition that ends on or before `before` (the owner only)."""
+    return [row[0] for row in await conn.fetch("SELECT ledger_detach_partitions($1)", before)]
+
+
+async def attached_partitions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """(parent, partition, rows estimate) of every partition of the ledger's tables."""
+    return await conn.fetch(
+        """
+        SELECT p.relname AS parent, c.relname AS partition, greatest(c.reltuples, 0)::bigint AS estimate
+          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+         WHERE p.relname = ANY($1::text[]) AND p.relnamespace = 'public'::regnamespace
+         ORDER BY 1, 2
+        """,
+        list(LEDGER_TABLES),
+    )
+
+
+async def detached_partitions(conn: asyncpg.Connection, *, suffix: str) -> list[asyncpg.Record]:
+    """(table, partition) of the tables named `<ledger table>_<suffix>` that are no partition of anything."""
+    return await conn.fetch(
+        """
+        SELECT t.parent AS table, c.relname AS partition
+          FROM unnest($1::text[]) AS t (parent)
+          JOIN pg_class c ON c.relname = t.parent || '_' || $2 AND c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+         WHERE NOT c.relispartition
+         ORDER BY 1
+        """,
+        list(LEDGER_TABLES), suffix,
+    )
+
+
+async def copy_partition(conn: asyncpg.Connection, *, table: str, partition: str, write) -> int:
+    """COPY one detached partition out as CSV with a header, in a fixed row order; the row count."""
+    status = await conn.copy_from_query(
+        f"SELECT * FROM public.{_ident(partition)} ORDER BY {_EXPORT_ORDER[table]}", output=write, format="csv", header=True
+    )
+    return int(status.split()[-1])
+
+
+def _ident(name: str) -> str:
+    if not name.replace("_", "").isalnum() or not name.isascii():
+        raise ValueError(f"not a plain table name: {name!r}")
+    return '"' + name + '"'

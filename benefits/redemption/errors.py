@@ -7,6 +7,7 @@ from foundation.errors import Conflict, Forbidden, Invalid, NotFound, RateLimite
 __all__ = (
     "AlreadyReversed",
     "DuplicateLocalId",
+    "PartitionInUse",
     "IdempotencyKeyInFlight",
     "IdempotencyKeyReused",
     "RedemptionNotFound",
@@ -54,3 +55,11 @@ class ReversalWindowClosed(Conflict):
 class DuplicateLocalId(Invalid):
     type = "duplicate-local-id"
     title = "Two items of one offline upload have the same local_id"
+
+
+class PartitionInUse(Conflict):
+    """A month of the ledger that is still (or may still be) in use: not yet past every code's
+    use and the offline upload window, or still referenced (a rating, an offline record)."""
+
+    type = "partition-in-use"
+    title = "That month of the ledger is still in use"

@@ -15,6 +15,8 @@ __all__ = (
     "BenefitLine",
     "BenefitRef",
     "DailyReport",
+    "EnsuredPartitions",
+    "ExportedPartition",
     "Holder",
     "LedgerEntry",
     "OfflineBenefit",
@@ -377,3 +379,21 @@ class Seal(Record):
 class SealedStatement(Record):
     statement: Statement
     seal: Seal
+
+
+class EnsuredPartitions(Record):
+    """What `ensure_partitions` did: the month partitions it created, and the months it left in
+    the DEFAULT partition because rows of theirs went there already (nothing is moved)."""
+
+    created: list[str]
+    in_default: list[str]
+
+
+class ExportedPartition(Record):
+    """One detached partition written out for the archive: CSV with a header, and its SHA-256."""
+
+    table: str
+    partition: str
+    file: str
+    rows: int
+    sha256: str
