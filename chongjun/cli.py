@@ -34,6 +34,7 @@ from benefits.redemption import explain_sealed, prune_idempotency_keys
 from chongjun import demo
 from chongjun.bench.exchange import run_exchange_bench
 from chongjun.bench.matching import run_matching_bench
+from chongjun.bench.partitions import run_partition_migration_bench
 from chongjun.bench.roster import bench_import
 from chongjun.bench.scans import prepare_checkout, run_scan_bench
 from chongjun.bench.signatures import run_signature_bench
@@ -761,6 +762,21 @@ def bench_stats(rows: int, people: int, iterations: int) -> None:
         click.echo(f"  {case:<20} p50 {p50:7.1f}  p99 {p99:7.1f}")
     click.echo(_machine())
     click.echo(f"reproduce: ./dev bench stats --rows {rows} --people {people} --iterations {iterations}")
+
+
+@bench.command("partition-migration")
+@click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(1000, 50_000_000), help="ledger rows")
+def bench_partition_migration(rows: int) -> None:
+    """How long migration 0050 (the ledger partitioned by month) locks a ledger of --rows redemptions."""
+    with _servers() as servers:
+        result = asyncio.run(run_partition_migration_bench(servers.settings, rows=rows, echo=click.echo))
+    click.echo(
+        f"migration 0050 on {result['redemptions']:,} ledger rows, {result['consumed_codes']:,} consumed codes, "
+        f"{result['rejected_scans']:,} refused scans, {result['ratings']:,} ratings: {result['seconds']:.1f} s "
+        f"in one transaction (the ledger locked throughout), {result['partitions']} partitions of redemptions"
+    )
+    click.echo(_machine())
+    click.echo(f"reproduce: ./dev bench partition-migration --rows {rows}")
 
 
 @main.group("stats")
