@@ -775,6 +775,7 @@ def bench_partition_migration(rows: int) -> None:
         f"{result['rejected_scans']:,} refused scans, {result['ratings']:,} ratings: {result['seconds']:.1f} s "
         f"in one transaction (the ledger locked throughout), {result['partitions']} partitions of redemptions"
     )
+    click.echo(f"then the rollups filled again (0051-0053, the ledger not locked): {result['rollups_seconds']:.1f} s")
     click.echo(_machine())
     click.echo(f"reproduce: ./dev bench partition-migration --rows {rows}")
 

@@ -442,13 +442,16 @@ BEGIN
 END;
 $$;
 
--- The rollups of 0046 and 0048, as they were, over the partitioned tables.
+-- The rollups of 0046 and 0048, as they were, over the partitioned tables; empty here, filled by
+-- 0053 in its own transaction right after this one, which holds no lock a scan waits for
+-- (computing them here was half of this migration's time, all of it with the ledger locked).
 CREATE MATERIALIZED VIEW stats_daily AS
 SELECT r.service_day, v.district, v.domain, r.benefit_id, r.kind,
        count(*)::bigint AS events, sum(r.companions)::bigint AS companions,
        count(*) FILTER (WHERE r.priority)::bigint AS priority
   FROM redemptions r JOIN venues v ON v.id = r.venue_id
- GROUP BY 1, 2, 3, 4, 5;
+ GROUP BY 1, 2, 3, 4, 5
+  WITH NO DATA;
 CREATE UNIQUE INDEX stats_daily_key ON stats_daily (service_day, district, domain, benefit_id, kind);
 
 CREATE MATERIALIZED VIEW stats_daily_category AS
@@ -458,13 +461,15 @@ SELECT r.service_day, v.district, v.domain, r.benefit_id, c.category, count(*)::
   JOIN people p ON p.id = r.person_id
  CROSS JOIN LATERAL unnest(p.categories) AS c (category)
  WHERE r.kind = 'redemption'
- GROUP BY 1, 2, 3, 4, 5;
+ GROUP BY 1, 2, 3, 4, 5
+  WITH NO DATA;
 CREATE UNIQUE INDEX stats_daily_category_key ON stats_daily_category (service_day, district, domain, benefit_id, category);
 
 CREATE MATERIALIZED VIEW stats_refusals_daily AS
 SELECT s.service_day, v.district, v.domain, s.benefit_id, s.reason, count(*)::bigint AS events
   FROM rejected_scans s JOIN venues v ON v.id = s.venue_id
- GROUP BY 1, 2, 3, 4, 5;
+ GROUP BY 1, 2, 3, 4, 5
+  WITH NO DATA;
 CREATE UNIQUE INDEX stats_refusals_daily_key ON stats_refusals_daily (service_day, district, domain, benefit_id, reason);
 
 CREATE MATERIALIZED VIEW stats_holders AS
@@ -502,36 +507,42 @@ WITH visits AS MATERIALIZED (
       FROM (SELECT DISTINCT person_id, day FROM visits) x
 )
 SELECT scope, benefit_id, district, domain, day, coalesce(prev, '-infinity') AS prev, count(*)::bigint AS holders
-  FROM spans GROUP BY 1, 2, 3, 4, 5, 6;
+  FROM spans GROUP BY 1, 2, 3, 4, 5, 6
+  WITH NO DATA;
 CREATE UNIQUE INDEX stats_holders_key ON stats_holders (scope, day, benefit_id, district, domain, prev);
 
 CREATE MATERIALIZED VIEW stats_ratings_daily AS
 SELECT (g.created_at AT TIME ZONE 'Asia/Shanghai')::date AS day, v.district, v.domain, r.benefit_id, g.stars,
        count(*)::bigint AS ratings
   FROM ratings g JOIN venues v ON v.id = g.venue_id JOIN redemptions r ON r.id = g.redemption_id
- GROUP BY 1, 2, 3, 4, 5;
+ GROUP BY 1, 2, 3, 4, 5
+  WITH NO DATA;
 CREATE UNIQUE INDEX stats_ratings_daily_key ON stats_ratings_daily (day, district, domain, benefit_id, stars);
 
 CREATE MATERIALIZED VIEW stats_monthly AS
 SELECT date_trunc('month', service_day)::date AS month, district, domain, benefit_id, kind,
        sum(events)::bigint AS events, sum(companions)::bigint AS companions, sum(priority)::bigint AS priority
-  FROM stats_daily GROUP BY 1, 2, 3, 4, 5;
+  FROM stats_daily GROUP BY 1, 2, 3, 4, 5
+  WITH NO DATA;
 CREATE UNIQUE INDEX stats_monthly_key ON stats_monthly (month, district, domain, benefit_id, kind);
 
 CREATE MATERIALIZED VIEW stats_category_monthly AS
 SELECT date_trunc('month', service_day)::date AS month, district, domain, benefit_id, category, sum(events)::bigint AS events
-  FROM stats_daily_category GROUP BY 1, 2, 3, 4, 5;
+  FROM stats_daily_category GROUP BY 1, 2, 3, 4, 5
+  WITH NO DATA;
 CREATE UNIQUE INDEX stats_category_monthly_key ON stats_category_monthly (month, district, domain, benefit_id, category);
 
 CREATE MATERIALIZED VIEW stats_refusals_monthly AS
 SELECT date_trunc('month', service_day)::date AS month, district, domain, benefit_id, reason, sum(events)::bigint AS events
-  FROM stats_refusals_daily GROUP BY 1, 2, 3, 4, 5;
+  FROM stats_refusals_daily GROUP BY 1, 2, 3, 4, 5
+  WITH NO DATA;
 CREATE UNIQUE INDEX stats_refusals_monthly_key ON stats_refusals_monthly (month, district, domain, benefit_id, reason);
 
 CREATE MATERIALIZED VIEW stats_days AS
 SELECT service_day, coalesce(district, '') AS district, kind,
        sum(events)::bigint AS events, sum(companions)::bigint AS companions, sum(priority)::bigint AS priority
-  FROM stats_daily GROUP BY GROUPING SETS ((service_day, kind), (service_day, district, kind));
+  FROM stats_daily GROUP BY GROUPING SETS ((service_day, kind), (service_day, district, kind))
+  WITH NO DATA;
 CREATE UNIQUE INDEX stats_days_key ON stats_days (district, service_day, kind);
 
 GRANT SELECT ON stats_daily, stats_daily_category, stats_refusals_daily, stats_holders, stats_ratings_daily,
