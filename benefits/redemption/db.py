@@ -27,6 +27,7 @@ __all__ = (
     "ledger_totals",
     "list_ledger_entries",
     "list_paused_at_venue",
+    "month_archived",
     "lock_offline_device",
     "offline_budget_used",
     "offline_scan",
@@ -517,6 +518,15 @@ async def detached_partitions(conn: asyncpg.Connection, *, suffix: str) -> list[
          ORDER BY 1
         """,
         list(LEDGER_TABLES), suffix,
+    )
+
+
+async def month_archived(conn: asyncpg.Connection, month: date) -> bool:
+    """Whether the ledger's partition of that month was detached (it exists, part of nothing)."""
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = $1 AND relnamespace = 'public'::regnamespace"
+        " AND relkind = 'r' AND NOT relispartition)",
+        f"redemptions_y{month:%Y}m{month:%m}",
     )
 
 

@@ -10,6 +10,7 @@ __all__ = (
     "PartitionInUse",
     "IdempotencyKeyInFlight",
     "IdempotencyKeyReused",
+    "MonthArchived",
     "RedemptionNotFound",
     "ReversalWindowClosed",
     "ScanRateLimited",
@@ -63,3 +64,11 @@ class PartitionInUse(Conflict):
 
     type = "partition-in-use"
     title = "That month of the ledger is still in use"
+
+
+class MonthArchived(Conflict):
+    """The month's ledger partitions were detached for the archive: a statement made now would
+    miss its rows, so none is made (those sealed before are in `sealed_statements`)."""
+
+    type = "month-archived"
+    title = "That month of the ledger is archived"

@@ -22,9 +22,11 @@ import pytest
 
 from benefits import redemption
 from benefits.redemption import db
-from benefits.redemption.errors import PartitionInUse
+from benefits.redemption.errors import MonthArchived, PartitionInUse
+from benefits.redemption.reports import monthly_statement
 from benefits.redemption.types import LedgerEntry, RejectedScan, StoredAnswer
 from foundation.connections import init_connection
+from identity import Principal
 from tests.redemption.test_ledger_sql import offered_benefit
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -283,6 +285,11 @@ async def test_old_months_are_detached_and_exported_with_digests(pool, conn, ser
     assert [e["action"] for e in entries] == ["ledger.partitions.detach"]
     assert sorted(entries[0]["detail"]["partitions"]) == detached
     assert await redemption.detach_partitions(conn, before=date(2026, 6, 1), upload_window=WINDOW, now=now) == []
+    # A statement of an archived month would miss its rows (and be sealed as a new revision): refused.
+    staff = Principal(kind="staff", subject=uuid.uuid4(), role="manager", district=None, merchant_id=where["merchant"],
+                      venue_id=None, secret_generation=None)
+    with pytest.raises(MonthArchived):
+        await monthly_statement(conn, staff, "2026-05", key=None, jwks_url="", reversal_window_seconds=0, now=now)
 
     exported = await redemption.export_partitions(conn, month=date(2026, 5, 1), out_dir=tmp_path)
     assert {(e.table, e.rows) for e in exported} == {("redemptions", 3), ("rejected_scans", 1), ("consumed_codes", 3)}
