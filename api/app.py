@@ -23,7 +23,6 @@ from api.faces import FacesController
 from api.exchange import AdminExchangeController, AdminQualityController, exchange_lifespan
 from api.guards import provide_principal
 from api.lifespan import freeze_startup_objects, resources
-from api.partitions import partitions_lifespan
 from api.logs import RequestIdMiddleware
 from api.openapi import DocsPage, SchemaJson
 from api.merchants import (
@@ -43,6 +42,7 @@ from api.public import HealthController, MetricsController, pool_gauges
 from api.accounts import AdminAccountController
 from api.audit import AdminAuditController, checkpoint_lifespan
 from api.ratings import AdminRatingController, MerchantRatingController, MyRedemptionController, overdue_gauge
+from api.partitions import partitions_lifespan
 from api.stats import AdminStatsController, stats_refresher
 from api.sessions import SessionController
 from foundation.settings import Settings, load_settings
