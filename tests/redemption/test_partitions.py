@@ -19,7 +19,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 
+from api import create_app
 from benefits import redemption
 from benefits.redemption import db
 from benefits.redemption.errors import MonthArchived, PartitionInUse
@@ -308,3 +310,18 @@ async def test_old_months_are_detached_and_exported_with_digests(pool, conn, ser
     assert [e.sha256 for e in again] == [e.sha256 for e in exported]  # the same rows, the same bytes
     with pytest.raises(PartitionInUse, match="detach it first"):
         await redemption.export_partitions(conn, month=date(2026, 11, 1), out_dir=tmp_path)
+
+
+async def test_the_app_makes_the_coming_months_at_start(conn, settings):
+    """`serve`'s workers ensure the partitions when they start (and daily after): a month three
+    ahead that is missing is there once the app has started."""
+    ahead = redemption.first_of_month(datetime.now(SHANGHAI).date(), 3)
+    names = [f"{t}_y{ahead:%Y}m{ahead:%m}" for t in ("redemptions", "rejected_scans", "consumed_codes")]
+    for name in names:
+        parent = name.rsplit("_y", 1)[0]
+        await conn.execute(f"ALTER TABLE {parent} DETACH PARTITION {name}")
+        await conn.execute(f"DROP TABLE {name}")
+    assert not set(names) & {p["partition"] for p in await redemption.list_partitions(conn)}
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        assert (await client.get("/health")).status_code == 200
+        assert set(names) <= {p["partition"] for p in await redemption.list_partitions(conn)}
