@@ -45,6 +45,7 @@ from api.public import HealthController, MetricsController, pool_gauges, replica
 from api.accounts import AdminAccountController
 from api.audit import AdminAuditController, checkpoint_lifespan
 from api.ratings import AdminRatingController, MerchantRatingController, MyRedemptionController, overdue_gauge
+from api.partitions import partitions_lifespan
 from api.stats import AdminStatsController, stats_refresher
 from api.sessions import SessionController
 from foundation.settings import Settings, load_settings
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=route_handlers(settings),
         lifespan=[
             resources, pool_gauges, replica_checks, keyring_lifespan, merchant_keys, people_lifespan, checkpoint_lifespan, overdue_gauge,
-            stats_refresher, exchange_lifespan, freeze_startup_objects,
+            stats_refresher, exchange_lifespan, partitions_lifespan, freeze_startup_objects,
         ],
         dependencies={
             "conn": Provide(provide_conn),
