@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import asyncpg
-import redis.asyncio as aioredis
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from redis.client import AbstractRedis
 
+from foundation.connections import RedisClient
 from foundation.settings import Settings
 from identity import CityProviders, KeyRing, PiiVault, Principal
 
@@ -41,8 +42,10 @@ Conn = NamedDependency[asyncpg.Connection]
 """`conn`: one pooled connection inside the request's transaction (`provide_conn`)."""
 PlainConn = NamedDependency[asyncpg.Connection]
 """`plain_conn`: a pooled connection with no surrounding transaction (`provide_plain_conn`)."""
-Redis = NamedDependency[aioredis.Redis]
-"""`redis`: the worker's Redis client."""
+Redis = NamedDependency[AbstractRedis]
+"""`redis`: the worker's Redis client, a `foundation.connections.RedisClient` (a cluster client under
+`CHONGJUN_REDIS_CLUSTER=1`). Declared as their common base: Litestar checks an injected value
+against its annotation, and msgspec cannot check a union of two classes."""
 Keyring = NamedDependency[KeyRing]
 """`keyring`: the worker's token key ring, kept fresh by `api.auth.keyring_lifespan`."""
 CurrentPrincipal = NamedDependency[Principal]
@@ -70,7 +73,7 @@ async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
-def provide_redis(state: State) -> aioredis.Redis:
+def provide_redis(state: State) -> RedisClient:
     return state.redis
 
 

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterPipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ClusterCrossSlotError, ConnectionError as RedisConnectionError, CrossSlotTransactionError, RedisClusterException,
+    ResponseError,
+)
 
+from foundation.scripts import CrossSlot
 from foundation.settings import Settings
 
 __all__ = (
-    "SERVICE_ROLE", "connect_postgres", "connect_redis", "dsn_with_database", "dsn_with_user", "init_connection",
+    "SERVICE_ROLE", "ClusterClient", "ClusterUnavailable", "RedisClient", "connect_postgres", "connect_redis", "dsn_with_database", "dsn_with_user", "init_connection",
     "open_connection", "reset_connection",
 )
 
@@ -52,14 +63,78 @@ async def connect_postgres(settings: Settings, **overrides) -> asyncpg.Pool:
     return await asyncpg.create_pool(settings.database_url, **options)
 
 
-def connect_redis(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        health_check_interval=30,
-        max_connections=256,
-    )
+class ClusterUnavailable(RedisConnectionError):
+    """The cluster could not serve a command (slots not covered, no node reachable, a node going
+    away mid-command): a `RedisError`, so every Redis-down fallback of the app applies."""
+
+
+_CROSS_SLOT_WORDS = ("same key slot", "CROSSSLOT", "non local key")
+
+
+@contextmanager
+def _as_redis_errors() -> Iterator[None]:
+    """redis-py's cluster client raises some failures outside `RedisError`: `RedisClusterException`
+    (slots not covered while a master is away, no reachable node at (re)initialisation) and, when
+    its own `aclose()` after a CLUSTERDOWN races a command on another task, an `AttributeError` from
+    a connection it just closed (`'NoneType' object has no attribute 'writelines'`, redis 8.1).
+    Those become `ClusterUnavailable`; cross-slot mistakes become `CrossSlot`."""
+    try:
+        yield
+    except (CrossSlotTransactionError, ClusterCrossSlotError) as error:
+        raise CrossSlot(str(error)) from error
+    except ResponseError as error:
+        if any(word in str(error) for word in _CROSS_SLOT_WORDS):
+            raise CrossSlot(str(error)) from error
+        raise
+    except RedisClusterException as error:
+        if any(word in str(error) for word in _CROSS_SLOT_WORDS):
+            raise CrossSlot(str(error)) from error
+        raise ClusterUnavailable(str(error)) from error
+    except AttributeError as error:
+        raise ClusterUnavailable(f"connection closed under the command: {error}") from error
+
+
+class ClusterClient(aioredis.RedisCluster):
+    """`redis.asyncio.RedisCluster` whose failures are all `RedisError`s (or `CrossSlot`)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        with _as_redis_errors():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if transaction or shard_hint:
+            # MULTI/EXEC over one slot only; nothing of ours needs one, so none is allowed.
+            raise CrossSlot("no transactions on the cluster: one script per slot instead")
+        return _ClusterPipeline(self)
+
+
+class _ClusterPipeline(ClusterPipeline):
+    """A non-transactional cluster pipeline: its commands are grouped per node and sent in parallel."""
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        with _as_redis_errors():
+            return await super().execute(raise_on_error=raise_on_error, allow_redirections=allow_redirections)
+
+
+RedisClient: TypeAlias = aioredis.Redis | ClusterClient
+"""What `connect_redis` returns: the same commands either way (the app never uses one that a
+cluster lacks: no MULTI across slots, no KEYS/SCAN, no FLUSHDB)."""
+
+
+def connect_redis(settings: Settings) -> RedisClient:
+    """The one place Redis clients are made. `settings.redis_cluster`: a cluster client that finds
+    every node from the one `redis_url` names and routes each command to the slot of its keys."""
+    options: dict[str, Any] = {
+        "socket_timeout": 2,
+        "socket_connect_timeout": 2,
+        "health_check_interval": 30,
+        "max_connections": 256,
+    }
+    if settings.redis_cluster:
+        # One retry after re-reading the slot map (a moved slot, a master back on its port); more
+        # would only hold a request longer while a master is away, and every caller has a fallback.
+        return ClusterClient.from_url(settings.redis_url, retry=Retry(NoBackoff(), 1), **options)
+    return aioredis.Redis.from_url(settings.redis_url, **options)
 
 
 SERVICE_ROLE = "chongjun_app"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.factories.people import DISABLED_ID, STRANGER_ID, VETERAN_ID
 from tests.factories.world import DAILY, build_world, suishen
-from tests.support import both_profiles
+from tests.support import both_profiles, both_redis
 
 
 @pytest.fixture
@@ -42,6 +42,7 @@ async def test_accepted_then_replayed_then_quota_exhausted(app, client, conn, wo
     assert await conn.fetchval("SELECT count(*) FROM rejected_scans") == 2
 
 
+@both_redis
 async def test_merchant_answer_carries_no_personal_data(app, client, world):
     answer = (await scan(client, world, suishen(app, DISABLED_ID), companions=1)).json()
     assert answer["decision"] == "accepted" and answer["priority"] is True  # grade 2, and over 60
@@ -54,6 +55,7 @@ async def test_merchant_answer_carries_no_personal_data(app, client, world):
     }
 
 
+@both_redis
 async def test_reason_codes(app, client, conn, redis, world):
     assert (await scan(client, world, "CJ1:garbage")).json()["reason"] == "invalid_code"
     assert (await scan(client, world, suishen(app, STRANGER_ID))).json()["reason"] == "not_enrolled"
@@ -123,6 +125,7 @@ async def test_a_benefit_edit_takes_effect_at_the_next_scan(app, client, conn, w
     assert await conn.fetchval("SELECT count(*) FROM redemptions") == 2
 
 
+@both_redis
 async def test_venue_capacity(app, client, conn):
     small = await build_world(client, app, capacity=2)
     first = await scan(client, small, suishen(app, DISABLED_ID), companions=1)
@@ -144,6 +147,7 @@ async def test_revoked_device_cannot_redeem(app, client, world):
     assert (await scan(client, world, suishen(app, VETERAN_ID))).status_code == 401
 
 
+@both_redis
 async def test_idempotency_key(app, client, conn, world):
     code = suishen(app, VETERAN_ID)
     replies = await asyncio.gather(*[scan(client, world, code, key="k-1") for _ in range(50)])
@@ -177,6 +181,7 @@ async def test_reversal_restores_quota(app, client, conn, world):
     assert [k["kind"] for k in kinds] == ["redemption", "reversal", "redemption"]
 
 
+@both_redis
 async def test_one_code_many_concurrent_scans(app, client, conn, world):
     code = suishen(app, VETERAN_ID)
     replies = await asyncio.gather(*[scan(client, world, code) for _ in range(100)])
