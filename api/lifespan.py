@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar import Litestar
 
-from foundation.connections import connect_postgres, connect_redis
+from foundation.connections import connect_postgres, connect_redis, warm_up
 from foundation.settings import Settings
 
 __all__ = ("freeze_startup_objects", "in_background", "resources")
@@ -21,6 +21,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = await connect_postgres(settings)
     app.state.redis = connect_redis(settings)
+    await warm_up(app.state.redis)
     try:
         yield
     finally:

@@ -23,6 +23,7 @@ async def scan(client, world, code, *, headers=None, key=None, **body):
 
 
 @both_profiles
+@both_redis
 async def test_accepted_then_replayed_then_quota_exhausted(app, client, conn, world):
     code = suishen(app, VETERAN_ID)
     first = await scan(client, world, code)
@@ -163,6 +164,7 @@ async def test_idempotency_key(app, client, conn, world):
 
 
 @both_profiles
+@both_redis
 async def test_reversal_restores_quota(app, client, conn, world):
     accepted = (await scan(client, world, suishen(app, VETERAN_ID))).json()
     rid = accepted["redemption_id"]
@@ -191,6 +193,7 @@ async def test_one_code_many_concurrent_scans(app, client, conn, world):
     assert await conn.fetchval("SELECT count(*) FROM redemptions") == 1
 
 
+@both_redis
 async def test_device_scan_rate_limit(settings, conn):
     """CHONGJUN_DEVICE_SCAN_RATE: over the limit → 429 problem with Retry-After, nothing recorded."""
     import msgspec
@@ -218,6 +221,7 @@ async def test_device_scan_rate_limit(settings, conn):
     assert await conn.fetchval("SELECT count(*) FROM idempotency_keys") == len(replies) - len(limited)
 
 
+@both_redis
 async def test_device_scan_rate_limit_holds_while_redis_is_down(settings, conn):
     """Without Redis each worker counts a device's scans itself: the limit still bites."""
     import msgspec
@@ -238,6 +242,7 @@ async def test_device_scan_rate_limit_holds_while_redis_is_down(settings, conn):
     assert await conn.fetchval("SELECT count(*) FROM rejected_scans") == codes.count(200)
 
 
+@both_redis
 async def test_scans_go_on_while_redis_is_down(app, client, settings, conn, world):
     """README "what happens while Redis is down": PostgreSQL alone keeps every invariant."""
     import msgspec
