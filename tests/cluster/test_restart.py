@@ -1,7 +1,7 @@
 """Scans go on while one master of the Redis Cluster crashes and comes back empty.
 
 `chongjun serve --workers 2` on a cluster of its own (tests/cluster/servers.py, 3 masters, node
-timeout 1 s). Scans stream in from 8 connections, each new code sent once and an earlier one sent
+timeout 1 s). Scans stream in from 32 connections, each new code sent once and an earlier one sent
 again; meanwhile the master that REDIS_URL names is SIGKILLed, the cluster goes to
 `cluster_state:fail`, and the master is started again on its port with its nodes.conf. With no
 persistence it rejoins with its slots and none of its keys, `used` replay markers included.
@@ -58,7 +58,7 @@ async def test_scans_while_a_master_restarts(settings, conn, own_cluster):
     async with AsyncTestClient(app=app) as client:
         # No per-person cap and room for everyone: every fresh code is accepted exactly once.
         world = await build_world(client, app, capacity=None, benefit=UNCAPPED)
-        codes = [suishen(app, VETERAN_ID) for _ in range(900)]
+        codes = [suishen(app, VETERAN_ID) for _ in range(1200)]
     killed = 0  # the master REDIS_URL names: the client must find the others itself
 
     answers: list[tuple[str, str, int, dict]] = []  # (phase, code, status, body)
@@ -69,7 +69,7 @@ async def test_scans_while_a_master_restarts(settings, conn, own_cluster):
     keys = itertools.count()
 
     with live_server(on_cluster, workers=2) as base_url:
-        limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
         async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as http:
 
             async def send(code: str) -> None:
@@ -95,7 +95,7 @@ async def test_scans_while_a_master_restarts(settings, conn, own_cluster):
                     if step % 2 == 1:
                         await send(sent[(step * 7919 + n) % len(sent)])  # an earlier code again
 
-            scanners = [asyncio.create_task(scanner(n)) for n in range(8)]
+            scanners = [asyncio.create_task(scanner(n)) for n in range(32)]
             await asyncio.sleep(1.5)
 
             phase = "outage"
