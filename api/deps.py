@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, suppress
 
 import asyncpg
-import redis.asyncio as aioredis
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from redis.client import AbstractRedis
 
 from api.public import count_fallback
 from foundation.replica import ReplicaReads
+from foundation.connections import RedisClient
 from foundation.settings import Settings
 from identity import CityProviders, KeyRing, PiiVault, Principal
 
@@ -51,8 +52,10 @@ ReadConn = NamedDependency[asyncpg.Connection]
 """`read_conn`: a read-only transaction on the read replica while it is within the staleness bound,
 else on the primary (`provide_read_conn`). Only for reads that may be that stale: stats, reports,
 ledger lists, a person's history, matching. Never for a write, nor a read a write depends on."""
-Redis = NamedDependency[aioredis.Redis]
-"""`redis`: the worker's Redis client."""
+Redis = NamedDependency[AbstractRedis]
+"""`redis`: the worker's Redis client, a `foundation.connections.RedisClient` (a cluster client under
+`CHONGJUN_REDIS_CLUSTER=1`). Declared as their common base: Litestar checks an injected value
+against its annotation, and msgspec cannot check a union of two classes."""
 Keyring = NamedDependency[KeyRing]
 """`keyring`: the worker's token key ring, kept fresh by `api.auth.keyring_lifespan`."""
 CurrentPrincipal = NamedDependency[Principal]
@@ -136,7 +139,7 @@ def read_cache_seconds(request: Request) -> float | None:
     return max(0.0, request.app.state.reads.max_lag - behind)
 
 
-def provide_redis(state: State) -> aioredis.Redis:
+def provide_redis(state: State) -> RedisClient:
     return state.redis
 
 

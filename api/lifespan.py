@@ -11,7 +11,7 @@ from typing import Any
 
 from litestar import Litestar
 
-from foundation.connections import connect_postgres, connect_redis
+from foundation.connections import connect_postgres, connect_redis, warm_up
 from foundation.replica import ReplicaReads
 from foundation.settings import Settings
 
@@ -30,6 +30,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         max_lag=settings.replica_max_lag_seconds, check_seconds=settings.replica_check_seconds,
     )
     app.state.redis = connect_redis(settings)
+    await warm_up(app.state.redis)
     try:
         yield
     finally:

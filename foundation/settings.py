@@ -39,6 +39,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How long a 差评 case may stay open before it is overdue and escalated to the city (default 5 days)."""
     redis_url: str | None = None
     """Redis URL; None means start the embedded server in `data_dir`."""
+    redis_cluster: bool = False
+    """`CHONGJUN_REDIS_CLUSTER=1`: `redis_url` names any node of a Redis Cluster and the app talks to
+    the cluster (`foundation.connections.connect_redis`). Every key one command or script touches
+    together shares one hash tag (docs/architecture.md, "Redis keys"), so nothing spans slots."""
     data_dir: Path = Path(".chongjun")
     """Embedded servers' data and, in dev, our signing keys."""
     device_scan_rate: int = 120
@@ -129,6 +133,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "CHONGJUN_AUDIT_CHECKPOINT_SECONDS": "audit_checkpoint_seconds",
         "CHONGJUN_RATING_CASE_DUE_HOURS": "rating_case_due_hours",
         "REDIS_URL": "redis_url",
+        "CHONGJUN_REDIS_CLUSTER": "redis_cluster",
         "CHONGJUN_DATA_DIR": "data_dir",
         "CHONGJUN_DEVICE_SCAN_RATE": "device_scan_rate",
         "CHONGJUN_REVERSAL_WINDOW_SECONDS": "reversal_window_seconds",
@@ -162,7 +167,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     raw["trusted_proxies"] = tuple(
         network for item in proxies.split(",") if item.strip() for network in _networks(item.strip())
     )
-    return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
+    settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
+    if settings.redis_cluster and not settings.redis_url:
+        # The embedded default is one server; a cluster is always the operator's own.
+        raise ValueError("CHONGJUN_REDIS_CLUSTER=1 needs REDIS_URL naming a node of the cluster")
+    return settings
 
 
 def _networks(value: str) -> list[str]:

@@ -29,9 +29,10 @@ import logging
 import time
 
 import asyncpg
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
+from foundation.connections import RedisClient
+from foundation.scripts import Script
 from foundation.structs import Record
 from identity import db
 from identity.errors import LoginThrottled
@@ -53,7 +54,8 @@ _PURGE_EVERY_SECONDS = 60.0
 
 # KEYS[1] the counter; ARGV limit, window seconds. Returns the count after this attempt, or
 # minus the seconds left in the window when the counter is at its limit (nothing counted then).
-_RESERVE = """
+# One key per script: one slot, on a cluster too.
+_RESERVE = Script("""
 local count = tonumber(redis.call('GET', KEYS[1]) or '0')
 if count >= tonumber(ARGV[1]) then
     local ttl = redis.call('TTL', KEYS[1])
@@ -69,16 +71,14 @@ if redis.call('TTL', KEYS[1]) < 0 then
     redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 return count + 1
-"""
+""", name="login-reserve")
 
 # Give one reservation back; DECR keeps the window's TTL, and a lapsed counter stays gone.
-_RELEASE = """
+_RELEASE = Script("""
 local count = tonumber(redis.call('GET', KEYS[1]) or '0')
 if count > 0 then redis.call('DECR', KEYS[1]) end
 return count
-"""
-
-_SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_RESERVE, _RELEASE)}
+""", name="login-release")
 
 
 class _Counter(Record):
@@ -94,14 +94,11 @@ def _counter(kind: str, value: str, limit: int) -> _Counter:
 
 
 class _RedisCounters:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
 
-    async def _run(self, script: str, key: str, *args: object) -> int:
-        try:
-            return int(await self.redis.evalsha(_SHA[script], 1, key, *args))
-        except NoScriptError:  # a restarted Redis: send the script itself, which loads it again
-            return int(await self.redis.eval(script, 1, key, *args))
+    async def _run(self, script: Script, key: str, *args: object) -> int:
+        return int(await script.run(self.redis, [key], args))
 
     async def reserve(self, counter: _Counter) -> int | None:
         """None when counted; the seconds to wait when the counter is at its limit."""
@@ -169,7 +166,7 @@ async def _reserve_both(store: _RedisCounters | _PostgresCounters, user: _Counte
 
 
 async def reserve_login(
-    conn: asyncpg.Connection, redis: aioredis.Redis, *, username: str, client: str
+    conn: asyncpg.Connection, redis: RedisClient, *, username: str, client: str
 ) -> LoginAttempt:
     """Count one login attempt before its password is checked; LoginThrottled (nothing counted)
     when the username or the client address is at its limit.

@@ -8,8 +8,9 @@ given, so never point REDIS_URL at one that matters.
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +23,8 @@ from api import create_app
 from foundation.settings import Settings, load_settings
 from chongjun.embedded import start_embedded
 from migrations import apply_migrations, discover
-from foundation.connections import SERVICE_ROLE, dsn_with_user
+from foundation.connections import SERVICE_ROLE, RedisClient, connect_redis, dsn_with_user
+from tests.cluster.servers import LocalCluster
 from tests.support import dsn_with_database, embedded_test_dir, init_connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,18 +97,40 @@ def crypto_profile(request: pytest.FixtureRequest, base_settings: Settings) -> s
     return getattr(request, "param", base_settings.crypto_profile)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_server() -> Iterator[LocalCluster]:
+    """A real 3-master Redis Cluster on loopback ports (tests/cluster/servers.py), started the first
+    time a test asks for it (`tests.support.both_redis`), stopped at the end of the session."""
+    cluster = LocalCluster(embedded_test_dir() / f"redis-cluster-{os.getpid()}").start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-async def settings(base_settings: Settings, template_database: str, crypto_profile: str) -> AsyncIterator[Settings]:
-    """Settings for one test: a fresh database, an empty Redis, and the test's crypto profile."""
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    """`single` (the configured or embedded server) or `cluster`, where a test says `@both_redis`."""
+    return getattr(request, "param", "single")
+
+
+@pytest.fixture
+async def settings(
+    request: pytest.FixtureRequest, base_settings: Settings, template_database: str, crypto_profile: str, redis_kind: str
+) -> AsyncIterator[Settings]:
+    """Settings for one test: a fresh database, an empty Redis (or Redis Cluster), and the test's crypto profile."""
     name = "cj_test_" + uuid.uuid4().hex[:12]
     admin = await asyncpg.connect(base_settings.database_owner_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     finally:
         await admin.close()
-    client = aioredis.Redis.from_url(base_settings.redis_url)
-    await client.flushdb()
-    await client.aclose()
+    if redis_kind == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster_server")
+        cluster.flush()
+        base_settings = msgspec.structs.replace(base_settings, redis_url=cluster.url, redis_cluster=True)
+    else:
+        client = aioredis.Redis.from_url(base_settings.redis_url)
+        await client.flushdb()
+        await client.aclose()
     yield msgspec.structs.replace(
         base_settings, database_url=dsn_with_database(base_settings.database_url, name),
         database_owner_url=dsn_with_database(base_settings.database_owner_url, name), crypto_profile=crypto_profile,
@@ -129,8 +153,9 @@ async def conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(settings.redis_url)
+async def redis(settings: Settings) -> AsyncIterator[RedisClient]:
+    """A client of the test's Redis, made as the app makes one (a cluster client for `cluster`)."""
+    client = connect_redis(settings)
     yield client
     await client.aclose()
 

@@ -20,6 +20,8 @@ from foundation.settings import Settings
 __all__ = (
     "PROFILES",
     "both_profiles",
+    "both_redis",
+    "cluster_only",
     "intl_only",
     "dsn_with_database",
     "embedded_test_dir",
@@ -36,6 +38,11 @@ intl_only = pytest.mark.parametrize("crypto_profile", ("intl",), indirect=True)
 """Pin a test of the intl profile's own mechanics (Ed25519/ES256 key bytes, their kids, the forged
 tokens of those algorithms) to intl, so `CHONGJUN_CRYPTO_PROFILE=gm ./dev test` runs it as written
 instead of failing on an SM2 key it never meant to test; the gm side of each is in the profile tests."""
+
+both_redis = pytest.mark.parametrize("redis_kind", ("single", "cluster"), indirect=True)
+"""Run a test once on a single Redis server and once on a real 3-master Redis Cluster (the
+`redis_kind` fixture of tests/conftest.py; the cluster is tests/cluster/servers.py's)."""
+cluster_only = pytest.mark.parametrize("redis_kind", ("cluster",), indirect=True)
 
 _RUNNING: dict[str, subprocess.Popen] = {}
 
@@ -82,6 +89,7 @@ def live_server(
         "DATABASE_URL": settings.database_url,
         "DATABASE_OWNER_URL": settings.database_owner_url,
         "REDIS_URL": settings.redis_url,
+        "CHONGJUN_REDIS_CLUSTER": "1" if settings.redis_cluster else "0",
         "CHONGJUN_ENV": settings.env,
         "CHONGJUN_DATA_DIR": str(settings.data_dir),
         "CHONGJUN_DEVICE_SCAN_RATE": str(settings.device_scan_rate),

@@ -11,22 +11,26 @@ down every check still happens in PostgreSQL (the stored answer, `consumed_codes
 is counted in this process instead.
 
 Scripts keep the scan to one command per round trip (a pipeline of several costs the worker
-twice the CPU in redis-py). They name keys of several hash slots: a single Redis server (or a
-primary with replicas), not a Redis Cluster.
+twice the CPU in redis-py). Each part touches one hash slot: the Idempotency-Key marker and the
+rate window are the caller's (`{device:<id>}`), the replay marker is the code's (`{<jti>}`). On one
+server (no slots) both parts run as one script: one command, one round trip, as before. On a Redis
+Cluster they are one script per slot (`foundation.scripts`), sent together: two commands at most,
+answered in parallel, so the scan still waits for one round trip.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import logging
 import time
 from uuid import UUID
 
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from benefits.catalog import person_stale_mark
 from foundation.cache import LocalCache
+from foundation.connections import ClusterClient, RedisClient
+from foundation.scripts import Script
 from foundation.structs import Record
 
 __all__ = ("Gate", "ask", "mark_quota_stale", "release_marker")
@@ -38,12 +42,12 @@ REPLAY_TTL = 180
 MARKER_TTL = 30
 """Seconds an Idempotency-Key stays "in flight" if its request never finishes."""
 
-# KEYS: the Idempotency-Key marker, the device's rate window, the code's replay marker (a
-# placeholder when unused; set on first sight, so `seen` means "presented before"). ARGV: this request's token, then "1"/"0" for: a key was sent, the rate
-# limit is on, a code was verified. The marker holds the request's token: if the script is re-sent
-# after a lost reply, the SET NX that already ran fails, but the marker still names this request,
-# so it is not "in flight".
-_GATE = f"""
+# The caller's part. KEYS: the Idempotency-Key marker (a placeholder of the same slot when no key
+# was sent), the device's rate window; both tagged with the caller. ARGV: this request's token,
+# then "1"/"0" for: a key was sent, the rate limit is on. The marker holds the request's token: if
+# the script is re-sent after a lost reply, the SET NX that already ran fails, but the marker still
+# names this request, so it is not "in flight".
+_CALLER_PART = f"""
 local fresh = 1
 if ARGV[2] == '1' and not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', {MARKER_TTL}) then
     fresh = redis.call('GET', KEYS[1]) == ARGV[1] and 1 or 0
@@ -53,26 +57,44 @@ if ARGV[3] == '1' then
     count = redis.call('INCR', KEYS[2])
     redis.call('EXPIRE', KEYS[2], 120)
 end
-local seen = 0
-if ARGV[4] == '1' and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', {REPLAY_TTL}) then
-    seen = 1
-end
-return {{fresh, count, seen}}
 """
 
-# KEYS: the person's generation key, their cached list (person_stale_mark).
+
+def _code_part(key: str, when: str) -> str:
+    """The code's part: its replay marker (tagged with the jti), set on first sight, so `seen`
+    means "presented before"."""
+    return f"""
+local seen = 0
+if {when} and not redis.call('SET', {key}, '1', 'NX', 'EX', {REPLAY_TTL}) then
+    seen = 1
+end
+"""
+
+
+_CALLER = Script(_CALLER_PART + "return {fresh, count}", name="scan-gate-caller")
+_CODE = Script(_code_part("KEYS[1]", "true") + "return seen", name="scan-gate-code")
+# Both parts in one (KEYS[3] the replay marker, ARGV[4] "1" when a code was verified): one server only.
+_SERVER = Script(
+    _CALLER_PART + _code_part("KEYS[3]", "ARGV[4] == '1'") + "return {fresh, count, seen}",
+    name="scan-gate", single_server=True,
+)
+
+# KEYS: the person's generation key, their cached list (person_stale_mark: both the person's slot).
 # ARGV: the new generation, its TTL.
-_STALE = """
+_STALE = Script(
+    """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('DEL', KEYS[2])
 return 1
-"""
+""",
+    name="quota-stale",
+)
 
 # Compare and delete: only this request's own marker, never one another request set since.
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-
-_SHA = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_GATE, _STALE)}
-_UNUSED = "cj:unused"
+_RELEASE = Script(
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    name="release-marker",
+)
 
 
 class Gate(Record):
@@ -85,38 +107,53 @@ class Gate(Record):
     """the code was presented before, within REPLAY_TTL (a hint: `consumed_codes` decides)"""
 
 
-def _marker_key(caller: str, key: str) -> str:
-    return f"cj:idem:{{{caller}}}:{key}"
+def _marker_key(caller: str, key: str | None) -> str:
+    return f"cj:idem:{{{caller}}}:{key}" if key is not None else f"cj:unused:{{{caller}}}"
 
 
 def _used_key(jti: str) -> str:
     return f"cj:used:{{{jti}}}"
 
 
-async def _run(redis: aioredis.Redis, script: str, keys: list[str], args: list[object]) -> object:
-    try:
-        return await redis.evalsha(_SHA[script], len(keys), *keys, *args)
-    except NoScriptError:  # a restarted Redis: send the script itself, which loads it again
-        return await redis.eval(script, len(keys), *keys, *args)
-
-
 async def ask(
-    redis: aioredis.Redis, *, caller: str, key: str | None, token: str, jti: str | None, per_minute: int
+    redis: RedisClient, *, caller: str, key: str | None, token: str, jti: str | None, per_minute: int
 ) -> Gate:
     """The three fast checks in one round trip. Redis down → the key's first answer still wins
     in PostgreSQL, single use is still `consumed_codes`' primary key, and the rate is counted in
     this process instead (so a device gets at most the rate per worker while Redis is away)."""
-    keys = [
-        _marker_key(caller, key) if key is not None else _UNUSED,
-        f"cj:rate:{{{caller}}}:{int(time.time() // 60)}",
-        _used_key(jti) if jti is not None else _UNUSED,
-    ]
-    flags = ["1" if on else "0" for on in (key is not None, per_minute > 0, jti is not None)]
+    caller_keys = [_marker_key(caller, key), f"cj:rate:{{{caller}}}:{int(time.time() // 60)}"]
+    caller_args = [token, "1" if key is not None else "0", "1" if per_minute > 0 else "0"]
+    if isinstance(redis, ClusterClient):
+        return await _ask_cluster(redis, caller, caller_keys, caller_args, jti, per_minute)
+    keys = [*caller_keys, _used_key(jti) if jti is not None else "cj:unused"]
     try:
-        fresh, count, seen = await _run(redis, _GATE, keys, [token, *flags])  # type: ignore[misc]
+        fresh, count, seen = await _SERVER.run(redis, keys, [*caller_args, "1" if jti is not None else "0"])
     except RedisError:
         return Gate(scans_this_minute=_count_locally(caller) if per_minute > 0 else 0)
     return Gate(key_fresh=bool(fresh), scans_this_minute=int(count), seen_before=bool(seen))
+
+
+async def _ask_cluster(
+    redis: RedisClient, caller: str, caller_keys: list[str], caller_args: list[str], jti: str | None, per_minute: int
+) -> Gate:
+    """One script per slot, sent at once; a part whose master is away falls back on its own."""
+    wants_caller = caller_args[1] == "1" or per_minute > 0
+    parts = [_CALLER.run(redis, caller_keys, caller_args)] if wants_caller else []
+    if jti is not None:
+        parts.append(_CODE.run(redis, [_used_key(jti)]))
+    answers = list(await asyncio.gather(*parts, return_exceptions=True))
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, RedisError):
+            raise answer
+    fresh, count = True, 0
+    if wants_caller:
+        caller_answer = answers.pop(0)
+        if isinstance(caller_answer, RedisError):
+            count = _count_locally(caller) if per_minute > 0 else 0
+        else:
+            fresh, count = bool(caller_answer[0]), int(caller_answer[1])
+    seen = bool(answers[0]) if answers and not isinstance(answers[0], RedisError) else False
+    return Gate(key_fresh=fresh, scans_this_minute=count, seen_before=seen)
 
 
 _local_rate: LocalCache[str, tuple[int, int]] = LocalCache(maxsize=50_000, ttl=120.0)
@@ -131,21 +168,21 @@ def _count_locally(caller: str) -> int:
     return count
 
 
-async def release_marker(redis: aioredis.Redis, *, caller: str, key: str | None, token: str) -> None:
+async def release_marker(redis: RedisClient, *, caller: str, key: str | None, token: str) -> None:
     """A request that ends without a stored answer must not leave its key "in flight"; only its
     own marker is removed, never one another request set since."""
     if key is None:
         return
     try:
-        await redis.eval(_RELEASE, 1, _marker_key(caller, key), token)
+        await _RELEASE.run(redis, [_marker_key(caller, key)], [token])
     except RedisError:
         pass  # it expires within MARKER_TTL seconds
 
 
-async def mark_quota_stale(redis: aioredis.Redis, *, person_id: UUID) -> None:
+async def mark_quota_stale(redis: RedisClient, *, person_id: UUID) -> None:
     """After the commit of a scan under a capped benefit: the person's benefit list goes stale."""
     mark = person_stale_mark(person_id)
     try:
-        await _run(redis, _STALE, [mark.generation_key, mark.cache_key], [mark.generation, mark.generation_ttl])
+        await _STALE.run(redis, [mark.generation_key, mark.cache_key], [mark.generation, mark.generation_ttl])
     except RedisError:
         log.warning("redis unavailable after an accepted scan; caches refill from PostgreSQL")

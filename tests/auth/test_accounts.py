@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 import identity
 from tests.factories.world import make_merchant
+from tests.support import both_redis
 from identity import (
     AccountExists,
     InvalidAccount,
@@ -71,6 +72,7 @@ async def _login(client, username="city.admin", password=PASSWORD, **extra):
     return await client.post("/v1/auth/staff", json={"username": username, "password": password, **extra})
 
 
+@both_redis
 async def test_admin_and_staff_login_over_http(client, app, conn):
     district, _ = await identity.create_account(conn, _new(username="xuhui", role="district", district="310104"))
     merchant = (await make_merchant(conn)).id  # accounts.merchant_id references merchants (0021)
@@ -196,6 +198,7 @@ def test_a_totp_code_that_is_not_six_ascii_digits_never_matches(code):
     assert verify_totp(b"12345678901234567890", code, 59.0) is None  # never raises either
 
 
+@both_redis
 async def test_repeated_failures_are_throttled_per_username(client, conn, keyring):
     await identity.create_account(conn, _new())
     for _ in range(USER_FAILURE_LIMIT):
@@ -206,6 +209,7 @@ async def test_repeated_failures_are_throttled_per_username(client, conn, keyrin
     assert 0 < int(blocked.headers["retry-after"]) <= 15 * 60
 
 
+@both_redis
 async def test_failures_are_throttled_per_client(conn, redis, keyring):
     from identity.throttle import CLIENT_FAILURE_LIMIT, _counter
 

@@ -12,7 +12,7 @@ from identity import CityProviders, ExpiredCode, InvalidCode
 from identity.codes import MAX_CODE_LENGTH, subject_for
 from tests.qr import decode_qr_png
 from tests.tokens import auth_headers, device, staff, veteran
-from tests.support import both_profiles
+from tests.support import both_profiles, both_redis
 
 NO_CITY = CityProviders(dev=None, platform=None)
 """No city provider: every 随申码 is simply invalid (what a process without a platform URL has)."""
@@ -25,6 +25,7 @@ async def _issue(client, app, person, **body):
 
 
 @both_profiles
+@both_redis
 async def test_issued_code_shape(client, app, settings):
     person = uuid.uuid4()
     body = await _issue(client, app, person)
@@ -52,6 +53,7 @@ async def test_pseudonym_is_stable_per_person_and_distinct_between_people(keyrin
     assert subject_for(keyring, a) != subject_for(keyring, b)
 
 
+@both_redis
 async def test_png_decodes_to_exactly_the_code(client, app):
     person = uuid.uuid4()
     body = await _issue(client, app, person)
@@ -64,6 +66,7 @@ async def test_png_decodes_to_exactly_the_code(client, app):
     assert svg.content.lstrip().startswith(b"<?xml") and b"<svg" in svg.content
 
 
+@both_redis
 async def test_only_the_owner_gets_the_image(client, app):
     person = uuid.uuid4()
     body = await _issue(client, app, person)
@@ -81,6 +84,7 @@ async def test_unknown_or_odd_image_names_are_4xx(client, app, name):
     assert 400 <= response.status_code < 500
 
 
+@both_redis
 async def test_image_is_gone_when_the_code_expires(client, app, redis):
     person = uuid.uuid4()
     body = await _issue(client, app, person)
@@ -108,6 +112,7 @@ async def test_codes_are_for_veterans_only(client, app):
 
 
 @both_profiles
+@both_redis
 async def test_resolve_scan_code(keyring, redis):
     person = uuid.uuid4()
     now = time.time()

@@ -10,7 +10,7 @@ import pytest
 import identity
 from identity import InvalidRefreshToken, Principal
 from tests.tokens import admin, auth_headers, veteran
-from tests.support import both_profiles
+from tests.support import both_profiles, both_redis
 
 
 def _session_of(token: str, principal: Principal, **kwargs) -> uuid.UUID:
@@ -75,6 +75,7 @@ async def test_expired_unknown_and_malformed_refresh_tokens(conn, keyring):
             await identity.refresh_session(conn, raw, keyring=keyring)
 
 
+@both_redis
 async def test_logout_revokes_and_ignores_unknown_tokens(conn, redis, keyring):
     session = await identity.issue_session(conn, veteran(), keyring=keyring)
     await identity.revoke_session(conn, "B" * 43, redis=redis)
@@ -84,6 +85,7 @@ async def test_logout_revokes_and_ignores_unknown_tokens(conn, redis, keyring):
 
 
 @both_profiles
+@both_redis
 async def test_refresh_and_logout_over_http(client, app, conn):
     principal = veteran()
     session = await identity.issue_session(conn, principal, keyring=app.state.keyring)
@@ -114,6 +116,7 @@ async def test_refresh_ignores_a_stale_bearer_and_rejects_bad_bodies(client, app
     assert (await client.post("/v1/auth/refresh", content=b"{")).status_code == 400
 
 
+@both_redis
 async def test_access_token_from_a_session_works_on_a_route(client, app, conn):
     session = await identity.issue_session(conn, veteran(uuid.uuid4()), keyring=app.state.keyring)
     response = await client.post("/v1/me/codes", json={}, headers={"Authorization": f"Bearer {session.access_token}"})

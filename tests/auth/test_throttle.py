@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from identity import LoginThrottled
 from identity.throttle import CLIENT_FAILURE_LIMIT, USER_FAILURE_LIMIT, _counter, reserve_login
-from tests.support import init_connection
+from tests.support import both_redis, init_connection
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
@@ -36,6 +36,7 @@ async def pool(settings):
         yield pool
 
 
+@both_redis
 async def test_redis_grants_exactly_the_limit_to_a_burst(pool, conn, redis):
     assert await _race(pool, redis, 60, username="target") == USER_FAILURE_LIMIT
     assert await _race(pool, redis, 60, client="10.0.0.1") == CLIENT_FAILURE_LIMIT
@@ -51,6 +52,7 @@ async def test_postgresql_grants_exactly_the_limit_to_a_burst_from_many_connecti
         await dead.aclose()
 
 
+@both_redis
 async def test_a_refusal_by_the_client_counter_gives_the_username_its_attempt_back(conn, redis):
     client = _counter("client", "10.0.0.2", CLIENT_FAILURE_LIMIT)
     await redis.set(client.key, CLIENT_FAILURE_LIMIT, ex=900)

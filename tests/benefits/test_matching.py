@@ -11,6 +11,7 @@ from benefits.catalog import Actor, StatusChange
 from tests.factories.people import person
 from tests.benefits.test_catalog_service import draft
 from tests.factories.world import make_merchant, make_venue
+from tests.support import both_redis
 
 ADMIN = Actor("admin", "test-admin")
 AT = datetime(2026, 11, 27, 2, tzinfo=UTC)
@@ -48,6 +49,7 @@ async def test_reasons_quota_and_venues(conn, redis):
     assert by_code["C12"].value.amount_fen == 1000
 
 
+@both_redis
 async def test_the_cache_follows_quota_person_and_catalog(conn, redis):
     _, t1, c12 = await _world(conn)
     veteran = person("VETERAN")
@@ -92,6 +94,7 @@ async def test_matching_works_without_redis(conn, settings):
     await broken.aclose()
 
 
+@both_redis
 async def test_public_catalog_summarises_rules(conn, redis):
     _, t1, _ = await _world(conn)
     public = await catalog.public_catalog(conn, redis)

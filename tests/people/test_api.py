@@ -15,7 +15,7 @@ from api.errors import PROBLEM_TYPE_PREFIX
 from identity.city import DevCityIssuer
 from identity.people import ROSTER_COLUMNS, synthetic_roster_csv
 from tests.tokens import admin, auth_headers, staff, veteran
-from tests.support import both_profiles
+from tests.support import both_profiles, both_redis
 
 HEADER = ",".join(ROSTER_COLUMNS)
 ENROLLED = "310101199001011234"
@@ -103,6 +103,7 @@ async def test_import_endpoint_reports_and_refuses(client, app, conn):
 
 
 @both_profiles
+@both_redis
 async def test_suishen_login_and_me(client, app, settings):
     assert (await import_csv(client, app, ROSTER)).status_code == 200
     issued = issue_with_cli(settings, ENROLLED, count=3, ttl=600)

@@ -8,7 +8,7 @@ import pytest
 
 from tests.factories.people import DISABLED_ID, STRANGER_ID, VETERAN_ID
 from tests.factories.world import DAILY, build_world, suishen
-from tests.support import both_profiles
+from tests.support import both_profiles, both_redis
 
 
 @pytest.fixture
@@ -23,6 +23,7 @@ async def scan(client, world, code, *, headers=None, key=None, **body):
 
 
 @both_profiles
+@both_redis
 async def test_accepted_then_replayed_then_quota_exhausted(app, client, conn, world):
     code = suishen(app, VETERAN_ID)
     first = await scan(client, world, code)
@@ -42,6 +43,7 @@ async def test_accepted_then_replayed_then_quota_exhausted(app, client, conn, wo
     assert await conn.fetchval("SELECT count(*) FROM rejected_scans") == 2
 
 
+@both_redis
 async def test_merchant_answer_carries_no_personal_data(app, client, world):
     answer = (await scan(client, world, suishen(app, DISABLED_ID), companions=1)).json()
     assert answer["decision"] == "accepted" and answer["priority"] is True  # grade 2, and over 60
@@ -54,6 +56,7 @@ async def test_merchant_answer_carries_no_personal_data(app, client, world):
     }
 
 
+@both_redis
 async def test_reason_codes(app, client, conn, redis, world):
     assert (await scan(client, world, "CJ1:garbage")).json()["reason"] == "invalid_code"
     assert (await scan(client, world, suishen(app, STRANGER_ID))).json()["reason"] == "not_enrolled"
@@ -123,6 +126,7 @@ async def test_a_benefit_edit_takes_effect_at_the_next_scan(app, client, conn, w
     assert await conn.fetchval("SELECT count(*) FROM redemptions") == 2
 
 
+@both_redis
 async def test_venue_capacity(app, client, conn):
     small = await build_world(client, app, capacity=2)
     first = await scan(client, small, suishen(app, DISABLED_ID), companions=1)
@@ -144,6 +148,7 @@ async def test_revoked_device_cannot_redeem(app, client, world):
     assert (await scan(client, world, suishen(app, VETERAN_ID))).status_code == 401
 
 
+@both_redis
 async def test_idempotency_key(app, client, conn, world):
     code = suishen(app, VETERAN_ID)
     replies = await asyncio.gather(*[scan(client, world, code, key="k-1") for _ in range(50)])
@@ -159,6 +164,7 @@ async def test_idempotency_key(app, client, conn, world):
 
 
 @both_profiles
+@both_redis
 async def test_reversal_restores_quota(app, client, conn, world):
     accepted = (await scan(client, world, suishen(app, VETERAN_ID))).json()
     rid = accepted["redemption_id"]
@@ -177,6 +183,7 @@ async def test_reversal_restores_quota(app, client, conn, world):
     assert [k["kind"] for k in kinds] == ["redemption", "reversal", "redemption"]
 
 
+@both_redis
 async def test_one_code_many_concurrent_scans(app, client, conn, world):
     code = suishen(app, VETERAN_ID)
     replies = await asyncio.gather(*[scan(client, world, code) for _ in range(100)])
@@ -186,6 +193,7 @@ async def test_one_code_many_concurrent_scans(app, client, conn, world):
     assert await conn.fetchval("SELECT count(*) FROM redemptions") == 1
 
 
+@both_redis
 async def test_device_scan_rate_limit(settings, conn):
     """CHONGJUN_DEVICE_SCAN_RATE: over the limit → 429 problem with Retry-After, nothing recorded."""
     import msgspec
@@ -213,6 +221,7 @@ async def test_device_scan_rate_limit(settings, conn):
     assert await conn.fetchval("SELECT count(*) FROM idempotency_keys") == len(replies) - len(limited)
 
 
+@both_redis
 async def test_device_scan_rate_limit_holds_while_redis_is_down(settings, conn):
     """Without Redis each worker counts a device's scans itself: the limit still bites."""
     import msgspec
@@ -233,6 +242,7 @@ async def test_device_scan_rate_limit_holds_while_redis_is_down(settings, conn):
     assert await conn.fetchval("SELECT count(*) FROM rejected_scans") == codes.count(200)
 
 
+@both_redis
 async def test_scans_go_on_while_redis_is_down(app, client, settings, conn, world):
     """README "what happens while Redis is down": PostgreSQL alone keeps every invariant."""
     import msgspec

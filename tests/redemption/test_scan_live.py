@@ -9,7 +9,7 @@ import httpx
 
 from tests.factories.people import DISABLED_ID, VETERAN_ID
 from tests.factories.world import DAILY, build_world, device_headers, suishen
-from tests.support import live_server
+from tests.support import both_redis, live_server
 from tests.tokens import admin, auth_headers
 
 
@@ -26,6 +26,7 @@ async def _burst(base_url: str, requests: list[tuple[dict, dict]], *, connection
         return await asyncio.gather(*tasks)
 
 
+@both_redis
 async def test_one_code_and_one_daily_cap_across_two_workers(app, client, conn, redis, settings):
     world = await build_world(client, app)
     second_device, _ = await device_headers(client, auth_headers(app, admin("city")), world.venue_id)
@@ -50,6 +51,7 @@ async def test_one_code_and_one_daily_cap_across_two_workers(app, client, conn, 
     assert await conn.fetchval("SELECT sum(used) FROM quota_usage") == 2
 
 
+@both_redis
 async def test_venue_capacity_and_one_idempotency_key_across_two_workers(app, client, conn, redis, settings):
     # No per-person cap: only the venue's capacity (50 people a day, companions counted) stops them.
     world = await build_world(client, app, capacity=50, benefit={**DAILY, "caps": []})
