@@ -6120,6 +6120,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The request conflicts with the object's current state. Problem types: `month-archived` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
             503: {
                 headers: {
@@ -9052,6 +9061,15 @@ export interface operations {
             };
             /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `not-found` */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the object's current state. Problem types: `month-archived` */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
