@@ -11,7 +11,7 @@ import uuid
 
 from benefits.redemption import db
 from benefits.redemption.types import LedgerEntry, StoredAnswer
-from tests.redemption.test_ledger_sql import DAY, offered_benefit, pool, record  # noqa: F401 (fixture)
+from tests.redemption.test_ledger_sql import DAY, EXPIRES, offered_benefit, pool, record  # noqa: F401 (fixture)
 
 
 async def _set_venue_capacity(conn, venue, capacity):
@@ -197,7 +197,7 @@ async def test_a_day_shared_out_as_16_stripes_is_counted_again_as_64(pool, conn)
 
 def _entry(where: dict, jti: str) -> LedgerEntry:
     return LedgerEntry(
-        id=uuid.uuid4(), jti=jti, code_source="cj", service_day=DAY, person_id=uuid.uuid4(),
+        id=uuid.uuid4(), jti=jti, code_expires_at=EXPIRES, code_source="cj", service_day=DAY, person_id=uuid.uuid4(),
         benefit_id=where["benefit"], benefit_version=1, benefit_code="T1", venue_id=where["venue"],
         merchant_id=where["merchant"], device_id=None, staff_id=None, companions=0,
         value_kind="free", value_fen=0, priority=False, period_keys=[], period_caps=[],
