@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_201_CREATED
 import identity
 from api.deps import AppSettings, Conn, CurrentPrincipal, Keyring, Redis
 from api.guards import AdminRoutes, requires_admin_role
-from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
+from api.paging import Page, Paging
 from identity import AccountRecord, AdminAccountCreate, AdminAccountUpdate, CreatedAdminAccount
 
 __all__ = ("AdminAccountController",)
@@ -30,9 +30,9 @@ class AdminAccountController(AdminRoutes):
 
     @get("/", operation_id="AdminListAccounts", summary="Admin accounts with their duty (security administrator; paged)")
     async def list_accounts(
-        self, conn: Conn, principal: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+        self, conn: Conn, principal: CurrentPrincipal, paging: Paging
     ) -> Page[AccountRecord]:
-        return await identity.list_admin_accounts(conn, principal, limit=limit, cursor=cursor)
+        return await identity.list_admin_accounts(conn, principal, limit=paging.limit, cursor=paging.cursor)
 
     @post(
         "/", operation_id="AdminCreateAccount", status_code=HTTP_201_CREATED,

@@ -17,11 +17,14 @@ from api.codes import CodeController, JwksController
 from api.credentials import MyCredentialController, StatusListController
 from api.issuers import AdminIssuerController, TrustListController
 from api.drain import DrainBodyMiddleware
-from api.deps import provide_conn, provide_keyring, provide_plain_conn, provide_public_url, provide_redis, provide_settings
+from api.deps import (
+    provide_conn, provide_keyring, provide_plain_conn, provide_public_url, provide_read_conn, provide_redis, provide_settings,
+)
 from api.errors import exception_handlers
 from api.faces import FacesController
 from api.exchange import AdminExchangeController, AdminQualityController, exchange_lifespan
 from api.guards import provide_principal
+from api.paging import provide_paging
 from api.lifespan import freeze_startup_objects, resources
 from api.logs import RequestIdMiddleware
 from api.openapi import DocsPage, SchemaJson
@@ -38,7 +41,7 @@ from api.merchants import (
     merchant_keys,
 )
 from api.people import DevCityController, MeController, RosterController, SuishenLoginController, people_lifespan
-from api.public import HealthController, MetricsController, pool_gauges
+from api.public import HealthController, MetricsController, pool_gauges, replica_checks
 from api.accounts import AdminAccountController
 from api.audit import AdminAuditController, checkpoint_lifespan
 from api.ratings import AdminRatingController, MerchantRatingController, MyRedemptionController, overdue_gauge
@@ -112,7 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=route_handlers(settings),
         lifespan=[
-            resources, pool_gauges, keyring_lifespan, merchant_keys, people_lifespan, checkpoint_lifespan, overdue_gauge,
+            resources, pool_gauges, replica_checks, keyring_lifespan, merchant_keys, people_lifespan, checkpoint_lifespan, overdue_gauge,
             stats_refresher, exchange_lifespan, freeze_startup_objects,
         ],
         dependencies={
@@ -120,9 +123,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "redis": Provide(provide_redis, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "plain_conn": Provide(provide_plain_conn),
+            "read_conn": Provide(provide_read_conn),
             "keyring": Provide(provide_keyring, sync_to_thread=False),
             "public_url": Provide(provide_public_url, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
+            "paging": Provide(provide_paging, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         middleware=[prometheus.middleware, auth_middleware],

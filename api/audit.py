@@ -22,7 +22,7 @@ import archive
 from api.deps import Conn, CurrentPrincipal, Keyring
 from api.guards import AdminRoutes, requires_admin_role
 from api.lifespan import in_background
-from api.paging import DEFAULT_LIMIT, Cursor, District, Limit, Page
+from api.paging import District, Page, Paging
 from archive import AuditFilter, Checkpoint, CheckpointStatus, ConsistencyProof, InclusionProof
 from foundation.audit import AuditEntry
 
@@ -57,29 +57,27 @@ class AdminAuditController(AdminRoutes):
         description="`action` is exact, or a prefix ending in '.' (`device.`). `from` and `to` are days (Asia/Shanghai), both inclusive.",
     )
     async def list_entries(
-        self, conn: Conn, principal: CurrentPrincipal,
+        self, conn: Conn, principal: CurrentPrincipal, *,
         actor_kind: Text = None, actor_id: Text = None, action: Text = None, object_kind: Text = None,
         object_id: Text = None,
         district: District = None,
         day_from: Annotated[date | None, QueryParameter(name="from", description="First day (Asia/Shanghai)")] = None,
         day_to: Annotated[date | None, QueryParameter(name="to", description="Last day (Asia/Shanghai), inclusive")] = None,
-        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+        paging: Paging,
     ) -> Page[AuditEntry]:
         filters = AuditFilter(
             actor_kind=actor_kind, actor_id=actor_id, action=action, object_kind=object_kind, object_id=object_id,
             district=district, at_from=_day_start(day_from), at_to=_day_start(day_to, after=True),
         )
-        return await archive.list_entries(conn, principal, filters, limit=limit, cursor=cursor)
+        return await archive.list_entries(conn, principal, filters, limit=paging.limit, cursor=paging.cursor)
 
     @get("/entries/{seq:int}", operation_id="AdminGetAuditEntry", summary="One audit entry (outside the scope: 404)")
     async def get_entry(self, seq: FromPath[Annotated[int, QueryParameter(ge=0, le=SEQ_MAX)]], conn: Conn, principal: CurrentPrincipal) -> AuditEntry:
         return await archive.get_entry(conn, principal, seq)
 
     @get("/checkpoints", operation_id="AdminListCheckpoints", summary="Signed checkpoints, newest first (paged)")
-    async def list_checkpoints(
-        self, conn: Conn, keyring: Keyring, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-    ) -> Page[Checkpoint]:
-        return await archive.list_checkpoints(conn, keyring, limit=limit, cursor=cursor)
+    async def list_checkpoints(self, conn: Conn, keyring: Keyring, paging: Paging) -> Page[Checkpoint]:
+        return await archive.list_checkpoints(conn, keyring, limit=paging.limit, cursor=paging.cursor)
 
     @get("/checkpoints/latest", operation_id="AdminLatestCheckpoint", summary="The latest signed checkpoint")
     async def latest_checkpoint(self, conn: Conn, keyring: Keyring) -> Checkpoint:

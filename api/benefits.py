@@ -7,20 +7,21 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
+import asyncpg
 import msgspec
 import redis.asyncio as aioredis
-from litestar import Response, get, patch, post, put
+from litestar import Request, Response, get, patch, post, put
 from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter, RawBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from benefits import catalog
-from api.deps import Conn, CurrentPrincipal, Redis
+from api.deps import Conn, CurrentPrincipal, ReadConn, Redis, read_cache_seconds
 from api.guards import AdminRoutes, PublicRoutes, VeteranRoutes, requires_admin_role
-from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
+from api.paging import Page, Paging
 from benefits.catalog.types import BenefitStatus, BenefitSummary, BenefitView, Domain, MyBenefits
-from identity import Principal
 
 __all__ = ("AdminBenefitController", "BenefitCatalog", "MyBenefitsController", "PublicBenefitController")
 
@@ -45,9 +46,7 @@ class PublicBenefitController(PublicRoutes):
     tags = ["benefits"]
 
     @get("", operation_id="ListBenefits", summary="The active benefit catalog with rule summaries and venues")
-    async def list_benefits(
-        self, conn: Conn, redis: Redis
-    ) -> BenefitCatalog:
+    async def list_benefits(self, conn: Conn, redis: Redis) -> BenefitCatalog:
         return BenefitCatalog(await catalog.public_catalog(conn, redis))
 
     @get("/{benefit_id:uuid}", operation_id="GetBenefit", summary="One active benefit with its venues")
@@ -70,11 +69,12 @@ class MyBenefitsController(VeteranRoutes):
     )
     async def list_mine(
         self,
-        conn: Conn,
+        request: Request,
+        read_conn: ReadConn,
         redis: Redis,
         principal: CurrentPrincipal,
     ) -> MyBenefits:
-        return await catalog.my_benefits_of(conn, redis, principal.subject)
+        return await catalog.my_benefits_of(read_conn, redis, principal.subject, cache_seconds=read_cache_seconds(request))
 
 
 # --- admin -----------------------------------------------------------------------------------------
@@ -133,49 +133,54 @@ _SPEC_BODY = _json_body("A whole BenefitSpec (PUT replaces the definition; statu
 _PATCH_BODY = _json_body("Some top-level fields of a BenefitSpec; the others keep their current value.")
 
 
-def _actor(principal: Principal) -> catalog.Actor:
-    return catalog.Actor(principal.kind, str(principal.subject), principal.role, principal.district)
+@dataclass(frozen=True, slots=True)
+class CatalogEdit:
+    """What every change of the catalog needs (the `edit` dependency of the admin routes): the
+    request's connection, who acts, and the answer that moves the catalog generation."""
+
+    conn: asyncpg.Connection
+    actor: catalog.Actor
+    redis: aioredis.Redis
+
+    def answer(self, view: catalog.BenefitView, status_code: int = HTTP_200_OK) -> Response[catalog.BenefitView]:
+        # The catalog generation moves after the response, i.e. after the transaction committed, so
+        # no reader can cache the old catalog under the new generation.
+        return Response(view, status_code=status_code, background=BackgroundTask(catalog.catalog_changed, self.redis))
 
 
-def _changed(view: catalog.BenefitView, redis: aioredis.Redis, status_code: int = 200) -> Response[catalog.BenefitView]:
-    # The catalog generation moves after the response, i.e. after the transaction committed, so
-    # no reader can cache the old catalog under the new generation.
-    return Response(view, status_code=status_code, background=BackgroundTask(catalog.catalog_changed, redis))
+def provide_edit(conn: Conn, redis: Redis, principal: CurrentPrincipal) -> CatalogEdit:
+    actor = catalog.Actor(principal.kind, str(principal.subject), principal.role, principal.district)
+    return CatalogEdit(conn, actor, redis)
+
+
+Edit = NamedDependency[CatalogEdit]
+"""`edit`: a change of the catalog by the calling admin (`provide_edit`)."""
+_city = [requires_admin_role("city")]
 
 
 class AdminBenefitController(AdminRoutes):
     """Benefits are city-wide: every admin role reads them, only city admins change them."""
 
     path = "/v1/admin/benefits"
+    dependencies = {"edit": Provide(provide_edit, sync_to_thread=False)}
 
     @get("", operation_id="AdminListBenefits", summary="Every benefit, any status, paged")
     async def list_benefits(
         self,
         conn: Conn,
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
+        paging: Paging,
         status: FromQuery[BenefitStatus | None] = None,
         domain: FromQuery[Domain | None] = None,
     ) -> Page[BenefitView]:
-        return await catalog.list_benefits_page(conn, limit=limit, cursor=cursor, status=status, domain=domain)
+        return await catalog.list_benefits_page(conn, limit=paging.limit, cursor=paging.cursor, status=status, domain=domain)
 
+    # The bodies of create, replace and patch are decoded by benefits, so every error names its JSON path.
     @post(
-        "",
-        operation_id="AdminCreateBenefit",
-        summary="A new benefit at version 1",
-        guards=[requires_admin_role("city")],
-        operation_class=_DRAFT_BODY,
-        status_code=HTTP_201_CREATED,
+        "", operation_id="AdminCreateBenefit", summary="A new benefit at version 1",
+        guards=_city, operation_class=_DRAFT_BODY, status_code=HTTP_201_CREATED,
     )
-    async def create_benefit(
-        self,
-        conn: Conn,
-        redis: Redis,
-        principal: CurrentPrincipal,
-        body: RawBody,  # decoded by benefits, so every error names its JSON path
-    ) -> Response[catalog.BenefitView]:
-        view = await catalog.create_benefit_json(conn, body, _actor(principal))
-        return _changed(view, redis, HTTP_201_CREATED)
+    async def create_benefit(self, edit: Edit, body: RawBody) -> Response[catalog.BenefitView]:
+        return edit.answer(await catalog.create_benefit_json(edit.conn, body, edit.actor), HTTP_201_CREATED)
 
     @post(
         "/preview",
@@ -189,9 +194,7 @@ class AdminBenefitController(AdminRoutes):
         return catalog.preview_benefit_json(body, at=datetime.now(UTC))
 
     @get("/{benefit_id:uuid}", operation_id="AdminGetBenefit", summary="A benefit's version in force and its venues")
-    async def get_benefit(
-        self, conn: Conn, benefit_id: FromPath[UUID]
-    ) -> catalog.BenefitView:
+    async def get_benefit(self, conn: Conn, benefit_id: FromPath[UUID]) -> catalog.BenefitView:
         return await catalog.get_benefit_view(conn, benefit_id)
 
     @get(
@@ -205,74 +208,34 @@ class AdminBenefitController(AdminRoutes):
         return await catalog.get_version_or_404(conn, benefit_id, version)
 
     @put(
-        "/{benefit_id:uuid}",
-        operation_id="AdminReplaceBenefit",
-        summary="A new version with this definition",
-        guards=[requires_admin_role("city")],
-        operation_class=_SPEC_BODY,
+        "/{benefit_id:uuid}", operation_id="AdminReplaceBenefit", summary="A new version with this definition",
+        guards=_city, operation_class=_SPEC_BODY,
     )
     async def replace_benefit(
-        self,
-        conn: Conn,
-        redis: Redis,
-        principal: CurrentPrincipal,
-        body: RawBody,  # decoded by benefits, so every error names its JSON path
-        benefit_id: FromPath[UUID],
-        expected_version: ExpectedVersion = None,
+        self, edit: Edit, body: RawBody, benefit_id: FromPath[UUID], expected_version: ExpectedVersion = None
     ) -> Response[catalog.BenefitView]:
-        view = await catalog.replace_benefit_json(conn, benefit_id, body, _actor(principal), expected_version=expected_version)
-        return _changed(view, redis)
+        return edit.answer(await catalog.replace_benefit_json(edit.conn, benefit_id, body, edit.actor, expected_version=expected_version))
 
     @patch(
-        "/{benefit_id:uuid}",
-        operation_id="AdminPatchBenefit",
-        summary="A new version with some fields changed",
-        guards=[requires_admin_role("city")],
-        operation_class=_PATCH_BODY,
+        "/{benefit_id:uuid}", operation_id="AdminPatchBenefit", summary="A new version with some fields changed",
+        guards=_city, operation_class=_PATCH_BODY,
     )
     async def patch_benefit(
-        self,
-        conn: Conn,
-        redis: Redis,
-        principal: CurrentPrincipal,
-        body: RawBody,  # decoded by benefits, so every error names its JSON path
-        benefit_id: FromPath[UUID],
-        expected_version: ExpectedVersion = None,
+        self, edit: Edit, body: RawBody, benefit_id: FromPath[UUID], expected_version: ExpectedVersion = None
     ) -> Response[catalog.BenefitView]:
-        view = await catalog.patch_benefit(conn, benefit_id, body, _actor(principal), expected_version=expected_version)
-        return _changed(view, redis)
+        return edit.answer(await catalog.patch_benefit(edit.conn, benefit_id, body, edit.actor, expected_version=expected_version))
 
     @post(
-        "/{benefit_id:uuid}/status",
-        operation_id="AdminChangeBenefitStatus",
-        summary="Activate, pause or retire (a new version)",
-        guards=[requires_admin_role("city")],
-        status_code=HTTP_200_OK,
+        "/{benefit_id:uuid}/status", operation_id="AdminChangeBenefitStatus",
+        summary="Activate, pause or retire (a new version)", guards=_city, status_code=HTTP_200_OK,
     )
     async def change_status(
-        self,
-        conn: Conn,
-        redis: Redis,
-        principal: CurrentPrincipal,
-        benefit_id: FromPath[UUID],
-        data: JSONBody[catalog.StatusChange],
+        self, edit: Edit, benefit_id: FromPath[UUID], data: JSONBody[catalog.StatusChange]
     ) -> Response[catalog.BenefitView]:
-        view = await catalog.change_status(conn, benefit_id, data, _actor(principal))
-        return _changed(view, redis)
+        return edit.answer(await catalog.change_status(edit.conn, benefit_id, data, edit.actor))
 
-    @put(
-        "/{benefit_id:uuid}/venues",
-        operation_id="AdminSetBenefitVenues",
-        summary="Where the benefit can be used",
-        guards=[requires_admin_role("city")],
-    )
+    @put("/{benefit_id:uuid}/venues", operation_id="AdminSetBenefitVenues", summary="Where the benefit can be used", guards=_city)
     async def set_venues(
-        self,
-        conn: Conn,
-        redis: Redis,
-        principal: CurrentPrincipal,
-        benefit_id: FromPath[UUID],
-        data: JSONBody[catalog.VenueList],
+        self, edit: Edit, benefit_id: FromPath[UUID], data: JSONBody[catalog.VenueList]
     ) -> Response[catalog.BenefitView]:
-        view = await catalog.set_benefit_venues(conn, benefit_id, data.venue_ids, _actor(principal))
-        return _changed(view, redis)
+        return edit.answer(await catalog.set_benefit_venues(edit.conn, benefit_id, data.venue_ids, edit.actor))

@@ -10,6 +10,7 @@ name and never mistakes it for a query parameter. The providers are registered i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, suppress
 
 import asyncpg
 from litestar import Request
@@ -17,7 +18,9 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from redis.client import AbstractRedis
 
+from api.public import count_fallback
 from foundation.connections import RedisClient
+from foundation.replica import ReplicaReads
 from foundation.settings import Settings
 from identity import CityProviders, KeyRing, PiiVault, Principal
 
@@ -29,11 +32,14 @@ __all__ = (
     "DeviceKey",
     "Keyring",
     "PlainConn",
+    "ReadConn",
     "Redis",
     "Vault",
     "provide_conn",
     "provide_keyring",
     "provide_plain_conn",
+    "provide_read_conn",
+    "read_cache_seconds",
     "provide_redis",
     "provide_settings",
 )
@@ -42,6 +48,10 @@ Conn = NamedDependency[asyncpg.Connection]
 """`conn`: one pooled connection inside the request's transaction (`provide_conn`)."""
 PlainConn = NamedDependency[asyncpg.Connection]
 """`plain_conn`: a pooled connection with no surrounding transaction (`provide_plain_conn`)."""
+ReadConn = NamedDependency[asyncpg.Connection]
+"""`read_conn`: a read-only transaction on the read replica while it is within the staleness bound,
+else on the primary (`provide_read_conn`). Only for reads that may be that stale: stats, reports,
+ledger lists, a person's history, matching. Never for a write, nor a read a write depends on."""
 Redis = NamedDependency[AbstractRedis]
 """`redis`: the worker's Redis client, a `foundation.connections.RedisClient` (a cluster client under
 `CHONGJUN_REDIS_CLUSTER=1`). Declared as their common base: Litestar checks an injected value
@@ -71,6 +81,62 @@ async def provide_conn(state: State) -> AsyncIterator[asyncpg.Connection]:
     """
     async with state.pool.acquire() as conn, conn.transaction():
         yield conn
+
+
+REPLICA_ACQUIRE_SECONDS = 2.0
+"""How long a read waits for a replica connection before it goes to the primary instead."""
+
+
+async def provide_read_conn(request: Request, state: State) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for a read that may be `replica_max_lag_seconds` stale, in a READ ONLY
+    transaction (the same on either server: a write there fails on the primary too).
+
+    The replica is used when this worker's last measure says it is within the bound
+    (`foundation.replica.ReplicaReads.choose`, no query). Taking the connection and starting the
+    transaction is the proof it answers: if either fails (refused, timed out, a connection cut by
+    a restart) the replica is marked down and the read goes to the primary, without an error to
+    the client. A connection lost after that, mid-handler, is an error for that one request and
+    marks the replica down for the next. `request.state.read_behind` says how stale the answer
+    may be (None: from the primary), for `read_cache_seconds`.
+    """
+    reads: ReplicaReads = state.reads
+    pool, behind, why = reads.choose()
+    request.state.read_behind = None
+    if behind is not None:
+        replica = AsyncExitStack()
+        try:
+            conn = await replica.enter_async_context(pool.acquire(timeout=REPLICA_ACQUIRE_SECONDS))
+            await replica.enter_async_context(conn.transaction(readonly=True))
+        except Exception as exc:
+            with suppress(Exception):
+                await replica.aclose()
+            reads.mark_down(exc)
+            why = "down"
+        else:
+            request.state.read_behind = behind
+            try:
+                async with replica:
+                    yield conn
+            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+                reads.mark_down(exc)
+                raise
+            return
+    if why != "off":
+        count_fallback(why)
+    async with state.pool.acquire() as conn, conn.transaction(readonly=True):
+        yield conn
+
+
+def read_cache_seconds(request: Request) -> float | None:
+    """How long an answer computed on this request's `read_conn` may be kept in a cache that a
+    later change does not invalidate for it: None (no limit of ours) when it came from the
+    primary; from the replica, what is left of the staleness bound (0: do not cache). A change
+    committed just before the read may be missing from the replica although its invalidation
+    (a new generation in Redis) was already seen."""
+    behind = request.state.read_behind
+    if behind is None:
+        return None
+    return max(0.0, request.app.state.reads.max_lag - behind)
 
 
 def provide_redis(state: State) -> RedisClient:

@@ -8,7 +8,7 @@ import logging
 
 import asyncpg
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from uuid import UUID
 
 from litestar import Controller, Litestar, get, post
@@ -19,7 +19,8 @@ from prometheus_client import Gauge
 import exchange
 from api.deps import Conn, CurrentPrincipal
 from api.guards import requires_admin, requires_admin_role
-from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
+from api.lifespan import in_background
+from api.paging import Page, Paging
 from exchange import DeadLetter, ExchangeFigures, QualityWarning
 from foundation.settings import Settings
 
@@ -61,10 +62,8 @@ class AdminExchangeController(Controller):
         return await exchange.exchange_figures(conn)
 
     @get("/dead-letters", operation_id="AdminListDeadLetters", summary="Batches the data center refused as invalid, latest first (paged)")
-    async def dead_letters(
-        self, conn: Conn, principal: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-    ) -> Page[DeadLetter]:
-        return await exchange.list_dead_letters(conn, principal, limit=limit, cursor=cursor)
+    async def dead_letters(self, conn: Conn, principal: CurrentPrincipal, paging: Paging) -> Page[DeadLetter]:
+        return await exchange.list_dead_letters(conn, principal, limit=paging.limit, cursor=paging.cursor)
 
     @post(
         "/dead-letters/{batch_id:uuid}/resend", operation_id="AdminResendDeadLetter", status_code=HTTP_200_OK,
@@ -123,19 +122,10 @@ async def exchange_lifespan(app: Litestar) -> AsyncIterator[None]:
             except Exception as exc:  # noqa: BLE001 - e.g. PostgreSQL down: try again next time
                 log.warning("data-quality monitor: %s", type(exc).__name__)
 
-    tasks = [asyncio.create_task(sample()), asyncio.create_task(monitor())]
-    if relay is not None:
-        tasks.append(asyncio.create_task(relay.run()))
-    try:
-        yield
-    finally:
+    async with AsyncExitStack() as background:
+        await background.enter_async_context(in_background(sample()))
+        await background.enter_async_context(in_background(monitor()))
         if relay is not None:
-            relay.stop()
-            try:
-                async with asyncio.timeout(5):
-                    await tasks[-1]
-            except (Exception, asyncio.CancelledError):  # noqa: BLE001
-                tasks[-1].cancel()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            # Asked to stop, the relay finishes the batch it is sending (5 s at most).
+            await background.enter_async_context(in_background(relay.run(), stop=relay.stop))
+        yield

@@ -1,16 +1,18 @@
-"""Long-lived resources: the PostgreSQL pool and the Redis client, owned by the app's lifespan."""
+"""Long-lived resources: the PostgreSQL pools (primary, and the read replica when configured) and
+the Redis client, owned by the app's lifespan."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from litestar import Litestar
 
 from foundation.connections import connect_postgres, connect_redis, warm_up
+from foundation.replica import ReplicaReads
 from foundation.settings import Settings
 
 __all__ = ("freeze_startup_objects", "in_background", "resources")
@@ -20,25 +22,48 @@ __all__ = ("freeze_startup_objects", "in_background", "resources")
 async def resources(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = await connect_postgres(settings)
+    # The replica's connect timeout is short: a request waits at most that long before its read
+    # falls back to the primary (api.deps.provide_read_conn).
+    replica = await connect_postgres(settings, dsn=settings.database_replica_url, timeout=2) if settings.database_replica_url else None
+    app.state.reads = ReplicaReads(
+        app.state.pool, replica, primary_dsn=settings.database_url, replica_dsn=settings.database_replica_url,
+        max_lag=settings.replica_max_lag_seconds, check_seconds=settings.replica_check_seconds,
+    )
     app.state.redis = connect_redis(settings)
     await warm_up(app.state.redis)
     try:
         yield
     finally:
         await app.state.redis.aclose()
+        if replica is not None:
+            await replica.close()
         await app.state.pool.close()
 
 
 @asynccontextmanager
-async def in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    """Run `work` while the app serves; at shutdown cancel it and wait until it has ended."""
+async def in_background(
+    work: Coroutine[Any, Any, None], *, stop: Callable[[], None] | None = None, grace_seconds: float = 5.0
+) -> AsyncIterator[None]:
+    """Run `work` while the app serves; at shutdown end it and wait until it has ended.
+
+    Without `stop` the task is cancelled (what it raised before is raised here). With `stop`, for
+    a work that finishes what it is doing when asked (the exchange relay), `stop()` is called, the
+    task gets `grace_seconds` to return and is cancelled after that; what it raised is dropped,
+    as the work logs its own failures and shutting down must go on.
+    """
     task = asyncio.create_task(work)
     try:
         yield
     finally:
+        if stop is not None:
+            stop()
+            await asyncio.wait([task], timeout=grace_seconds)
         task.cancel()
         with suppress(asyncio.CancelledError):
-            await task
+            if stop is None:
+                await task
+            else:
+                await asyncio.gather(task, return_exceptions=True)
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
@@ -15,14 +16,14 @@ from uuid import UUID
 import asyncpg
 import msgspec
 from litestar import Controller, Litestar, Request, Response, get, patch, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 import merchants
-from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, PublicUrl, Redis
+from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, PublicUrl, ReadConn, Redis
 from api.guards import AdminRoutes, MerchantRoutes, PublicRoutes, requires_admin_role, requires_device
-from api.paging import DEFAULT_LIMIT, Cursor, District, Limit, Page
+from api.paging import District, Page, Paging
 from foundation.audit import write_audit
 from api.spreadsheets import CSV, csv_document
 from foundation.settings import Settings
@@ -116,11 +117,13 @@ _LINE_COLUMNS = ["venue_id", "venue_name_zh", "benefit_id", "benefit_code", "ben
 _REFUSAL_COLUMNS = ["rejected_reason", "rejected"]
 
 
-async def negotiated(request: Request, value: Any, conn: asyncpg.Connection, principal: Principal) -> Response:
+async def negotiated(request: Request, value: Any, conn: asyncpg.Connection | None, principal: Principal) -> Response:
     """JSON by default; CSV when the client's Accept header prefers text/csv.
 
     A CSV is an export (重要数据 leaving the system as a file, GB/T 22239 安全审计): each one is
-    archived (`export.csv`: who, which path, how many rows), in the request's transaction."""
+    archived (`export.csv`: who, which path, how many rows), in the request's transaction, or,
+    for a route that read on `read_conn` (`conn` None), in a transaction of its own on the
+    primary, committed before the file is sent."""
     if request.accept.best_match(["application/json", "text/csv"], default="application/json") != "text/csv":
         return Response(value)
     headers = None
@@ -139,12 +142,38 @@ async def negotiated(request: Request, value: Any, conn: asyncpg.Connection, pri
         headers = {"X-Statement-Id": value.statement.statement_id}
     else:
         return Response(value)
-    await write_audit(
-        conn, actor_kind=principal.kind, actor_id=str(principal.subject), actor_role=principal.role,
-        actor_district=principal.district, action="export.csv", object_kind="export", object_id=request.url.path,
-        district=principal.district, detail={"rows": len(rows), "query": dict(request.query_params.items())},
-    )
+    entry = {
+        "actor_kind": principal.kind, "actor_id": str(principal.subject), "actor_role": principal.role,
+        "actor_district": principal.district, "action": "export.csv", "object_kind": "export",
+        "object_id": request.url.path, "district": principal.district,
+        "detail": {"rows": len(rows), "query": dict(request.query_params.items())},
+    }
+    if conn is not None:
+        await write_audit(conn, **entry)
+    else:
+        async with request.app.state.pool.acquire() as primary, primary.transaction():
+            await write_audit(primary, **entry)
     return Response(csv_document(rows, columns), media_type=CSV, headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    """`answer`: `await answer(value)` is `negotiated(request, value, conn, principal)` for this request."""
+
+    request: Request
+    conn: asyncpg.Connection
+    principal: Principal
+
+    async def __call__(self, value: Any) -> Response:
+        return await negotiated(self.request, value, self.conn, self.principal)
+
+
+def provide_answer(request: Request, conn: Conn, principal: CurrentPrincipal) -> Negotiated:
+    return Negotiated(request, conn, principal)
+
+
+Answer = NamedDependency[Negotiated]
+_ANSWER = {"answer": Provide(provide_answer, sync_to_thread=False)}
 
 
 async def _statement(public_url: str, conn, principal, settings: Settings, month: str, venue_id, merchant_id) -> SealedStatement:
@@ -160,14 +189,15 @@ async def _statement(public_url: str, conn, principal, settings: Settings, month
 
 class AdminMerchantController(AdminRoutes):
     path = "/v1/admin/merchants"
+    dependencies = _ANSWER
     tags = ["admin: merchants"]
 
     @get("/", operation_id="AdminListMerchants", summary="Merchants in the admin's scope (paged; CSV with Accept: text/csv)")
     async def list_merchants(
-        self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
+        paging: Paging,
     ) -> Response[Page[Merchant]]:
-        return await negotiated(request, await merchants.list_merchants(conn, principal, limit=limit, cursor=cursor), conn, principal)
+        return await answer(await merchants.list_merchants(conn, principal, limit=paging.limit, cursor=paging.cursor))
 
     @post("/", operation_id="AdminCreateMerchant", guards=_writers, status_code=HTTP_201_CREATED, summary="Onboard a merchant")
     async def create_merchant(
@@ -186,11 +216,11 @@ class AdminMerchantController(AdminRoutes):
         summary="A merchant's sealed monthly statement (district admins: its venues in their district)",
     )
     async def statement(
-        self, request: Request, merchant_id: FromPath[UUID], month: Month, conn: Conn,
+        self, answer: Answer, merchant_id: FromPath[UUID], month: Month, conn: Conn,
         principal: CurrentPrincipal, settings: AppSettings, public_url: PublicUrl,
         venue_id: FromQuery[UUID | None] = None,
     ) -> Response[SealedStatement]:
-        return await negotiated(request, await _statement(public_url, conn, principal, settings, month, venue_id, merchant_id), conn, principal)
+        return await answer(await _statement(public_url, conn, principal, settings, month, venue_id, merchant_id))
 
     @patch("/{merchant_id:uuid}", operation_id="AdminUpdateMerchant", guards=_writers, summary="Change a merchant (suspending refuses its devices)")
     async def update_merchant(
@@ -202,15 +232,16 @@ class AdminMerchantController(AdminRoutes):
 
 class AdminVenueController(AdminRoutes):
     path = "/v1/admin/venues"
+    dependencies = _ANSWER
     tags = ["admin: merchants"]
 
     @get("/", operation_id="AdminListVenues", summary="Venues in the admin's scope (paged; CSV with Accept: text/csv)")
     async def list_venues(
-        self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
+        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
+        paging: Paging, merchant_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[Venue]]:
-        page = await merchants.list_venues(conn, principal, limit=limit, cursor=cursor, merchant_id=merchant_id)
-        return await negotiated(request, page, conn, principal)
+        page = await merchants.list_venues(conn, principal, limit=paging.limit, cursor=paging.cursor, merchant_id=merchant_id)
+        return await answer(page)
 
     @post("/", operation_id="AdminCreateVenue", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a venue")
     async def create_venue(
@@ -219,9 +250,7 @@ class AdminVenueController(AdminRoutes):
         return await merchants.create_venue(conn, principal, data)
 
     @get("/{venue_id:uuid}", operation_id="AdminGetVenue", summary="One venue")
-    async def get_venue(
-        self, venue_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal
-    ) -> Venue:
+    async def get_venue(self, venue_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal) -> Venue:
         return await merchants.get_venue(conn, principal, venue_id)
 
     @patch("/{venue_id:uuid}", operation_id="AdminUpdateVenue", guards=_writers, summary="Change a venue (closing it refuses its devices)")
@@ -245,27 +274,25 @@ def _audience_id(name: str):
 class _DeviceRoutes(Controller):
     """Device management shared by admins and staff; the service scopes it to the caller."""
 
-    dependencies = {"device_key": Provide(_device_key, sync_to_thread=False)}
+    dependencies = {**_ANSWER, "device_key": Provide(_device_key, sync_to_thread=False)}
 
     @get("/", operation_id=_audience_id("ListDevices"), summary="Devices in the caller's scope (paged; CSV with Accept: text/csv)")
     async def list_devices(
-        self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, venue_id: FromQuery[UUID | None] = None,
+        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
+        paging: Paging, venue_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[Device]]:
-        page = await merchants.list_devices(conn, principal, limit=limit, cursor=cursor, venue_id=venue_id)
-        return await negotiated(request, page, conn, principal)
+        page = await merchants.list_devices(conn, principal, limit=paging.limit, cursor=paging.cursor, venue_id=venue_id)
+        return await answer(page)
 
     @post("/", status_code=HTTP_201_CREATED, operation_id=_audience_id("ProvisionDevice"), summary="Provision a scanner for a venue: the secret is shown once")
     async def provision(
-        self, request: Request, data: JSONBody[DeviceCreate], conn: Conn,
+        self, data: JSONBody[DeviceCreate], conn: Conn,
         redis: Redis, principal: CurrentPrincipal, device_key: DeviceKey, public_url: PublicUrl,
     ) -> ProvisionedDevice:
         return await merchants.provision_device(conn, redis, principal, data, hmac_key=device_key, api_base_url=public_url)
 
     @get("/{device_id:uuid}", operation_id=_audience_id("GetDevice"), summary="One device")
-    async def get_device(
-        self, device_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal
-    ) -> Device:
+    async def get_device(self, device_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal) -> Device:
         return await merchants.get_device(conn, principal, device_id)
 
     @post("/{device_id:uuid}/revoke", status_code=HTTP_200_OK, operation_id=_audience_id("RevokeDevice"), summary="Revoke a device: its tokens stop within a second")
@@ -277,7 +304,7 @@ class _DeviceRoutes(Controller):
 
     @post("/{device_id:uuid}/secret", status_code=HTTP_200_OK, operation_id=_audience_id("RollDeviceSecret"), summary="Roll a device's secret: the new one is shown once")
     async def roll(
-        self, request: Request, device_id: FromPath[UUID], conn: Conn,
+        self, device_id: FromPath[UUID], conn: Conn,
         redis: Redis, principal: CurrentPrincipal, device_key: DeviceKey, public_url: PublicUrl,
     ) -> ProvisionedDevice:
         return await merchants.roll_device_secret(
@@ -300,15 +327,16 @@ class AdminDeviceController(AdminRoutes, _DeviceRoutes):
 
 class AdminStaffController(AdminRoutes):
     path = "/v1/admin/staff"
+    dependencies = _ANSWER
     tags = ["admin: merchants"]
 
     @get("/", operation_id="AdminListStaff", summary="Staff accounts in the admin's scope (paged)")
     async def list_staff(
-        self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, merchant_id: FromQuery[UUID | None] = None,
+        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
+        paging: Paging, merchant_id: FromQuery[UUID | None] = None,
     ) -> Response[Page[StaffAccount]]:
-        page = await merchants.list_staff(conn, principal, limit=limit, cursor=cursor, merchant_id=merchant_id)
-        return await negotiated(request, page, conn, principal)
+        page = await merchants.list_staff(conn, principal, limit=paging.limit, cursor=paging.cursor, merchant_id=merchant_id)
+        return await answer(page)
 
     @post("/", operation_id="AdminCreateStaff", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a staff account for a merchant")
     async def create_staff(
@@ -339,47 +367,46 @@ class MerchantDeviceController(MerchantRoutes, _DeviceRoutes):
 
 class MerchantPortalController(MerchantRoutes):
     path = "/v1/merchant"
+    dependencies = _ANSWER
 
     @get("/venues", operation_id="MerchantListVenues", summary="The merchant's venues (paged)")
     async def list_venues(
-        self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
+        paging: Paging,
     ) -> Response[Page[Venue]]:
-        return await negotiated(request, await merchants.list_venues(conn, principal, limit=limit, cursor=cursor), conn, principal)
+        return await answer(await merchants.list_venues(conn, principal, limit=paging.limit, cursor=paging.cursor))
 
     @get("/venues/{venue_id:uuid}", operation_id="MerchantGetVenue", summary="One of the merchant's venues")
-    async def get_venue(
-        self, venue_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal
-    ) -> Venue:
+    async def get_venue(self, venue_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal) -> Venue:
         return await merchants.get_venue(conn, principal, venue_id)
 
     @get("/redemptions", operation_id="MerchantListRedemptions", summary="Scans at the merchant's venues, newest first (paged; CSV)")
     async def list_redemptions(
-        self, request: Request, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None, date_from: FromQuery[date | None] = None, date_to: FromQuery[date | None] = None,
+        self, request: Request, read_conn: ReadConn, principal: CurrentPrincipal,
+        paging: Paging, date_from: FromQuery[date | None] = None, date_to: FromQuery[date | None] = None,
         venue_id: FromQuery[UUID | None] = None, benefit_id: FromQuery[UUID | None] = None,
         result: Annotated[str | None, QueryParameter(pattern="^(accepted|reversed|rejected|conflict)$")] = None,
     ) -> Response[Page[RedemptionEntry]]:
         page = await reports.list_redemptions(
-            conn, principal, limit=limit, cursor=cursor, day_from=date_from, day_to=date_to,
+            read_conn, principal, limit=paging.limit, cursor=paging.cursor, day_from=date_from, day_to=date_to,
             venue_id=venue_id, benefit_id=benefit_id, result=result,
         )
-        return await negotiated(request, page, conn, principal)
+        return await negotiated(request, page, None, principal)
 
     @get("/reports/daily", operation_id="MerchantDailyReport", summary="One service day per venue and benefit (CSV with Accept: text/csv)")
     async def daily_report(
-        self, request: Request, conn: Conn, principal: CurrentPrincipal,
+        self, request: Request, read_conn: ReadConn, principal: CurrentPrincipal,
         day: Annotated[date, QueryParameter(name="date", description="Service day, Asia/Shanghai")],
     ) -> Response[DailyReport]:
-        return await negotiated(request, await reports.daily_report(conn, principal, day), conn, principal)
+        return await negotiated(request, await reports.daily_report(read_conn, principal, day), None, principal)
 
     @get("/statements/{month:str}", operation_id="MerchantMonthlyStatement", summary="Monthly settlement statement per venue, sealed (Ed25519 detached JWS)")
     async def statement(
-        self, request: Request, month: Month, conn: Conn,
+        self, answer: Answer, month: Month, conn: Conn,
         principal: CurrentPrincipal, settings: AppSettings, public_url: PublicUrl,
         venue_id: FromQuery[UUID | None] = None,
     ) -> Response[SealedStatement]:
-        return await negotiated(request, await _statement(public_url, conn, principal, settings, month, venue_id, None), conn, principal)
+        return await answer(await _statement(public_url, conn, principal, settings, month, venue_id, None))
 
 
 # --- devices and the public ----------------------------------------------------------------------

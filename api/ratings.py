@@ -18,10 +18,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from prometheus_client import Gauge
 
-from api.deps import AppSettings, Conn, CurrentPrincipal
+from api.deps import AppSettings, Conn, CurrentPrincipal, ReadConn
 from api.guards import AdminRoutes, MerchantRoutes, VeteranRoutes, requires_admin_role
 from api.lifespan import in_background
-from api.paging import DEFAULT_LIMIT, Cursor, Limit, Page
+from api.paging import Page, Paging
 from benefits import ratings
 from benefits.ratings import CaseReply, CaseStatus, MerchantRating, MyRedemption, Rating, RatingCase, RatingCreate
 
@@ -46,21 +46,18 @@ class MyRedemptionController(VeteranRoutes):
         "", operation_id="ListMyRedemptions",
         summary="My redemptions and reversals, newest first, with my ratings (paged)",
     )
-    async def list_mine(
-        self, conn: Conn, principal: CurrentPrincipal,
-        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
-    ) -> Page[MyRedemption]:
-        return await ratings.list_my_redemptions(conn, principal.subject, limit=limit, cursor=cursor)
+    async def list_mine(self, read_conn: ReadConn, principal: CurrentPrincipal, paging: Paging) -> Page[MyRedemption]:
+        return await ratings.list_my_redemptions(read_conn, principal.subject, limit=paging.limit, cursor=paging.cursor)
 
     @get(
         "/{redemption_id:uuid}", operation_id="GetMyRedemption",
         summary="One of my redemptions (another's answers 404)",
     )
     async def get_mine(
-        self, redemption_id: FromPath[UUID], conn: Conn,
+        self, redemption_id: FromPath[UUID], read_conn: ReadConn,
         principal: CurrentPrincipal,
     ) -> MyRedemption:
-        return await ratings.get_my_redemption(conn, principal.subject, redemption_id)
+        return await ratings.get_my_redemption(read_conn, principal.subject, redemption_id)
 
     @post(
         "/{redemption_id:uuid}/rating", operation_id="RateMyRedemption", status_code=HTTP_201_CREATED,
@@ -87,11 +84,10 @@ class AdminRatingController(AdminRoutes):
         summary="差评 cases in the admin's scope (paged; no personal data)",
     )
     async def list_cases(
-        self, conn: Conn, principal: CurrentPrincipal,
-        status: Status = "open", limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+        self, conn: Conn, principal: CurrentPrincipal, *, status: Status = "open", paging: Paging,
         overdue: Annotated[bool | None, QueryParameter(description="true: open cases past due (escalated to the city)")] = None,
     ) -> Page[RatingCase]:
-        return await ratings.list_cases(conn, principal, status=status, limit=limit, cursor=cursor, overdue=overdue)
+        return await ratings.list_cases(conn, principal, status=status, limit=paging.limit, cursor=paging.cursor, overdue=overdue)
 
     @post(
         "/{case_id:uuid}/reply", operation_id="AdminAnswerRatingCase", status_code=HTTP_200_OK,
@@ -113,10 +109,9 @@ class MerchantRatingController(MerchantRoutes):
         summary="Ratings of my merchant's venues, newest first, with the handling of 差评 (paged; no person)",
     )
     async def list_ratings(
-        self, conn: Conn, principal: CurrentPrincipal, venue_id: FromQuery[UUID | None] = None,
-        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+        self, conn: Conn, principal: CurrentPrincipal, *, venue_id: FromQuery[UUID | None] = None, paging: Paging,
     ) -> Page[MerchantRating]:
-        return await ratings.list_merchant_ratings(conn, principal, venue_id=venue_id, limit=limit, cursor=cursor)
+        return await ratings.list_merchant_ratings(conn, principal, venue_id=venue_id, limit=paging.limit, cursor=paging.cursor)
 
 
 async def sample_overdue(conn) -> None:

@@ -16,7 +16,7 @@ from uuid import UUID
 from litestar import Litestar, Request, Response, get
 from litestar.params import QueryParameter
 
-from api.deps import Conn, CurrentPrincipal
+from api.deps import CurrentPrincipal, ReadConn
 from api.guards import AdminRoutes
 from api.lifespan import in_background
 from api.paging import District
@@ -67,7 +67,7 @@ class AdminStatsController(AdminRoutes):
         "from rollups refreshed every few minutes (`as_of`); reach from the last `chongjun stats refresh`.",
     )
     async def stats(
-        self, request: Request, conn: Conn, principal: CurrentPrincipal,
+        self, request: Request, read_conn: ReadConn, principal: CurrentPrincipal,
         date_from: Annotated[date | None, QueryParameter(name="from", description="First service day (Asia/Shanghai)")] = None,
         date_to: Annotated[date | None, QueryParameter(name="to", description="Last service day, inclusive")] = None,
         district: District = None,
@@ -76,7 +76,7 @@ class AdminStatsController(AdminRoutes):
     ) -> Response[StatsReport]:
         start, end = stats.stats_window(date_from, date_to, today=datetime.now(catalog.SHANGHAI).date())
         query = StatsQuery(date_from=start, date_to=end, district=district, domain=domain, benefit_id=benefit)
-        report = await stats.operating_stats(conn, principal, query)
+        report = await stats.operating_stats(read_conn, principal, query)
         if request.accept.best_match(["application/json", "text/csv"], default="application/json") == "text/csv":
             return Response(csv_document(_rows(report), _COLUMNS), media_type=CSV)
         return Response(report)

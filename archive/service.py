@@ -200,12 +200,12 @@ async def cut_checkpoint(conn: asyncpg.Connection, keyring: KeyRing, *, now: dat
     root = tree.root()
     at = unix_time(now or datetime.now(timezone.utc))
     note = note_text(size, root, at)
-    signature = keyring.sign(note.encode())
+    key = keyring.active  # an identity.Signer: its kid and alg are those of the signature
     row = await db.insert_checkpoint(
-        conn, tree_size=size, root_hash=root, at=at, note=note, kid=signature.kid, alg=signature.alg,
-        signature=signature.value,
+        conn, tree_size=size, root_hash=root, at=at, note=note, kid=key.kid, alg=key.alg,
+        signature=key.sign_bytes(note.encode()),
     )
-    return checkpoint_of(row, _jwk(keyring, signature.kid))
+    return checkpoint_of(row, _jwk(keyring, key.kid))
 
 
 async def list_checkpoints(conn: asyncpg.Connection, keyring: KeyRing | None, *, limit: int, cursor: str | None) -> Page[Checkpoint]:

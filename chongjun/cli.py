@@ -11,6 +11,7 @@ import asyncio
 import os
 import platform
 import shutil
+import socket
 import statistics
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -125,6 +126,12 @@ def main() -> None:
 @click.option("--seed/--no-seed", default=True, show_default=True, help="dev: seed demo data into an empty database")
 def serve(host: str, port: int, workers: int, seed: bool) -> None:
     """Serve the API (embedded PostgreSQL and Redis unless DATABASE_URL and REDIS_URL are set)."""
+    taken = _port_taken(host, port)
+    if taken:
+        # The server binds with SO_REUSEPORT, so a second `serve` on a busy port would start without
+        # an error and share (or steal) the other one's connections.
+        click.echo(f"refusing to start: {host}:{port} is in use ({taken}); stop the other server or pick --port", err=True)
+        sys.exit(2)
     with _servers() as servers:
         settings = servers.settings
         # Before anything imports prometheus_client (the workers import api.asgi): its
@@ -158,6 +165,19 @@ def serve(host: str, port: int, workers: int, seed: bool) -> None:
             log_access=False,
             backlog=2048,
         ).serve()
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on by us alone, or None. A plain bind (no SO_REUSEPORT)
+    fails while any other socket listens there, even one that set SO_REUSEPORT itself."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def _prepare_metrics_dir(settings: Settings, workers: int) -> None:

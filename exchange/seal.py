@@ -1,7 +1,7 @@
 """The batch e-seal: a detached compact JWS (RFC 7515 Appendix F) over the exact body bytes:
 `<protected>..<signature>`, the signing input being `<protected>.<base64url(body)>`.
 
-Signed through the app's key ring (`identity.KeyRing.sign_bytes`, its active key: Ed25519, or SM2 under the gm crypto profile; the
+Signed by the app's key ring's active key (an `identity.Signer`: Ed25519, or SM2 under the gm crypto profile; the
 kid is published in `/.well-known/jwks.json`), behind the one `BatchSigner` protocol. The receiver verifies with nothing but the
 JWKS: `verify_batch(body, seal, jwks)`.
 """
@@ -27,21 +27,17 @@ class BatchSigner(Protocol):
 
 
 class KeyRingSigner:
-    """Seals with the key ring's active key (EdDSA or ES256, alg pinned per kid)."""
+    """Seals with the key ring's active key (EdDSA, ES256 or SM2, alg pinned per kid)."""
 
     def __init__(self, keyring: identity.KeyRing) -> None:
         self.keyring = keyring
 
     def sign_detached(self, body: bytes) -> str:
-        payload = b64url(body)
-        for _ in range(3):  # the ring may be reloaded between naming the key and signing with it
-            active = self.keyring.active
-            protected = b64url(msgspec.json.encode({"alg": active.alg, "kid": active.kid, "typ": JWS_TYPE}, order="sorted"))
-            # The ring's one profile-aware signing interface: Ed25519/ES256, or SM2 under gm.
-            record, signature = self.keyring.sign_bytes(f"{protected}.{payload}".encode())
-            if record.kid == active.kid:
-                return f"{protected}..{b64url(signature)}"
-        raise identity.KeysUnavailable("the active key kept changing while sealing a batch")
+        # One record of the ring: the key named in the header is the key that signs, even if the
+        # ring is reloaded meanwhile (the record holds its own private key).
+        key = self.keyring.active
+        protected = b64url(msgspec.json.encode({"alg": key.alg, "kid": key.kid, "typ": JWS_TYPE}, order="sorted"))
+        return f"{protected}..{b64url(key.sign_bytes(f'{protected}.{b64url(body)}'.encode()))}"
 
 
 def verify_batch(body: bytes, seal: str, jwks: dict[str, Any]) -> bool:

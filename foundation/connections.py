@@ -48,8 +48,10 @@ async def reset_connection(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-async def connect_postgres(settings: Settings, **overrides) -> asyncpg.Pool:
-    """A pool that opens connections lazily, so the app starts (and /ready says why) while PG is down."""
+async def connect_postgres(settings: Settings, *, dsn: str | None = None, **overrides) -> asyncpg.Pool:
+    """A pool that opens connections lazily, so the app starts (and /ready says why) while PG is down.
+
+    `dsn`: another server than `settings.database_url` (the read replica)."""
     options = {
         "min_size": 0,
         "max_size": settings.pool_max_size,
@@ -60,7 +62,7 @@ async def connect_postgres(settings: Settings, **overrides) -> asyncpg.Pool:
         "max_inactive_connection_lifetime": 300,
     }
     options.update(overrides)
-    return await asyncpg.create_pool(settings.database_url, **options)
+    return await asyncpg.create_pool(dsn or settings.database_url, **options)
 
 
 class ClusterUnavailable(RedisConnectionError):

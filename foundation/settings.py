@@ -24,6 +24,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """PostgreSQL DSN the service connects with; None means start the embedded server in `data_dir`."""
     database_owner_url: str | None = None
     """PostgreSQL DSN of the role that owns the schema, for migrations; None: `database_url`."""
+    database_replica_url: str | None = None
+    """A streaming replica (hot standby) of `database_url`'s cluster, as the service role: stats,
+    reports, ledger lists, a person's history and matching read there while it is at most
+    `replica_max_lag_seconds` behind, else from the primary (docs/architecture.md, "Reads on a
+    replica"). None: every read goes to the primary."""
+    replica_max_lag_seconds: float = 5.0
+    """The staleness bound of replica reads: a replica further behind (or down) is not used."""
+    replica_check_seconds: float = 1.0
+    """How often each worker measures the replica's lag (two one-row queries, one on each server)."""
     audit_checkpoint_seconds: int = 300
     """How often a worker signs a checkpoint of the audit archive when entries were added; 0: never."""
     rating_case_due_hours: int = 120
@@ -118,6 +127,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         "CHONGJUN_ENV": "env",
         "DATABASE_URL": "database_url",
         "DATABASE_OWNER_URL": "database_owner_url",
+        "DATABASE_REPLICA_URL": "database_replica_url",
+        "CHONGJUN_REPLICA_MAX_LAG_SECONDS": "replica_max_lag_seconds",
+        "CHONGJUN_REPLICA_CHECK_SECONDS": "replica_check_seconds",
         "CHONGJUN_AUDIT_CHECKPOINT_SECONDS": "audit_checkpoint_seconds",
         "CHONGJUN_RATING_CASE_DUE_HOURS": "rating_case_due_hours",
         "REDIS_URL": "redis_url",

@@ -29,10 +29,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import asyncpg
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -43,8 +41,8 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 from foundation.audit import write_audit
 from foundation.errors import Unavailable
 from foundation.gmcrypto import hkdf_sm3
-from foundation.sm2 import SM2PrivateKey, SM2PublicKey, der_to_raw
-from identity import db
+from foundation.sm2 import SM2PrivateKey, SM2PublicKey
+from identity import db, signing
 from identity.sm2jws import sm2_from_jwk, sm2_jwk
 from identity.secrets import SecretStore
 
@@ -61,7 +59,6 @@ __all__ = (
     "profile_algorithm",
     "remove_key",
     "rotate_keys",
-    "Signature",
 )
 
 Algorithm = Literal["EdDSA", "ES256", "SM2"]
@@ -96,6 +93,15 @@ class KeyRecord:
     public_key: Ed25519PublicKey | ec.EllipticCurvePublicKey | SM2PublicKey
     private_key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey | SM2PrivateKey | None
     public_jwk: Mapping[str, str]
+
+    def sign_bytes(self, data: bytes) -> bytes:
+        """An `identity.signing.Signer`: the JWS signature value over `data` by this key (its
+        pinned `alg`; Ed25519, ES256 or SM2). The ring's active key signs what is not a token
+        (archive checkpoints, exchange batches); take the record once, so the `kid` and `alg`
+        named beside the value are the key that made it."""
+        if self.private_key is None:
+            raise KeysUnavailable(f"signing key {self.kid} has no private key here")
+        return signing.sign_bytes(self.private_key, data)
 
 
 def jwk_thumbprint(jwk: Mapping[str, str]) -> str:
@@ -146,13 +152,6 @@ def _load_public(alg: str, jwk: Mapping[str, str]):
         key = OKPAlgorithm.from_jwk(text) if alg == "EdDSA" else ECAlgorithm.from_jwk(text)
     _check_key_type(alg, key)
     return key
-
-
-@dataclass(frozen=True)
-class Signature:
-    kid: str
-    alg: Algorithm
-    value: bytes
 
 
 class KeyRing:
@@ -211,50 +210,11 @@ class KeyRing:
         self._keys, self._active = keys, (active[0] if active else None)
         self.loaded_at = time.monotonic()
 
-    def sign(self, data: bytes) -> Signature:
-        """A detached signature of `data` by the active key: the ring's one signing interface for
-        bytes that are not a JWT (the audit archive's checkpoints). EdDSA signs the bytes (RFC 8032);
-        ES256 signs SHA-256 of them and answers r || s (as JWS does). A new algorithm profile
-        (SM2 with SM3) adds a branch here and in `identity.signing.VERIFIERS`."""
-        record = self.active
-        if record.alg == "EdDSA":
-            value = record.private_key.sign(data)
-        elif record.alg == "SM2":
-            # SM2 with SM3 over Z_A || data (the gm profile), r || s as identity.signing expects.
-            value = der_to_raw(record.private_key.sign(data))
-        else:
-            r, s = decode_dss_signature(record.private_key.sign(data, ec.ECDSA(SHA256())))
-            value = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-        return Signature(kid=record.kid, alg=record.alg, value=value)
-
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """Every published key (next, active, retired) as an RFC 7517 JWK Set."""
         order = {"active": 0, "next": 1, "retired": 2}
         records = sorted(self._keys.values(), key=lambda r: (order.get(r.state, 3), r.kid))
         return {"keys": [{**r.public_jwk, "kid": r.kid, "alg": r.alg, "use": "sig"} for r in records]}
-
-    def sign_bytes(self, data: bytes) -> tuple[KeyRecord, bytes]:
-        """Sign `data` with the active key: the key record and the JWS signature value of its
-        algorithm (Ed25519: 64 bytes; ES256 and SM2: `r ‖ s`, 64 bytes).
-
-        The one signing interface for whatever is not a token of identity.tokens (archive
-        checkpoints, credentials, seals): under the `gm` profile the active key is SM2, so a
-        caller gets SM2 by using this, and names `record.alg` and `record.kid` beside the value.
-        """
-        record = self.active
-        return record, jwt.api_jws._jws_global_obj.get_algorithm_by_name(record.alg).sign(data, record.private_key)
-
-    def verify_bytes(self, kid: str, data: bytes, signature: bytes) -> bool:
-        """True when `signature` (as `sign_bytes` makes it) is over `data` by the published key `kid`,
-        with that key's pinned algorithm. An unknown or removed kid is False."""
-        record = self._keys.get(kid)
-        if record is None or not isinstance(signature, bytes):
-            return False
-        algorithm = jwt.api_jws._jws_global_obj.get_algorithm_by_name(record.alg)
-        try:
-            return bool(algorithm.verify(data, record.public_key, signature))
-        except (ValueError, TypeError):
-            return False
 
     @property
     def subject_key(self) -> bytes:

@@ -1,10 +1,14 @@
-"""The signing interface every seal and token key meets, and one verifier per JOSE `alg`.
+"""The one interface for signing bytes, and one verifier per JOSE `alg`.
 
-A `Signer` is anything with a `kid`, an `alg`, its public JWK and `sign(data) -> signature`
-(JOSE form: raw r‖s for ECDSA). `verify_signature(alg, jwk, data, signature)` checks one with
-the verifier registered for that alg in `VERIFIERS`; a new crypto profile (an SM2 signer, issue
-17) adds its `Signer` class and one entry there, and every document sealed or signed through
-this interface (statements, their archive, the offline verifier) accepts it with no other change.
+A `Signer` is anything with a `kid`, an `alg`, its public JWK and `sign_bytes(data) -> signature`
+(the JWS signature value: Ed25519 raw, ES256 and SM2 `r ‖ s`). Every byte signature of ours goes
+through it: the key ring's active key (`identity.KeyRing.active`, a `KeyRecord`: archive
+checkpoints, exchange batch seals) and the statement seal keys (`merchants.SealKey`). Both make
+the value with `sign_bytes(private_key, data)`, and `verify_signature(alg, jwk, data, signature)`
+checks one with the verifier registered for that alg in `VERIFIERS`. A signer names its `kid`
+and `alg` before it signs, so a header can carry them. Another crypto profile is one branch in
+`sign_bytes` and one entry in `VERIFIERS`; every document signed through this interface
+(checkpoints, batches, statements and their archive, the offline verifiers) takes it unchanged.
 """
 
 from __future__ import annotations
@@ -15,17 +19,17 @@ from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 import jwt
 from jwt.exceptions import InvalidKeyError
 
 from foundation.encoding import unb64url
-from foundation.sm2 import SM2Error, raw_to_der
+from foundation.sm2 import SM2Error, SM2PrivateKey, der_to_raw, raw_to_der
 from identity.sm2jws import sm2_from_jwk
 
-__all__ = ("VERIFIERS", "JwsRefused", "Signer", "verify_signature", "verify_typed_jws")
+__all__ = ("VERIFIERS", "JwsRefused", "Signer", "sign_bytes", "verify_signature", "verify_typed_jws")
 
 
 class Signer(Protocol):
@@ -33,7 +37,23 @@ class Signer(Protocol):
     alg: str
     public_jwk: Mapping[str, Any]
 
-    def sign(self, data: bytes) -> bytes: ...
+    def sign_bytes(self, data: bytes) -> bytes:
+        """The JWS signature value over `data` by this key (`alg`), as `verify_signature` checks it."""
+        ...
+
+
+def sign_bytes(private_key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey | SM2PrivateKey, data: bytes) -> bytes:
+    """The JWS signature value over `data`: Ed25519 signs the bytes (RFC 8032, 64 bytes); ES256
+    signs their SHA-256 and SM2 (with SM3 over Z_A ‖ data, the default ID: the gm profile) signs
+    them, both answering `r ‖ s` (64 bytes), as JWS does."""
+    if isinstance(private_key, Ed25519PrivateKey):
+        return private_key.sign(data)
+    if isinstance(private_key, SM2PrivateKey):
+        return der_to_raw(private_key.sign(data))
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    raise TypeError(f"no signature of ours is made with a {type(private_key).__name__}")
 
 
 def _ed25519(jwk: Mapping[str, Any], data: bytes, signature: bytes) -> bool:

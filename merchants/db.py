@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -11,6 +11,12 @@ from foundation.paging import Keyset
 from merchants.types import MerchantCreate
 
 __all__ = (
+    "DEVICES",
+    "MERCHANTS",
+    "STAFF",
+    "VENUES",
+    "KeysetSource",
+    "list_keyset",
     "create_device",
     "create_merchant",
     "create_venue",
@@ -22,11 +28,7 @@ __all__ = (
     "get_staff",
     "get_venue",
     "list_merchant_venues",
-    "list_devices",
-    "list_merchants",
     "list_public_venues",
-    "list_staff",
-    "list_venues",
     "merchant_device_ids",
     "merchant_visible_in_district",
     "revoke_device",
@@ -52,29 +54,50 @@ _DEVICE_COLUMNS = "d.id, d.venue_id, d.merchant_id, d.label, d.status, d.created
 _MERCHANT_IN_DISTRICT = "m.district = $1 OR EXISTS (SELECT 1 FROM venues v WHERE v.merchant_id = m.id AND v.district = $1)"
 
 
-async def _keyset(
-    conn: asyncpg.Connection,
-    query: str,
-    *args: Any,
-    key: str,
-    after: Keyset | None,
-    limit: int,
+class KeysetSource(NamedTuple):
+    """A list that pages by keyset: `query` is a SELECT … WHERE whose filters are $1…$n, `key` the
+    alias of the table whose `(created_at, id)` orders it."""
+
+    query: str
+    key: str
+
+
+async def list_keyset(
+    conn: asyncpg.Connection, source: KeysetSource, *filters: Any, after: Keyset | None, limit: int
 ) -> list[asyncpg.Record]:
-    """The rows of `query` (a SELECT … WHERE with `args` as $1…$n) oldest first by `(key.created_at,
-    key.id)`, strictly after the cursor position `after`, `limit` at most: the one keyset list."""
-    n = len(args)
+    """The rows of `source` (its filters bound to `filters`, in order) oldest first by
+    `(key.created_at, key.id)`, strictly after the cursor position `after`, `limit` at most: the
+    one keyset list of this package."""
+    n = len(filters)
     after_at, after_id = after or (None, None)
     return await conn.fetch(
         f"""
-        {query}
-          AND (${n + 1}::timestamptz IS NULL OR ({key}.created_at, {key}.id) > (${n + 1}, ${n + 2}::uuid))
-        ORDER BY {key}.created_at, {key}.id
+        {source.query}
+          AND (${n + 1}::timestamptz IS NULL OR ({source.key}.created_at, {source.key}.id) > (${n + 1}, ${n + 2}::uuid))
+        ORDER BY {source.key}.created_at, {source.key}.id
         LIMIT ${n + 3}
         """,
-        *args,
+        *filters,
         after_at,
         after_id,
         limit,
+    )
+
+
+async def _update(
+    conn: asyncpg.Connection, table: str, key: str, columns: str, row_id: UUID, changes: dict[str, Any]
+) -> asyncpg.Record | None:
+    """Set `changes` (column → value) and `updated_at` on one row of `table` (alias `key` in
+    `columns`); the row as `columns` shows it, or None when there is no such row. Column names
+    come from an update struct's fields, never from the request."""
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
+    return await conn.fetchrow(
+        f"""
+        WITH {key} AS (UPDATE {table} SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *)
+        SELECT {columns} FROM {key}
+        """,
+        row_id,
+        *changes.values(),
     )
 
 
@@ -113,36 +136,18 @@ async def merchant_visible_in_district(conn: asyncpg.Connection, merchant_id: UU
     return await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM merchants m WHERE m.id = $2 AND ({_MERCHANT_IN_DISTRICT}))", district, merchant_id)
 
 
-async def list_merchants(
-    conn: asyncpg.Connection,
-    *,
-    district: str | None,
-    merchant_id: UUID | None,
-    after: Keyset | None,
-    limit: int,
-) -> list[asyncpg.Record]:
-    return await _keyset(
-        conn,
-        f"""
+MERCHANTS = KeysetSource(
+    f"""
         SELECT {_MERCHANT_COLUMNS} FROM merchants m
         WHERE ($1::text IS NULL OR {_MERCHANT_IN_DISTRICT}) AND ($2::uuid IS NULL OR m.id = $2)
-        """,
-        district,
-        merchant_id,
-        key="m",
-        after=after,
-        limit=limit,
-    )
+    """,
+    key="m",
+)
+"""Filters: $1 district, $2 merchant_id (None: any)."""
 
 
 async def update_merchant(conn: asyncpg.Connection, merchant_id: UUID, changes: dict[str, Any]) -> asyncpg.Record | None:
-    # Column names come from the MerchantUpdate struct's fields, never from the request.
-    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
-    return await conn.fetchrow(
-        f"UPDATE merchants SET {assignments}, updated_at = now() WHERE id = $1 RETURNING {_MERCHANT_COLUMNS}",
-        merchant_id,
-        *changes.values(),
-    )
+    return await _update(conn, "merchants", "m", _MERCHANT_COLUMNS, merchant_id, changes)
 
 
 # --- venues ------------------------------------------------------------------------------------
@@ -172,16 +177,8 @@ async def create_venue(
         )
         SELECT {_VENUE_COLUMNS} FROM v
         """,
-        merchant_id,
-        name_zh,
-        name_en,
-        district,
-        address,
-        latitude,
-        longitude,
-        domain,
-        opening_hours,
-        daily_capacity,
+        merchant_id, name_zh, name_en, district, address,
+        latitude, longitude, domain, opening_hours, daily_capacity,
     )
 
 
@@ -190,41 +187,18 @@ async def get_venue(conn: asyncpg.Connection, venue_id: UUID, *, for_update: boo
     return await conn.fetchrow(f"SELECT {_VENUE_COLUMNS} FROM venues v WHERE v.id = $1{lock}", venue_id)
 
 
-async def list_venues(
-    conn: asyncpg.Connection,
-    *,
-    district: str | None,
-    merchant_id: UUID | None,
-    after: Keyset | None,
-    limit: int,
-) -> list[asyncpg.Record]:
-    return await _keyset(
-        conn,
-        f"""
+VENUES = KeysetSource(
+    f"""
         SELECT {_VENUE_COLUMNS} FROM venues v
         WHERE ($1::text IS NULL OR v.district = $1) AND ($2::uuid IS NULL OR v.merchant_id = $2)
-        """,
-        district,
-        merchant_id,
-        key="v",
-        after=after,
-        limit=limit,
-    )
+    """,
+    key="v",
+)
+"""Filters: $1 district, $2 merchant_id (None: any)."""
 
 
 async def update_venue(conn: asyncpg.Connection, venue_id: UUID, changes: dict[str, Any]) -> asyncpg.Record | None:
-    # Column names come from the VenueUpdate struct's fields, never from the request.
-    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
-    return await conn.fetchrow(
-        f"""
-        WITH v AS (
-            UPDATE venues SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *
-        )
-        SELECT {_VENUE_COLUMNS} FROM v
-        """,
-        venue_id,
-        *changes.values(),
-    )
+    return await _update(conn, "venues", "v", _VENUE_COLUMNS, venue_id, changes)
 
 
 async def list_public_venues(conn: asyncpg.Connection, *, domain: str | None, district: str | None) -> list[asyncpg.Record]:
@@ -266,13 +240,7 @@ async def create_device(
         VALUES ($1, $2, $3, $4, $5, $6, $7)
         RETURNING {_DEVICE_COLUMNS}
         """,
-        device_id,
-        venue_id,
-        merchant_id,
-        label,
-        secret_hash,
-        created_by_kind,
-        created_by,
+        device_id, venue_id, merchant_id, label, secret_hash, created_by_kind, created_by,
     )
 
 
@@ -284,29 +252,15 @@ async def get_device(conn: asyncpg.Connection, device_id: UUID, *, for_update: b
     )
 
 
-async def list_devices(
-    conn: asyncpg.Connection,
-    *,
-    district: str | None,
-    merchant_id: UUID | None,
-    venue_id: UUID | None,
-    after: Keyset | None,
-    limit: int,
-) -> list[asyncpg.Record]:
-    return await _keyset(
-        conn,
-        f"""
+DEVICES = KeysetSource(
+    f"""
         SELECT {_DEVICE_COLUMNS} FROM devices d JOIN venues v ON v.id = d.venue_id
         WHERE ($1::text IS NULL OR v.district = $1) AND ($2::uuid IS NULL OR d.merchant_id = $2)
           AND ($3::uuid IS NULL OR d.venue_id = $3)
-        """,
-        district,
-        merchant_id,
-        venue_id,
-        key="d",
-        after=after,
-        limit=limit,
-    )
+    """,
+    key="d",
+)
+"""Filters: $1 district, $2 merchant_id, $3 venue_id (None: any)."""
 
 
 async def revoke_device(conn: asyncpg.Connection, device_id: UUID) -> asyncpg.Record | None:
@@ -409,26 +363,14 @@ async def get_staff(conn: asyncpg.Connection, account_id: UUID) -> asyncpg.Recor
     return await conn.fetchrow(f"SELECT {_STAFF_COLUMNS} FROM accounts a WHERE a.id = $1 AND a.kind = 'staff'", account_id)
 
 
-async def list_staff(
-    conn: asyncpg.Connection,
-    *,
-    district: str | None,
-    merchant_id: UUID | None,
-    after: Keyset | None,
-    limit: int,
-) -> list[asyncpg.Record]:
-    return await _keyset(
-        conn,
-        f"""
+STAFF = KeysetSource(
+    f"""
         SELECT {_STAFF_COLUMNS} FROM accounts a JOIN merchants m ON m.id = a.merchant_id
         WHERE a.kind = 'staff' AND ($1::text IS NULL OR {_MERCHANT_IN_DISTRICT}) AND ($2::uuid IS NULL OR a.merchant_id = $2)
-        """,
-        district,
-        merchant_id,
-        key="a",
-        after=after,
-        limit=limit,
-    )
+    """,
+    key="a",
+)
+"""Filters: $1 district, $2 merchant_id (None: any)."""
 
 
 async def set_staff_role(conn: asyncpg.Connection, account_id: UUID, role: str) -> None:

@@ -30,8 +30,8 @@ from foundation.encoding import b64url
 from foundation.gmcrypto import hkdf_sm3
 from foundation.settings import Settings
 from foundation.sm2 import N as SM2_N
-from foundation.sm2 import SM2PrivateKey, der_to_raw
-from identity import SecretStore, sm2_jwk
+from foundation.sm2 import SM2PrivateKey
+from identity import SecretStore, sign_bytes, sm2_jwk
 
 __all__ = (
     "DEVICE_HMAC_SECRET",
@@ -67,7 +67,7 @@ class SealKey:
     """One version of the bureau's e-seal: an Ed25519 key (`EdDSA`, the intl crypto profile) or
     an SM2 key (`SM2` with SM3, signature `r ‖ s`: the gm profile), and its published JWK.
 
-    It is an `identity.Signer` (kid, alg, public_jwk, sign), so the seal, the archive and the
+    It is an `identity.Signer` (kid, alg, public_jwk, sign_bytes), so the seal, the archive and the
     verifier (identity.signing.VERIFIERS has both algs) take either unchanged.
     """
 
@@ -87,11 +87,9 @@ class SealKey:
         self.kid = "seal-" + b64url(hashlib.sha256(canonical.encode()).digest())[:16]
         self.public_jwk = {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
-    def sign(self, data: bytes) -> bytes:
+    def sign_bytes(self, data: bytes) -> bytes:
         """The JWS signature value over `data` (Ed25519: 64 bytes; SM2: `r ‖ s`, 64 bytes)."""
-        if isinstance(self.private_key, SM2PrivateKey):
-            return der_to_raw(self.private_key.sign(data))
-        return self.private_key.sign(data)
+        return sign_bytes(self.private_key, data)
 
 
 @cache

@@ -161,7 +161,7 @@ async def get_merchant(conn: asyncpg.Connection, caller: Caller, merchant_id: UU
 
 async def list_merchants(conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None) -> Page[Merchant]:
     district, merchant_id = list_bounds(caller)
-    rows = await db.list_merchants(conn, district=district, merchant_id=merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit))
+    rows = await db.list_keyset(conn, db.MERCHANTS, district, merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit))
     return page_of(rows, limit, partial(msgspec.convert, type=Merchant))
 
 
@@ -262,8 +262,8 @@ async def list_venues(
     conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, merchant_id: UUID | None = None
 ) -> Page[Venue]:
     district, own = list_bounds(caller)
-    rows = await db.list_venues(
-        conn, district=district, merchant_id=own or merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit)
+    rows = await db.list_keyset(
+        conn, db.VENUES, district, own or merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit)
     )
     return page_of(rows, limit, partial(msgspec.convert, type=Venue))
 
@@ -403,8 +403,8 @@ async def list_devices(
     conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, venue_id: UUID | None = None
 ) -> Page[Device]:
     district, merchant_id = list_bounds(caller)
-    rows = await db.list_devices(
-        conn, district=district, merchant_id=merchant_id, venue_id=venue_id, after=decode_cursor(cursor), limit=fetch_size(limit)
+    rows = await db.list_keyset(
+        conn, db.DEVICES, district, merchant_id, venue_id, after=decode_cursor(cursor), limit=fetch_size(limit)
     )
     return page_of(rows, limit, partial(msgspec.convert, type=Device))
 

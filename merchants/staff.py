@@ -107,8 +107,8 @@ async def list_staff(
 ) -> Page[StaffAccount]:
     if caller.kind != "admin":
         raise Forbidden()
-    rows = await db.list_staff(
-        conn, district=admin_district(caller), merchant_id=merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit)
+    rows = await db.list_keyset(
+        conn, db.STAFF, admin_district(caller), merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit)
     )
     return page_of(rows, limit, partial(msgspec.convert, type=StaffAccount))
 

@@ -142,8 +142,13 @@ async def _generation(redis: aioredis.Redis) -> str | None:
     return value.decode() if value else None
 
 
-async def active_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, *, generation: str | None = None) -> list[CatalogEntry]:
-    """The active benefits with their open venues, cached in process per catalog generation."""
+async def active_catalog(
+    conn: asyncpg.Connection, redis: aioredis.Redis, *, generation: str | None = None, cache_seconds: float | None = None,
+) -> list[CatalogEntry]:
+    """The active benefits with their open venues, cached in process per catalog generation.
+
+    `cache_seconds` caps how long what is read here may be cached (a read replica's connection:
+    what is left of its staleness bound; 0: not cached)."""
     if generation is None:
         generation = await _generation(redis)
     if generation is not None and (cached := _catalogs.get(generation)) is not None:
@@ -157,8 +162,10 @@ async def active_catalog(conn: asyncpg.Connection, redis: aioredis.Redis, *, gen
         if venue is not None:
             by_benefit.setdefault(row["benefit_id"], []).append(venue)
     entries = [CatalogEntry(v, by_benefit.get(v.benefit_id, [])) for v in versions]
-    if generation is not None:  # without Redis no generation says when it went stale
+    if generation is not None and cache_seconds is None:  # without Redis no generation says when it went stale
         _catalogs.put(generation, entries)
+    elif generation is not None and cache_seconds > 0:
+        _catalogs.put(generation, entries, ttl=min(_CATALOG_MAX_AGE, cache_seconds))
     return entries
 
 
@@ -294,12 +301,14 @@ _decoder = msgspec.msgpack.Decoder(_Cached)
 _encoder = msgspec.msgpack.Encoder()
 
 
-async def my_benefits_of(conn: asyncpg.Connection, redis: aioredis.Redis, person_id: UUID) -> MyBenefits:
+async def my_benefits_of(
+    conn: asyncpg.Connection, redis: aioredis.Redis, person_id: UUID, *, cache_seconds: float | None = None,
+) -> MyBenefits:
     """`GET /v1/me/benefits` for an authenticated veteran: loads the person from identity."""
     person = await identity.get_person(conn, person_id)
     if person is None:
         raise identity.PersonNotFound()
-    return await my_benefits(conn, redis, person, person.id)
+    return await my_benefits(conn, redis, person, person.id, cache_seconds=cache_seconds)
 
 
 async def my_benefits(
@@ -309,8 +318,14 @@ async def my_benefits(
     person_id: UUID,
     *,
     at: datetime | None = None,
+    cache_seconds: float | None = None,
 ) -> MyBenefits:
-    """What `GET /v1/me/benefits` answers for this person, from the Redis cache when still valid."""
+    """What `GET /v1/me/benefits` answers for this person, from the Redis cache when still valid.
+
+    `cache_seconds` caps how long a fresh answer is cached (None: until midnight, at most 600 s;
+    below 1: not cached). A caller reading a replica passes what is left of its staleness bound:
+    an invalidation (a scan's new person generation) may already be in Redis while the change it
+    announces is not yet on the replica, and the answer is then cached under the new generation."""
     now = at or datetime.now(SHANGHAI)
     day = period_key("day", now)
     digest = _person_digest(person)
@@ -340,12 +355,14 @@ async def my_benefits(
             and cached.day == day
         ):
             return cached.answer
-    catalog = await active_catalog(conn, redis, generation=generation)
+    catalog = await active_catalog(conn, redis, generation=generation, cache_seconds=cache_seconds)
     used = await used_counts(conn, person_id, [e.version for e in catalog], now)
     answer = match_benefits(person, person_id, catalog, used, now)
-    if generation is not None:
+    if generation is not None and (cache_seconds is None or cache_seconds >= 1):
         midnight = period_bounds("day", now)[1]
         ttl = max(1, min(_PERSON_TTL, int((midnight - now) / timedelta(seconds=1))))
+        if cache_seconds is not None:
+            ttl = min(ttl, int(cache_seconds))
         entry = _encoder.encode(_Cached(generation, person_generation, digest, day, answer))
         # Written after the answer is returned: the request does not wait for the cache. A write
         # that lands after an invalidation is harmless, it carries the generations read above.

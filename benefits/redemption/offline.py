@@ -132,9 +132,12 @@ async def reconcile(
     if venue is None:
         raise VenueNotAllowed("this device's venue does not exist")
     budget = offline_budget(settings)
+    # The venue's offer is read once for the whole upload (up to 200 items), not once an item: the
+    # ledger statement re-checks each benefit version, so one changed meanwhile is refused as stale.
+    offered = {v.benefit_id: v for v in await benefits_at_venue(conn, venue.id)}
     results = []
     for item in upload.scans:
-        result, person_id = await _reconcile_one(conn, principal, venue, item, keyring=keyring, budget=budget,
+        result, person_id = await _reconcile_one(conn, principal, venue, offered, item, keyring=keyring, budget=budget,
                                                  now=now or datetime.now(timezone.utc))
         results.append(result)
         if result.outcome == "recorded" and person_id is not None:
@@ -157,7 +160,8 @@ def _result(local_id: str, outcome: str, reason: str, redemption_id: UUID | None
 
 
 async def _reconcile_one(
-    conn: asyncpg.Connection, principal: identity.Principal, venue: merchants.Venue, item: OfflineScan, *,
+    conn: asyncpg.Connection, principal: identity.Principal, venue: merchants.Venue,
+    offered: dict[UUID, BenefitVersion], item: OfflineScan, *,
     keyring: identity.KeyRing, budget: OfflineBudget, now: datetime,
 ) -> tuple[OfflineItemResult, UUID | None]:
     device_id = principal.subject
@@ -178,7 +182,7 @@ async def _reconcile_one(
             benefit_id=item.benefit_id, person_id=None, companions=item.companions,
             decided_at=item.decided_at if in_range else now, service_day=local_date(item.decided_at if in_range else now),
         )
-        decided = await _judge(conn, item, venue, kept, in_range=in_range, keyring=keyring, budget=budget)
+        decided = await _judge(conn, item, venue, offered, kept, in_range=in_range, keyring=keyring, budget=budget)
         if decided.outcome != "recorded":  # the ledger statement wrote a recorded item's row already
             await db.insert_offline_scan(conn, decided)
     result = _result(item.local_id, decided.outcome, decided.reason, decided.redemption_id)
@@ -186,7 +190,8 @@ async def _reconcile_one(
 
 
 async def _judge(
-    conn: asyncpg.Connection, item: OfflineScan, venue: merchants.Venue, kept: OfflineRecord, *, in_range: bool,
+    conn: asyncpg.Connection, item: OfflineScan, venue: merchants.Venue, offered: dict[UUID, BenefitVersion],
+    kept: OfflineRecord, *, in_range: bool,
     keyring: identity.KeyRing, budget: OfflineBudget,
 ) -> OfflineRecord:
     """The guard clauses of one item, in order, down to the ledger statement: the item's
@@ -216,7 +221,6 @@ async def _judge(
     if person.card_status != "ACTIVE":
         return refuse("card_suspended", person_id=person.id)
     wanted = item.benefit_id or code.benefit_id
-    offered = {v.benefit_id: v for v in await benefits_at_venue(conn, venue.id)}
     named = (offered.get(wanted) or await get_benefit(conn, wanted)) if wanted is not None else None
     verdict = decide(wanted, item.companions, person, Offer(offered, named=named), at)
     if isinstance(verdict, Refuse):

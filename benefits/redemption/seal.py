@@ -8,7 +8,7 @@ JWK verifies offline: re-encode `statement` canonically, base64url it between th
 check the signature. `explain_sealed` does exactly that, needs nothing but the JWKS, and says
 which step failed; `verify_sealed` is its yes/no.
 
-The key is any `identity.Signer` (today an Ed25519 `merchants.SealKey` version; the header's
+The key is any `identity.Signer` (a `merchants.SealKey` version, Ed25519 or SM2; the header's
 `kid` names the version, `alg` its algorithm), and the signature is checked by the verifier that
 `identity.signing.VERIFIERS` registers for that alg, so a new crypto profile needs no change here.
 """
@@ -49,7 +49,7 @@ def seal(key: Signer, document: Any) -> str:
     header = {"alg": key.alg, "kid": key.kid, "typ": JWS_TYPE}
     protected = b64url(msgspec.json.encode(header, order="sorted"))
     signing_input = f"{protected}.{b64url(canonical_bytes(document))}".encode()
-    return f"{protected}..{b64url(key.sign(signing_input))}"
+    return f"{protected}..{b64url(key.sign_bytes(signing_input))}"
 
 
 def explain_sealed(sealed: Any, jwks: Any) -> SealCheck:

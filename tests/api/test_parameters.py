@@ -38,7 +38,11 @@ def test_every_path_and_query_parameter_is_bounded(app):
         for method, (handler, kwargs_model) in route.route_handler_map.items():
             if method in ("OPTIONS", "HEAD"):
                 continue
-            fields = handler.parsed_fn_signature.parameters
+            # A parameter is the handler's own or one of a dependency's (the `paging` dependency
+            # declares `limit` and `cursor` for every list route).
+            fields = dict(handler.parsed_fn_signature.parameters)
+            for provide in handler.resolve_dependencies().values():
+                fields.update(provide.parsed_fn_signature.parameters)
             for definition in kwargs_model.expected_path_params | kwargs_model.expected_query_params:
                 field = fields[definition.field_name]
                 bounds = field.kwarg_definition

@@ -84,7 +84,8 @@ async def test_switching_profiles_keeps_everything_signed_before_verifying(setti
     now = time.time()
     old_token = identity.issue_access_token(veteran(person), keyring=before, now=now)
     old_code = await identity.issue_code(redis, person, keyring=before, now=now)
-    old_kid, old_bytes = before.sign_bytes(b"checkpoint 1")
+    old_key = before.active
+    old_bytes = old_key.sign_bytes(b"checkpoint 1")
 
     # A dev start under the other profile switches at once (the old active key is retired).
     await identity.ensure_signing_keys(conn, secrets, create=True, alg=identity.profile_algorithm(then))
@@ -95,7 +96,7 @@ async def test_switching_profiles_keeps_everything_signed_before_verifying(setti
 
     assert identity.verify_access_token(old_token, keyring=after, now=now + 5).subject == person
     assert identity.verify_code(old_code.code, keyring=after, now=now + 5).person_id == person
-    assert after.verify_bytes(old_kid.kid, b"checkpoint 1", old_bytes)
+    assert identity.verify_signature(old_key.alg, after.get(old_key.kid).public_jwk, b"checkpoint 1", old_bytes)
     new_token = identity.issue_access_token(veteran(person), keyring=after, now=now)
     assert _header(new_token)["alg"] == after.active.alg
     new_code = await identity.issue_code(redis, person, keyring=after, now=now)
@@ -124,21 +125,31 @@ async def test_production_switches_by_two_rotations_publishing_first(settings, c
 
 @both_profiles
 async def test_sign_bytes_is_the_profiles_algorithm_and_pinned_per_kid(settings, keyring):
-    record, signature = keyring.sign_bytes(b"tree size 7")
+    record = keyring.active
+    signature = record.sign_bytes(b"tree size 7")
     assert record.alg == identity.profile_algorithm(settings.crypto_profile) and len(signature) == 64
-    assert keyring.verify_bytes(record.kid, b"tree size 7", signature)
-    assert not keyring.verify_bytes(record.kid, b"tree size 8", signature)
-    assert not keyring.verify_bytes("nosuchkidnosuchk", b"tree size 7", signature)
-    assert not keyring.verify_bytes(record.kid, b"tree size 7", signature[:-1])
-    assert not keyring.verify_bytes(record.kid, b"tree size 7", "text")  # type: ignore[arg-type]
+
+    def verifies(kid: str, data: bytes, value) -> bool:
+        # As an offline verifier does it: the published key of that kid, with its own alg.
+        key = keyring.get(kid)
+        return key is not None and identity.verify_signature(key.alg, key.public_jwk, data, value)
+
+    assert verifies(record.kid, b"tree size 7", signature)
+    assert not verifies(record.kid, b"tree size 8", signature)
+    assert not verifies("nosuchkidnosuchk", b"tree size 7", signature)
+    assert not verifies(record.kid, b"tree size 7", signature[:-1])
+    assert not verifies(record.kid, b"tree size 7", "text")
+    other = next(alg for alg in identity.ALGORITHMS if alg != record.alg)
+    assert not identity.verify_signature(other, record.public_jwk, b"tree size 7", signature)
 
 
 @both_profiles
 async def test_the_rings_sign_is_the_profiles_algorithm_and_checks_with_identity_signing(settings, keyring):
     from identity import verify_signature
 
-    signature = keyring.sign(b"checkpoint note")
-    assert signature.alg == identity.profile_algorithm(settings.crypto_profile)
-    jwk = keyring.get(signature.kid).public_jwk
-    assert verify_signature(signature.alg, jwk, b"checkpoint note", signature.value)
-    assert not verify_signature(signature.alg, jwk, b"checkpoint notE", signature.value)
+    key = keyring.active
+    value = key.sign_bytes(b"checkpoint note")
+    assert key.alg == identity.profile_algorithm(settings.crypto_profile)
+    jwk = keyring.get(key.kid).public_jwk
+    assert verify_signature(key.alg, jwk, b"checkpoint note", value)
+    assert not verify_signature(key.alg, jwk, b"checkpoint notE", value)

@@ -46,6 +46,7 @@ async def test_an_initial_password_is_replaced_at_the_first_login(faces: Faces):
         await page.click("form button[type=submit]")
         await expect(page.locator("[role=alert]")).to_contain_text("初始密码须先修改")
         await expect(page.locator("input[name=new_password]")).to_be_focused()
+        await expect(page.locator("form button[type=submit]")).to_contain_text("修改密码并登录")
         assert not await faces.axe(page)
         await faces.shot(page, "new-password", "desktop")
         await page.fill("input[name=new_password]", INITIAL)  # the initial one cannot be kept

@@ -15,7 +15,8 @@ import msgspec
 import pytest
 
 import identity
-from benefits.redemption import OFFLINE_BUNDLE_TYPE
+from benefits import redemption
+from benefits.redemption import OFFLINE_BUNDLE_TYPE, OfflineUpload
 from identity.credentials import jwks_lookup
 from identity.signing import verify_typed_jws
 from tests.factories.people import DISABLED_ID, VETERAN_ID
@@ -280,3 +281,27 @@ async def test_bad_uploads_are_problems_and_write_nothing(app, client, conn, red
     merchant = auth_headers(app, staff(uuid.UUID(world.merchant_id)))
     assert (await client.post("/v1/scans/offline", json={"scans": [good]}, headers=merchant)).status_code == 403
     assert await _counts(conn) == (0, 0, 0)
+
+
+async def test_an_upload_reads_the_venue_offer_once_not_once_an_item(app, conn, redis, settings, world):
+    """Up to 200 items share one venue: its benefit list is one read per upload (each item's ledger
+    statement still re-checks the version it was decided under)."""
+    people = [await _person(settings, conn, id_number) for id_number in (VETERAN_ID, DISABLED_ID)]
+    items = [_item(world, await _code(app, redis, person)) for person in people for _ in range(3)]
+    upload = msgspec.convert({"scans": items}, OfflineUpload, strict=False)
+    device = identity.Principal(kind="device", subject=uuid.UUID(world.device_id), merchant_id=uuid.UUID(world.merchant_id),
+                                venue_id=uuid.UUID(world.venue_id), secret_generation=1)
+    statements: list[str] = []
+
+    def log(record) -> None:
+        statements.append(record.query)
+
+    conn.add_query_logger(log)
+    try:
+        results = await redemption.reconcile(conn, redis, device, upload, keyring=app.state.keyring, settings=settings)
+    finally:
+        for _ in range(3):
+            await asyncio.sleep(0)  # asyncpg calls query loggers soon after the query
+        conn.remove_query_logger(log)
+    assert (results.recorded, results.rejected) == (2, 0), results  # one per person: the daily cap
+    assert sum("FROM venue_benefits" in s for s in statements) == 1, statements

@@ -13,7 +13,7 @@ from identity.keys import _public_jwk
 
 
 class ES256Signer:
-    """A Signer of another profile, as an SM2 one would be: kid, alg, public_jwk, sign."""
+    """A Signer of another profile, as an SM2 one would be: kid, alg, public_jwk, sign_bytes."""
 
     alg = "ES256"
 
@@ -22,7 +22,7 @@ class ES256Signer:
         self.kid = "seal-es256-test"
         self.public_jwk = {**_public_jwk(self.private_key.public_key()), "kid": self.kid, "alg": "ES256"}
 
-    def sign(self, data: bytes) -> bytes:
+    def sign_bytes(self, data: bytes) -> bytes:
         r, s = decode_dss_signature(self.private_key.sign(data, ec.ECDSA(SHA256())))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 

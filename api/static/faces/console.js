@@ -235,6 +235,7 @@ function renderLogin(message) {
   const newField = field(bi("新密码", "New password"), newPassword, "至少 12 位，含大小写字母、数字、符号中的三类 · 12+ characters, three of: a-z, A-Z, 0-9, symbols");
   newField.hidden = true;
   const status = h("div", { role: "status" }, message ? h("p", { class: "ok-note" }, message) : null);
+  const submit = h("button", { type: "submit" }, ...bi("登录", "Log in"));
   const form = h("form", { class: "card stack", onsubmit: async (event) => {
     event.preventDefault();
     status.replaceChildren();
@@ -262,7 +263,10 @@ function renderLogin(message) {
       }[slug] || err.message;
       status.replaceChildren(h("p", { class: "error", role: "alert" }, text));
       if (slug === "totp-required") totp.focus();
-      if (slug === "password-change-required") { newField.hidden = false; newPassword.required = true; newPassword.focus(); }
+      if (slug === "password-change-required") {
+        newField.hidden = false; newPassword.required = true; newPassword.focus();
+        submit.replaceChildren(...bi("修改密码并登录", "Change password and log in"));
+      }
     }
   } },
     h("h1", {}, ...bi("登录", "Log in")),
@@ -270,7 +274,7 @@ function renderLogin(message) {
     field(bi("密码", "Password"), password),
     field(bi("动态验证码", "TOTP code"), totp, "已启用双因素认证的账号必填 · required when the account has TOTP"),
     newField,
-    h("button", { type: "submit" }, ...bi("登录", "Log in")),
+    submit,
     status);
   root.replaceChildren(h("main", { class: "login" }, form));
   username.focus();
