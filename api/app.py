@@ -6,7 +6,6 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig
 
 import identity
 from api.scans import ScanController
@@ -26,6 +25,7 @@ from api.exchange import AdminExchangeController, AdminQualityController, exchan
 from api.guards import provide_principal
 from api.paging import provide_paging
 from api.lifespan import freeze_startup_objects, resources
+from api.httpmetrics import RequestMetrics
 from api.logs import RequestIdMiddleware
 from api.openapi import DocsPage, SchemaJson
 from api.merchants import (
@@ -45,6 +45,7 @@ from api.public import HealthController, MetricsController, pool_gauges, replica
 from api.accounts import AdminAccountController
 from api.audit import AdminAuditController, checkpoint_lifespan
 from api.ratings import AdminRatingController, MerchantRatingController, MyRedemptionController, overdue_gauge
+from api.partitions import partitions_lifespan
 from api.stats import AdminStatsController, stats_refresher
 from api.sessions import SessionController
 from foundation.settings import Settings, load_settings
@@ -111,12 +112,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         raise RuntimeError(
             "create_app needs DATABASE_URL and REDIS_URL; `chongjun serve` starts embedded servers and sets them"
         )
-    prometheus = PrometheusConfig(app_name="chongjun", prefix="chongjun", group_path=True, exclude=["/metrics"])
     app = Litestar(
         route_handlers=route_handlers(settings),
         lifespan=[
             resources, pool_gauges, replica_checks, keyring_lifespan, merchant_keys, people_lifespan, checkpoint_lifespan, overdue_gauge,
-            stats_refresher, exchange_lifespan, freeze_startup_objects,
+            stats_refresher, exchange_lifespan, partitions_lifespan, freeze_startup_objects,
         ],
         dependencies={
             "conn": Provide(provide_conn),
@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "paging": Provide(provide_paging, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
-        middleware=[prometheus.middleware, auth_middleware],
+        middleware=[RequestMetrics, auth_middleware],
         request_max_body_size=settings.max_body_bytes,
         request_class=BodyRequest,  # one strict decoding path for every JSON body
         openapi_config=OpenAPIConfig(

@@ -155,6 +155,23 @@ def provide_edit(conn: Conn, redis: Redis, principal: CurrentPrincipal) -> Catal
 
 Edit = NamedDependency[CatalogEdit]
 """`edit`: a change of the catalog by the calling admin (`provide_edit`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BaseVersion:
+    """What a new version (PUT, PATCH) is based on: the benefit, and the version the client read
+    (`expected_version`; None: whichever is current). Another version since is a 409."""
+
+    benefit_id: UUID
+    expected: int | None
+
+
+def provide_base(benefit_id: FromPath[UUID], expected_version: ExpectedVersion = None) -> BaseVersion:
+    return BaseVersion(benefit_id, expected_version)
+
+
+Base = NamedDependency[BaseVersion]
+"""`base`: the `{benefit_id}` and `?expected_version=` of a new version (`provide_base`)."""
 _city = [requires_admin_role("city")]
 
 
@@ -162,7 +179,10 @@ class AdminBenefitController(AdminRoutes):
     """Benefits are city-wide: every admin role reads them, only city admins change them."""
 
     path = "/v1/admin/benefits"
-    dependencies = {"edit": Provide(provide_edit, sync_to_thread=False)}
+    dependencies = {
+        "edit": Provide(provide_edit, sync_to_thread=False),
+        "base": Provide(provide_base, sync_to_thread=False),
+    }
 
     @get("", operation_id="AdminListBenefits", summary="Every benefit, any status, paged")
     async def list_benefits(
@@ -211,19 +231,15 @@ class AdminBenefitController(AdminRoutes):
         "/{benefit_id:uuid}", operation_id="AdminReplaceBenefit", summary="A new version with this definition",
         guards=_city, operation_class=_SPEC_BODY,
     )
-    async def replace_benefit(
-        self, edit: Edit, body: RawBody, benefit_id: FromPath[UUID], expected_version: ExpectedVersion = None
-    ) -> Response[catalog.BenefitView]:
-        return edit.answer(await catalog.replace_benefit_json(edit.conn, benefit_id, body, edit.actor, expected_version=expected_version))
+    async def replace_benefit(self, edit: Edit, body: RawBody, base: Base) -> Response[catalog.BenefitView]:
+        return edit.answer(await catalog.replace_benefit_json(edit.conn, base.benefit_id, body, edit.actor, expected_version=base.expected))
 
     @patch(
         "/{benefit_id:uuid}", operation_id="AdminPatchBenefit", summary="A new version with some fields changed",
         guards=_city, operation_class=_PATCH_BODY,
     )
-    async def patch_benefit(
-        self, edit: Edit, body: RawBody, benefit_id: FromPath[UUID], expected_version: ExpectedVersion = None
-    ) -> Response[catalog.BenefitView]:
-        return edit.answer(await catalog.patch_benefit(edit.conn, benefit_id, body, edit.actor, expected_version=expected_version))
+    async def patch_benefit(self, edit: Edit, body: RawBody, base: Base) -> Response[catalog.BenefitView]:
+        return edit.answer(await catalog.patch_benefit(edit.conn, base.benefit_id, body, edit.actor, expected_version=base.expected))
 
     @post(
         "/{benefit_id:uuid}/status", operation_id="AdminChangeBenefitStatus",

@@ -19,8 +19,8 @@ from litestar.di import NamedDependency
 from redis.client import AbstractRedis
 
 from api.public import count_fallback
-from foundation.connections import RedisClient
 from foundation.replica import ReplicaReads
+from foundation.connections import RedisClient
 from foundation.settings import Settings
 from identity import CityProviders, KeyRing, PiiVault, Principal
 

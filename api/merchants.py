@@ -6,7 +6,7 @@ Guards say which kind of caller may enter; which objects they may touch is decid
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -23,7 +23,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 import merchants
 from api.deps import AppSettings, Conn, CurrentPrincipal, DeviceKey, Keyring, PublicUrl, ReadConn, Redis
 from api.guards import AdminRoutes, MerchantRoutes, PublicRoutes, requires_admin_role, requires_device
-from api.paging import District, Page, Paging
+from api.paging import District, Page, PageRequest, Paging
 from foundation.audit import write_audit
 from api.spreadsheets import CSV, csv_document
 from foundation.settings import Settings
@@ -167,6 +167,10 @@ class Negotiated:
     async def __call__(self, value: Any) -> Response:
         return await negotiated(self.request, value, self.conn, self.principal)
 
+    async def page(self, list_page: Callable[..., Awaitable[Page[Any]]], paging: PageRequest, **filters: Any) -> Response:
+        """The page `list_page(conn, principal, limit=, cursor=, **filters)` answers for this caller, negotiated."""
+        return await self(await list_page(self.conn, self.principal, limit=paging.limit, cursor=paging.cursor, **filters))
+
 
 def provide_answer(request: Request, conn: Conn, principal: CurrentPrincipal) -> Negotiated:
     return Negotiated(request, conn, principal)
@@ -187,17 +191,19 @@ async def _statement(public_url: str, conn, principal, settings: Settings, month
 # --- admin ---------------------------------------------------------------------------------------
 
 
-class AdminMerchantController(AdminRoutes):
-    path = "/v1/admin/merchants"
+class _AdminMerchantsRoutes(AdminRoutes):
+    """What every admin controller of this package shares: its OpenAPI tag and the CSV answer."""
+
     dependencies = _ANSWER
     tags = ["admin: merchants"]
 
+
+class AdminMerchantController(_AdminMerchantsRoutes):
+    path = "/v1/admin/merchants"
+
     @get("/", operation_id="AdminListMerchants", summary="Merchants in the admin's scope (paged; CSV with Accept: text/csv)")
-    async def list_merchants(
-        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
-        paging: Paging,
-    ) -> Response[Page[Merchant]]:
-        return await answer(await merchants.list_merchants(conn, principal, limit=paging.limit, cursor=paging.cursor))
+    async def list_merchants(self, answer: Answer, paging: Paging) -> Response[Page[Merchant]]:
+        return await answer.page(merchants.list_merchants, paging)
 
     @post("/", operation_id="AdminCreateMerchant", guards=_writers, status_code=HTTP_201_CREATED, summary="Onboard a merchant")
     async def create_merchant(
@@ -230,18 +236,14 @@ class AdminMerchantController(AdminRoutes):
         return await merchants.update_merchant(conn, redis, principal, merchant_id, data)
 
 
-class AdminVenueController(AdminRoutes):
+class AdminVenueController(_AdminMerchantsRoutes):
     path = "/v1/admin/venues"
-    dependencies = _ANSWER
-    tags = ["admin: merchants"]
 
     @get("/", operation_id="AdminListVenues", summary="Venues in the admin's scope (paged; CSV with Accept: text/csv)")
     async def list_venues(
-        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
-        paging: Paging, merchant_id: FromQuery[UUID | None] = None,
+        self, answer: Answer, paging: Paging, merchant_id: FromQuery[UUID | None] = None
     ) -> Response[Page[Venue]]:
-        page = await merchants.list_venues(conn, principal, limit=paging.limit, cursor=paging.cursor, merchant_id=merchant_id)
-        return await answer(page)
+        return await answer.page(merchants.list_venues, paging, merchant_id=merchant_id)
 
     @post("/", operation_id="AdminCreateVenue", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a venue")
     async def create_venue(
@@ -278,11 +280,9 @@ class _DeviceRoutes(Controller):
 
     @get("/", operation_id=_audience_id("ListDevices"), summary="Devices in the caller's scope (paged; CSV with Accept: text/csv)")
     async def list_devices(
-        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
-        paging: Paging, venue_id: FromQuery[UUID | None] = None,
+        self, answer: Answer, paging: Paging, venue_id: FromQuery[UUID | None] = None
     ) -> Response[Page[Device]]:
-        page = await merchants.list_devices(conn, principal, limit=paging.limit, cursor=paging.cursor, venue_id=venue_id)
-        return await answer(page)
+        return await answer.page(merchants.list_devices, paging, venue_id=venue_id)
 
     @post("/", status_code=HTTP_201_CREATED, operation_id=_audience_id("ProvisionDevice"), summary="Provision a scanner for a venue: the secret is shown once")
     async def provision(
@@ -322,21 +322,17 @@ class _DeviceRoutes(Controller):
 
 class AdminDeviceController(AdminRoutes, _DeviceRoutes):
     path = "/v1/admin/devices"
-    tags = ["admin: merchants"]
+    tags = _AdminMerchantsRoutes.tags
 
 
-class AdminStaffController(AdminRoutes):
+class AdminStaffController(_AdminMerchantsRoutes):
     path = "/v1/admin/staff"
-    dependencies = _ANSWER
-    tags = ["admin: merchants"]
 
     @get("/", operation_id="AdminListStaff", summary="Staff accounts in the admin's scope (paged)")
     async def list_staff(
-        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
-        paging: Paging, merchant_id: FromQuery[UUID | None] = None,
+        self, answer: Answer, paging: Paging, merchant_id: FromQuery[UUID | None] = None
     ) -> Response[Page[StaffAccount]]:
-        page = await merchants.list_staff(conn, principal, limit=paging.limit, cursor=paging.cursor, merchant_id=merchant_id)
-        return await answer(page)
+        return await answer.page(merchants.list_staff, paging, merchant_id=merchant_id)
 
     @post("/", operation_id="AdminCreateStaff", guards=_writers, status_code=HTTP_201_CREATED, summary="Create a staff account for a merchant")
     async def create_staff(
@@ -370,11 +366,8 @@ class MerchantPortalController(MerchantRoutes):
     dependencies = _ANSWER
 
     @get("/venues", operation_id="MerchantListVenues", summary="The merchant's venues (paged)")
-    async def list_venues(
-        self, answer: Answer, conn: Conn, principal: CurrentPrincipal,
-        paging: Paging,
-    ) -> Response[Page[Venue]]:
-        return await answer(await merchants.list_venues(conn, principal, limit=paging.limit, cursor=paging.cursor))
+    async def list_venues(self, answer: Answer, paging: Paging) -> Response[Page[Venue]]:
+        return await answer.page(merchants.list_venues, paging)
 
     @get("/venues/{venue_id:uuid}", operation_id="MerchantGetVenue", summary="One of the merchant's venues")
     async def get_venue(self, venue_id: FromPath[UUID], conn: Conn, principal: CurrentPrincipal) -> Venue:

@@ -149,8 +149,8 @@ DOMAIN_PROBLEMS: dict[str, dict[int, tuple[str, ...]]] = {
     "AdminUpdateStaff": {422: ("invalid-account",)},
     "MerchantListRedemptions": {400: ("invalid-period",)},
     "MerchantDailyReport": {400: ("invalid-period",)},
-    "MerchantMonthlyStatement": {400: ("invalid-period",)},
-    "AdminMerchantStatement": {400: ("invalid-period",)},
+    "MerchantMonthlyStatement": {400: ("invalid-period",), 409: ("month-archived",)},
+    "AdminMerchantStatement": {400: ("invalid-period",), 409: ("month-archived",)},
     # Scanning, history, ratings
     "Scan": {403: ("venue-not-allowed",), 409: ("idempotency-key-in-flight",), 422: ("idempotency-key-reused",),
              429: ("scan-rate-limited",)},

@@ -107,7 +107,7 @@ class MetricsController(PrometheusController):
     """Litestar's Prometheus endpoint as it is, at /metrics.
 
     Request counts by route template and status and the latency histogram come from the
-    `PrometheusConfig` middleware (`api.app`); the pool gauges from `pool_gauges`. With
+    `api.httpmetrics.RequestMetrics` middleware (`api.app`); the pool gauges from `pool_gauges`. With
     PROMETHEUS_MULTIPROC_DIR set (`chongjun serve --workers N` sets it before any worker starts)
     the controller merges every worker's metric files, so one scrape sees them all.
     """

@@ -79,10 +79,7 @@ class AdminRatingController(AdminRoutes):
 
     path = "/v1/admin/ratings"
 
-    @get(
-        "", operation_id="AdminListRatingCases",
-        summary="差评 cases in the admin's scope (paged; no personal data)",
-    )
+    @get("", operation_id="AdminListRatingCases", summary="差评 cases in the admin's scope (paged; no personal data)")
     async def list_cases(
         self, conn: Conn, principal: CurrentPrincipal, *, status: Status = "open", paging: Paging,
         overdue: Annotated[bool | None, QueryParameter(description="true: open cases past due (escalated to the city)")] = None,

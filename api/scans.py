@@ -33,19 +33,22 @@ class ScanController(Controller):
         self,
         request: Request,
         state: State,
-        plain_conn: PlainConn,
         data: JSONBody[ScanRequest],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
     ) -> Response[ScanDecision]:
-        # The hottest route: it asks Litestar for one dependency only (several would be resolved
-        # in a task group per request) and reads the caller, Redis and settings directly. The
-        # guard has already made sure `request.user` is a device or staff principal.
+        # The hottest route: it asks Litestar for no dependency at all and takes its connection
+        # (outside any transaction, as `PlainConn` would give it), the caller, Redis and settings
+        # directly: resolving the one async-generator dependency cost ~10 us of the framework's
+        # ~40 us per request (measured in process, the note of issue 16), and the connection goes
+        # back to the pool before the answer is sent, not after. The guard has already made sure
+        # `request.user` is a device or staff principal.
         settings: Settings = state.settings
-        answer = await redemption.scan(
-            plain_conn, state.redis, request.user, data,
-            idempotency_key=idempotency_key, scan_rate=settings.device_scan_rate,
-            keyring=state.keyring, providers=state.city,
-        )
+        async with state.pool.acquire() as conn:
+            answer = await redemption.scan(
+                conn, state.redis, request.user, data,
+                idempotency_key=idempotency_key, scan_rate=settings.device_scan_rate,
+                keyring=state.keyring, providers=state.city,
+            )
         return Response(answer, media_type="application/json")
 
     @post("/{redemption_id:uuid}/reversal", operation_id="ReverseScan", status_code=200, summary="Reverse an accepted scan within the window")

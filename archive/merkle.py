@@ -9,7 +9,7 @@ Pure functions over lists of 32-byte leaf hashes (`leaf_hash = SHA-256(0x00 || l
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 __all__ = (
     "EMPTY_ROOT",
@@ -104,27 +104,34 @@ def _check(h: bytes) -> None:
         raise ProofError("a hash is not 32 bytes")
 
 
+def _walk(fn: int, sn: int, path: Sequence[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """The walk both proof verifiers make (RFC 9162 §2.1.3.2 and §2.1.4.2, from `fn`, `sn`): each
+    hash of `path` with whether it is a left sibling; ProofError when a hash is not 32 bytes or
+    the path is longer or shorter than the tree allows."""
+    for p in path:
+        _check(p)
+        if sn == 0:
+            raise ProofError("the proof is too long")
+        left = bool(fn & 1) or fn == sn
+        yield p, left
+        if left:
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("the proof is too short")
+
+
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
     """The root the proof leads to (RFC 9162 §2.1.3.2); ProofError if it cannot be a proof."""
     if size <= 0 or not 0 <= index < size:
         raise ProofError(f"index {index} is outside a tree of size {size}")
     _check(leaf)
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        _check(p)
-        if sn == 0:
-            raise ProofError("the proof is too long")
-        if fn & 1 or fn == sn:
-            r = hash_node(p, r)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = hash_node(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("the proof is too short")
+    r = leaf
+    for p, left in _walk(index, size - 1, proof):
+        r = hash_node(p, r) if left else hash_node(r, p)
     return r
 
 
@@ -160,21 +167,11 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         fn >>= 1
         sn >>= 1
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise ProofError("the proof is too long")
-        if fn & 1 or fn == sn:
-            fr = hash_node(c, fr)
-            sr = hash_node(c, sr)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
+    for c, left in _walk(fn, sn, path[1:]):
+        if left:
+            fr, sr = hash_node(c, fr), hash_node(c, sr)
         else:
             sr = hash_node(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("the proof is too short")
     if fr != old_root:
         raise ProofError("the proof does not lead to the old root")
     if sr != new_root:

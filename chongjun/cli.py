@@ -16,7 +16,7 @@ import statistics
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,15 +35,17 @@ from benefits.redemption import explain_sealed, prune_idempotency_keys
 from chongjun import demo
 from chongjun.bench.exchange import run_exchange_bench
 from chongjun.bench.matching import run_matching_bench
+from chongjun.bench.partitions import run_partition_migration_bench
 from chongjun.bench.roster import bench_import
 from chongjun.bench.scans import prepare_checkout, run_scan_bench
 from chongjun.bench.signatures import run_signature_bench
 from chongjun.bench.stats import run_stats_bench
 import archive
-from benefits import stats
+from benefits import redemption, stats
 from chongjun.runtime import resolve_settings
 from foundation.audit import write_audit
 from foundation.connections import connect_postgres, connect_redis, open_connection
+from foundation.errors import Conflict
 from foundation.settings import Settings, load_settings
 from identity import (
     ADMIN_ROLES,
@@ -782,6 +784,22 @@ def bench_stats(rows: int, people: int, iterations: int) -> None:
     click.echo(f"reproduce: ./dev bench stats --rows {rows} --people {people} --iterations {iterations}")
 
 
+@bench.command("partition-migration")
+@click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(1000, 50_000_000), help="ledger rows")
+def bench_partition_migration(rows: int) -> None:
+    """How long migration 0050 (the ledger partitioned by month) locks a ledger of --rows redemptions."""
+    with _servers() as servers:
+        result = asyncio.run(run_partition_migration_bench(servers.settings, rows=rows, echo=click.echo))
+    click.echo(
+        f"migration 0050 on {result['redemptions']:,} ledger rows, {result['consumed_codes']:,} consumed codes, "
+        f"{result['rejected_scans']:,} refused scans, {result['ratings']:,} ratings: {result['seconds']:.1f} s "
+        f"in one transaction (the ledger locked throughout), {result['partitions']} partitions of redemptions"
+    )
+    click.echo(f"then the rollups filled again (0051-0053, the ledger not locked): {result['rollups_seconds']:.1f} s")
+    click.echo(_machine())
+    click.echo(f"reproduce: ./dev bench partition-migration --rows {rows}")
+
+
 @main.group("stats")
 def stats_group() -> None:
     """第二十三条 operating statistics."""
@@ -798,6 +816,79 @@ def stats_refresh(reach: bool) -> None:
 
         result = servers.run(refresh)
     click.echo(f"rollups {result.rollup_seconds:.2f} s; reach over {result.people} people {result.reach_seconds:.2f} s")
+
+
+@main.group("partitions")
+def partitions_group() -> None:
+    """The ledger's month partitions (redemptions, refused scans, consumed codes)."""
+
+
+def _month(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m").date()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not YYYY-MM") from None
+
+
+@partitions_group.command("ensure")
+@click.option("--months", default=redemption.PARTITIONS_AHEAD, show_default=True, type=click.IntRange(0, 120),
+              help="create the month partitions from last month to this many months ahead")
+def partitions_ensure(months: int) -> None:
+    """Create the coming months' partitions (serve does at start and daily). Runs as the service's
+    role: the creation is the owner's SECURITY DEFINER function."""
+    with _servers(migrate=True) as servers:
+        result = servers.run(lambda conn: redemption.ensure_partitions(conn, months=months))
+    for name in result.created:
+        click.echo(f"created {name}")
+    for name in result.in_default:
+        click.echo(f"left in the default partition (it holds rows of that month): {name}")
+    click.echo(f"{len(result.created)} partition(s) created, through {months} month(s) ahead")
+
+
+@partitions_group.command("list")
+def partitions_list() -> None:
+    """Every partition of the ledger's tables, with PostgreSQL's row estimate."""
+    with _servers() as servers:
+        rows = servers.run(redemption.list_partitions)
+    for row in rows:
+        click.echo(f"{row['parent']:<16} {row['partition']:<28} ~{row['estimate']} rows")
+
+
+@partitions_group.command("detach")
+@click.option("--before", "before", required=True, metavar="YYYY-MM", help="detach every month before this one")
+def partitions_detach(before: str) -> None:
+    """Take the months before --before out of the ledger for archiving (as the schema owner).
+    Refused while a month may still be used: codes, and the offline upload window."""
+    month = _month(before)
+    with _servers() as servers:
+        window = timedelta(seconds=servers.settings.offline_upload_seconds)
+        try:
+            detached = servers.run(
+                lambda conn: redemption.detach_partitions(conn, before=month, upload_window=window), owner=True
+            )
+        except Conflict as exc:
+            raise click.ClickException(exc.detail) from None
+    for name in detached:
+        click.echo(f"detached {name}")
+    click.echo(f"{len(detached)} partition(s) detached; export them with `chongjun partitions export --month YYYY-MM`")
+
+
+@partitions_group.command("export")
+@click.option("--month", required=True, metavar="YYYY-MM", help="the detached month to write out")
+@click.option("--out", required=True, type=click.Path(file_okay=False, writable=True), help="the directory to write to")
+def partitions_export(month: str, out: str) -> None:
+    """Write a detached month as CSV, one file per table, with SHA-256 digests and a manifest."""
+    first = _month(month)
+    with _servers() as servers:
+        try:
+            exported = servers.run(lambda conn: redemption.export_partitions(conn, month=first, out_dir=Path(out)), owner=True)
+        except Conflict as exc:
+            raise click.ClickException(exc.detail) from None
+    for item in exported:
+        click.echo(f"{item.file}: {item.rows} rows, sha256 {item.sha256}")
+    click.echo(f"check with: (cd {out} && sha256sum -c ledger-{first:%Y-%m}.sha256)")
 
 
 @bench.command("scans")

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import secrets
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -77,6 +77,7 @@ __all__ = (
     "get_merchant",
     "get_venue",
     "issue_device_token",
+    "keyset_page",
     "list_devices",
     "list_merchants",
     "list_public_venues",
@@ -91,6 +92,8 @@ __all__ = (
     "update_merchant",
     "update_venue",
 )
+
+T = TypeVar("T")
 
 DEVICE_TOKEN_TTL = 600
 """Seconds a device token lives; revocation does not wait for it (see merchants.devicegate)."""
@@ -155,14 +158,40 @@ async def create_merchant(conn: asyncpg.Connection, caller: Caller, data: Mercha
     return merchant
 
 
+async def keyset_page(
+    conn: asyncpg.Connection, source: db.KeysetSource, *filters: Any, kind: type[T], limit: int, cursor: str | None
+) -> Page[T]:
+    """One page of a merchants list (`db.list_keyset` of `source` with its `filters`), each row as `kind`."""
+    rows = await db.list_keyset(conn, source, *filters, after=decode_cursor(cursor), limit=fetch_size(limit))
+    return page_of(rows, limit, partial(msgspec.convert, type=kind))
+
+
+async def _scoped_page(
+    conn: asyncpg.Connection, caller: Caller, source: db.KeysetSource, *filters: Any, kind: type[T],
+    limit: int, cursor: str | None, merchant_id: UUID | None = None,
+) -> Page[T]:
+    """A page of `source` (filters: district, merchant, then `filters`) confined to the caller's
+    `list_bounds`: an admin's district, a staff member's own merchant (which wins over `merchant_id`,
+    the filter an admin may ask for)."""
+    district, own = list_bounds(caller)
+    return await keyset_page(conn, source, district, own or merchant_id, *filters, kind=kind, limit=limit, cursor=cursor)
+
+
 async def get_merchant(conn: asyncpg.Connection, caller: Caller, merchant_id: UUID) -> Merchant:
     return msgspec.convert(await visible_merchant(conn, caller, merchant_id), Merchant)
 
 
 async def list_merchants(conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None) -> Page[Merchant]:
-    district, merchant_id = list_bounds(caller)
-    rows = await db.list_keyset(conn, db.MERCHANTS, district, merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit))
-    return page_of(rows, limit, partial(msgspec.convert, type=Merchant))
+    return await _scoped_page(conn, caller, db.MERCHANTS, kind=Merchant, limit=limit, cursor=cursor)
+
+
+async def _publish_status(redis: aioredis.Redis, devices: list[UUID], *, active: bool) -> None:
+    """A merchant's or venue's status changed: its devices act again, or are refused within a
+    second (merchants.devicegate)."""
+    if active:
+        await devicegate.publish_state(redis, devices)
+    else:
+        await devicegate.publish_refused(redis, devices)
 
 
 async def update_merchant(
@@ -182,11 +211,8 @@ async def update_merchant(
     row = await db.update_merchant(conn, merchant_id, changes)
     merchant = msgspec.convert(row, Merchant)
     if "status" in changes and changes["status"] != before["status"]:
-        devices = await db.merchant_device_ids(conn, merchant_id)
-        if merchant.status == "active":
-            await devicegate.publish_state(redis, devices)
-        else:
-            await devicegate.publish_refused(redis, devices)
+        await _publish_status(redis, await db.merchant_device_ids(conn, merchant_id), active=merchant.status == "active")
+        if merchant.status != "active":
             await identity.revoke_merchant_sessions(conn, merchant_id, redis=redis)  # its staff's tokens stop
     await audit(
         conn, caller, "merchant.update", "merchant", merchant_id, merchant.district,
@@ -261,11 +287,7 @@ async def get_venue(conn: asyncpg.Connection, caller: Caller, venue_id: UUID) ->
 async def list_venues(
     conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, merchant_id: UUID | None = None
 ) -> Page[Venue]:
-    district, own = list_bounds(caller)
-    rows = await db.list_keyset(
-        conn, db.VENUES, district, own or merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit)
-    )
-    return page_of(rows, limit, partial(msgspec.convert, type=Venue))
+    return await _scoped_page(conn, caller, db.VENUES, kind=Venue, limit=limit, cursor=cursor, merchant_id=merchant_id)
 
 
 async def update_venue(
@@ -295,11 +317,7 @@ async def update_venue(
         return msgspec.convert(before, Venue)
     venue = msgspec.convert(await db.update_venue(conn, venue_id, changes), Venue)
     if "status" in changes and changes["status"] != before["status"]:
-        devices = await db.venue_device_ids(conn, venue_id)
-        if venue.status == "active":
-            await devicegate.publish_state(redis, devices)
-        else:
-            await devicegate.publish_refused(redis, devices)
+        await _publish_status(redis, await db.venue_device_ids(conn, venue_id), active=venue.status == "active")
     await audit(
         conn, caller, "venue.update", "venue", venue_id, venue.district,
         changes=_plain(changes), before={k: _plain(before[k]) for k in changes if k in before},
@@ -402,11 +420,7 @@ async def get_device(conn: asyncpg.Connection, caller: Caller, device_id: UUID) 
 async def list_devices(
     conn: asyncpg.Connection, caller: Caller, *, limit: int, cursor: str | None, venue_id: UUID | None = None
 ) -> Page[Device]:
-    district, merchant_id = list_bounds(caller)
-    rows = await db.list_keyset(
-        conn, db.DEVICES, district, merchant_id, venue_id, after=decode_cursor(cursor), limit=fetch_size(limit)
-    )
-    return page_of(rows, limit, partial(msgspec.convert, type=Device))
+    return await _scoped_page(conn, caller, db.DEVICES, venue_id, kind=Device, limit=limit, cursor=cursor)
 
 
 async def revoke_device(conn: asyncpg.Connection, redis: aioredis.Redis, caller: Caller, device_id: UUID) -> Device:

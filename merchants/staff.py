@@ -8,7 +8,6 @@ a district admin manages the staff of merchants their district onboarded.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -18,12 +17,12 @@ import redis.asyncio as aioredis
 
 import identity
 from foundation.errors import Forbidden
-from foundation.paging import Page, decode_cursor, fetch_size, page_of
+from foundation.paging import Page
 from foundation.structs import Input, Record
 from merchants import db
 from merchants.errors import MerchantInactive, MerchantNotFound, NotActive, StaffNotFound
 from merchants.scope import Caller, admin_district, managed_merchant, require_admin_writer, visible_merchant
-from merchants.service import audit
+from merchants.service import audit, keyset_page
 
 __all__ = (
     "CreatedStaff", "StaffAccount", "StaffCreate", "StaffRole", "StaffUpdate",
@@ -107,10 +106,9 @@ async def list_staff(
 ) -> Page[StaffAccount]:
     if caller.kind != "admin":
         raise Forbidden()
-    rows = await db.list_keyset(
-        conn, db.STAFF, admin_district(caller), merchant_id, after=decode_cursor(cursor), limit=fetch_size(limit)
+    return await keyset_page(
+        conn, db.STAFF, admin_district(caller), merchant_id, kind=StaffAccount, limit=limit, cursor=cursor
     )
-    return page_of(rows, limit, partial(msgspec.convert, type=StaffAccount))
 
 
 async def update_staff(

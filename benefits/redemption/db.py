@@ -13,7 +13,12 @@ from foundation.outbox import OUTBOX_INSERT
 
 __all__ = (
     "code_consumed",
+    "attached_partitions",
+    "copy_partition",
     "delete_idempotency_keys",
+    "detach_partitions",
+    "detached_partitions",
+    "ensure_partitions",
     "get_redemption",
     "get_stored_answer",
     "give_back_quota",
@@ -22,6 +27,7 @@ __all__ = (
     "ledger_totals",
     "list_ledger_entries",
     "list_paused_at_venue",
+    "month_archived",
     "lock_offline_device",
     "offline_budget_used",
     "offline_scan",
@@ -40,11 +46,11 @@ def _record_statement(offline: bool) -> str:
     writes nothing). The person is only `subject`; the relay pseudonymises it. An offline
     decision (issue 15) also passes its decision time and writes its `offline_scans` row in the
     same statement, so the row and the ledger entry commit together or not at all."""
-    decided_at = ", p_decided_at => $25" if offline else ""
+    decided_at = ", p_decided_at => $26" if offline else ""
     kept = """, kept AS (
     INSERT INTO offline_scans (id, device_id, local_id, fingerprint, outcome, reason, redemption_id, venue_id,
                                merchant_id, benefit_id, person_id, companions, decided_at, service_day)
-    SELECT $26, $11, $27, $28, 'recorded', 'accepted', $1, $9, $10, $6, $5, $13, $25, $4
+    SELECT $27, $11, $28, $29, 'recorded', 'accepted', $1, $9, $10, $6, $5, $13, $26, $4
     FROM decided WHERE result = 'accepted'
 )""" if offline else ""
     return f"""
@@ -56,7 +62,7 @@ WITH decided AS (
         p_companions => $13, p_value_kind => $14, p_value_fen => $15, p_priority => $16,
         p_period_keys => $17::text[], p_period_caps => $18::int[], p_venue_capacity => $19,
         p_idem_caller => $20, p_idem_key => $21, p_idem_fingerprint => $22, p_idem_response => $23,
-        p_slow => $24{decided_at}
+        p_slow => $24, p_code_expires_at => $25{decided_at}
     ) AS result
 ), event AS (
     {OUTBOX_INSERT}
@@ -114,7 +120,7 @@ def _ledger_args(e: LedgerEntry) -> tuple:
         e.venue_id, e.merchant_id, e.device_id, e.staff_id,
         e.companions, e.value_kind, e.value_fen, e.priority,
         e.period_keys, e.period_caps, e.venue_capacity,
-        answer.caller, answer.key, answer.fingerprint, answer.response,
+        answer.caller, answer.key, answer.fingerprint, answer.response, e.code_expires_at,
     )
 
 
@@ -218,9 +224,14 @@ async def record_rejection(conn: asyncpg.Connection, *, entry: RejectedScan) -> 
     )
 
 
-async def code_consumed(conn: asyncpg.Connection, jti: str) -> bool:
-    """Whether a code was used: asked only when Redis says it was presented before."""
-    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM consumed_codes WHERE jti = $1)", jti)
+async def code_consumed(conn: asyncpg.Connection, jti: str, *, expires_at: datetime) -> bool:
+    """Whether a code was used: asked only when Redis says it was presented before. Its expiry
+    names its one partition (migration 0050), so this is one index probe, not one per month."""
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM consumed_codes WHERE jti = $1"
+        " AND code_month = date_trunc('month', $2::timestamptz AT TIME ZONE 'Asia/Shanghai')::date)",
+        jti, expires_at,
+    )
 
 
 async def list_paused_at_venue(conn: asyncpg.Connection, venue_id: UUID) -> list[asyncpg.Record]:
@@ -254,15 +265,15 @@ async def insert_reversal(
     conn: asyncpg.Connection, *, reversal_id: UUID, original: asyncpg.Record, service_day: date,
     device_id: UUID | None, staff_id: UUID | None, reason: str,
 ) -> asyncpg.Record | None:
-    """The reversal event; None if the redemption was already reversed (UNIQUE reverses)."""
+    """The reversal event; None if the redemption was already reversed (the ledger's trigger
+    writes no row when `redemption_reversals` holds one for it, migration 0050)."""
     return await conn.fetchrow(
         f"""
         WITH reversal AS (
             INSERT INTO redemptions (id, kind, reverses, service_day, person_id, benefit_id, benefit_version,
                                      benefit_code, venue_id, merchant_id, device_id, staff_id, companions,
-                                     value_kind, value_fen, period_keys, reason)
-            VALUES ($1, 'reversal', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-            ON CONFLICT (reverses) DO NOTHING
+                                     value_kind, value_fen, period_keys, reason, reverses_day)
+            VALUES ($1, 'reversal', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
             RETURNING id, at
         ), event AS (  -- issue 13: the reversal's event, in the same statement
             {OUTBOX_INSERT}
@@ -279,7 +290,7 @@ async def insert_reversal(
         reversal_id, original["id"], service_day, original["person_id"], original["benefit_id"],
         original["benefit_version"], original["benefit_code"], original["venue_id"], original["merchant_id"],
         device_id, staff_id, original["companions"], original["value_kind"], original["value_fen"],
-        original["period_keys"], reason,
+        original["period_keys"], reason, original["service_day"],
     )
 
 
@@ -462,3 +473,72 @@ async def archive_statement(
 
 async def seal_key_jwks(conn: asyncpg.Connection) -> list[dict]:
     return [dict(row["public_jwk"]) for row in await conn.fetch("SELECT public_jwk FROM seal_keys ORDER BY kid")]
+
+
+# --- the ledger's month partitions (migration 0050, partitions.py) ------------------------------
+
+LEDGER_TABLES = ("redemptions", "rejected_scans", "consumed_codes")
+"""The partitioned tables, each with partitions `<table>_yYYYYmMM` and `<table>_default`."""
+
+_EXPORT_ORDER = {"redemptions": "seq, id", "rejected_scans": "at, id", "consumed_codes": "jti, code_month"}
+"""Rows in a fixed order, so an export's bytes (and digest) depend only on its rows."""
+
+
+async def ensure_partitions(conn: asyncpg.Connection, *, first: date, last: date) -> list[str]:
+    """The owner's `ledger_ensure_partitions` (SECURITY DEFINER: the service may call it)."""
+    return [row[0] for row in await conn.fetch("SELECT ledger_ensure_partitions($1, $2)", first, last)]
+
+
+async def detach_partitions(conn: asyncpg.Connection, *, before: date) -> list[str]:
+    """Detach every month partition that ends on or before `before` (the owner only)."""
+    return [row[0] for row in await conn.fetch("SELECT ledger_detach_partitions($1)", before)]
+
+
+async def attached_partitions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """(parent, partition, rows estimate) of every partition of the ledger's tables."""
+    return await conn.fetch(
+        """
+        SELECT p.relname AS parent, c.relname AS partition, greatest(c.reltuples, 0)::bigint AS estimate
+          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+         WHERE p.relname = ANY($1::text[]) AND p.relnamespace = 'public'::regnamespace
+         ORDER BY 1, 2
+        """,
+        list(LEDGER_TABLES),
+    )
+
+
+async def detached_partitions(conn: asyncpg.Connection, *, suffix: str) -> list[asyncpg.Record]:
+    """(table, partition) of the tables named `<ledger table>_<suffix>` that are no partition of anything."""
+    return await conn.fetch(
+        """
+        SELECT t.parent AS table, c.relname AS partition
+          FROM unnest($1::text[]) AS t (parent)
+          JOIN pg_class c ON c.relname = t.parent || '_' || $2 AND c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+         WHERE NOT c.relispartition
+         ORDER BY 1
+        """,
+        list(LEDGER_TABLES), suffix,
+    )
+
+
+async def month_archived(conn: asyncpg.Connection, month: date) -> bool:
+    """Whether the ledger's partition of that month was detached (it exists, part of nothing)."""
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = $1 AND relnamespace = 'public'::regnamespace"
+        " AND relkind = 'r' AND NOT relispartition)",
+        f"redemptions_y{month:%Y}m{month:%m}",
+    )
+
+
+async def copy_partition(conn: asyncpg.Connection, *, table: str, partition: str, write) -> int:
+    """COPY one detached partition out as CSV with a header, in a fixed row order; the row count."""
+    status = await conn.copy_from_query(
+        f"SELECT * FROM public.{_ident(partition)} ORDER BY {_EXPORT_ORDER[table]}", output=write, format="csv", header=True
+    )
+    return int(status.split()[-1])
+
+
+def _ident(name: str) -> str:
+    if not name.replace("_", "").isalnum() or not name.isascii():
+        raise ValueError(f"not a plain table name: {name!r}")
+    return '"' + name + '"'

@@ -7,8 +7,10 @@ from foundation.errors import Conflict, Forbidden, Invalid, NotFound, RateLimite
 __all__ = (
     "AlreadyReversed",
     "DuplicateLocalId",
+    "PartitionInUse",
     "IdempotencyKeyInFlight",
     "IdempotencyKeyReused",
+    "MonthArchived",
     "RedemptionNotFound",
     "ReversalWindowClosed",
     "ScanRateLimited",
@@ -54,3 +56,19 @@ class ReversalWindowClosed(Conflict):
 class DuplicateLocalId(Invalid):
     type = "duplicate-local-id"
     title = "Two items of one offline upload have the same local_id"
+
+
+class PartitionInUse(Conflict):
+    """A month of the ledger that is still (or may still be) in use: not yet past every code's
+    use and the offline upload window, or still referenced (a rating, an offline record)."""
+
+    type = "partition-in-use"
+    title = "That month of the ledger is still in use"
+
+
+class MonthArchived(Conflict):
+    """The month's ledger partitions were detached for the archive: a statement made now would
+    miss its rows, so none is made (those sealed before are in `sealed_statements`)."""
+
+    type = "month-archived"
+    title = "That month of the ledger is archived"

@@ -227,7 +227,7 @@ async def _judge(
         return refuse(verdict.reason, person_id=person.id, benefit_id=verdict.benefit_id or kept.benefit_id)
     version = verdict.benefit
     kept = msgspec.structs.replace(kept, person_id=person.id, benefit_id=version.benefit_id)
-    if await db.code_consumed(conn, code.jti):  # said as such, before the budget (the statement decides anyway)
+    if await db.code_consumed(conn, code.jti, expires_at=code.expires_at):  # said as such, before the budget (the statement decides anyway)
         return refuse("replayed", person_id=person.id, benefit_id=version.benefit_id)
     hour = at.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
     used = await db.offline_budget_used(conn, device_id=kept.device_id, hour_start=hour, person_id=person.id,
@@ -237,7 +237,7 @@ async def _judge(
     redemption_id = random_uuid()
     caps = [(period_key(cap.period, at), cap.max) for cap in version.caps]
     entry = LedgerEntry(
-        id=redemption_id, jti=code.jti, code_source="cj", service_day=kept.service_day, person_id=person.id,
+        id=redemption_id, jti=code.jti, code_expires_at=code.expires_at, code_source="cj", service_day=kept.service_day, person_id=person.id,
         benefit_id=version.benefit_id, benefit_version=version.version, benefit_code=version.code, venue_id=venue.id,
         merchant_id=venue.merchant_id, device_id=kept.device_id, staff_id=None, companions=item.companions,
         value_kind=verdict.value.__struct_config__.tag,  # type: ignore[arg-type]

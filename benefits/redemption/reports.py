@@ -20,6 +20,7 @@ import msgspec
 from benefits import catalog
 from benefits.redemption import db
 from benefits.redemption.archive import sealed_once
+from benefits.redemption.errors import MonthArchived
 from benefits.redemption.types import (
     BenefitLine,
     DailyReport,
@@ -180,6 +181,8 @@ async def monthly_statement(
     now = now or datetime.now(timezone.utc)
     if start > now.astimezone(SHANGHAI).date():
         raise InvalidPeriod("That month has not begun")
+    if await db.month_archived(conn, start):  # its rows are out of the ledger: a statement now would miss them
+        raise MonthArchived(f"The ledger of {month} is archived; its sealed statements are kept")
     merchant = await find_merchant(conn, merchant_id)
     if merchant is None:
         raise MerchantNotFound()

@@ -310,7 +310,7 @@ async def _decide_and_record(
     """The guard clauses, in order, down to the ledger statement."""
     if isinstance(code, Refuse):
         return await _refuse(conn, scan, code)
-    if passed.seen_before and await db.code_consumed(conn, code.jti):
+    if passed.seen_before and await db.code_consumed(conn, code.jti, expires_at=code.expires_at):
         return await _refuse(conn, scan, Refuse("replayed"))
     person = await identity.scanned_person(conn, code)
     if person is None:
@@ -384,7 +384,8 @@ async def _record(
     outcome = await db.record_redemption(
         conn,
         entry=LedgerEntry(
-            id=redemption_id, jti=code.jti, code_source="cj" if code.source == "cj_code" else "suishen",
+            id=redemption_id, jti=code.jti, code_expires_at=code.expires_at,
+            code_source="cj" if code.source == "cj_code" else "suishen",
             service_day=scan.today, person_id=person.id, benefit_id=version.benefit_id,
             benefit_version=version.version, benefit_code=version.code, venue_id=scan.venue.id,
             merchant_id=scan.venue.merchant_id, device_id=scan.device_id, staff_id=scan.staff_id,

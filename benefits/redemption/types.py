@@ -15,6 +15,8 @@ __all__ = (
     "BenefitLine",
     "BenefitRef",
     "DailyReport",
+    "EnsuredPartitions",
+    "ExportedPartition",
     "Holder",
     "LedgerEntry",
     "OfflineBenefit",
@@ -118,6 +120,9 @@ class LedgerEntry(Record, kw_only=True):
 
     id: UUID
     jti: str
+    code_expires_at: datetime
+    """the code's own expiry (signed inside it): its month is the jti's partition of
+    `consumed_codes`, so the same code lands in the same partition whenever it is shown (0050)"""
     code_source: Literal["cj", "suishen"]
     service_day: date
     person_id: UUID
@@ -374,3 +379,21 @@ class Seal(Record):
 class SealedStatement(Record):
     statement: Statement
     seal: Seal
+
+
+class EnsuredPartitions(Record):
+    """What `ensure_partitions` did: the month partitions it created, and the months it left in
+    the DEFAULT partition because rows of theirs went there already (nothing is moved)."""
+
+    created: list[str]
+    in_default: list[str]
+
+
+class ExportedPartition(Record):
+    """One detached partition written out for the archive: CSV with a header, and its SHA-256."""
+
+    table: str
+    partition: str
+    file: str
+    rows: int
+    sha256: str

@@ -8,7 +8,7 @@ from uuid import UUID
 from foundation.structs import Record
 
 __all__ = (
-    "BenefitStats", "CaseCounts", "DayCount", "KeyCount", "LedgerTotals", "OfflineStats", "RatingStats", "ReasonCount",
+    "BenefitStats", "CaseCounts", "DayCount", "Flow", "KeyCount", "LedgerTotals", "OfflineStats", "RatingStats", "ReasonCount",
     "RefreshResult",
     "StatsQuery", "StatsReport",
 )
@@ -22,9 +22,14 @@ class StatsQuery(Record, kw_only=True):
     benefit_id: UUID | None = None
 
 
-class LedgerTotals(Record, kw_only=True):
+class Flow(Record, kw_only=True):
+    """What one slice of the ledger counted: redemptions, and reversals (on their own service day)."""
+
     redemptions: int
     reversals: int
+
+
+class LedgerTotals(Flow, kw_only=True):
     net: int
     companions: int
     priority: int                  # 绿色通道 (priority entry) among the redemptions
@@ -32,24 +37,20 @@ class LedgerTotals(Record, kw_only=True):
     people: int                    # distinct holders with a redemption in the window
 
 
-class DayCount(Record, kw_only=True):
+class DayCount(Flow, kw_only=True):
     day: date
-    redemptions: int
-    reversals: int
 
 
 class KeyCount(Record, kw_only=True):
     key: str
     redemptions: int
-    reversals: int = 0
+    reversals: int = 0             # none for a count that has no reversals (holder categories)
 
 
-class BenefitStats(Record, kw_only=True):
+class BenefitStats(Flow, kw_only=True):
     benefit_id: UUID
     code: str
     name_zh: str
-    redemptions: int
-    reversals: int
     eligible: int | None           # 免申即享 reach: people eligible now (as of reach_computed_at)
     used: int                      # people who used it in the window
     reach_share: float | None      # used / eligible

@@ -60,12 +60,26 @@ async def person_rows_after(conn: asyncpg.Connection, after: UUID | None, *, lim
     )
 
 
+# The scan's person read (every 随申码 scan runs it). The one or two indexes are two scalar
+# parameters joined as a VALUES list, not `id_hmac = ANY($1::bytea[])`: PostgreSQL's generic plan
+# of the array form guesses ten matching rows (and so ten runs of the family-ties sub-select), so
+# its plan cache kept planning the statement afresh on every execution, and planning four
+# relations cost about four times the query itself (measured: ~150 us of backend CPU against ~35
+# us with the generic plan, .bench/pgperson.py in the note of issue 16). Here the generic plan
+# costs exactly what a custom one does, so it is kept after the first executions.
+_PERSON_BY_INDEX = f"""
+SELECT {_PERSON_COLUMNS} FROM (
+    SELECT people.* FROM (VALUES (1, $1::bytea), (2, $2::bytea)) AS wanted (rank, id_hmac)
+    JOIN people ON people.id_hmac = wanted.id_hmac
+    ORDER BY wanted.rank LIMIT 1
+) AS people"""
+
+
 async def get_person_row_by_hmac(conn: asyncpg.Connection, indexes: Sequence[bytes]) -> asyncpg.Record | None:
-    """The row whose index is one of `indexes` (the first one preferred)."""
-    return await conn.fetchrow(
-        f"SELECT {_PERSON_COLUMNS} FROM people WHERE id_hmac = ANY($1::bytea[]) ORDER BY id_hmac = ($1::bytea[])[1] DESC LIMIT 1",
-        list(indexes),
-    )
+    """The row whose index is one of `indexes` (one or two; the first one preferred)."""
+    if not 1 <= len(indexes) <= 2:
+        raise ValueError("one or two blind indexes")
+    return await conn.fetchrow(_PERSON_BY_INDEX, indexes[0], indexes[1] if len(indexes) == 2 else None)
 
 
 async def get_profile_row(conn: asyncpg.Connection, person_id: UUID) -> asyncpg.Record | None:

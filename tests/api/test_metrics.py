@@ -1,4 +1,4 @@
-"""/metrics is Litestar's Prometheus controller; with several workers one scrape sees them all."""
+"""/metrics is Litestar's Prometheus controller over api.httpmetrics' series; with several workers one scrape sees them all."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ async def test_metrics_has_requests_by_route_template_latency_and_pool(client):
     assert counted(text, path=template, status_code="404") - counted(before, path=template, status_code="404") == 1
     assert "7b0d9a35" not in text
     assert _sample(text, "chongjun_request_duration_seconds_count", path="/health") >= 1
+    # api.httpmetrics keeps Litestar's series: in progress (back to 0 once answered), errors.
+    assert "chongjun_requests_in_progress" in text and _sample(text, "chongjun_requests_in_progress", path="/health") == 0
+    assert "# HELP chongjun_requests_error_total" in text
     assert _sample(text, "chongjun_pg_pool_max") > 0
 
 

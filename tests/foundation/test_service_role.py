@@ -15,7 +15,7 @@ from foundation.connections import SERVICE_ROLE, init_connection
 
 HISTORY = (
     "audit_log", "audit_checkpoints", "audit_pruned", "admin_duties", "redemptions", "rejected_scans", "consumed_codes",
-    "benefit_versions", "ratings",
+    "benefit_versions", "ratings", "redemption_reversals",
 )
 
 

@@ -228,3 +228,21 @@ async def test_a_bad_relation_line_answers_422_with_its_line(app, client):
     body = refused.json()
     assert any(e["line"] == 3 and e["field"] == "relations" for e in body["report"]["errors"]), body
     assert SERVING_ID[:-1] + "5" not in refused.text and SERVING_ID not in refused.text
+
+
+async def test_the_scan_person_read_is_planned_once_not_on_every_scan(conn, vault):
+    """Every 随申码 scan reads the person with their ties by the blind index (and the other
+    profile's). Its array form was planned afresh on every execution (PostgreSQL's generic plan
+    guessed ten rows); the statement now keeps its generic plan after the first executions."""
+    await import_roster(conn, vault, roster(SERVING, line(SPOUSE_ID, "王芳", "SERVICE_FAMILY", f"SPOUSE:{SERVING_ID}")))
+    other = vault.index_of(OTHER_SERVING_ID)  # not enrolled: the second index finds the person
+    for _ in range(10):
+        spouse = await people.get_person_by_index(conn, other, alt=vault.index_of(SPOUSE_ID))
+        assert spouse.relations == (people.Kinship("SPOUSE", "ACTIVE", frozenset({"ACTIVE_SERVICE"})),)
+    # Both indexes enrolled: the first one wins.
+    first = await people.get_person_by_index(conn, vault.index_of(SERVING_ID), alt=vault.index_of(SPOUSE_ID))
+    assert first.relations == () and first.categories == frozenset({"ACTIVE_SERVICE"})
+    plans = await conn.fetchrow(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%wanted (rank, id_hmac)%'"
+    )
+    assert plans["generic_plans"] >= 5 and plans["custom_plans"] <= 5

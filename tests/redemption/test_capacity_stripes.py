@@ -1,4 +1,4 @@
-"""Capacity without a hot row (migration 0044), driven at the ledger statement over many
+"""Capacity without a hot row (migrations 0044, 0057), driven at the ledger statement over many
 connections: no counter where there is no capacity, striped counters whose cap is exact where
 there is one (the venue's and the benefit's at the venue, each its own), a capacity appearing or
 changing mid-day counted from the ledger, and reversals giving people back."""
@@ -10,6 +10,7 @@ import random
 import uuid
 
 from benefits.redemption import db
+from benefits.redemption.types import LedgerEntry, StoredAnswer
 from tests.redemption.test_ledger_sql import DAY, offered_benefit, pool, record  # noqa: F401 (fixture)
 
 
@@ -43,7 +44,7 @@ async def test_venue_capacity_is_exact_with_many_stripes_at_once(pool, conn):
     assert set(outcomes) == {"accepted", "venue_capacity_reached"}
     assert await _admitted(conn, venue) == 137
     rows = await conn.fetch("SELECT used, share, cap FROM capacity_stripes WHERE venue_id = $1 AND scope = $1", venue)
-    assert len(rows) == 16 and sum(r["used"] for r in rows) == 137 and all(r["used"] <= r["share"] for r in rows)
+    assert len(rows) == 64 and sum(r["used"] for r in rows) == 137 and all(r["used"] <= r["share"] for r in rows)
     assert sum(r["share"] for r in rows) == 137
 
 
@@ -137,3 +138,68 @@ async def test_a_reversal_gives_its_people_back(pool, conn):
     assert await conn.fetchval("SELECT sum(used) FROM capacity_stripes WHERE venue_id = $1", venue) == 2
     assert await record(pool, who[3], jti="r-3") == "accepted"
     assert await _admitted(conn, venue) == 3
+
+
+async def test_a_busy_venue_stays_on_the_fast_path(pool, conn):
+    """More scans in flight at one venue than 0044's 16 stripes (migration 0057: 64): none runs
+    the ledger statement again on the slow path, except the day's first, which shares out."""
+    (where,) = await offered_benefit(conn)
+    venue = where["venue"]
+    await _set_venue_capacity(conn, venue, 10_000)
+    assert await record(pool, {**where, "person": uuid.uuid4()}, jti="busy-first") == "accepted"
+    slow_runs: list[bool] = []
+
+    def log(query) -> None:
+        if "record_redemption" in query.query:
+            slow_runs.append(query.args[23])  # p_slow
+
+    async def scan(i: int) -> str:
+        async with pool.acquire() as held:
+            held.add_query_logger(log)
+            try:
+                return await db.record_redemption(held, entry=_entry(where, f"busy-{i}"))
+            finally:
+                for _ in range(3):
+                    await asyncio.sleep(0)  # asyncpg calls query loggers soon after the query
+                held.remove_query_logger(log)
+
+    outcomes = await asyncio.gather(*[scan(i) for i in range(48)])
+    assert outcomes == ["accepted"] * 48
+    assert len(slow_runs) == 48 and not any(slow_runs), slow_runs.count(True)
+    rows = await conn.fetch("SELECT used, share FROM capacity_stripes WHERE venue_id = $1 AND scope = $1", venue)
+    assert len(rows) == 64 and sum(r["used"] for r in rows) == 49 and sum(r["share"] for r in rows) == 10_000
+
+
+async def test_a_day_shared_out_as_16_stripes_is_counted_again_as_64(pool, conn):
+    """Stripes made before migration 0057 (16 a scope): the first slow path finds 16 where 64 are
+    wanted, counts the day from the ledger and shares out 64, and the cap stays exact."""
+    (where,) = await offered_benefit(conn)
+    venue = where["venue"]
+    await _set_venue_capacity(conn, venue, 40)
+    for i in range(5):
+        assert await record(pool, {**where, "person": uuid.uuid4()}, jti=f"old-{i}") == "accepted"
+    # What 0044 left for this day: 16 stripes for the current capacity, the 5 admitted on stripe
+    # 0, and no stripe with room (so the next scan takes the slow path at once).
+    await conn.execute("DELETE FROM capacity_stripes WHERE venue_id = $1", venue)
+    await conn.execute(
+        """INSERT INTO capacity_stripes (venue_id, scope, service_day, stripe, used, share, cap, epoch)
+           SELECT $1, $1, $2, n, CASE WHEN n = 0 THEN 5 ELSE 0 END, CASE WHEN n = 0 THEN 5 ELSE 0 END, 40,
+                  (SELECT (extract(epoch FROM updated_at) * 1000000)::bigint::text FROM venues WHERE id = $1)
+             FROM generate_series(0, 15) AS n""",
+        venue, DAY,
+    )
+    outcomes = await asyncio.gather(*[record(pool, {**where, "person": uuid.uuid4()}, jti=f"new-{i}") for i in range(60)])
+    assert outcomes.count("accepted") == 35 and set(outcomes) == {"accepted", "venue_capacity_reached"}
+    assert await _admitted(conn, venue) == 40
+    rows = await conn.fetch("SELECT used, share FROM capacity_stripes WHERE venue_id = $1 AND scope = $1", venue)
+    assert len(rows) == 64 and sum(r["used"] for r in rows) == 40 and all(r["used"] <= r["share"] for r in rows)
+
+
+def _entry(where: dict, jti: str) -> LedgerEntry:
+    return LedgerEntry(
+        id=uuid.uuid4(), jti=jti, code_source="cj", service_day=DAY, person_id=uuid.uuid4(),
+        benefit_id=where["benefit"], benefit_version=1, benefit_code="T1", venue_id=where["venue"],
+        merchant_id=where["merchant"], device_id=None, staff_id=None, companions=0,
+        value_kind="free", value_fen=0, priority=False, period_keys=[], period_caps=[],
+        venue_capacity=None, answer=StoredAnswer(caller="test", key=None, fingerprint=b"", response=b""),
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
@@ -18,6 +18,7 @@ from benefits.redemption.types import LedgerEntry, StoredAnswer
 from merchants.creditcode import make_credit_code
 
 DAY = date(2026, 11, 27)
+EXPIRES = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)  # the codes' expiry: their month is their partition
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ async def record(pool, who, *, jti, keys=(), caps=(), capacity=None, companions=
         return await db.record_redemption(
             conn,
             entry=LedgerEntry(
-                id=uuid.uuid4(), jti=jti, code_source="cj", service_day=DAY, person_id=who["person"],
+                id=uuid.uuid4(), jti=jti, code_expires_at=EXPIRES, code_source="cj", service_day=DAY, person_id=who["person"],
                 benefit_id=who["benefit"], benefit_version=1, benefit_code="T1", venue_id=who["venue"],
                 merchant_id=who["merchant"], device_id=None, staff_id=None, companions=companions,
                 value_kind="free", value_fen=0, priority=False, period_keys=list(keys), period_caps=list(caps),

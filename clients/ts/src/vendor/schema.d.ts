@@ -72,8 +72,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: PostgreSQL and Redis answer
-         * @description Public: no token.
+         * Readiness: PostgreSQL and Redis answer (and the read replica's state)
+         * @description `replica` (only when one is configured): `ok`, `lagging` or `down` as this worker last measured it. A replica that lags or is down never makes the service unready: its reads go to the primary.
+         *
+         *     Public: no token.
          */
         get: operations["Ready"];
         put?: never;
@@ -6118,6 +6120,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The request conflicts with the object's current state. Problem types: `month-archived` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A backing service (PostgreSQL, Redis, the city platform) does not answer; retry later. Problem types: `unavailable` */
             503: {
                 headers: {
@@ -9050,6 +9061,15 @@ export interface operations {
             };
             /** @description No such object, or one outside the caller's scope (the two are not told apart). Problem types: `not-found` */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the object's current state. Problem types: `month-archived` */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
