@@ -101,6 +101,7 @@ def crypto_profile(request: pytest.FixtureRequest, base_settings: Settings) -> s
 def redis_cluster_server() -> Iterator[LocalCluster]:
     """A real 3-master Redis Cluster on loopback ports (tests/cluster/servers.py), started the first
     time a test asks for it (`tests.support.both_redis`), stopped at the end of the session."""
+    LocalCluster.sweep(embedded_test_dir())
     cluster = LocalCluster(embedded_test_dir() / f"redis-cluster-{os.getpid()}").start()
     yield cluster
     cluster.stop()

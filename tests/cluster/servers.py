@@ -64,9 +64,29 @@ class LocalCluster:
         """A plain client of one node (for CLUSTER commands and checks); close it after use."""
         return redis.Redis(host="127.0.0.1", port=self.ports[index], socket_timeout=2)
 
+    @staticmethod
+    def sweep(parent: Path, pattern: str = "redis-cluster-*") -> None:
+        """Stop the nodes of clusters left by test runs that were killed (their owner is gone)."""
+        for directory in parent.glob(pattern):
+            try:
+                owner = int((directory / "owner").read_text())
+                os.kill(owner, 0)
+                continue  # its run is still going
+            except (FileNotFoundError, ValueError, ProcessLookupError):
+                pass
+            except PermissionError:
+                continue
+            for pid_file in directory.glob("*.pid"):
+                try:
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+                except (ValueError, ProcessLookupError, PermissionError):
+                    pass
+            shutil.rmtree(directory, ignore_errors=True)
+
     def start(self) -> LocalCluster:
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory.mkdir(parents=True)
+        (self.directory / "owner").write_text(str(os.getpid()))
         taken: set[int] = set()
         for _ in range(self.masters):
             port = _free_pair(taken)
@@ -111,6 +131,7 @@ class LocalCluster:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        (self.directory / f"{port}.pid").write_text(str(self._processes[port].pid))
 
     def _wait_for_ping(self, index: int, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
