@@ -6,7 +6,7 @@ The same four series, names and labels that Litestar's `PrometheusMiddleware` wr
 app_name), at a third of its cost: that middleware built a `Request`, two label dicts and a
 wrapped `send` per request and looked each labelled child up again on every call. Here a
 request's children are found once per (method, template, status) and kept. Measured in process
-(`.bench/asgicost.py`, the note of issue 16): 31 us of Python CPU per request before, about 10
+(`asgicost.py`, the note of issue 16): 31 us of Python CPU per request before, about 10
 after, on a scan of ~1 ms.
 """
 

@@ -65,7 +65,7 @@ async def person_rows_after(conn: asyncpg.Connection, after: UUID | None, *, lim
 # of the array form guesses ten matching rows (and so ten runs of the family-ties sub-select), so
 # its plan cache kept planning the statement afresh on every execution, and planning four
 # relations cost about four times the query itself (measured: ~150 us of backend CPU against ~35
-# us with the generic plan, .bench/pgperson.py in the note of issue 16). Here the generic plan
+# us with the generic plan, pgperson.py in the note of issue 16). Here the generic plan
 # costs exactly what a custom one does, so it is kept after the first executions.
 _PERSON_BY_INDEX = f"""
 SELECT {_PERSON_COLUMNS} FROM (

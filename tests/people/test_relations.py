@@ -243,6 +243,7 @@ async def test_the_scan_person_read_is_planned_once_not_on_every_scan(conn, vaul
     first = await people.get_person_by_index(conn, vault.index_of(SERVING_ID), alt=vault.index_of(SPOUSE_ID))
     assert first.relations == () and first.categories == frozenset({"ACTIVE_SERVICE"})
     plans = await conn.fetchrow(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%wanted (rank, id_hmac)%'"
-    )
-    assert plans["generic_plans"] >= 5 and plans["custom_plans"] <= 5
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+        " WHERE statement LIKE '%wanted (rank, id_hmac)%' AND statement NOT LIKE '%pg_prepared_statements%'"
+    )  # (not this query itself, whose text names the same words)
+    assert plans["generic_plans"] >= 5 and plans["custom_plans"] <= 5, dict(plans)
