@@ -856,20 +856,24 @@ def partitions_list() -> None:
         click.echo(f"{row['parent']:<16} {row['partition']:<28} ~{row['estimate']} rows")
 
 
+def _as_owner(work: Callable[[asyncpg.Connection, Settings], Awaitable[T]]) -> T:
+    """Run `work(conn, settings)` on a connection of the schema owner; a refusal (`Conflict`) is
+    the command's error message, not a traceback."""
+    with _servers() as servers:
+        try:
+            return servers.run(lambda conn: work(conn, servers.settings), owner=True)
+        except Conflict as exc:
+            raise click.ClickException(exc.detail) from None
+
+
 @partitions_group.command("detach")
 @click.option("--before", "before", required=True, metavar="YYYY-MM", help="detach every month before this one")
 def partitions_detach(before: str) -> None:
     """Take the months before --before out of the ledger for archiving (as the schema owner).
     Refused while a month may still be used: codes, and the offline upload window."""
     month = _month(before)
-    with _servers() as servers:
-        window = timedelta(seconds=servers.settings.offline_upload_seconds)
-        try:
-            detached = servers.run(
-                lambda conn: redemption.detach_partitions(conn, before=month, upload_window=window), owner=True
-            )
-        except Conflict as exc:
-            raise click.ClickException(exc.detail) from None
+    detached = _as_owner(lambda conn, settings: redemption.detach_partitions(
+        conn, before=month, upload_window=timedelta(seconds=settings.offline_upload_seconds)))
     for name in detached:
         click.echo(f"detached {name}")
     click.echo(f"{len(detached)} partition(s) detached; export them with `chongjun partitions export --month YYYY-MM`")
@@ -881,11 +885,7 @@ def partitions_detach(before: str) -> None:
 def partitions_export(month: str, out: str) -> None:
     """Write a detached month as CSV, one file per table, with SHA-256 digests and a manifest."""
     first = _month(month)
-    with _servers() as servers:
-        try:
-            exported = servers.run(lambda conn: redemption.export_partitions(conn, month=first, out_dir=Path(out)), owner=True)
-        except Conflict as exc:
-            raise click.ClickException(exc.detail) from None
+    exported = _as_owner(lambda conn, _settings: redemption.export_partitions(conn, month=first, out_dir=Path(out)))
     for item in exported:
         click.echo(f"{item.file}: {item.rows} rows, sha256 {item.sha256}")
     click.echo(f"check with: (cd {out} && sha256sum -c ledger-{first:%Y-%m}.sha256)")
