@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Litestar
 
+from benefits import redemption
 from foundation.connections import connect_postgres, connect_redis, warm_up
 from foundation.replica import ReplicaReads
 from foundation.settings import Settings
@@ -29,12 +30,18 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         app.state.pool, replica, primary_dsn=settings.database_url, replica_dsn=settings.database_replica_url,
         max_lag=settings.replica_max_lag_seconds, check_seconds=settings.replica_check_seconds,
     )
+    # The scans' ledger statement in batches (group commit in the worker, foundation/batching.py),
+    # on connections of their own: a scan holds a connection of the main pool while it waits for
+    # its batch, so batches drawing from that pool could wait behind the very scans they serve.
+    ledger_pool = await connect_postgres(settings, max_size=redemption.LEDGER_BATCHES_IN_FLIGHT)
+    app.state.ledger = redemption.ledger_batches(ledger_pool)
     app.state.redis = connect_redis(settings)
     await warm_up(app.state.redis)
     try:
         yield
     finally:
         await app.state.redis.aclose()
+        await ledger_pool.close()
         if replica is not None:
             await replica.close()
         await app.state.pool.close()

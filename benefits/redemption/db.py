@@ -9,9 +9,11 @@ from uuid import UUID
 import asyncpg
 
 from benefits.redemption.types import LedgerEntry, OfflineRecord, RejectedScan
+from foundation.batching import StatementBatcher
 from foundation.outbox import OUTBOX_INSERT
 
 __all__ = (
+    "RECORD_IN_BATCHES",
     "code_consumed",
     "attached_partitions",
     "copy_partition",
@@ -40,7 +42,7 @@ __all__ = (
 # The ledger function and its outbox event (issue 13) in one statement: no extra round trip, and
 # the event exists exactly when the ledger row does (a refusal raises and the statement writes
 # nothing). The person is only `subject`; the relay pseudonymises it.
-def _record_statement(offline: bool) -> str:
+def _record_statement(offline: bool, *, batched: bool = False) -> str:
     """The ledger function and its outbox event (issue 13) in one statement: no extra round trip,
     and the event exists exactly when the ledger row does (a refusal raises and the statement
     writes nothing). The person is only `subject`; the relay pseudonymises it. An offline
@@ -55,7 +57,7 @@ def _record_statement(offline: bool) -> str:
 )""" if offline else ""
     return f"""
 WITH decided AS (
-    SELECT record_redemption(
+    SELECT {"record_redemption_or_refusal" if batched else "record_redemption"}(
         p_id => $1, p_jti => $2, p_code_source => $3, p_service_day => $4,
         p_person_id => $5, p_benefit_id => $6, p_benefit_version => $7, p_benefit_code => $8,
         p_venue_id => $9, p_merchant_id => $10, p_device_id => $11, p_staff_id => $12,
@@ -80,6 +82,8 @@ SELECT result FROM decided
 
 _RECORD = _record_statement(offline=False)
 _RECORD_OFFLINE = _record_statement(offline=True)
+RECORD_IN_BATCHES = _record_statement(offline=False, batched=True)
+"""The statement `record_redemption` runs through a `StatementBatcher` (api.lifespan makes it)."""
 
 
 _REFUSALS = {
@@ -95,13 +99,24 @@ _SLOW_PATH = "CJQ05"
 """Raised (nothing written) when no free capacity stripe had room: run again with `p_slow` (0044)."""
 
 
-async def record_redemption(conn: asyncpg.Connection, *, entry: LedgerEntry) -> str:
+async def record_redemption(
+    conn: asyncpg.Connection, *, entry: LedgerEntry, batches: StatementBatcher | None = None
+) -> str:
     """Run the one-statement accept path outside any transaction: "accepted" once committed, or
     the refusal ("replayed", "quota_exhausted", "venue_capacity_reached", "idempotency_conflict",
     or "stale_benefit" when the benefit is no longer active at that venue in that version, or
     the venue no longer active). Where a capacity is counted and no free stripe has room, the
-    statement runs a second time on the capacity's slow path (migration 0044)."""
-    return await _run_ledger(conn, _RECORD, _ledger_args(entry), savepoint=False)
+    statement runs a second time on the capacity's slow path (migration 0044), on `conn`.
+
+    With `batches` the statement runs in a batch with the worker's other scans of the moment
+    (`RECORD_IN_BATCHES`, foundation/batching.py): the same decision, committed with theirs."""
+    args = _ledger_args(entry)
+    if batches is None:
+        return await _run_ledger(conn, _RECORD, args, savepoint=False)
+    result = await batches.run((*args[:23], False, *args[23:]))
+    if result == _SLOW_PATH:
+        return await _run_ledger(conn, _RECORD, args, savepoint=False, slow_only=True)
+    return _REFUSALS.get(result, result)
 
 
 async def record_offline_redemption(conn: asyncpg.Connection, *, entry: LedgerEntry, kept: OfflineRecord) -> str:
@@ -124,8 +139,10 @@ def _ledger_args(e: LedgerEntry) -> tuple:
     )
 
 
-async def _run_ledger(conn: asyncpg.Connection, sql: str, args: tuple, *, savepoint: bool) -> str:
-    for slow in (False, True):
+async def _run_ledger(
+    conn: asyncpg.Connection, sql: str, args: tuple, *, savepoint: bool, slow_only: bool = False
+) -> str:
+    for slow in (True,) if slow_only else (False, True):
         try:
             if not savepoint:
                 return await conn.fetchval(sql, *args[:23], slow, *args[23:])

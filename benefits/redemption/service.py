@@ -70,13 +70,17 @@ from benefits.redemption.types import (
     StoredAnswer,
 )
 from foundation.audit import write_audit
+from foundation.batching import StatementBatcher
 from foundation.cache import LocalCache
 from foundation.errors import BadRequest
 from foundation.ids import random_hex, random_uuid
 from foundation.structs import Record
 from foundation.vocabulary import CATEGORIES, VETERAN_SUBKINDS
 
-__all__ = ("IDEMPOTENCY_MIN_AGE", "Accept", "Offer", "Refuse", "decide", "green_channel", "prune_idempotency_keys", "reverse", "scan")
+__all__ = (
+    "IDEMPOTENCY_MIN_AGE", "LEDGER_BATCHES_IN_FLIGHT", "Accept", "Offer", "Refuse", "decide", "green_channel", "ledger_batches", "prune_idempotency_keys",
+    "reverse", "scan",
+)
 
 log = logging.getLogger("chongjun.scan")
 _encode = msgspec.json.Encoder().encode
@@ -108,6 +112,8 @@ class _Scan(Record):
     """this request's mark on the key's in-flight marker (gate)"""
     now: datetime
     today: date
+    ledger: StatementBatcher | None = None
+    """how its ledger statement runs: in the worker's batches, or alone on the request's connection"""
 
 
 class Answered(Record):
@@ -205,10 +211,12 @@ async def scan(
     scan_rate: int,
     keyring: identity.KeyRing,
     providers: identity.CityProviders,
+    ledger: StatementBatcher | None = None,
 ) -> bytes:
     """Decide one scan and return the JSON answer (the stored first one for a repeated key).
 
-    `keyring` and `providers` verify the scanned code (`identity.verify_scan_code`).
+    `keyring` and `providers` verify the scanned code (`identity.verify_scan_code`). `ledger`:
+    the worker's batches of the ledger statement (`ledger_batches`); None: on `conn` alone.
 
     `conn` must not be inside a transaction: each write below is one atomic statement. The hot
     path is one Redis script and at most three PostgreSQL statements (the person, the venue's
@@ -216,7 +224,7 @@ async def scan(
     after a scan accepted under a per-person cap (the person's benefit list goes stale). A code
     Redis saw before is first looked up in `consumed_codes`.
     """
-    scan = await _open(conn, principal, request, idempotency_key)
+    scan = await _open(conn, principal, request, idempotency_key, ledger)
     holds_marker = False
     try:
         code = await _verify(scan, keyring=keyring, providers=providers)
@@ -244,8 +252,19 @@ async def scan(
         raise
 
 
+LEDGER_BATCHES_IN_FLIGHT = 2
+"""Batches of the ledger statement one worker runs at once (each on a connection of its own)."""
+
+
+def ledger_batches(pool: asyncpg.Pool) -> StatementBatcher:
+    """The ledger statement of this worker's scans in batches (one per worker, made at start);
+    `pool` is the batches' own, of `LEDGER_BATCHES_IN_FLIGHT` connections."""
+    return StatementBatcher(pool, db.RECORD_IN_BATCHES, max_in_flight=LEDGER_BATCHES_IN_FLIGHT)
+
+
 async def _open(
-    conn: asyncpg.Connection, principal: identity.Principal, request: ScanRequest, key: str | None
+    conn: asyncpg.Connection, principal: identity.Principal, request: ScanRequest, key: str | None,
+    ledger: StatementBatcher | None,
 ) -> _Scan:
     """The request's facts; 400 for a malformed key, 403 when the caller may not scan there."""
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
@@ -260,7 +279,7 @@ async def _open(
         request=request, venue=venue, caller=caller, device_id=device_id, staff_id=staff_id, key=key,
         # The decoded request, re-encoded: the same scan sent with other spacing is the same request.
         fingerprint=hashlib.sha256(_encode(request)).digest(),
-        token=random_hex(16), now=now, today=local_date(now),
+        token=random_hex(16), now=now, today=local_date(now), ledger=ledger,
     )
 
 
@@ -383,6 +402,7 @@ async def _record(
     caps = [(period_key(cap.period, scan.now), cap.max) for cap in version.caps]
     outcome = await db.record_redemption(
         conn,
+        batches=scan.ledger,
         entry=LedgerEntry(
             id=redemption_id, jti=code.jti, code_expires_at=code.expires_at,
             code_source="cj" if code.source == "cj_code" else "suishen",

@@ -154,7 +154,7 @@ async def test_a_busy_venue_stays_on_the_fast_path(pool, conn):
             slow_runs.append(query.args[23])  # p_slow
 
     async def scan(i: int) -> str:
-        async with pool.acquire() as held:
+        async with pool.pool.acquire() as held:
             held.add_query_logger(log)
             try:
                 return await db.record_redemption(held, entry=_entry(where, f"busy-{i}"))

@@ -1,13 +1,17 @@
 """The ledger's guards inside PostgreSQL, driven directly over many connections at once.
 
 These pin invariants 1, 2 and 5 at the layer that enforces them: whatever the HTTP layer or
-Redis does, the database alone never accepts a code twice nor lets a cap be overrun.
+Redis does, the database alone never accepts a code twice nor lets a cap be overrun. Every test
+runs twice: each statement alone on a connection of its own, and in batches (what a worker
+does, foundation/batching.py), from two batchers at once as two workers would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 
 import asyncpg
@@ -15,17 +19,51 @@ import pytest
 
 from benefits.redemption import db
 from benefits.redemption.types import LedgerEntry, StoredAnswer
+from foundation.batching import StatementBatcher
 from merchants.creditcode import make_credit_code
 
 DAY = date(2026, 11, 27)
 EXPIRES = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)  # the codes' expiry: their month is their partition
 
 
-@pytest.fixture
-async def pool(settings):
+class Ledger:
+    """Where the statements run: `pool` alone, or through `batchers` (taken in turn)."""
+
+    def __init__(self, pool: asyncpg.Pool, batchers: list[StatementBatcher]) -> None:
+        self.pool = pool
+        self.batchers = batchers
+        self._turn = 0
+
+    def next_batcher(self) -> StatementBatcher | None:
+        if not self.batchers:
+            return None
+        self._turn += 1
+        return self.batchers[self._turn % len(self.batchers)]
+
+
+@asynccontextmanager
+async def _ledger(settings, *, batched: bool) -> AsyncIterator[Ledger]:
     pool = await asyncpg.create_pool(settings.database_url, min_size=50, max_size=100)
-    yield pool
-    await pool.close()
+    batch_pools = []
+    if batched:  # two workers' batchers, each with its own two connections
+        batch_pools = [await asyncpg.create_pool(settings.database_url, min_size=0, max_size=2) for _ in range(2)]
+    try:
+        yield Ledger(pool, [StatementBatcher(p, db.RECORD_IN_BATCHES) for p in batch_pools])
+    finally:
+        for p in (pool, *batch_pools):
+            await p.close()
+
+
+@pytest.fixture(params=["alone", "in batches"])
+async def pool(request, settings):
+    async with _ledger(settings, batched=request.param == "in batches") as ledger:
+        yield ledger
+
+
+@pytest.fixture
+async def batched(settings):
+    async with _ledger(settings, batched=True) as ledger:
+        yield ledger
 
 
 async def offered_benefit(conn, venues: int = 1) -> list[dict]:
@@ -64,13 +102,14 @@ async def ids(conn):
     return {**where, "person": uuid.uuid4()}
 
 
-async def record(pool, who, *, jti, keys=(), caps=(), capacity=None, companions=0):
+async def record(ledger, who, *, jti, keys=(), caps=(), capacity=None, companions=0, expires=EXPIRES):
     """The ledger statement through the service's own call, which maps each refusal's SQLSTATE."""
-    async with pool.acquire() as conn:
+    async with ledger.pool.acquire() as conn:
         return await db.record_redemption(
             conn,
+            batches=ledger.next_batcher(),
             entry=LedgerEntry(
-                id=uuid.uuid4(), jti=jti, code_expires_at=EXPIRES, code_source="cj", service_day=DAY, person_id=who["person"],
+                id=uuid.uuid4(), jti=jti, code_expires_at=expires, code_source="cj", service_day=DAY, person_id=who["person"],
                 benefit_id=who["benefit"], benefit_version=1, benefit_code="T1", venue_id=who["venue"],
                 merchant_id=who["merchant"], device_id=None, staff_id=None, companions=companions,
                 value_kind="free", value_fen=0, priority=False, period_keys=list(keys), period_caps=list(caps),
@@ -152,3 +191,41 @@ async def test_ledger_rows_cannot_be_changed_or_deleted(pool, conn):
     with pytest.raises((asyncpg.InsufficientPrivilegeError, asyncpg.FeatureNotSupportedError)):
         await conn.execute("TRUNCATE redemptions")
     assert await conn.fetchval("SELECT count(*) FROM redemptions") == 1
+
+
+async def test_batches_hold_many_scans_and_a_refusal_undoes_only_itself(batched, conn):
+    """In batches, many scans share a statement: a replay or an exhausted quota among them is
+    refused alone, its batch's other scans are recorded, and a capacity stripe is shared."""
+    (where,) = await offered_benefit(conn)
+    people = [{**where, "person": uuid.uuid4()} for _ in range(60)]
+    first = {**where, "person": uuid.uuid4()}
+    assert await record(batched, first, jti="first", capacity=100_000) == "accepted"  # shares the stripes out
+    calls = [record(batched, who, jti=f"b-{i}", keys=["d:2026-11-27"], caps=[1], capacity=100_000) for i, who in enumerate(people)]
+    calls += [record(batched, people[i], jti=f"again-{i}", keys=["d:2026-11-27"], caps=[1], capacity=100_000) for i in range(20)]
+    calls += [record(batched, people[i], jti=f"b-{i}", capacity=100_000) for i in range(20, 40)]
+    batches_before = sum(b.batches for b in batched.batchers)
+    outcomes = await asyncio.gather(*calls)
+    assert (outcomes.count("accepted"), outcomes.count("quota_exhausted"), outcomes.count("replayed")) == (60, 20, 20)
+    assert await conn.fetchval("SELECT count(*) FROM redemptions WHERE venue_id = $1", where["venue"]) == 61
+    assert await conn.fetchval("SELECT count(*) FROM outbox WHERE type = 'redemption.accepted'") == 61
+    assert await conn.fetchval("SELECT sum(used) FROM capacity_stripes WHERE venue_id = $1", where["venue"]) == 61
+    batches = sum(b.batches for b in batched.batchers) - batches_before
+    assert sum(b.calls for b in batched.batchers) == 101 and batches < 50  # they were batched
+    # A batch's scans start at one stripe and keep it (migration 0058): a stripe a batch, not a scan.
+    touched = await conn.fetchval("SELECT count(*) FROM capacity_stripes WHERE venue_id = $1 AND used > 0", where["venue"])
+    assert touched <= batches + 1
+
+
+async def test_an_error_in_a_batch_fails_only_its_own_scan(batched, conn):
+    """A statement failing for another reason than a refusal rolls its batch back; each scan is
+    then run alone, so the others are recorded and only the faulty one fails."""
+    who = await ids(conn)
+    people = [{**who, "person": uuid.uuid4()} for _ in range(30)]
+    calls = [record(batched, p, jti=f"e-{i}") for i, p in enumerate(people)]
+    calls.insert(10, record(batched, who, jti="no-expiry", expires=None))  # the statement refuses to guess a partition
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], asyncpg.PostgresError) and failed[0].sqlstate == "22004"
+    assert outcomes.count("accepted") == 30
+    assert await conn.fetchval("SELECT count(*) FROM redemptions WHERE jti LIKE 'e-%'") == 30
+    assert sum(b.batches for b in batched.batchers) < 31  # they were batched, the faulty one among others
