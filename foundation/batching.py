@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -37,9 +38,21 @@ log = logging.getLogger("chongjun.batching")
 class StatementBatcher:
     """Runs `sql` (one row, one value) for concurrent callers of one event loop in batches."""
 
-    def __init__(self, pool: asyncpg.Pool, sql: str, *, max_batch: int = 32, max_in_flight: int = 2) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        sql: str,
+        *,
+        max_batch: int = 32,
+        max_in_flight: int = 2,
+        order: Callable[[tuple], Any] | None = None,
+    ) -> None:
         self._pool = pool
         self._sql = sql
+        # Rows a statement locks are locked until its batch commits, so two batches that want
+        # the same two rows in opposite orders deadlock (PostgreSQL ends one after a second).
+        # `order` sorts every batch by the key of what its calls lock, one order for all.
+        self._order = order
         # 32: each call of the ledger statement is one subtransaction (its refusal undoes only
         # itself), and a backend keeps 64 of them in shared memory before visibility checks of
         # everyone slow down (PGPROC_MAX_CACHED_SUBXIDS).
@@ -54,6 +67,8 @@ class StatementBatcher:
 
     async def run(self, args: tuple) -> Any:
         future = asyncio.get_running_loop().create_future()
+        # Its exception is retrieved even when its caller went away (shielded, see below).
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._queue.append((args, future))
         if self._in_flight < self._max_in_flight:
             self._in_flight += 1
@@ -75,6 +90,8 @@ class StatementBatcher:
     async def _send(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
         self.batches += 1
         self.calls += len(batch)
+        if self._order is not None and len(batch) > 1:
+            batch.sort(key=lambda item: self._order(item[0]))
         try:
             async with self._pool.acquire() as conn:
                 if len(batch) == 1:

@@ -26,6 +26,7 @@ __all__ = (
     "give_back_quota",
     "insert_offline_scan",
     "insert_reversal",
+    "ledger_lock_order",
     "ledger_totals",
     "list_ledger_entries",
     "list_paused_at_venue",
@@ -117,6 +118,14 @@ async def record_redemption(
     if result == _SLOW_PATH:
         return await _run_ledger(conn, _RECORD, args, savepoint=False, slow_only=True)
     return _REFUSALS.get(result, result)
+
+
+def ledger_lock_order(args: tuple) -> tuple:
+    """The order a batch's ledger statements run in: by person, then code. The rows a statement
+    waits for belong to its person (their quota rows; their code, whose replay waits for the
+    first use to commit; their Idempotency-Key), and stripes are never waited for (`SKIP
+    LOCKED`; the slow path runs alone): so batches lock in one order and cannot deadlock."""
+    return (args[4], args[1])  # p_person_id, p_jti
 
 
 async def record_offline_redemption(conn: asyncpg.Connection, *, entry: LedgerEntry, kept: OfflineRecord) -> str:

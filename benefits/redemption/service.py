@@ -259,7 +259,7 @@ LEDGER_BATCHES_IN_FLIGHT = 2
 def ledger_batches(pool: asyncpg.Pool) -> StatementBatcher:
     """The ledger statement of this worker's scans in batches (one per worker, made at start);
     `pool` is the batches' own, of `LEDGER_BATCHES_IN_FLIGHT` connections."""
-    return StatementBatcher(pool, db.RECORD_IN_BATCHES, max_in_flight=LEDGER_BATCHES_IN_FLIGHT)
+    return StatementBatcher(pool, db.RECORD_IN_BATCHES, max_in_flight=LEDGER_BATCHES_IN_FLIGHT, order=db.ledger_lock_order)
 
 
 async def _open(
