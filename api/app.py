@@ -21,6 +21,7 @@ from api.deps import (
 )
 from api.errors import exception_handlers
 from api.faces import FacesController
+from api.fastscan import ScanFastPath
 from api.exchange import AdminExchangeController, AdminQualityController, exchange_lifespan
 from api.guards import provide_principal
 from api.paging import provide_paging
@@ -151,5 +152,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.settings = settings
     app.state.principal_checks = principal_checks()
     # Outside the router, so 404/405 answers get a request id and an access log line too.
-    app.asgi_handler = RequestIdMiddleware(DrainBodyMiddleware(app.asgi_handler))
+    # The ordinary scan is answered below the router (api.fastscan), inside both wrappers.
+    app.state.scan_fast_path = ScanFastPath(app.asgi_handler)
+    app.asgi_handler = RequestIdMiddleware(DrainBodyMiddleware(app.state.scan_fast_path))
     return app

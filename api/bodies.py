@@ -22,11 +22,11 @@ from litestar.exceptions import ValidationException
 
 from foundation.errors import MalformedJson
 
-__all__ = ("BodyRequest",)
+__all__ = ("BodyRequest", "strict_decoder")
 
 
 @lru_cache(maxsize=256)
-def _decoder(target: Any) -> msgspec.json.Decoder:
+def strict_decoder(target: Any) -> msgspec.json.Decoder:
     """One strict decoder per body type; bounded by the number of body types the routes declare."""
     return msgspec.json.Decoder(target, strict=True)
 
@@ -60,7 +60,7 @@ class BodyRequest(Request):
         field = self.route_handler.parsed_data_field
         body = await self.body() or b"null"
         try:
-            return _require_json(body, _decoder(field.annotation if field is not None else Any))
+            return _require_json(body, strict_decoder(field.annotation if field is not None else Any))
         except msgspec.ValidationError as exc:
             error = exc
         # msgspec may meet a wrong type before bytes that are not JSON: the body must be JSON at

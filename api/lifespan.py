@@ -19,6 +19,7 @@ from foundation.settings import Settings
 __all__ = ("freeze_startup_objects", "in_background", "resources")
 
 
+
 @asynccontextmanager
 async def resources(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -30,18 +31,21 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         app.state.pool, replica, primary_dsn=settings.database_url, replica_dsn=settings.database_replica_url,
         max_lag=settings.replica_max_lag_seconds, check_seconds=settings.replica_check_seconds,
     )
-    # The scans' ledger statement in batches (group commit in the worker, foundation/batching.py),
-    # on connections of their own: a scan holds a connection of the main pool while it waits for
-    # its batch, so batches drawing from that pool could wait behind the very scans they serve.
-    ledger_pool = await connect_postgres(settings, max_size=redemption.LEDGER_BATCHES_IN_FLIGHT)
-    app.state.ledger = redemption.ledger_batches(ledger_pool)
     app.state.redis = connect_redis(settings)
     await warm_up(app.state.redis)
+    # A worker's concurrent scans share round trips (foundation/batching.py): the Redis gate, the
+    # person read and the ledger statement each in batches. The batches' PostgreSQL connections
+    # are pools of their own: a scan holds one of the main pool while it waits for its batch, so
+    # batches drawing from that pool could wait behind the very scans they serve.
+    reads_pool = await connect_postgres(settings, max_size=redemption.BATCHES_IN_FLIGHT)
+    ledger_pool = await connect_postgres(settings, max_size=redemption.BATCHES_IN_FLIGHT)
+    app.state.scan_batches = redemption.scan_batches(app.state.redis, reads_pool=reads_pool, ledger_pool=ledger_pool)
     try:
         yield
     finally:
         await app.state.redis.aclose()
         await ledger_pool.close()
+        await reads_pool.close()
         if replica is not None:
             await replica.close()
         await app.state.pool.close()

@@ -47,7 +47,7 @@ class ScanController(Controller):
             answer = await redemption.scan(
                 conn, state.redis, request.user, data,
                 idempotency_key=idempotency_key, scan_rate=settings.device_scan_rate,
-                keyring=state.keyring, providers=state.city, ledger=state.ledger,
+                keyring=state.keyring, providers=state.city, batches=state.scan_batches,
             )
         return Response(answer, media_type="application/json")
 

@@ -29,8 +29,11 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+from redis.exceptions import NoScriptError
 
-__all__ = ("StatementBatcher",)
+from foundation.scripts import Script
+
+__all__ = ("ScriptBatcher", "StatementBatcher")
 
 log = logging.getLogger("chongjun.batching")
 
@@ -46,9 +49,14 @@ class StatementBatcher:
         max_batch: int = 32,
         max_in_flight: int = 2,
         order: Callable[[tuple], Any] | None = None,
+        whole_row: bool = False,
     ) -> None:
         self._pool = pool
         self._sql = sql
+        # Each call's answer: its row's first value, or (`whole_row`) the row itself. Either way
+        # the statement must give exactly one row a call (fetchmany gives the rows of all calls
+        # as one list).
+        self._whole_row = whole_row
         # Rows a statement locks are locked until its batch commits, so two batches that want
         # the same two rows in opposite orders deadlock (PostgreSQL ends one after a second).
         # `order` sorts every batch by the key of what its calls lock, one order for all.
@@ -95,9 +103,10 @@ class StatementBatcher:
         try:
             async with self._pool.acquire() as conn:
                 if len(batch) == 1:
-                    values = [await conn.fetchval(self._sql, *batch[0][0])]
+                    rows = [await conn.fetchrow(self._sql, *batch[0][0])]
                 else:
-                    values = [row[0] for row in await conn.fetchmany(self._sql, [args for args, _ in batch])]
+                    rows = await conn.fetchmany(self._sql, [args for args, _ in batch])
+            values = rows if self._whole_row else [row[0] for row in rows]
         except asyncpg.PostgresError as exc:
             if len(batch) == 1:
                 _settle(batch[0][1], exception=exc)
@@ -123,3 +132,69 @@ def _settle(future: asyncio.Future, *, value: Any = None, exception: BaseExcepti
         future.set_exception(exception)
     else:
         future.set_result(value)
+
+
+class ScriptBatcher:
+    """A Redis script for concurrent callers of one event loop, many calls a round trip.
+
+    The same natural batching as `StatementBatcher`: while fewer than `max_in_flight` pipelines
+    are out, whatever is queued leaves at once as one pipeline (no MULTI: each script runs on its
+    own, as it would alone). A call whose script Redis had lost runs once more with its body; a
+    pipeline that failed as a whole (Redis down) is every caller's `RedisError`, as one call's
+    would have been. For a single Redis server: a cluster client runs each script on its node.
+    """
+
+    def __init__(self, redis: Any, script: Script, *, max_batch: int = 64, max_in_flight: int = 2) -> None:
+        self._redis = redis
+        self._script = script
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._queue: deque[tuple[tuple[list[str], list[object]], asyncio.Future]] = deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task] = set()
+        self.batches = 0
+        self.calls = 0
+
+    async def run(self, keys: list[str], args: list[object]) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._queue.append(((keys, args), future))
+        if self._in_flight < self._max_in_flight:
+            self._in_flight += 1
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+                await self._send(batch)
+        finally:
+            self._in_flight -= 1
+
+    async def _send(self, batch: list) -> None:
+        self.batches += 1
+        self.calls += len(batch)
+        try:
+            if len(batch) == 1:
+                (keys, args), future = batch[0]
+                _settle(future, value=await self._script.run(self._redis, keys, args))
+                return
+            pipe = self._redis.pipeline(transaction=False)
+            for (keys, args), _ in batch:
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            answers = await pipe.execute(raise_on_error=False)
+            for ((keys, args), future), answer in zip(batch, answers, strict=True):
+                if isinstance(answer, NoScriptError):  # a restarted Redis: this call with the body, which loads it
+                    answer = await self._script.run(self._redis, keys, args)
+                if isinstance(answer, Exception):
+                    _settle(future, exception=answer)
+                else:
+                    _settle(future, value=answer)
+        except BaseException as exc:  # noqa: BLE001 - handed to every caller still waiting
+            for _, future in batch:
+                _settle(future, exception=exc if isinstance(exc, Exception) else ConnectionError("the batch was cancelled"))
+            if not isinstance(exc, Exception):
+                raise

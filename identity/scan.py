@@ -10,15 +10,18 @@ from datetime import datetime
 
 import asyncpg
 
+from foundation.batching import StatementBatcher
+
 from identity.city import CityProviders
 from identity.codes import CODE_PREFIX, verify_code
 from identity.errors import InvalidCode
 from identity.keys import KeyRing
 from identity.people import Person
+from identity.people.db import PERSON_BY_ID_IN_BATCHES, PERSON_BY_INDEX_IN_BATCHES
 from identity.people.service import enrolled_person_id, get_person, get_person_by_index
 from identity.types import ScannedHolder, VerifiedScan
 
-__all__ = ("MAX_SCAN_LENGTH", "resolve_scan_code", "scanned_person", "verify_scan_code")
+__all__ = ("MAX_SCAN_LENGTH", "PersonReads", "resolve_scan_code", "scanned_person", "verify_scan_code")
 
 MAX_SCAN_LENGTH = 4096
 """Longest raw scan any branch accepts; each branch applies its own tighter cap."""
@@ -52,14 +55,24 @@ async def verify_scan_code(
                         id_hmac_alt=citizen.id_hmac_alt)
 
 
-async def scanned_person(conn: asyncpg.Connection, scan: VerifiedScan) -> Person | None:
+class PersonReads:
+    """The scan's person read in batches (foundation/batching.py): one per worker, on a pool of
+    its own, so that a busy gate's reads share a round trip instead of paying one each."""
+
+    def __init__(self, pool: asyncpg.Pool, *, in_flight: int = 2) -> None:
+        self.by_index = StatementBatcher(pool, PERSON_BY_INDEX_IN_BATCHES, max_in_flight=in_flight, whole_row=True)
+        self.by_id = StatementBatcher(pool, PERSON_BY_ID_IN_BATCHES, max_in_flight=in_flight, whole_row=True)
+
+
+async def scanned_person(conn: asyncpg.Connection, scan: VerifiedScan, *, reads: PersonReads | None = None) -> Person | None:
     """The enrolled person behind a verified scan, in one query; None when not in the roster.
+    With `reads` the query runs in a batch with the worker's other scans' reads.
 
     A suspended card is returned like any other: the redemption engine answers `card_suspended`.
     """
     if scan.person_id is not None:
-        return await get_person(conn, scan.person_id)
-    return await get_person_by_index(conn, scan.id_hmac, alt=scan.id_hmac_alt)
+        return await get_person(conn, scan.person_id, batches=reads and reads.by_id)
+    return await get_person_by_index(conn, scan.id_hmac, alt=scan.id_hmac_alt, batches=reads and reads.by_index)
 
 
 async def resolve_scan_code(

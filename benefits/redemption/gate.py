@@ -28,12 +28,13 @@ from uuid import UUID
 from redis.exceptions import RedisError
 
 from benefits.catalog import person_stale_mark
+from foundation.batching import ScriptBatcher
 from foundation.cache import LocalCache
 from foundation.connections import ClusterClient, RedisClient
 from foundation.scripts import Script
 from foundation.structs import Record
 
-__all__ = ("Gate", "ask", "mark_quota_stale", "release_marker")
+__all__ = ("Gate", "ask", "ask_batches", "mark_quota_stale", "release_marker")
 
 log = logging.getLogger("chongjun.scan")
 
@@ -115,19 +116,29 @@ def _used_key(jti: str) -> str:
     return f"cj:used:{{{jti}}}"
 
 
+def ask_batches(redis: RedisClient, *, in_flight: int) -> ScriptBatcher | None:
+    """`ask`'s script for a worker's concurrent scans, many a round trip (None on a cluster)."""
+    if isinstance(redis, ClusterClient):
+        return None
+    return ScriptBatcher(redis, _SERVER, max_in_flight=in_flight)
+
+
 async def ask(
-    redis: RedisClient, *, caller: str, key: str | None, token: str, jti: str | None, per_minute: int
+    redis: RedisClient, *, caller: str, key: str | None, token: str, jti: str | None, per_minute: int,
+    batches: ScriptBatcher | None = None,
 ) -> Gate:
-    """The three fast checks in one round trip. Redis down → the key's first answer still wins
-    in PostgreSQL, single use is still `consumed_codes`' primary key, and the rate is counted in
-    this process instead (so a device gets at most the rate per worker while Redis is away)."""
+    """The three fast checks in one round trip (with `batches`, shared with other scans'). Redis
+    down → the key's first answer still wins in PostgreSQL, single use is still `consumed_codes`'
+    primary key, and the rate is counted in this process instead (so a device gets at most the
+    rate per worker while Redis is away)."""
     caller_keys = [_marker_key(caller, key), f"cj:rate:{{{caller}}}:{int(time.time() // 60)}"]
     caller_args = [token, "1" if key is not None else "0", "1" if per_minute > 0 else "0"]
     if isinstance(redis, ClusterClient):
         return await _ask_cluster(redis, caller, caller_keys, caller_args, jti, per_minute)
     keys = [*caller_keys, _used_key(jti) if jti is not None else "cj:unused"]
     try:
-        fresh, count, seen = await _SERVER.run(redis, keys, [*caller_args, "1" if jti is not None else "0"])
+        args = [*caller_args, "1" if jti is not None else "0"]
+        fresh, count, seen = await (_SERVER.run(redis, keys, args) if batches is None else batches.run(keys, args))
     except RedisError:
         return Gate(scans_this_minute=_count_locally(caller) if per_minute > 0 else 0)
     return Gate(key_fresh=bool(fresh), scans_this_minute=int(count), seen_before=bool(seen))

@@ -70,7 +70,7 @@ from benefits.redemption.types import (
     StoredAnswer,
 )
 from foundation.audit import write_audit
-from foundation.batching import StatementBatcher
+from foundation.batching import ScriptBatcher, StatementBatcher
 from foundation.cache import LocalCache
 from foundation.errors import BadRequest
 from foundation.ids import random_hex, random_uuid
@@ -78,8 +78,8 @@ from foundation.structs import Record
 from foundation.vocabulary import CATEGORIES, VETERAN_SUBKINDS
 
 __all__ = (
-    "IDEMPOTENCY_MIN_AGE", "LEDGER_BATCHES_IN_FLIGHT", "Accept", "Offer", "Refuse", "decide", "green_channel", "ledger_batches", "prune_idempotency_keys",
-    "reverse", "scan",
+    "BATCHES_IN_FLIGHT", "IDEMPOTENCY_MIN_AGE", "Accept", "Offer", "Refuse", "ScanBatches", "decide", "green_channel",
+    "ledger_batches", "prune_idempotency_keys", "reverse", "scan", "scan_batches",
 )
 
 log = logging.getLogger("chongjun.scan")
@@ -112,8 +112,8 @@ class _Scan(Record):
     """this request's mark on the key's in-flight marker (gate)"""
     now: datetime
     today: date
-    ledger: StatementBatcher | None = None
-    """how its ledger statement runs: in the worker's batches, or alone on the request's connection"""
+    batches: ScanBatches | None = None
+    """the worker's batches its Redis gate, person read and ledger statement join; None: each alone"""
 
 
 class Answered(Record):
@@ -211,12 +211,13 @@ async def scan(
     scan_rate: int,
     keyring: identity.KeyRing,
     providers: identity.CityProviders,
-    ledger: StatementBatcher | None = None,
+    batches: ScanBatches | None = None,
 ) -> bytes:
     """Decide one scan and return the JSON answer (the stored first one for a repeated key).
 
-    `keyring` and `providers` verify the scanned code (`identity.verify_scan_code`). `ledger`:
-    the worker's batches of the ledger statement (`ledger_batches`); None: on `conn` alone.
+    `keyring` and `providers` verify the scanned code (`identity.verify_scan_code`). `batches`:
+    the worker's batches (`scan_batches`) its Redis gate, person read and ledger statement join;
+    None: each runs alone, on `conn` and `redis`.
 
     `conn` must not be inside a transaction: each write below is one atomic statement. The hot
     path is one Redis script and at most three PostgreSQL statements (the person, the venue's
@@ -224,7 +225,7 @@ async def scan(
     after a scan accepted under a per-person cap (the person's benefit list goes stale). A code
     Redis saw before is first looked up in `consumed_codes`.
     """
-    scan = await _open(conn, principal, request, idempotency_key, ledger)
+    scan = await _open(conn, principal, request, idempotency_key, batches)
     holds_marker = False
     try:
         code = await _verify(scan, keyring=keyring, providers=providers)
@@ -234,6 +235,7 @@ async def scan(
             passed = await gate.ask(
                 redis, caller=scan.caller, key=scan.key, token=scan.token,
                 jti=code.jti if isinstance(code, identity.VerifiedScan) else None, per_minute=scan_rate,
+                batches=batches and batches.gate,
             )
             holds_marker = passed.key_fresh
             ending = _admit(passed, scan_rate) or await _decide_and_record(conn, redis, principal, scan, code, passed)
@@ -252,19 +254,38 @@ async def scan(
         raise
 
 
-LEDGER_BATCHES_IN_FLIGHT = 2
-"""Batches of the ledger statement one worker runs at once (each on a connection of its own)."""
+BATCHES_IN_FLIGHT = 2
+"""Batches of each kind one worker runs at once (each PostgreSQL one on a connection of its own)."""
+
+
+class ScanBatches(Record):
+    """What a worker's concurrent scans share a round trip for (foundation/batching.py): the Redis
+    gate (None on a Redis Cluster, where each part goes to its own node), the person read and the
+    ledger statement. One per worker, made at start (api.lifespan)."""
+
+    gate: ScriptBatcher | None
+    reads: identity.PersonReads
+    ledger: StatementBatcher
 
 
 def ledger_batches(pool: asyncpg.Pool) -> StatementBatcher:
-    """The ledger statement of this worker's scans in batches (one per worker, made at start);
-    `pool` is the batches' own, of `LEDGER_BATCHES_IN_FLIGHT` connections."""
-    return StatementBatcher(pool, db.RECORD_IN_BATCHES, max_in_flight=LEDGER_BATCHES_IN_FLIGHT, order=db.ledger_lock_order)
+    """The ledger statement of this worker's scans in batches; `pool` is the batches' own, of
+    `BATCHES_IN_FLIGHT` connections (a scan holds one of the main pool while it waits)."""
+    return StatementBatcher(pool, db.RECORD_IN_BATCHES, max_in_flight=BATCHES_IN_FLIGHT, order=db.ledger_lock_order)
+
+
+def scan_batches(redis: aioredis.Redis, *, reads_pool: asyncpg.Pool, ledger_pool: asyncpg.Pool) -> ScanBatches:
+    """The worker's `ScanBatches`; each pool of `BATCHES_IN_FLIGHT` connections, its own."""
+    return ScanBatches(
+        gate=gate.ask_batches(redis, in_flight=BATCHES_IN_FLIGHT),
+        reads=identity.PersonReads(reads_pool, in_flight=BATCHES_IN_FLIGHT),
+        ledger=ledger_batches(ledger_pool),
+    )
 
 
 async def _open(
     conn: asyncpg.Connection, principal: identity.Principal, request: ScanRequest, key: str | None,
-    ledger: StatementBatcher | None,
+    batches: ScanBatches | None,
 ) -> _Scan:
     """The request's facts; 400 for a malformed key, 403 when the caller may not scan there."""
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
@@ -279,7 +300,7 @@ async def _open(
         request=request, venue=venue, caller=caller, device_id=device_id, staff_id=staff_id, key=key,
         # The decoded request, re-encoded: the same scan sent with other spacing is the same request.
         fingerprint=hashlib.sha256(_encode(request)).digest(),
-        token=random_hex(16), now=now, today=local_date(now), ledger=ledger,
+        token=random_hex(16), now=now, today=local_date(now), batches=batches,
     )
 
 
@@ -331,7 +352,7 @@ async def _decide_and_record(
         return await _refuse(conn, scan, code)
     if passed.seen_before and await db.code_consumed(conn, code.jti, expires_at=code.expires_at):
         return await _refuse(conn, scan, Refuse("replayed"))
-    person = await identity.scanned_person(conn, code)
+    person = await identity.scanned_person(conn, code, reads=scan.batches and scan.batches.reads)
     if person is None:
         return await _refuse(conn, scan, Refuse("not_enrolled"))
     holder = Holder(name_masked=person.name_masked, category_label=_label(person))
@@ -402,7 +423,7 @@ async def _record(
     caps = [(period_key(cap.period, scan.now), cap.max) for cap in version.caps]
     outcome = await db.record_redemption(
         conn,
-        batches=scan.ledger,
+        batches=scan.batches and scan.batches.ledger,
         entry=LedgerEntry(
             id=redemption_id, jti=code.jti, code_expires_at=code.expires_at,
             code_source="cj" if code.source == "cj_code" else "suishen",

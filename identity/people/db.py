@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from foundation.batching import StatementBatcher
 from identity.people.types import PERSON_FIELDS
 
 __all__ = (
@@ -75,11 +76,29 @@ SELECT {_PERSON_COLUMNS} FROM (
 ) AS people"""
 
 
-async def get_person_row_by_hmac(conn: asyncpg.Connection, indexes: Sequence[bytes]) -> asyncpg.Record | None:
-    """The row whose index is one of `indexes` (one or two; the first one preferred)."""
+PERSON_BY_INDEX_IN_BATCHES = f"SELECT people.* FROM (SELECT) AS one LEFT JOIN LATERAL ({_PERSON_BY_INDEX}) AS people ON true"
+"""The same read for `StatementBatcher`: exactly one row a call, all NULL when no one matches."""
+PERSON_BY_ID_IN_BATCHES = f"SELECT people.* FROM (SELECT) AS one LEFT JOIN LATERAL (SELECT {_PERSON_COLUMNS} FROM people WHERE id = $1) AS people ON true"
+
+
+async def get_person_row_by_hmac(
+    conn: asyncpg.Connection, indexes: Sequence[bytes], *, batches: StatementBatcher | None = None
+) -> asyncpg.Record | None:
+    """The row whose index is one of `indexes` (one or two; the first one preferred). With
+    `batches` (of `PERSON_BY_INDEX_IN_BATCHES`) it is read in a batch with other scans' reads."""
     if not 1 <= len(indexes) <= 2:
         raise ValueError("one or two blind indexes")
-    return await conn.fetchrow(_PERSON_BY_INDEX, indexes[0], indexes[1] if len(indexes) == 2 else None)
+    args = (indexes[0], indexes[1] if len(indexes) == 2 else None)
+    if batches is None:
+        return await conn.fetchrow(_PERSON_BY_INDEX, *args)
+    row = await batches.run(args)
+    return None if row["id"] is None else row
+
+
+async def get_person_row_batched(batches: StatementBatcher, person_id: UUID) -> asyncpg.Record | None:
+    """`get_person_row` in a batch (of `PERSON_BY_ID_IN_BATCHES`)."""
+    row = await batches.run((person_id,))
+    return None if row["id"] is None else row
 
 
 async def get_profile_row(conn: asyncpg.Connection, person_id: UUID) -> asyncpg.Record | None:

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from foundation.batching import StatementBatcher
 from foundation.settings import Settings
 from foundation.vocabulary import CARD_KINDS, CARD_STATUSES, CATEGORIES, SHANGHAI_DISTRICTS
 from identity.people import db
@@ -64,8 +65,9 @@ def _person(row: asyncpg.Record) -> Person:
     )
 
 
-async def get_person(conn: asyncpg.Connection, person_id: UUID) -> Person | None:
-    row = await db.get_person_row(conn, person_id)
+async def get_person(conn: asyncpg.Connection, person_id: UUID, *, batches: StatementBatcher | None = None) -> Person | None:
+    """The person with this id; with `batches` (`PersonReads.by_id`) read in a batch of reads."""
+    row = await (db.get_person_row(conn, person_id) if batches is None else db.get_person_row_batched(batches, person_id))
     return None if row is None else _person(row)
 
 
@@ -85,10 +87,13 @@ def _indexes(id_hmac: bytes, alt: bytes | None) -> list[bytes]:
     return [id_hmac] if alt is None else [id_hmac, alt]
 
 
-async def get_person_by_index(conn: asyncpg.Connection, id_hmac: bytes, *, alt: bytes | None = None) -> Person | None:
+async def get_person_by_index(
+    conn: asyncpg.Connection, id_hmac: bytes, *, alt: bytes | None = None, batches: StatementBatcher | None = None
+) -> Person | None:
     """The person with this blind index of the ID number, or with `alt` (the other crypto profile's
-    index: enrolled before a switch and not re-imported since); None when not in the roster."""
-    row = await db.get_person_row_by_hmac(conn, _indexes(id_hmac, alt))
+    index: enrolled before a switch and not re-imported since); None when not in the roster.
+    With `batches` (`PersonReads.by_index`) it is read in a batch of reads."""
+    row = await db.get_person_row_by_hmac(conn, _indexes(id_hmac, alt), batches=batches)
     return None if row is None else _person(row)
 
 
