@@ -184,7 +184,7 @@ class ScriptBatcher:
                 return
             pipe = self._redis.pipeline(transaction=False)
             for (keys, args), _ in batch:
-                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+                self._script.queue(pipe, keys, args)
             answers = await pipe.execute(raise_on_error=False)
             for ((keys, args), future), answer in zip(batch, answers, strict=True):
                 if isinstance(answer, NoScriptError):  # a restarted Redis: this call with the body, which loads it

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
@@ -52,12 +53,22 @@ class Script:
         if len(keys) > 1 and len({hash_slot(key) for key in keys}) > 1:
             raise CrossSlot(f"script {self.name}: its keys span hash slots: {list(keys)}")
 
-    async def run(self, redis: Any, keys: Sequence[str], args: Sequence[object] = ()) -> Any:
+    def _check(self, redis: Any, keys: Sequence[str]) -> None:
         if self.single_server:
-            if isinstance(redis, RedisCluster):
+            if isinstance(redis, (RedisCluster, ClusterPipeline)):
                 raise CrossSlot(f"script {self.name} is for a single Redis server, not a cluster")
         else:
             self.check_keys(keys)
+
+    def queue(self, pipeline: Any, keys: Sequence[str], args: Sequence[object] = ()) -> None:
+        """Queue one call on a pipeline (made with transaction=False): `ScriptBatcher`'s way of
+        running many calls a round trip. A call Redis answers NOSCRIPT for is the caller's to run
+        again with `run`, which sends the body."""
+        self._check(pipeline, keys)
+        pipeline.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def run(self, redis: Any, keys: Sequence[str], args: Sequence[object] = ()) -> Any:
+        self._check(redis, keys)
         try:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:  # a restarted Redis (or another cluster node): send the script, which loads it
