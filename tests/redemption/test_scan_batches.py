@@ -131,3 +131,18 @@ async def test_a_script_batch_loads_a_lost_script_and_survives_redis_down(redis)
         assert passed.key_fresh and not passed.seen_before
     finally:
         await away.aclose()
+
+
+async def test_a_lifecycle_check_that_fails_is_answered_by_the_app(app, client):
+    """A device check that raises (its database away, say) is not the fast path's to answer: the
+    app runs it again and its handlers give problem+json, never a bare server error."""
+    world = await build_world(client, app)
+
+    async def broken(principal, state):
+        raise OSError("the device store is away")
+
+    app.state.principal_checks["device"] = broken
+    answer = await _scan(client, world, suishen(app, VETERAN_ID))
+    assert answer.status_code == 500 and answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["type"].endswith("internal-error") and "away" not in answer.text
+    assert app.state.scan_fast_path.answered == 0
