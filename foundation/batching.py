@@ -38,8 +38,59 @@ __all__ = ("ScriptBatcher", "StatementBatcher")
 log = logging.getLogger("chongjun.batching")
 
 
-class StatementBatcher:
-    """Runs `sql` (one row, one value) for concurrent callers of one event loop in batches."""
+class _Batcher:
+    """Natural batching for concurrent callers of one event loop: `run(call)` queues the call and
+    answers with its result; `_send_batch` (the kind's own) sends a batch and settles its calls."""
+
+    def __init__(self, *, max_batch: int, max_in_flight: int) -> None:
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._queue: deque[tuple[Any, asyncio.Future]] = deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task] = set()  # the running drains, held so they are not collected
+        self.batches = 0
+        """Batches sent so far (with `calls`, what the benchmark and the tests read)."""
+        self.calls = 0
+
+    async def _run(self, call: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        # Its exception is retrieved even when its caller went away (shielded, see below).
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._queue.append((call, future))
+        if self._in_flight < self._max_in_flight:
+            self._in_flight += 1
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        # Shielded: a caller that goes away (its client disconnected) must not cancel the
+        # batch of the others; its call is made or not with theirs.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+                await self._send(batch)
+        finally:
+            self._in_flight -= 1
+
+    async def _send(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
+        self.batches += 1
+        self.calls += len(batch)
+        try:
+            await self._send_batch(batch)
+        except BaseException as exc:  # noqa: BLE001 - handed to every caller still waiting, then re-raised if it ends the task
+            for _, future in batch:
+                _settle(future, exception=exc if isinstance(exc, Exception) else ConnectionError("the batch was cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _send_batch(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
+        raise NotImplementedError
+
+
+class StatementBatcher(_Batcher):
+    """Runs `sql` (one row a call) for concurrent callers of one event loop in batches."""
 
     def __init__(
         self,
@@ -51,6 +102,10 @@ class StatementBatcher:
         order: Callable[[tuple], Any] | None = None,
         whole_row: bool = False,
     ) -> None:
+        # 32: each call of the ledger statement is one subtransaction (its refusal undoes only
+        # itself), and a backend keeps 64 of them in shared memory before visibility checks of
+        # everyone slow down (PGPROC_MAX_CACHED_SUBXIDS).
+        super().__init__(max_batch=max_batch, max_in_flight=max_in_flight)
         self._pool = pool
         self._sql = sql
         # Each call's answer: its row's first value, or (`whole_row`) the row itself. Either way
@@ -61,43 +116,11 @@ class StatementBatcher:
         # the same two rows in opposite orders deadlock (PostgreSQL ends one after a second).
         # `order` sorts every batch by the key of what its calls lock, one order for all.
         self._order = order
-        # 32: each call of the ledger statement is one subtransaction (its refusal undoes only
-        # itself), and a backend keeps 64 of them in shared memory before visibility checks of
-        # everyone slow down (PGPROC_MAX_CACHED_SUBXIDS).
-        self._max_batch = max_batch
-        self._max_in_flight = max_in_flight
-        self._queue: deque[tuple[tuple, asyncio.Future]] = deque()
-        self._in_flight = 0
-        self._tasks: set[asyncio.Task] = set()  # the running drains, held so they are not collected
-        self.batches = 0
-        """Batches sent so far (with `calls`, what the benchmark and the tests read)."""
-        self.calls = 0
 
     async def run(self, args: tuple) -> Any:
-        future = asyncio.get_running_loop().create_future()
-        # Its exception is retrieved even when its caller went away (shielded, see below).
-        future.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self._queue.append((args, future))
-        if self._in_flight < self._max_in_flight:
-            self._in_flight += 1
-            task = asyncio.create_task(self._drain())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        # Shielded: a caller that goes away (its client disconnected) must not cancel the
-        # batch of the others; its row is written or not with theirs.
-        return await asyncio.shield(future)
+        return await self._run(args)
 
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
-                await self._send(batch)
-        finally:
-            self._in_flight -= 1
-
-    async def _send(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
-        self.batches += 1
-        self.calls += len(batch)
+    async def _send_batch(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
         if self._order is not None and len(batch) > 1:
             batch.sort(key=lambda item: self._order(item[0]))
         try:
@@ -106,7 +129,6 @@ class StatementBatcher:
                     rows = [await conn.fetchrow(self._sql, *batch[0][0])]
                 else:
                     rows = await conn.fetchmany(self._sql, [args for args, _ in batch])
-            values = rows if self._whole_row else [row[0] for row in rows]
         except asyncpg.PostgresError as exc:
             if len(batch) == 1:
                 _settle(batch[0][1], exception=exc)
@@ -115,12 +137,7 @@ class StatementBatcher:
             log.warning("a batch of %d failed (%s); running its calls one by one", len(batch), exc.sqlstate)
             await asyncio.gather(*(self._send([item]) for item in batch))
             return
-        except BaseException as exc:  # noqa: BLE001 - handed to every caller, then re-raised if it ends the task
-            for _, future in batch:
-                _settle(future, exception=exc if isinstance(exc, Exception) else ConnectionError("the batch was cancelled"))
-            if not isinstance(exc, Exception):
-                raise
-            return
+        values = rows if self._whole_row else [row[0] for row in rows]
         for (_, future), value in zip(batch, values, strict=True):
             _settle(future, value=value)
 
@@ -134,7 +151,7 @@ def _settle(future: asyncio.Future, *, value: Any = None, exception: BaseExcepti
         future.set_result(value)
 
 
-class ScriptBatcher:
+class ScriptBatcher(_Batcher):
     """A Redis script for concurrent callers of one event loop, many calls a round trip.
 
     The same natural batching as `StatementBatcher`: while fewer than `max_in_flight` pipelines
@@ -145,56 +162,26 @@ class ScriptBatcher:
     """
 
     def __init__(self, redis: Any, script: Script, *, max_batch: int = 64, max_in_flight: int = 2) -> None:
+        super().__init__(max_batch=max_batch, max_in_flight=max_in_flight)
         self._redis = redis
         self._script = script
-        self._max_batch = max_batch
-        self._max_in_flight = max_in_flight
-        self._queue: deque[tuple[tuple[list[str], list[object]], asyncio.Future]] = deque()
-        self._in_flight = 0
-        self._tasks: set[asyncio.Task] = set()
-        self.batches = 0
-        self.calls = 0
 
     async def run(self, keys: list[str], args: list[object]) -> Any:
-        future = asyncio.get_running_loop().create_future()
-        future.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self._queue.append(((keys, args), future))
-        if self._in_flight < self._max_in_flight:
-            self._in_flight += 1
-            task = asyncio.create_task(self._drain())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(future)
+        return await self._run((keys, args))
 
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
-                await self._send(batch)
-        finally:
-            self._in_flight -= 1
-
-    async def _send(self, batch: list) -> None:
-        self.batches += 1
-        self.calls += len(batch)
-        try:
-            if len(batch) == 1:
-                (keys, args), future = batch[0]
-                _settle(future, value=await self._script.run(self._redis, keys, args))
-                return
-            pipe = self._redis.pipeline(transaction=False)
-            for (keys, args), _ in batch:
-                self._script.queue(pipe, keys, args)
-            answers = await pipe.execute(raise_on_error=False)
-            for ((keys, args), future), answer in zip(batch, answers, strict=True):
-                if isinstance(answer, NoScriptError):  # a restarted Redis: this call with the body, which loads it
-                    answer = await self._script.run(self._redis, keys, args)
-                if isinstance(answer, Exception):
-                    _settle(future, exception=answer)
-                else:
-                    _settle(future, value=answer)
-        except BaseException as exc:  # noqa: BLE001 - handed to every caller still waiting
-            for _, future in batch:
-                _settle(future, exception=exc if isinstance(exc, Exception) else ConnectionError("the batch was cancelled"))
-            if not isinstance(exc, Exception):
-                raise
+    async def _send_batch(self, batch: list[tuple[tuple[list[str], list[object]], asyncio.Future]]) -> None:
+        if len(batch) == 1:
+            (keys, args), future = batch[0]
+            _settle(future, value=await self._script.run(self._redis, keys, args))
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for (keys, args), _ in batch:
+            self._script.queue(pipe, keys, args)
+        answers = await pipe.execute(raise_on_error=False)
+        for ((keys, args), future), answer in zip(batch, answers, strict=True):
+            if isinstance(answer, NoScriptError):  # a restarted Redis: this call with the body, which loads it
+                answer = await self._script.run(self._redis, keys, args)
+            if isinstance(answer, Exception):
+                _settle(future, exception=answer)
+            else:
+                _settle(future, value=answer)
