@@ -254,7 +254,7 @@ async def scan(
         raise
 
 
-BATCHES_IN_FLIGHT = 2
+BATCHES_IN_FLIGHT = 1
 """Batches of each kind one worker runs at once (each PostgreSQL one on a connection of its own)."""
 
 
