@@ -11,6 +11,8 @@ from datetime import datetime
 import asyncpg
 
 from foundation.batching import StatementBatcher
+from foundation.cache import MISSING, LocalCache
+from foundation.structs import Record
 
 from identity.city import CityProviders
 from identity.codes import CODE_PREFIX, verify_code
@@ -18,10 +20,10 @@ from identity.errors import InvalidCode
 from identity.keys import KeyRing
 from identity.people import Person
 from identity.people.db import PERSON_BY_ID_IN_BATCHES, PERSON_BY_INDEX_IN_BATCHES
-from identity.people.service import enrolled_person_id, get_person, get_person_by_index
+from identity.people.service import enrolled_person_id, get_person, get_person_by_index, get_person_versioned
 from identity.types import ScannedHolder, VerifiedScan
 
-__all__ = ("MAX_SCAN_LENGTH", "PersonReads", "resolve_scan_code", "scanned_person", "verify_scan_code")
+__all__ = ("MAX_SCAN_LENGTH", "PersonReads", "ScannedPerson", "resolve_scan_code", "scanned_person", "verify_scan_code")
 
 MAX_SCAN_LENGTH = 4096
 """Longest raw scan any branch accepts; each branch applies its own tighter cap."""
@@ -55,24 +57,67 @@ async def verify_scan_code(
                         id_hmac_alt=citizen.id_hmac_alt)
 
 
-class PersonReads:
-    """The scan's person read in batches (foundation/batching.py): one per worker, on a pool of
-    its own, so that a busy gate's reads share a round trip instead of paying one each."""
+class ScannedPerson(Record):
+    """The person behind a scan, as the scan decides with them."""
 
-    def __init__(self, pool: asyncpg.Pool, *, in_flight: int = 2) -> None:
+    person: Person
+    version: str | None = None
+    """their `person_version` (migration 0059) when `person` is a worker's cached copy: the ledger
+    statement refuses (`stale_person`) unless it is still the same; None: read just now"""
+
+
+class PersonReads:
+    """The scan's person read in batches (foundation/batching.py), and kept: one per worker, on a
+    pool of its own, so that a busy gate's reads share a round trip instead of paying one each,
+    and a person who comes back is not read again.
+
+    The copies follow foundation.cache's rule (b): the ledger statement that records a scan
+    decided from a copy checks that the person is still exactly that version (migration 0059),
+    else the scan is decided again from a fresh read. Only people whose card is active are
+    kept, so a refusal for a suspended card or an unknown person is always read just now.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, in_flight: int = 1, kept: int = 20_000, ttl: float = 300.0) -> None:
         self.by_index = StatementBatcher(pool, PERSON_BY_INDEX_IN_BATCHES, max_in_flight=in_flight, whole_row=True)
         self.by_id = StatementBatcher(pool, PERSON_BY_ID_IN_BATCHES, max_in_flight=in_flight, whole_row=True)
+        self.kept: LocalCache[object, ScannedPerson] = LocalCache(maxsize=kept, ttl=ttl)
+        """The copies, by person id (a 崇军码) or by blind indexes (a 随申码)."""
+
+    async def read(self, scan: VerifiedScan, *, fresh: bool = False) -> ScannedPerson | None:
+        """The person behind `scan`: the kept copy unless `fresh`, else read in a batch."""
+        key: object = scan.person_id if scan.person_id is not None else (scan.id_hmac, scan.id_hmac_alt)
+        if not fresh:
+            copy = self.kept.lookup(key)
+            if copy is not MISSING:
+                return copy  # type: ignore[return-value]
+        if scan.person_id is not None:
+            found = await get_person_versioned(self.by_id, (scan.person_id,))
+        else:
+            found = await get_person_versioned(self.by_index, (scan.id_hmac, scan.id_hmac_alt))
+        if found is None or found[0].card_status != "ACTIVE":
+            self.kept.forget([key])
+            return None if found is None else ScannedPerson(found[0])
+        person, version = found
+        self.kept.put(key, ScannedPerson(person, version))
+        return ScannedPerson(person)
 
 
-async def scanned_person(conn: asyncpg.Connection, scan: VerifiedScan, *, reads: PersonReads | None = None) -> Person | None:
+async def scanned_person(
+    conn: asyncpg.Connection, scan: VerifiedScan, *, reads: PersonReads | None = None, fresh: bool = False
+) -> ScannedPerson | None:
     """The enrolled person behind a verified scan, in one query; None when not in the roster.
-    With `reads` the query runs in a batch with the worker's other scans' reads.
+    With `reads` the query runs in a batch with the worker's other scans' reads, and a kept copy
+    is returned unless `fresh` (its `version` set: see `ScannedPerson`).
 
     A suspended card is returned like any other: the redemption engine answers `card_suspended`.
     """
+    if reads is not None:
+        return await reads.read(scan, fresh=fresh)
     if scan.person_id is not None:
-        return await get_person(conn, scan.person_id, batches=reads and reads.by_id)
-    return await get_person_by_index(conn, scan.id_hmac, alt=scan.id_hmac_alt, batches=reads and reads.by_index)
+        person = await get_person(conn, scan.person_id)
+    else:
+        person = await get_person_by_index(conn, scan.id_hmac, alt=scan.id_hmac_alt)
+    return None if person is None else ScannedPerson(person)
 
 
 async def resolve_scan_code(

@@ -49,7 +49,9 @@ def _record_statement(offline: bool, *, batched: bool = False) -> str:
     writes nothing). The person is only `subject`; the relay pseudonymises it. An offline
     decision (issue 15) also passes its decision time and writes its `offline_scans` row in the
     same statement, so the row and the ledger entry commit together or not at all."""
-    decided_at = ", p_decided_at => $26" if offline else ""
+    # Online, $26 is the version of a cached person to check (migration 0059); offline, the
+    # decision time (an offline decision is taken from the gate's own copy, checked on upload).
+    decided_at = ", p_decided_at => $26" if offline else ", p_person_version => $26"
     kept = """, kept AS (
     INSERT INTO offline_scans (id, device_id, local_id, fingerprint, outcome, reason, redemption_id, venue_id,
                                merchant_id, benefit_id, person_id, companions, decided_at, service_day)
@@ -93,6 +95,7 @@ _REFUSALS = {
     "CJQ02": "venue_capacity_reached",
     "CJQ03": "idempotency_conflict",
     "CJQ04": "stale_benefit",
+    "CJQ06": "stale_person",
 }
 """What `record_redemption` raises when it refuses (migration 0042); the statement wrote nothing."""
 
@@ -106,12 +109,13 @@ async def record_redemption(
     """Run the one-statement accept path outside any transaction: "accepted" once committed, or
     the refusal ("replayed", "quota_exhausted", "venue_capacity_reached", "idempotency_conflict",
     or "stale_benefit" when the benefit is no longer active at that venue in that version, or
-    the venue no longer active). Where a capacity is counted and no free stripe has room, the
+    the venue no longer active, or "stale_person" when the entry carries a `person_version`
+    and the person is no longer that version). Where a capacity is counted and no free stripe has room, the
     statement runs a second time on the capacity's slow path (migration 0044), on `conn`.
 
     With `batches` the statement runs in a batch with the worker's other scans of the moment
     (`RECORD_IN_BATCHES`, foundation/batching.py): the same decision, committed with theirs."""
-    args = _ledger_args(entry)
+    args = (*_ledger_args(entry), entry.person_version)
     if batches is None:
         return await _run_ledger(conn, _RECORD, args, savepoint=False)
     result = await batches.run((*args[:23], False, *args[23:]))

@@ -122,6 +122,8 @@ class Answered(Record):
     body: bytes
     quota_changed: bool = False
     """accepted under a per-person cap: the person's cached benefit list is stale now"""
+    person_id: UUID | None = None
+    """whom it accepted"""
 
 
 class Stored(Record):
@@ -352,31 +354,43 @@ async def _decide_and_record(
         return await _refuse(conn, scan, code)
     if passed.seen_before and await db.code_consumed(conn, code.jti, expires_at=code.expires_at):
         return await _refuse(conn, scan, Refuse("replayed"))
-    person = await identity.scanned_person(conn, code, reads=scan.batches and scan.batches.reads)
-    if person is None:
+    reads = scan.batches and scan.batches.reads
+    scanned = await identity.scanned_person(conn, code, reads=reads)
+    ending = await _pass(conn, scan, code, scanned, fresh=False)
+    if ending is None:  # a stale read: decide once more from fresh reads of the venue, its benefits and the person
+        scan = msgspec.structs.replace(scan, venue=_allowed(principal, await _venue(conn, scan.venue.id, fresh=True)))
+        if scanned is not None and scanned.version is not None:  # a kept copy, not read just now
+            scanned = await identity.scanned_person(conn, code, reads=reads, fresh=True)
+        ending = await _pass(conn, scan, code, scanned, fresh=True)
+    if isinstance(ending, Answered) and ending.quota_changed:
+        await gate.mark_quota_stale(redis, person_id=ending.person_id)
+    return ending  # type: ignore[return-value]  (None only ever comes from the first pass)
+
+
+async def _pass(
+    conn: asyncpg.Connection, scan: _Scan, code: identity.VerifiedScan, scanned: identity.ScannedPerson | None, *, fresh: bool
+) -> Answered | Stored | None:
+    """The person's guard clauses, the decision and the ledger statement, from cached reads
+    (the first pass) or fresh ones. None: the first pass read something stale."""
+    if scanned is None:  # never a kept copy (only active cards are kept)
         return await _refuse(conn, scan, Refuse("not_enrolled"))
+    person = scanned.person
     holder = Holder(name_masked=person.name_masked, category_label=_label(person))
     if person.card_status != "ACTIVE":
         return await _refuse(conn, scan, Refuse("card_suspended"), person=person, holder=holder)
     priority = green_channel(person, scan.today)
     wanted = scan.request.benefit_id or code.benefit_id
-
-    outcome = await _attempt(conn, scan, code, person, wanted, holder, priority, fresh=False)
-    if outcome is None:  # a stale read: decide once more from fresh reads of the venue and its benefits
-        scan = msgspec.structs.replace(scan, venue=_allowed(principal, await _venue(conn, scan.venue.id, fresh=True)))
-        outcome = await _attempt(conn, scan, code, person, wanted, holder, priority, fresh=True)
+    outcome = await _attempt(conn, scan, code, scanned, wanted, holder, priority, fresh=fresh)
     if isinstance(outcome, Refuse):
         return await _refuse(conn, scan, outcome, person=person, holder=holder, priority=priority)
-    if isinstance(outcome, Answered) and outcome.quota_changed:
-        await gate.mark_quota_stale(redis, person_id=person.id)
-    return outcome  # type: ignore[return-value]  (None only ever comes from the first pass)
+    return outcome
 
 
 async def _attempt(
     conn: asyncpg.Connection,
     scan: _Scan,
     code: identity.VerifiedScan,
-    person: identity.Person,
+    scanned: identity.ScannedPerson,
     wanted: UUID | None,
     holder: Holder,
     priority: bool,
@@ -384,14 +398,17 @@ async def _attempt(
     fresh: bool,
 ) -> Answered | Stored | Refuse | None:
     """One pass: decide, and record an acceptance. None: the first pass read something stale."""
+    person = scanned.person
     verdict = decide(wanted, scan.request.companions, person, await _offer(conn, scan.venue.id, wanted, fresh=fresh), scan.now)
     if isinstance(verdict, Refuse):
-        return verdict if fresh else None  # never refuse on a cached list: look again
-    outcome, body = await _record(conn, scan, code, person, verdict, holder, priority)
+        return verdict if fresh else None  # never refuse on a cached list or person: look again
+    outcome, body = await _record(conn, scan, code, scanned, verdict, holder, priority)
     if outcome == "accepted":
-        return Answered(body, quota_changed=bool(verdict.benefit.caps))
+        return Answered(body, quota_changed=bool(verdict.benefit.caps), person_id=person.id)
     if outcome == "idempotency_conflict":  # another request with this key answered first
         return Stored(otherwise=IdempotencyKeyInFlight("a scan with this Idempotency-Key is still being processed"))
+    if outcome == "stale_person":  # only ever said to the first pass: the fresh one checks no version
+        return None
     if outcome == "stale_benefit":
         if not fresh:
             return None
@@ -406,13 +423,13 @@ async def _record(
     conn: asyncpg.Connection,
     scan: _Scan,
     code: identity.VerifiedScan,
-    person: identity.Person,
+    scanned: identity.ScannedPerson,
     accept: Accept,
     holder: Holder,
     priority: bool,
 ) -> tuple[str, bytes]:
     """The one ledger statement for an acceptance: its outcome, and the answer it stored if accepted."""
-    version, request = accept.benefit, scan.request
+    version, request, person = accept.benefit, scan.request, scanned.person
     redemption_id = random_uuid()
     body = _encode(
         _answer(
@@ -433,7 +450,7 @@ async def _record(
             companions=request.companions, value_kind=accept.value.__struct_config__.tag,  # type: ignore[arg-type]
             value_fen=getattr(accept.value, "amount_fen", None) or 0, priority=priority,
             period_keys=[k for k, _ in caps], period_caps=[m for _, m in caps],
-            venue_capacity=version.venue_daily_capacity,
+            venue_capacity=version.venue_daily_capacity, person_version=scanned.version,
             answer=_to_store(scan, body),
         ),
     )

@@ -144,6 +144,9 @@ class LedgerEntry(Record, kw_only=True):
     venue_capacity: int | None
     """the benefit's own per-venue daily capacity; the statement applies the venue's too"""
     answer: StoredAnswer
+    person_version: str | None = None
+    """the person's `person_version` when the rules read a cached copy of them; another one now
+    → `stale_person`, nothing written (migration 0059); None: nothing to check"""
 
 
 class RejectedScan(Record, kw_only=True):

@@ -76,28 +76,28 @@ SELECT {_PERSON_COLUMNS} FROM (
 ) AS people"""
 
 
-PERSON_BY_INDEX_IN_BATCHES = f"SELECT people.* FROM (SELECT) AS one LEFT JOIN LATERAL ({_PERSON_BY_INDEX}) AS people ON true"
-"""The same read for `StatementBatcher`: exactly one row a call, all NULL when no one matches."""
-PERSON_BY_ID_IN_BATCHES = f"SELECT people.* FROM (SELECT) AS one LEFT JOIN LATERAL (SELECT {_PERSON_COLUMNS} FROM people WHERE id = $1) AS people ON true"
+# The same reads for `StatementBatcher` (identity.PersonReads): exactly one row a call, all NULL
+# when no one matches, with the person's `person_version` (migration 0059), which the ledger
+# statement compares when the scan was decided from a cached copy.
+PERSON_BY_INDEX_IN_BATCHES = f"""SELECT people.* FROM (SELECT) AS one LEFT JOIN LATERAL (
+    SELECT found.*, person_version(found.id) AS version FROM ({_PERSON_BY_INDEX}) AS found
+) AS people ON true"""
+PERSON_BY_ID_IN_BATCHES = f"""SELECT people.* FROM (SELECT) AS one LEFT JOIN LATERAL (
+    SELECT {_PERSON_COLUMNS}, person_version(people.id) AS version FROM people WHERE id = $1
+) AS people ON true"""
 
 
-async def get_person_row_by_hmac(
-    conn: asyncpg.Connection, indexes: Sequence[bytes], *, batches: StatementBatcher | None = None
-) -> asyncpg.Record | None:
-    """The row whose index is one of `indexes` (one or two; the first one preferred). With
-    `batches` (of `PERSON_BY_INDEX_IN_BATCHES`) it is read in a batch with other scans' reads."""
+async def get_person_row_by_hmac(conn: asyncpg.Connection, indexes: Sequence[bytes]) -> asyncpg.Record | None:
+    """The row whose index is one of `indexes` (one or two; the first one preferred)."""
     if not 1 <= len(indexes) <= 2:
         raise ValueError("one or two blind indexes")
-    args = (indexes[0], indexes[1] if len(indexes) == 2 else None)
-    if batches is None:
-        return await conn.fetchrow(_PERSON_BY_INDEX, *args)
+    return await conn.fetchrow(_PERSON_BY_INDEX, indexes[0], indexes[1] if len(indexes) == 2 else None)
+
+
+async def get_person_row_batched(batches: StatementBatcher, args: tuple) -> asyncpg.Record | None:
+    """A row of `PERSON_BY_ID_IN_BATCHES` (`args`: the id) or `PERSON_BY_INDEX_IN_BATCHES` (the
+    blind index and the other profile's, or None), read in a batch; None when no one matches."""
     row = await batches.run(args)
-    return None if row["id"] is None else row
-
-
-async def get_person_row_batched(batches: StatementBatcher, person_id: UUID) -> asyncpg.Record | None:
-    """`get_person_row` in a batch (of `PERSON_BY_ID_IN_BATCHES`)."""
-    row = await batches.run((person_id,))
     return None if row["id"] is None else row
 
 

@@ -23,6 +23,7 @@ __all__ = (
     "enrolled_person_id",
     "get_person",
     "get_person_by_index",
+    "get_person_versioned",
     "get_profile",
     "iter_people",
     "list_relations",
@@ -65,10 +66,17 @@ def _person(row: asyncpg.Record) -> Person:
     )
 
 
-async def get_person(conn: asyncpg.Connection, person_id: UUID, *, batches: StatementBatcher | None = None) -> Person | None:
-    """The person with this id; with `batches` (`PersonReads.by_id`) read in a batch of reads."""
-    row = await (db.get_person_row(conn, person_id) if batches is None else db.get_person_row_batched(batches, person_id))
+async def get_person(conn: asyncpg.Connection, person_id: UUID) -> Person | None:
+    """The person with this id."""
+    row = await db.get_person_row(conn, person_id)
     return None if row is None else _person(row)
+
+
+async def get_person_versioned(batches: StatementBatcher, args: tuple) -> tuple[Person, str] | None:
+    """A person and their `person_version` (migration 0059), read in a batch of `PersonReads`
+    (`args`: the person's id, or their blind index and the other profile's or None)."""
+    row = await db.get_person_row_batched(batches, args)
+    return None if row is None else (_person(row), row["version"])
 
 
 async def iter_people(conn: asyncpg.Connection, *, batch: int = 5000) -> AsyncIterator[Person]:
@@ -87,13 +95,10 @@ def _indexes(id_hmac: bytes, alt: bytes | None) -> list[bytes]:
     return [id_hmac] if alt is None else [id_hmac, alt]
 
 
-async def get_person_by_index(
-    conn: asyncpg.Connection, id_hmac: bytes, *, alt: bytes | None = None, batches: StatementBatcher | None = None
-) -> Person | None:
+async def get_person_by_index(conn: asyncpg.Connection, id_hmac: bytes, *, alt: bytes | None = None) -> Person | None:
     """The person with this blind index of the ID number, or with `alt` (the other crypto profile's
-    index: enrolled before a switch and not re-imported since); None when not in the roster.
-    With `batches` (`PersonReads.by_index`) it is read in a batch of reads."""
-    row = await db.get_person_row_by_hmac(conn, _indexes(id_hmac, alt), batches=batches)
+    index: enrolled before a switch and not re-imported since); None when not in the roster."""
+    row = await db.get_person_row_by_hmac(conn, _indexes(id_hmac, alt))
     return None if row is None else _person(row)
 
 
