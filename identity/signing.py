@@ -23,13 +23,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 import jwt
+import msgspec
+import nacl.bindings
+import nacl.exceptions
 from jwt.exceptions import InvalidKeyError
 
 from foundation.encoding import unb64url
-from foundation.sm2 import SM2Error, SM2PrivateKey, der_to_raw, raw_to_der
+from foundation.sm2 import SM2Error, SM2PrivateKey, SM2PublicKey, der_to_raw, raw_to_der
 from identity.sm2jws import sm2_from_jwk
 
-__all__ = ("VERIFIERS", "JwsRefused", "Signer", "sign_bytes", "verify_signature", "verify_typed_jws")
+__all__ = (
+    "VERIFIERS", "JwsInvalid", "JwsRefused", "Signer", "claims_refused", "sign_bytes", "verify_compact_jws",
+    "verify_signature", "verify_typed_jws",
+)
 
 
 class Signer(Protocol):
@@ -126,3 +132,76 @@ def verify_typed_jws(token: str, *, typ: str, key_for: Callable[[str], tuple[Any
         return json.loads(jwt.api_jws.decode_complete(token, found[0], algorithms=[found[1]])["payload"])
     except (jwt.PyJWTError, ValueError):
         raise JwsRefused("bad-signature", header) from None
+
+
+# --- the hot path's compact JWS: a scanned code, an access token ---------------------------------
+
+
+class JwsInvalid(Exception):
+    """A compact JWS that is malformed, names another `alg`, or whose signature does not hold."""
+
+
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def verify_compact_jws(token: str, key: object, alg: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, claims) of a compact JWS signed with `alg` by `key`'s private half; JwsInvalid
+    otherwise. `key` is one of our public key objects (Ed25519, P-256, SM2), `alg` the one the
+    verifier pins for it: the header's `alg` must say the same, never chooses.
+
+    What PyJWT's `decode` does for these tokens, without its generic machinery: measured on the
+    scan path (issue 16) at 165 us a 随申码 against 127 us for the Ed25519 check alone, which
+    libsodium does in about half of that (PyNaCl, the same curve and encoding, RFC 8032). Claims
+    are the caller's to check (`claims_refused`, then its own times).
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise JwsInvalid("not a compact JWS")
+    encoded_header, encoded_claims, encoded_signature = parts
+    try:
+        header = _decode_object(unb64url(encoded_header))
+        signature = unb64url(encoded_signature, strict=True)
+    except (ValueError, msgspec.DecodeError):
+        raise JwsInvalid("unreadable header or signature") from None
+    if header.get("alg") != alg:
+        raise JwsInvalid("another algorithm")
+    if not _holds(key, (encoded_header + "." + encoded_claims).encode("ascii"), signature):
+        raise JwsInvalid("bad signature")
+    try:
+        return header, _decode_object(unb64url(encoded_claims))
+    except (ValueError, msgspec.DecodeError):
+        raise JwsInvalid("unreadable claims") from None
+
+
+def _holds(key: object, data: bytes, signature: bytes) -> bool:
+    try:
+        if isinstance(key, Ed25519PublicKey):
+            if len(signature) != 64:
+                return False
+            nacl.bindings.crypto_sign_open(signature + data, key.public_bytes_raw())
+            return True
+        if isinstance(key, SM2PublicKey):
+            return len(signature) == 64 and key.verify(raw_to_der(signature), data)
+        if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+            if len(signature) != 64:
+                return False
+            r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            key.verify(encode_dss_signature(r, s), data, ec.ECDSA(SHA256()))
+            return True
+    except (nacl.exceptions.BadSignatureError, InvalidSignature, SM2Error, ValueError):
+        return False
+    return False
+
+
+def claims_refused(claims: dict[str, Any], *, issuer: str, audience: str, required: list[str]) -> str | None:
+    """Why the registered claims do not fit (a reason), or None: every `required` claim present,
+    `iss` is `issuer`, `aud` is `audience` or a list holding it (RFC 7519 §4.1)."""
+    missing = [name for name in required if name not in claims]
+    if missing:
+        return f"missing {missing[0]}"
+    if claims.get("iss") != issuer:
+        return "another issuer"
+    aud = claims.get("aud")
+    if not (aud == audience or (isinstance(aud, list) and audience in aud)):
+        return "another audience"
+    return None

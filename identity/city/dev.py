@@ -32,6 +32,7 @@ from identity.city.errors import DevIssuerRefused
 from identity.city.types import CityIdentity
 from identity.errors import ExpiredCode, InvalidCode
 from identity.pii import PiiVault
+from identity.signing import JwsInvalid, claims_refused, verify_compact_jws
 from identity.tokens import unverified_header
 
 __all__ = (
@@ -157,17 +158,12 @@ class DevCityIssuer:
         if header.get("kid") != self.kid or header.get("alg") != "EdDSA" or header.get("typ") != TYP:
             raise InvalidCode("unknown kid, algorithm or type")
         try:
-            claims = jwt.decode(
-                token,
-                self._public,
-                algorithms=["EdDSA"],
-                audience=AUDIENCE,
-                issuer=ISSUER,
-                # Times are checked below against the injectable clock.
-                options={"require": _REQUIRED, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
-            )
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise InvalidCode(f"rejected: {type(exc).__name__}") from None
+            _, claims = verify_compact_jws(token, self._public, "EdDSA")
+        except JwsInvalid as exc:
+            raise InvalidCode(f"rejected: {exc}") from None
+        refused = claims_refused(claims, issuer=ISSUER, audience=AUDIENCE, required=_REQUIRED)
+        if refused is not None:
+            raise InvalidCode(f"rejected: {refused}")
         clock = time.time() if now is None else now
         issued, expires = claims["iat"], claims["exp"]
         if not all(isinstance(value, int) and not isinstance(value, bool) for value in (issued, expires)):
