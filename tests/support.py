@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from contextlib import contextmanager
@@ -98,12 +99,15 @@ def live_server(
         **(extra_env or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log_handle = open(log_file, "wb") if log_file is not None else None  # noqa: SIM115 (closed below)
+    # stderr goes to a file, never to a pipe nobody reads: a server that logs more than a pipe
+    # holds (64 KiB: a warning a scan while Redis is away) would block in its write, every
+    # request of that worker with it (test_restart.py saw 32 scans time out at once).
+    log_handle = open(log_file, "wb") if log_file is not None else tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [sys.executable, "-m", "chongjun.cli", "serve", "--port", str(port), "--workers", str(workers), "--no-seed"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=log_handle or subprocess.PIPE,
+        stderr=log_handle,
         start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{port}"
@@ -111,7 +115,9 @@ def live_server(
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                output = log_file.read_bytes() if log_file is not None else process.stderr.read()
+                log_handle.flush()
+                log_handle.seek(0)
+                output = log_file.read_bytes() if log_file is not None else log_handle.read()
                 raise RuntimeError(f"server exited: {output.decode(errors='replace')[-2000:]}")
             try:
                 if httpx.get(base_url + "/health", timeout=1).status_code == 200:
@@ -132,5 +138,4 @@ def live_server(
         except subprocess.TimeoutExpired:
             _signal_group(process, signal.SIGKILL)
             process.wait()
-        if log_handle is not None:
-            log_handle.close()
+        log_handle.close()
