@@ -94,11 +94,14 @@ class PersonReads:
             found = await get_person_versioned(self.by_id, (scan.person_id,))
         else:
             found = await get_person_versioned(self.by_index, (scan.id_hmac, scan.id_hmac_alt))
-        if found is None or found[0].card_status != "ACTIVE":
+        if found is None:
             self.kept.forget([key])
-            return None if found is None else ScannedPerson(found[0])
+            return None
         person, version = found
-        self.kept.put(key, ScannedPerson(person, version))
+        if person.card_status == "ACTIVE":
+            self.kept.put(key, ScannedPerson(person, version))
+        else:
+            self.kept.forget([key])
         return ScannedPerson(person)
 
 

@@ -122,8 +122,6 @@ class Answered(Record):
     body: bytes
     quota_changed: bool = False
     """accepted under a per-person cap: the person's cached benefit list is stale now"""
-    person_id: UUID | None = None
-    """whom it accepted"""
 
 
 class Stored(Record):
@@ -362,8 +360,8 @@ async def _decide_and_record(
         if scanned is not None and scanned.version is not None:  # a kept copy, not read just now
             scanned = await identity.scanned_person(conn, code, reads=reads, fresh=True)
         ending = await _pass(conn, scan, code, scanned, fresh=True)
-    if isinstance(ending, Answered) and ending.quota_changed:
-        await gate.mark_quota_stale(redis, person_id=ending.person_id)
+    if isinstance(ending, Answered) and ending.quota_changed and scanned is not None:
+        await gate.mark_quota_stale(redis, person_id=scanned.person.id)
     return ending  # type: ignore[return-value]  (None only ever comes from the first pass)
 
 
@@ -404,7 +402,7 @@ async def _attempt(
         return verdict if fresh else None  # never refuse on a cached list or person: look again
     outcome, body = await _record(conn, scan, code, scanned, verdict, holder, priority)
     if outcome == "accepted":
-        return Answered(body, quota_changed=bool(verdict.benefit.caps), person_id=person.id)
+        return Answered(body, quota_changed=bool(verdict.benefit.caps))
     if outcome == "idempotency_conflict":  # another request with this key answered first
         return Stored(otherwise=IdempotencyKeyInFlight("a scan with this Idempotency-Key is still being processed"))
     if outcome == "stale_person":  # only ever said to the first pass: the fresh one checks no version
