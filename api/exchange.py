@@ -42,10 +42,12 @@ _QUALITY = Gauge("chongjun_quality_warning", "Count behind each active data-qual
                  ["code"], multiprocess_mode="max")
 
 
-async def run_checks_safely(conn, settings: Settings) -> None:
+async def run_checks_safely(conn, settings: Settings, *, unless_ran_within: float | None = None) -> None:
     """The data-quality checks on this connection; a failing check is logged, never an error answer."""
     try:
-        await exchange.run_quality_checks(conn, lag_warning_seconds=settings.exchange_lag_warning_seconds)
+        await exchange.run_quality_checks(
+            conn, lag_warning_seconds=settings.exchange_lag_warning_seconds, unless_ran_within=unless_ran_within
+        )
     except asyncpg.PostgresError as exc:
         log.warning("data-quality checks failed: %s", type(exc).__name__)
 
@@ -118,7 +120,9 @@ async def exchange_lifespan(app: Litestar) -> AsyncIterator[None]:
             await asyncio.sleep(settings.quality_interval_seconds)
             try:
                 async with app.state.pool.acquire() as conn:
-                    await run_checks_safely(conn, settings)
+                    # Once per interval for all workers (their timers drift apart): a
+                    # worker skips when any ran within nine tenths of it.
+                    await run_checks_safely(conn, settings, unless_ran_within=0.9 * settings.quality_interval_seconds)
             except Exception as exc:  # noqa: BLE001 - e.g. PostgreSQL down: try again next time
                 log.warning("data-quality monitor: %s", type(exc).__name__)
 

@@ -25,7 +25,9 @@ __all__ = (
     "next_pending",
     "outbox_position_of",
     "lock_quality",
+    "note_quality_run",
     "prune_delivered",
+    "quality_ran_within",
     "quality_rows",
     "read_cursor",
     "release_lease",
@@ -416,6 +418,20 @@ async def quality_rows(conn: asyncpg.Connection, sql: str) -> list[tuple[str, in
 async def lock_quality(conn: asyncpg.Connection) -> bool:
     """One monitor run at a time across workers (transaction-scoped: nothing outlives it)."""
     return await conn.fetchval("SELECT pg_try_advisory_xact_lock(7245113901313)")
+
+
+async def quality_ran_within(conn: asyncpg.Connection, seconds: float) -> bool:
+    """Whether the checks ran less than `seconds` ago (migration 0061)."""
+    return bool(await conn.fetchval(
+        "SELECT at > clock_timestamp() - make_interval(secs => $1) FROM quality_checked WHERE one", seconds
+    ))
+
+
+async def note_quality_run(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO quality_checked (one, at) VALUES (true, clock_timestamp()) "
+        "ON CONFLICT (one) DO UPDATE SET at = excluded.at"
+    )
 
 
 async def save_warnings(conn: asyncpg.Connection, found: list[tuple[str, str, str, int, list[str], str]]) -> None:

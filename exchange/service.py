@@ -139,12 +139,19 @@ async def prune_events(conn: asyncpg.Connection, *, older_than: timedelta, batch
 # --- the data-quality monitor (issue 13 §4) --------------------------------------------------------
 
 
-async def run_quality_checks(conn: asyncpg.Connection, *, lag_warning_seconds: int) -> list[QualityWarning] | None:
+async def run_quality_checks(
+    conn: asyncpg.Connection, *, lag_warning_seconds: int, unless_ran_within: float | None = None
+) -> list[QualityWarning] | None:
     """Run every check once and store what holds now (raised, refreshed or cleared). Returns the
-    active warnings, or None when another worker is running the checks at this moment."""
+    active warnings, or None when another worker is running the checks at this moment or (with
+    `unless_ran_within`, the periodic monitor's) ran them less than that many seconds ago: the
+    monitors of all workers together run them once per interval."""
     async with conn.transaction():
         if not await db.lock_quality(conn):
             return None
+        if unless_ran_within is not None and await db.quality_ran_within(conn, unless_ran_within):
+            return None
+        await db.note_quality_run(conn)
         found = []
         for code, (severity, message, sql) in db.QUALITY_CHECKS.items():
             for district, count, samples in await db.quality_rows(conn, sql):

@@ -113,3 +113,20 @@ async def test_quality_gauges_in_metrics(app, client, conn):
             await asyncio.sleep(0.5)
     assert "chongjun_exchange_backlog_events" in text and "chongjun_exchange_lag_seconds" in text
     assert "chongjun_exchange_delivered_events" in text and "chongjun_exchange_dead_lettered_events" in text
+
+
+async def test_the_periodic_monitor_runs_once_per_interval_for_all_workers(conn, pool):
+    """Each worker's timer asks; only the first within the interval runs the checks (their
+    eight days of ledger are read once a minute, not once per worker): two connections stand
+    for two workers. A run that must happen (after an import) runs regardless."""
+    await conn.execute("DELETE FROM quality_checked")
+    first = await exchange.run_quality_checks(conn, lag_warning_seconds=300, unless_ran_within=60)
+    assert first is not None
+    async with pool.acquire() as other_worker:
+        assert await exchange.run_quality_checks(other_worker, lag_warning_seconds=300, unless_ran_within=60) is None
+        assert await exchange.run_quality_checks(other_worker, lag_warning_seconds=300) is not None
+        # the interval over (here: made short), the next timer runs them again
+        assert await exchange.run_quality_checks(other_worker, lag_warning_seconds=300, unless_ran_within=0.0) is not None
+    ran_at = await conn.fetchval("SELECT at FROM quality_checked")
+    assert await exchange.run_quality_checks(conn, lag_warning_seconds=300, unless_ran_within=3600) is None
+    assert await conn.fetchval("SELECT at FROM quality_checked") == ran_at  # a skipped run notes nothing
