@@ -32,6 +32,7 @@ from api.errors import exception_handlers
 from api.httpmetrics import RequestMetrics
 from benefits import redemption
 from benefits.redemption import ScanRequest
+from foundation.connections import ConnectionOnDemand
 
 __all__ = ("SCAN_PATH", "ScanFastPath")
 
@@ -113,13 +114,18 @@ class ScanFastPath:
     async def _answer(scope: Scope, receive: Receive, send: Send) -> None:
         principal, request, key = scope["chongjun.scan"]  # type: ignore[typeddict-item]
         state = scope["app"].state
+        # Most scans run every statement in the worker's batches: a connection of the main pool
+        # only when one is needed (a venue or offers not cached, a replayed code, the slow path).
+        conn = ConnectionOnDemand(state.pool)
         try:
-            async with state.pool.acquire() as conn:
+            try:
                 answer = await redemption.scan(
-                    conn, state.redis, principal, request,
+                    conn, state.redis, principal, request,  # type: ignore[arg-type]  (duck-typed: the methods scan uses)
                     idempotency_key=key, scan_rate=state.settings.device_scan_rate,
                     keyring=state.keyring, providers=state.city, batches=state.scan_batches,
                 )
+            finally:
+                await conn.release()
         except Exception as exc:  # noqa: BLE001 - answered as the app answers it
             await _error(scope, receive, send, exc)
             return

@@ -22,7 +22,7 @@ from foundation.scripts import CrossSlot
 from foundation.settings import Settings
 
 __all__ = (
-    "SERVICE_ROLE", "ClusterClient", "ClusterUnavailable", "RedisClient", "connect_postgres", "connect_redis", "dsn_with_database", "dsn_with_user", "init_connection",
+    "SERVICE_ROLE", "ClusterClient", "ClusterUnavailable", "ConnectionOnDemand", "RedisClient", "connect_postgres", "connect_redis", "dsn_with_database", "dsn_with_user", "init_connection",
     "open_connection", "reset_connection", "warm_up",
 )
 
@@ -63,6 +63,69 @@ async def connect_postgres(settings: Settings, *, dsn: str | None = None, **over
     }
     options.update(overrides)
     return await asyncpg.create_pool(dsn or settings.database_url, **options)
+
+
+class ConnectionOnDemand:
+    """A connection of `pool` taken only when a statement runs on it, given back by `release()`.
+
+    For the scan (api.fastscan): its ledger statement and person read run in the worker's
+    batches (foundation.batching) and its venue and offers come from caches, so most scans run
+    no statement of their own. Holding a connection anyway cost an acquire and a release on
+    every scan, each a turn of the event loop, and grew the pool to one connection per scan in
+    flight, each of which introspected its types on first use. The methods are the
+    connection's; one statement at a time, as on the connection itself."""
+
+    __slots__ = ("_conn", "_pool")
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._conn: Any = None
+
+    async def _taken(self) -> asyncpg.Connection:
+        if self._conn is None:
+            self._conn = await self._pool.acquire()
+        return self._conn
+
+    async def fetch(self, query: str, *args: Any, **options: Any) -> list[asyncpg.Record]:
+        return await (await self._taken()).fetch(query, *args, **options)
+
+    async def fetchrow(self, query: str, *args: Any, **options: Any) -> asyncpg.Record | None:
+        return await (await self._taken()).fetchrow(query, *args, **options)
+
+    async def fetchval(self, query: str, *args: Any, **options: Any) -> Any:
+        return await (await self._taken()).fetchval(query, *args, **options)
+
+    async def execute(self, query: str, *args: Any, **options: Any) -> str:
+        return await (await self._taken()).execute(query, *args, **options)
+
+    def transaction(self, **options: Any) -> _TransactionOnDemand:
+        return _TransactionOnDemand(self, options)
+
+    @property
+    def taken(self) -> bool:
+        """Whether a statement ran, so a connection is held."""
+        return self._conn is not None
+
+    async def release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._pool.release(conn)
+
+
+class _TransactionOnDemand:
+    """`async with on_demand.transaction():` takes the connection at its start."""
+
+    __slots__ = ("_on_demand", "_options", "_transaction")
+
+    def __init__(self, on_demand: ConnectionOnDemand, options: dict[str, Any]) -> None:
+        self._on_demand, self._options, self._transaction = on_demand, options, None
+
+    async def __aenter__(self) -> None:
+        self._transaction = (await self._on_demand._taken()).transaction(**self._options)
+        await self._transaction.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._transaction.__aexit__(*exc_info)
 
 
 class ClusterUnavailable(RedisConnectionError):

@@ -149,3 +149,38 @@ async def test_a_lifecycle_check_that_fails_is_answered_by_the_app(app, client):
     assert answer.status_code == 500 and answer.headers["content-type"].startswith("application/problem+json")
     assert answer.json()["type"].endswith("internal-error") and "away" not in answer.text
     assert app.state.scan_fast_path.answered == 0
+
+
+class _CountingPool:
+    """The app's pool, counting what takes a connection of it."""
+
+    def __init__(self, pool) -> None:
+        self.pool, self.acquired = pool, 0
+
+    def acquire(self, *args, **options):
+        self.acquired += 1
+        return self.pool.acquire(*args, **options)
+
+    def __getattr__(self, name):
+        return getattr(self.pool, name)
+
+
+async def test_a_scan_takes_a_connection_of_its_own_only_when_it_needs_one(app, client):
+    """At a cached venue, a kept person's scan runs every statement in the worker's batches and
+    takes no connection of the main pool. A replayed code is looked up on a connection of its
+    own (foundation.connections.ConnectionOnDemand), taken then and given back."""
+    world = await build_world(client, app, benefit={**UNCAPPED, "code": "ONDEMAND"})
+    first = await _scan(client, world, suishen(app, VETERAN_ID))  # the venue, its offers and the person now cached
+    assert first.json()["reason"] == "accepted", first.text
+    counting = app.state.pool = _CountingPool(app.state.pool)
+    try:
+        code = suishen(app, VETERAN_ID)
+        again = await _scan(client, world, code)
+        assert again.json()["reason"] == "accepted", again.text
+        assert counting.acquired == 0
+        replay = await _scan(client, world, code)
+        assert replay.json()["reason"] == "replayed", replay.text
+        assert counting.acquired >= 1
+    finally:
+        app.state.pool = counting.pool
+    assert app.state.scan_fast_path.answered == 3
