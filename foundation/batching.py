@@ -54,7 +54,7 @@ class _Batcher:
 
     async def _run(self, call: Any) -> Any:
         future = asyncio.get_running_loop().create_future()
-        # Its exception is retrieved even when its caller went away (shielded, see below).
+        # Its exception is retrieved even when its caller went away.
         future.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._queue.append((call, future))
         if self._in_flight < self._max_in_flight:
@@ -62,9 +62,9 @@ class _Batcher:
             task = asyncio.create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        # Shielded: a caller that goes away (its client disconnected) must not cancel the
-        # batch of the others; its call is made or not with theirs.
-        return await asyncio.shield(future)
+        # A caller that goes away (its client disconnected) cancels only its own future: the
+        # batch runs in the drain task, for the others, and its call is made or not with theirs.
+        return await future
 
     async def _drain(self) -> None:
         try:

@@ -230,3 +230,17 @@ async def test_an_error_in_a_batch_fails_only_its_own_scan(batched, conn):
     assert outcomes.count("accepted") == 30
     assert await conn.fetchval("SELECT count(*) FROM redemptions WHERE jti LIKE 'e-%'") == 30
     assert sum(b.batches for b in batched.batchers) < 31  # they were batched, the faulty one among others
+
+
+async def test_a_caller_that_goes_away_leaves_its_batch_alone(batched, conn):
+    """A scan whose client disconnected is cancelled while its call waits in a batch: the batch
+    goes on for the others, and its call, queued with theirs, is made with theirs."""
+    who = await ids(conn)
+    people = [{**who, "person": uuid.uuid4()} for _ in range(20)]
+    calls = [asyncio.create_task(record(batched, p, jti=f"gone-{i}")) for i, p in enumerate(people)]
+    await asyncio.sleep(0)  # every call queued
+    calls[7].cancel()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(outcomes[7], asyncio.CancelledError)
+    assert [o for i, o in enumerate(outcomes) if i != 7] == ["accepted"] * 19
+    assert await conn.fetchval("SELECT count(*) FROM redemptions WHERE jti LIKE 'gone-%'") == 20
