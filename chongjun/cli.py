@@ -1037,6 +1037,13 @@ def _echo_scan_result(result) -> None:
         f"latency ms: p50 {result.p50_ms:.2f}  p95 {result.p95_ms:.2f}  p99 {result.p99_ms:.2f}  max {result.max_ms:.2f}"
     )
     click.echo(f"errors (anything but accepted): {result.errors}  outcomes: {result.outcomes}")
+    if result.tail_windows_at:
+        click.echo(
+            f"slowest 1%: {result.tail_share_in_3_windows:.0%} of them within three 0.25 s windows "
+            f"(at {', '.join(f'{at:.2f}' for at in result.tail_windows_at)} s): near 100% is a stall, low a spread"
+        )
+    if result.connections_per_worker:
+        click.echo("connections per server process (the kernel's draw): " + "/".join(map(str, result.connections_per_worker)))
     if result.worker_peak_rss_mb:
         rss = ", ".join(f"pid {pid}: {mb:.0f} MB" for pid, mb in result.worker_peak_rss_mb.items())
         click.echo(f"peak resident memory of the server's processes: {rss}")

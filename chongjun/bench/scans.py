@@ -82,6 +82,17 @@ class ScanBench(msgspec.Struct, frozen=True):
     """The PostgreSQL server's processes (the embedded cluster the bench's server started): where an
     extra part of a statement costs."""
 
+    connections_per_worker: list[int] = []
+    """How many of the bench's connections each server process held (largest first): which
+    worker accepts a connection is the kernel's draw, and a lopsided split (say 21/11) puts the
+    heavier worker's requests behind more of their own, so it shows in the latencies."""
+
+    tail_share_in_3_windows: float = 0.0
+    """Of the slowest 1% of scans, the share answered within the three quarter-seconds holding
+    most of them (`_tail_in_windows`): near 1, the p99 is a stall; low, a spread."""
+    tail_windows_at: list[float] = []
+    """When those three windows were, in seconds from the start of the measured run."""
+
     @property
     def total_cpu_ms_per_scan(self) -> float | None:
         if self.server_cpu_ms_per_scan is None or self.postgres_cpu_ms_per_scan is None:
@@ -428,9 +439,14 @@ async def _connect(host: str, port: int, count: int) -> list[_HttpConnection]:
     return [(await loop.create_connection(_HttpConnection, host, port))[1] for _ in range(count)]
 
 
-async def _drive(connections: list[_HttpConnection], requests: list[bytes]) -> tuple[list[float], Counter, float]:
-    """Send every request over the given keep-alive connections, each connection one at a time."""
+async def _drive(
+    connections: list[_HttpConnection], requests: list[bytes]
+) -> tuple[list[float], Counter, float, list[float]]:
+    """Send every request over the given keep-alive connections, each connection one at a time.
+    Returns the latencies (ms), the outcomes, the seconds, and when each answer came (seconds
+    from the start, in the latencies' order)."""
     latencies: list[float] = []
+    finished: list[float] = []  # when each answer came, beside its latency: where the tail sits
     outcomes: Counter = Counter()
     cursor = iter(requests)
     decode = msgspec.json.Decoder().decode
@@ -443,7 +459,9 @@ async def _drive(connections: list[_HttpConnection], requests: list[bytes]) -> t
             except ConnectionError:
                 outcomes["connection error"] += 1
                 return
-            latencies.append((time.perf_counter() - started) * 1000)
+            now = time.perf_counter()
+            latencies.append((now - started) * 1000)
+            finished.append(now)
             if status == 200 and b'"decision":"accepted"' in body:
                 outcomes["accepted"] += 1
             elif status == 200:
@@ -454,7 +472,37 @@ async def _drive(connections: list[_HttpConnection], requests: list[bytes]) -> t
     started = time.perf_counter()
     await asyncio.gather(*(worker(connection) for connection in connections))
     elapsed = time.perf_counter() - started
-    return latencies, outcomes, elapsed
+    return latencies, outcomes, elapsed, [at - started for at in finished]
+
+
+TAIL_WINDOW_SECONDS = 0.25
+
+
+def _tail_in_windows(latencies: list[float], finished: list[float]) -> tuple[float, list[float]]:
+    """Of the slowest 1% of answers, the share that came within the three quarter-seconds that
+    hold most of them, and when those were (seconds into the run). A stall (something else
+    taking the CPU or a lock for a moment) puts most of the tail into a few windows; a broad
+    spread leaves it everywhere."""
+    if len(latencies) < 100:
+        return 0.0, []
+    threshold = sorted(latencies)[int(0.99 * len(latencies))]
+    windows = Counter(int(at / TAIL_WINDOW_SECONDS) for at, ms in zip(finished, latencies) if ms >= threshold)
+    worst = windows.most_common(3)
+    share = sum(count for _, count in worst) / max(1, sum(windows.values()))
+    return round(share, 2), sorted(round(window * TAIL_WINDOW_SECONDS, 2) for window, _ in worst)
+
+
+def _connections_per_worker(connections: list[_HttpConnection], port: int) -> list[int]:
+    """How many of `connections` each server process holds (largest first; empty when unknown)."""
+    ours = {c.transport.get_extra_info("sockname")[1] for c in connections if not c.transport.is_closing()}
+    try:
+        holders = Counter(
+            held.pid for held in psutil.net_connections(kind="tcp")
+            if held.pid and held.laddr and held.laddr.port == port and held.raddr and held.raddr.port in ours
+        )
+    except psutil.Error:
+        return []
+    return sorted(holders.values(), reverse=True)
 
 
 async def run_scan_bench(
@@ -537,7 +585,9 @@ async def run_scan_bench(
         stop = asyncio.Event()
         sampler = asyncio.create_task(_sample_rss(root_pid, peaks, stop))
         cpu_before, pg_before = _cpu_seconds(root_pid), _postgres_cpu_seconds(pg_data_dir)
-        latencies, outcomes, elapsed = await _drive(connections, requests[warmup:])
+        latencies, outcomes, elapsed, finished = await _drive(connections, requests[warmup:])
+        tail_share, tail_at = _tail_in_windows(latencies, finished)
+        split = _connections_per_worker(connections, port)
         for connection in connections:
             connection.transport.close()
         cpu_after, pg_after = _cpu_seconds(root_pid), _postgres_cpu_seconds(pg_data_dir)
@@ -573,6 +623,9 @@ async def run_scan_bench(
         postgres_cpu_ms_per_scan=None if pg_before is None or pg_after is None
         else round((pg_after - pg_before) * 1000 / scans, 3),
         setup_seconds=round(setup_seconds, 1),
+        connections_per_worker=split,
+        tail_share_in_3_windows=tail_share,
+        tail_windows_at=tail_at,
     )
 
 

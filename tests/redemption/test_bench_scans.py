@@ -28,6 +28,10 @@ async def test_bench_scans_accepts_every_fresh_code(client, conn, settings, code
     assert result.accepted == 200 and result.errors == 0, result.outcomes
     assert result.accepted_per_second > 0 and 0 < result.p50_ms <= result.p99_ms <= result.max_ms
     assert result.worker_peak_rss_mb, "the server's processes were sampled"
+    # every connection held by one of the two workers; the tail's windows within the run
+    assert sum(result.connections_per_worker) == 8 and len(result.connections_per_worker) <= 2
+    assert 0 < result.tail_share_in_3_windows <= 1 and len(result.tail_windows_at) <= 3
+    assert all(0 <= at <= result.seconds for at in result.tail_windows_at)
     assert all(mb < 300 for mb in result.worker_peak_rss_mb.values()), result.worker_peak_rss_mb
     assert await conn.fetchval("SELECT count(*) FROM redemptions") == 220  # warm-up included
     # Clean-up: the run's benefit left the catalog and its merchant is closed.
