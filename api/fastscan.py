@@ -116,16 +116,13 @@ class ScanFastPath:
         state = scope["app"].state
         # Most scans run every statement in the worker's batches: a connection of the main pool
         # only when one is needed (a venue or offers not cached, a replayed code, the slow path).
-        conn = ConnectionOnDemand(state.pool)
         try:
-            try:
+            async with ConnectionOnDemand(state.pool) as conn:
                 answer = await redemption.scan(
                     conn, state.redis, principal, request,  # type: ignore[arg-type]  (duck-typed: the methods scan uses)
                     idempotency_key=key, scan_rate=state.settings.device_scan_rate,
                     keyring=state.keyring, providers=state.city, batches=state.scan_batches,
                 )
-            finally:
-                await conn.release()
         except Exception as exc:  # noqa: BLE001 - answered as the app answers it
             await _error(scope, receive, send, exc)
             return

@@ -66,7 +66,8 @@ async def connect_postgres(settings: Settings, *, dsn: str | None = None, **over
 
 
 class ConnectionOnDemand:
-    """A connection of `pool` taken only when a statement runs on it, given back by `release()`.
+    """A connection of `pool` taken only when a statement runs on it, given back by `release()`
+    (or at the end of `async with ConnectionOnDemand(pool) as conn:`, as with `pool.acquire()`).
 
     For the scan (api.fastscan): its ledger statement and person read run in the worker's
     batches (foundation.batching) and its venue and offers come from caches, so most scans run
@@ -110,6 +111,12 @@ class ConnectionOnDemand:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await self._pool.release(conn)
+
+    async def __aenter__(self) -> ConnectionOnDemand:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.release()
 
 
 class _TransactionOnDemand:
