@@ -1,7 +1,7 @@
 """Real PostgreSQL and Redis for every test: no mocks, no SQLite, no fakeredis.
 
 With DATABASE_URL / REDIS_URL set the tests use those servers; otherwise they start the embedded
-ones under `.chongjun/test` (or CHONGJUN_TEST_DATA_DIR). Each test gets its own database, cloned
+ones in `tests.support.embedded_test_dir()` (a RAM filesystem when there is one with room). Each test gets its own database, cloned
 from a migrated template, and a flushed Redis database: tests flush the Redis database they are
 given, so never point REDIS_URL at one that matters.
 """

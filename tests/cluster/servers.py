@@ -215,6 +215,8 @@ class LocalCluster:
 
 if __name__ == "__main__":  # pragma: no cover - manual check: start, report, stop
     began = time.monotonic()
-    cluster = LocalCluster(Path(os.environ.get("CHONGJUN_TEST_DATA_DIR", ".chongjun/test")) / "redis-cluster").start()
+    from tests.support import embedded_test_dir
+
+    cluster = LocalCluster(embedded_test_dir() / "redis-cluster").start()
     print(cluster.url, f"{time.monotonic() - began:.2f} s")
     cluster.stop()
