@@ -9,7 +9,6 @@ given, so never point REDIS_URL at one that matters.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -25,7 +24,16 @@ from chongjun.embedded import start_embedded
 from migrations import apply_migrations, discover
 from foundation.connections import SERVICE_ROLE, RedisClient, connect_redis, dsn_with_user
 from tests.cluster.servers import LocalCluster
-from tests.support import dsn_with_database, embedded_test_dir, init_connection
+from tests.support import (
+    dsn_with_database,
+    embedded_test_dir,
+    init_connection,
+    is_stale_test_database,
+    new_test_database_name,
+    redis_url_with_db,
+    test_process,
+    test_process_index,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,8 +59,11 @@ def base_settings() -> Settings:
     owner = settings.database_owner_url or settings.database_url
     service = settings.database_url if settings.database_owner_url else dsn_with_user(owner, SERVICE_ROLE)
     settings = msgspec.structs.replace(settings, database_url=service, database_owner_url=owner)
+    # Test processes of one run (pytest-xdist, `./dev test` runs two) share the servers but not a
+    # Redis database (each flushes its own) nor the app's data directory (live servers' metrics).
     return msgspec.structs.replace(
-        settings, env="dev", data_dir=ROOT / ".chongjun" / "test", device_scan_rate=0, log_level="WARNING"
+        settings, env="dev", data_dir=ROOT / ".chongjun" / "test" / test_process(), device_scan_rate=0,
+        log_level="WARNING", redis_url=redis_url_with_db(settings.redis_url, test_process_index()),
     )
 
 
@@ -65,6 +76,8 @@ async def template_database(base_settings: Settings) -> str:
     name = "cj_tmpl_" + hashlib.sha256(digest).hexdigest()[:16]
     admin = await asyncpg.connect(base_settings.database_owner_url)
     try:
+        # One builder at a time: the test processes of a run all want the same template.
+        await admin.execute("SELECT pg_advisory_lock(hashtext('chongjun test template'))")
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
             building = name + "_build"
@@ -84,6 +97,8 @@ async def template_database(base_settings: Settings) -> str:
             name,
         )
         for row in stale:
+            if row["datname"].startswith("cj_test_") and not is_stale_test_database(row["datname"]):
+                continue  # another test process of this run (or of a run beside it) uses it
             await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
     finally:
         await admin.close()
@@ -118,7 +133,7 @@ async def settings(
     request: pytest.FixtureRequest, base_settings: Settings, template_database: str, crypto_profile: str, redis_kind: str
 ) -> AsyncIterator[Settings]:
     """Settings for one test: a fresh database, an empty Redis (or Redis Cluster), and the test's crypto profile."""
-    name = "cj_test_" + uuid.uuid4().hex[:12]
+    name = new_test_database_name()
     admin = await asyncpg.connect(base_settings.database_owner_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')

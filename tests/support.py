@@ -11,8 +11,10 @@ import subprocess
 import tempfile
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -29,9 +31,14 @@ __all__ = (
     "dsn_with_database",
     "embedded_test_dir",
     "free_port",
+    "is_stale_test_database",
     "init_connection",
     "kill_live_server",
     "live_server",
+    "new_test_database_name",
+    "redis_url_with_db",
+    "test_process",
+    "test_process_index",
 )
 
 PROFILES = ("intl", "gm")
@@ -92,6 +99,57 @@ def embedded_test_dir() -> Path:
             checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
             return _RAM_DIRECTORY / f"chongjun-test-{checkout}"
     return ROOT / ".chongjun" / "test"
+
+
+def test_process() -> str:
+    """This test process's name: pytest-xdist's worker id (`gw0`, `gw1`, ...), or `main` when the
+    suite runs in one process. Whatever two processes of one run could collide on (the Redis
+    database, the app's data directory) is named after it."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def test_process_index() -> int:
+    """0 for `main` and `gw0`, N for `gwN`."""
+    name = test_process()
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+
+
+def redis_url_with_db(url: str, offset: int) -> str:
+    """`url` with its database number raised by `offset` (`redis://h:p/3` and offset 1 →
+    `redis://h:p/4`; `unix:///s.sock` → `unix:///s.sock?db=1`): each test process flushes a
+    database of its own."""
+    if offset == 0:
+        return url
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme == "unix":
+        query["db"] = str(int(query.get("db", "0")) + offset)
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    number = int(parts.path.strip("/") or query.pop("db", "0"))
+    return urlunsplit(parts._replace(path=f"/{number + offset}", query=urlencode(query)))
+
+
+_TEST_DATABASE_PREFIX = "cj_test_"
+
+
+def new_test_database_name() -> str:
+    """A fresh database name that says which process made it (`cj_test_<pid>_<random>`), so the
+    sweep of databases left by killed runs never drops one another test process still uses."""
+    return f"{_TEST_DATABASE_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:10]}"
+
+
+def is_stale_test_database(name: str) -> bool:
+    """A test database whose process is gone (or of the older unnamed form)."""
+    owner = name[len(_TEST_DATABASE_PREFIX):].partition("_")[0]
+    if not owner.isdigit():
+        return True
+    try:
+        os.kill(int(owner), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ requests blocked and recorded, check a page with axe-core, and save screenshots 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from chongjun.demo import seed_demo
 from foundation.connections import init_connection
 from foundation.settings import Settings
-from tests.support import dsn_with_database, live_server
+from tests.support import dsn_with_database, live_server, new_test_database_name
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(os.environ.get("CHONGJUN_SCREENSHOTS", "/tmp/chongjun-screens"))
@@ -119,7 +118,7 @@ class Faces:
 
 
 async def _module_database(base_settings: Settings, template_database: str) -> tuple[Settings, str]:
-    name = "cj_test_" + uuid.uuid4().hex[:12]
+    name = new_test_database_name()
     admin = await asyncpg.connect(base_settings.database_owner_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')

@@ -17,7 +17,7 @@ from benefits.redemption.types import LedgerEntry, StoredAnswer
 from foundation.connections import init_connection
 from migrations import MIGRATIONS_DIR, apply_migrations, discover
 from tests.redemption.test_ledger_sql import offered_benefit
-from tests.support import dsn_with_database
+from tests.support import dsn_with_database, new_test_database_name
 
 SHANGHAI = timezone(timedelta(hours=8))
 LAST_BEFORE = 49  # the last migration of the pre-partition schema
@@ -28,7 +28,7 @@ ADDED = {"code_month", "reverses_day", "redemption_day"}  # columns 0050 adds
 @pytest.fixture
 async def old_ledger(base_settings, tmp_path):
     """An empty database migrated up to 0049 only: (owner connection, service DSN)."""
-    name = "cj_test_" + uuid.uuid4().hex[:12]
+    name = new_test_database_name()
     admin = await asyncpg.connect(base_settings.database_owner_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     before = tmp_path / "before"
