@@ -31,8 +31,8 @@ from tests.support import (
     is_stale_test_database,
     new_test_database_name,
     redis_url_with_db,
-    test_process,
-    test_process_index,
+    suite_process,
+    suite_process_index,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +62,8 @@ def base_settings() -> Settings:
     # Test processes of one run (pytest-xdist, `./dev test` runs two) share the servers but not a
     # Redis database (each flushes its own) nor the app's data directory (live servers' metrics).
     return msgspec.structs.replace(
-        settings, env="dev", data_dir=ROOT / ".chongjun" / "test" / test_process(), device_scan_rate=0,
-        log_level="WARNING", redis_url=redis_url_with_db(settings.redis_url, test_process_index()),
+        settings, env="dev", data_dir=ROOT / ".chongjun" / "test" / suite_process(), device_scan_rate=0,
+        log_level="WARNING", redis_url=redis_url_with_db(settings.redis_url, suite_process_index()),
     )
 
 

@@ -31,14 +31,14 @@ __all__ = (
     "dsn_with_database",
     "embedded_test_dir",
     "free_port",
-    "is_stale_test_database",
     "init_connection",
+    "is_stale_test_database",
     "kill_live_server",
     "live_server",
     "new_test_database_name",
     "redis_url_with_db",
-    "test_process",
-    "test_process_index",
+    "suite_process",
+    "suite_process_index",
 )
 
 PROFILES = ("intl", "gm")
@@ -101,16 +101,16 @@ def embedded_test_dir() -> Path:
     return ROOT / ".chongjun" / "test"
 
 
-def test_process() -> str:
+def suite_process() -> str:
     """This test process's name: pytest-xdist's worker id (`gw0`, `gw1`, ...), or `main` when the
     suite runs in one process. Whatever two processes of one run could collide on (the Redis
     database, the app's data directory) is named after it."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def test_process_index() -> int:
+def suite_process_index() -> int:
     """0 for `main` and `gw0`, N for `gwN`."""
-    name = test_process()
+    name = suite_process()
     return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
 
 
@@ -122,9 +122,9 @@ def redis_url_with_db(url: str, offset: int) -> str:
         return url
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
-    if parts.scheme == "unix":
+    if parts.scheme == "unix":  # urlunsplit would drop the empty host: unix:/path
         query["db"] = str(int(query.get("db", "0")) + offset)
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        return f"unix://{parts.netloc}{parts.path}?{urlencode(query)}"
     number = int(parts.path.strip("/") or query.pop("db", "0"))
     return urlunsplit(parts._replace(path=f"/{number + offset}", query=urlencode(query)))
 
