@@ -8,6 +8,7 @@ and are reused by later runs; a process stops only the servers that it started i
 from __future__ import annotations
 
 import atexit
+import fcntl
 import hashlib
 import logging
 import os
@@ -56,6 +57,19 @@ def start_embedded(data_dir: Path, *, need_postgres: bool = True, need_redis: bo
     """Start (or reuse) the embedded servers under `data_dir` and return their URLs."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    # One starter at a time: processes that start together (the test suite's two processes on a
+    # fresh checkout, a CLI call beside `serve`) would each find the new cluster's settings stale
+    # and restart it under the other (seen: `pg_ctl restart` timing out in both). The lock is
+    # the kernel's, so a killed starter never leaves it held.
+    with open(data_dir / "start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _start_locked(data_dir, need_postgres=need_postgres, need_redis=need_redis)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _start_locked(data_dir: Path, *, need_postgres: bool, need_redis: bool) -> EmbeddedServices:
     services = EmbeddedServices("", "")
     if need_postgres:
         services.database_url = _start_postgres(data_dir / "pg")

@@ -45,3 +45,33 @@ def test_serve_refuses_a_port_another_server_listens_on(base_settings):
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert f"refusing to start: 127.0.0.1:{port} is in use" in done.stderr
     assert "serving on" not in done.stderr
+
+
+_START_AND_QUERY = """
+import asyncio, sys
+import asyncpg, redis
+from chongjun.embedded import start_embedded
+services = start_embedded(__import__("pathlib").Path(sys.argv[1]))
+async def main():
+    conn = await asyncpg.connect(services.database_url)
+    print(await conn.fetchval("SHOW max_connections"), redis.Redis.from_url(services.redis_url).ping())
+    await conn.close()
+asyncio.run(main())
+"""
+
+
+def test_two_processes_starting_the_embedded_servers_at_once_on_a_fresh_directory_both_get_them(tmp_path):
+    """The test suite's two processes on a fresh clone did this: each found the new cluster's
+    settings stale and restarted it under the other (`pg_ctl restart` timed out in both, and
+    every test errored). `start_embedded` now lets one starter in at a time."""
+    data_dir = tmp_path / "fresh"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL")}
+    starters = [
+        subprocess.Popen([sys.executable, "-c", _START_AND_QUERY, str(data_dir)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [starter.communicate(timeout=120) for starter in starters]
+    for starter, (out, err) in zip(starters, results):
+        assert starter.returncode == 0, err
+        assert out.split() == ["400", "True"], (out, err)  # the embedded cluster's own settings, applied once
