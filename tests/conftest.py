@@ -25,6 +25,7 @@ from migrations import apply_migrations, discover
 from foundation.connections import SERVICE_ROLE, RedisClient, connect_redis, dsn_with_user
 from tests.cluster.servers import LocalCluster
 from tests.support import (
+    claim_test_dir,
     dsn_with_database,
     embedded_test_dir,
     init_connection,
@@ -33,6 +34,7 @@ from tests.support import (
     redis_url_with_db,
     suite_process,
     suite_process_index,
+    sweep_orphaned_test_dirs,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +50,8 @@ def base_settings() -> Settings:
     """
     settings = load_settings()
     if not (settings.database_url and settings.redis_url):
+        sweep_orphaned_test_dirs()
+        claim_test_dir(embedded_test_dir())
         embedded = start_embedded(
             embedded_test_dir(), need_postgres=not settings.database_url, need_redis=not settings.redis_url
         )

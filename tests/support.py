@@ -26,6 +26,7 @@ __all__ = (
     "PROFILES",
     "both_profiles",
     "both_redis",
+    "claim_test_dir",
     "cluster_only",
     "intl_only",
     "dsn_with_database",
@@ -39,6 +40,7 @@ __all__ = (
     "redis_url_with_db",
     "suite_process",
     "suite_process_index",
+    "sweep_orphaned_test_dirs",
 )
 
 PROFILES = ("intl", "gm")
@@ -68,6 +70,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 _RAM_DIRECTORY = Path("/dev/shm")
+_RAM_PREFIX = "chongjun-test-"
+_CHECKOUT_FILE = "checkout"  # in each RAM directory: the checkout it belongs to
 _RAM_ROOM_NEEDED = 2 << 30  # the test cluster peaks well under 1 GiB (WAL, a few live test databases)
 
 
@@ -97,8 +101,42 @@ def embedded_test_dir() -> Path:
             # One directory per checkout: a clean clone's CI run never shares servers with the
             # working copy beside it.
             checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
-            return _RAM_DIRECTORY / f"chongjun-test-{checkout}"
+            return _RAM_DIRECTORY / f"{_RAM_PREFIX}{checkout}"
     return ROOT / ".chongjun" / "test"
+
+
+def claim_test_dir(directory: Path) -> None:
+    """Note in `directory` which checkout it belongs to (for `sweep_orphaned_test_dirs`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    marker = directory / _CHECKOUT_FILE
+    if not marker.exists():
+        marker.write_text(str(ROOT))
+
+
+def sweep_orphaned_test_dirs(parent: Path = _RAM_DIRECTORY) -> list[Path]:
+    """Stop the servers of, and remove, the RAM directories of checkouts that are gone.
+
+    Unlike `.chongjun/test`, a directory on /dev/shm outlives its checkout: every clean clone
+    that CI ran and deleted would keep its PostgreSQL cluster (and, where a killed process left
+    its handle behind, the running server) in memory until the host restarts. Returns what it
+    removed."""
+    removed = []
+    for directory in sorted(parent.glob(f"{_RAM_PREFIX}*")):
+        try:
+            owner = Path((directory / _CHECKOUT_FILE).read_text().strip())
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # being made, or not ours to judge
+        if owner.exists():
+            continue
+        for pid_file, sig in ((directory / "pg" / "postmaster.pid", signal.SIGQUIT),
+                              (directory / "redis" / "redis.pid", signal.SIGTERM)):
+            try:
+                os.kill(int(pid_file.read_text().split()[0]), sig)
+            except (FileNotFoundError, ValueError, IndexError, ProcessLookupError, PermissionError):
+                pass
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed
 
 
 def suite_process() -> str:

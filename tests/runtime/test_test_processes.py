@@ -5,16 +5,19 @@ of a process that is still running."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 from tests.support import (
+    claim_test_dir,
     embedded_test_dir,
     is_stale_test_database,
     new_test_database_name,
     redis_url_with_db,
     suite_process,
     suite_process_index,
+    sweep_orphaned_test_dirs,
 )
 
 
@@ -50,3 +53,22 @@ def test_the_servers_directory_is_the_configured_one_when_set(monkeypatch, tmp_p
     assert embedded_test_dir() == tmp_path
     monkeypatch.delenv("CHONGJUN_TEST_DATA_DIR")
     assert embedded_test_dir().name.startswith(("chongjun-test-", "test"))
+
+
+def test_the_ram_directory_of_a_checkout_that_is_gone_is_stopped_and_removed(tmp_path):
+    gone = tmp_path / "chongjun-test-gone"
+    (gone / "redis").mkdir(parents=True)
+    (gone / "checkout").write_text(str(tmp_path / "a-clone-ci-deleted"))
+    server = subprocess.Popen(["sleep", "60"])  # stands in for the gone checkout's Redis
+    (gone / "redis" / "redis.pid").write_text(str(server.pid))
+    here = tmp_path / "chongjun-test-here"
+    claim_test_dir(here)  # this checkout's: it exists
+    unmarked = tmp_path / "chongjun-test-unmarked"
+    unmarked.mkdir()  # no marker (being made, or an older run's): not judged
+    try:
+        assert sweep_orphaned_test_dirs(tmp_path) == [gone]
+        assert server.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        server.kill()
+    assert not gone.exists() and here.is_dir() and unmarked.is_dir()
+    assert sweep_orphaned_test_dirs(tmp_path) == []
