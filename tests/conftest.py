@@ -1,9 +1,10 @@
 """Real PostgreSQL and Redis for every test: no mocks, no SQLite, no fakeredis.
 
 With DATABASE_URL / REDIS_URL set the tests use those servers; otherwise they start the embedded
-ones in `tests.support.embedded_test_dir()` (a RAM filesystem when there is one with room). Each test gets its own database, cloned
-from a migrated template, and a flushed Redis database: tests flush the Redis database they are
-given, so never point REDIS_URL at one that matters.
+ones in `tests.support.embedded_test_dir()` (a RAM filesystem when there is one with room). Each
+test gets its own database, cloned from a migrated template, and a flushed Redis database: tests
+flush the Redis database they are given (and, with two test processes, the next one), so never
+point REDIS_URL at one that matters.
 """
 
 from __future__ import annotations
