@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
+import psutil
 import pytest
 
 from foundation.connections import dsn_with_database, init_connection
@@ -131,8 +132,13 @@ def sweep_orphaned_test_dirs(parent: Path = _RAM_DIRECTORY) -> list[Path]:
         for pid_file, sig in ((directory / "pg" / "postmaster.pid", signal.SIGQUIT),
                               (directory / "redis" / "redis.pid", signal.SIGTERM)):
             try:
-                os.kill(int(pid_file.read_text().split()[0]), sig)
-            except (FileNotFoundError, ValueError, IndexError, ProcessLookupError, PermissionError):
+                pid = int(pid_file.read_text().split()[0])
+                # Only a server of this directory: a pid file can outlive its process, and the
+                # pid can be another program's by now. Both servers name the directory in their
+                # command line (postgres -D, redis-server's title shows its socket).
+                if str(directory) in " ".join(psutil.Process(pid).cmdline()):
+                    os.kill(pid, sig)
+            except (FileNotFoundError, ValueError, IndexError, ProcessLookupError, PermissionError, psutil.Error):
                 pass
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(directory)

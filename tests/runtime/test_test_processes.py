@@ -59,8 +59,13 @@ def test_the_ram_directory_of_a_checkout_that_is_gone_is_stopped_and_removed(tmp
     gone = tmp_path / "chongjun-test-gone"
     (gone / "redis").mkdir(parents=True)
     (gone / "checkout").write_text(str(tmp_path / "a-clone-ci-deleted"))
-    server = subprocess.Popen(["sleep", "60"])  # stands in for the gone checkout's Redis
+    # Stands in for the gone checkout's Redis: its command line names the directory, as the
+    # real one's does.
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(gone / "redis")])
     (gone / "redis" / "redis.pid").write_text(str(server.pid))
+    stranger = subprocess.Popen(["sleep", "60"])  # a pid file naming a process that is not its server
+    (gone / "pg").mkdir()
+    (gone / "pg" / "postmaster.pid").write_text(f"{stranger.pid}\n{gone / 'pg'}\n")
     here = tmp_path / "chongjun-test-here"
     claim_test_dir(here)  # this checkout's: it exists
     unmarked = tmp_path / "chongjun-test-unmarked"
@@ -68,7 +73,9 @@ def test_the_ram_directory_of_a_checkout_that_is_gone_is_stopped_and_removed(tmp
     try:
         assert sweep_orphaned_test_dirs(tmp_path) == [gone]
         assert server.wait(timeout=10) == -signal.SIGTERM
+        assert stranger.poll() is None  # never signalled: its command line is not the server's
     finally:
         server.kill()
+        stranger.kill()
     assert not gone.exists() and here.is_dir() and unmarked.is_dir()
     assert sweep_orphaned_test_dirs(tmp_path) == []
