@@ -43,14 +43,21 @@ _MAX_SOCKET_PATH = 100
 class EmbeddedServices:
     """URLs of the servers in use, and the clean-up for those this process started."""
 
-    def __init__(self, database_url: str, redis_url: str) -> None:
+    def __init__(self, database_url: str, redis_url: str, data_dir: Path | None = None) -> None:
         self.database_url = database_url
         self.redis_url = redis_url
+        self._data_dir = data_dir
         self._stops: list = []
 
     def stop(self) -> None:
-        while self._stops:
-            self._stops.pop()()
+        if not self._stops:
+            return
+        # Under the start lock: a process joining at this moment either counts as a holder
+        # before this one leaves, or finds the server gone and starts its own; it never joins
+        # a server that is shutting down (seen: a joiner's first command reset by the peer).
+        with _exclusive(self._data_dir, wait_seconds=30):
+            while self._stops:
+                self._stops.pop()()
 
 
 def start_embedded(data_dir: Path, *, need_postgres: bool = True, need_redis: bool = True) -> EmbeddedServices:
@@ -59,18 +66,40 @@ def start_embedded(data_dir: Path, *, need_postgres: bool = True, need_redis: bo
     data_dir.mkdir(parents=True, exist_ok=True)
     # One starter at a time: processes that start together (the test suite's two processes on a
     # fresh checkout, a CLI call beside `serve`) would each find the new cluster's settings stale
-    # and restart it under the other (seen: `pg_ctl restart` timing out in both). The lock is
-    # the kernel's, so a killed starter never leaves it held.
+    # and restart it under the other (seen: `pg_ctl restart` timing out in both).
+    with _exclusive(data_dir):
+        return _start_locked(data_dir, need_postgres=need_postgres, need_redis=need_redis)
+
+
+@contextmanager
+def _exclusive(data_dir: Path | None, *, wait_seconds: float | None = None) -> Iterator[None]:
+    """The data directory's start lock (`flock`: the kernel's, so a killed holder never leaves
+    it held). With `wait_seconds`, go on without it after that long rather than hang an exit."""
+    if data_dir is None:
+        yield
+        return
     with open(data_dir / "start.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+                held = True
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    log.warning("embedded servers: the start lock in %s stayed held; stopping without it", data_dir)
+                    held = False
+                    break
+                time.sleep(0.05)
         try:
-            return _start_locked(data_dir, need_postgres=need_postgres, need_redis=need_redis)
+            yield
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            if held:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _start_locked(data_dir: Path, *, need_postgres: bool, need_redis: bool) -> EmbeddedServices:
-    services = EmbeddedServices("", "")
+    services = EmbeddedServices("", "", data_dir)
     if need_postgres:
         services.database_url = _start_postgres(data_dir / "pg")
         print(f"chongjun: embedded PostgreSQL in {data_dir / 'pg'}", file=sys.stderr)
@@ -193,7 +222,17 @@ def _start_redis(redis_dir: Path):
             return
         pid_file = redis_dir / "redis.pid"
         try:
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            pid = int(pid_file.read_text())
+            os.kill(pid, signal.SIGTERM)
+            # Gone before the start lock is let go: the next starter must not ping it mid-exit.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                        break  # our own child (this process started it), reaped
+                except ChildProcessError:
+                    os.kill(pid, 0)  # another's: raises once it is gone
+                time.sleep(0.02)
         except (FileNotFoundError, ValueError, ProcessLookupError):
             pass
 
